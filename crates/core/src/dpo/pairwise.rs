@@ -1,0 +1,377 @@
+//! `DPOTrainer`'s loss types (TRL 1.16 `_compute_loss`), plus TRL ≤ 0.28's label-smoothed
+//! sigmoid ("cDPO") under its own name.
+
+use std::collections::BTreeMap;
+
+use super::{reward_metrics, Evaluation, PairLogps, PairValues};
+use crate::error::ConfigError;
+use crate::numeric::{kahan_sum, log_sigmoid, mean, sigmoid};
+
+/// A `DPOTrainer` loss type, by TRL's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossType {
+    Sigmoid,
+    Hinge,
+    Ipo,
+    ExoPair,
+    NcaPair,
+    Robust,
+    BcoPair,
+    SppoHard,
+    Aot,
+    AotUnpaired,
+    ApoZero,
+    ApoDown,
+    Discopop,
+    Sft,
+    SigmoidNorm,
+    /// TRL ≤ 0.28's sigmoid with label smoothing: `−(1−ε)logσ(βδ) − ε·logσ(−βδ)`.
+    Cdpo,
+}
+
+impl LossType {
+    pub const ALL: &'static [LossType] = &[
+        LossType::Sigmoid,
+        LossType::Hinge,
+        LossType::Ipo,
+        LossType::ExoPair,
+        LossType::NcaPair,
+        LossType::Robust,
+        LossType::BcoPair,
+        LossType::SppoHard,
+        LossType::Aot,
+        LossType::AotUnpaired,
+        LossType::ApoZero,
+        LossType::ApoDown,
+        LossType::Discopop,
+        LossType::Sft,
+        LossType::SigmoidNorm,
+        LossType::Cdpo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossType::Sigmoid => "sigmoid",
+            LossType::Hinge => "hinge",
+            LossType::Ipo => "ipo",
+            LossType::ExoPair => "exo_pair",
+            LossType::NcaPair => "nca_pair",
+            LossType::Robust => "robust",
+            LossType::BcoPair => "bco_pair",
+            LossType::SppoHard => "sppo_hard",
+            LossType::Aot => "aot",
+            LossType::AotUnpaired => "aot_unpaired",
+            LossType::ApoZero => "apo_zero",
+            LossType::ApoDown => "apo_down",
+            LossType::Discopop => "discopop",
+            LossType::Sft => "sft",
+            LossType::SigmoidNorm => "sigmoid_norm",
+            LossType::Cdpo => "cdpo",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self, ConfigError> {
+        LossType::ALL
+            .iter()
+            .copied()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| ConfigError::UnknownLoss(name.to_string()))
+    }
+
+    /// Loss types that divide by completion lengths (TRL reads them from the completion mask).
+    pub fn needs_lengths(self) -> bool {
+        matches!(self, LossType::Ipo | LossType::SigmoidNorm | LossType::Sft)
+    }
+
+    /// Loss types whose per-pair term depends on the whole batch.
+    pub fn is_batch_coupled(self) -> bool {
+        matches!(self, LossType::Aot | LossType::AotUnpaired | LossType::Sft)
+    }
+
+    /// Loss types TRL allows with an f-divergence other than reverse KL.
+    fn allows_f_divergence(self) -> bool {
+        matches!(
+            self,
+            LossType::Sigmoid
+                | LossType::SigmoidNorm
+                | LossType::Hinge
+                | LossType::Ipo
+                | LossType::ExoPair
+                | LossType::Robust
+                | LossType::Discopop
+                | LossType::Sft
+                | LossType::Cdpo
+        )
+    }
+}
+
+/// f-divergence regularisers (TRL's `f_divergence_type`): each maps a log-ratio to a score.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum FDivergence {
+    #[default]
+    ReverseKl,
+    ForwardKl,
+    JsDivergence,
+    /// α-divergence with its coefficient (TRL's default 0.5).
+    AlphaDivergence(f64),
+}
+
+impl FDivergence {
+    pub fn parse(name: &str, alpha: f64) -> Result<Self, ConfigError> {
+        Ok(match name {
+            "reverse_kl" => FDivergence::ReverseKl,
+            "forward_kl" => FDivergence::ForwardKl,
+            "js_divergence" => FDivergence::JsDivergence,
+            "alpha_divergence" => FDivergence::AlphaDivergence(alpha),
+            other => return Err(ConfigError::Invalid(format!("unknown f-divergence `{other}`"))),
+        })
+    }
+
+    /// `f'(t)` at `t = exp(logratio)`, as TRL 1.16 computes it.
+    fn score(self, logratio: f64) -> f64 {
+        match self {
+            FDivergence::ReverseKl => logratio,
+            FDivergence::ForwardKl => 1.0 - (-logratio).exp(),
+            FDivergence::JsDivergence => std::f64::consts::LN_2 + log_sigmoid(logratio),
+            FDivergence::AlphaDivergence(a) if (a - 1.0).abs() < 1e-6 => logratio,
+            FDivergence::AlphaDivergence(a) => {
+                // TRL clamps the exponent at 80 so float32 stays finite; keep its numbers.
+                let t = ((a - 1.0) * logratio).min(80.0);
+                t.exp_m1() / (a - 1.0)
+            }
+        }
+    }
+}
+
+/// Parameters shared by the pairwise loss types (TRL's `DPOConfig` defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairwiseParams {
+    pub beta: f64,
+    pub label_smoothing: f64,
+    pub f_divergence: FDivergence,
+    pub discopop_tau: f64,
+}
+
+impl Default for PairwiseParams {
+    fn default() -> Self {
+        Self { beta: 0.1, label_smoothing: 0.0, f_divergence: FDivergence::ReverseKl, discopop_tau: 0.05 }
+    }
+}
+
+impl PairwiseParams {
+    fn validate(&self, losses: &[(LossType, f64)]) -> Result<(), ConfigError> {
+        let eps = self.label_smoothing;
+        if !(self.beta.is_finite() && self.beta > 0.0) {
+            return Err(ConfigError::Invalid(format!("beta must be a positive number, got {}", self.beta)));
+        }
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(ConfigError::Invalid(format!("label smoothing must lie in [0, 1], got {eps}")));
+        }
+        for &(loss, weight) in losses {
+            if !weight.is_finite() {
+                return Err(ConfigError::Invalid(format!("weight of `{}` is not finite", loss.name())));
+            }
+            if self.f_divergence != FDivergence::ReverseKl && !loss.allows_f_divergence() {
+                return Err(ConfigError::Invalid(format!(
+                    "`{}` supports only the reverse-KL f-divergence (as in TRL)",
+                    loss.name()
+                )));
+            }
+            if loss == LossType::Robust && eps >= 0.5 {
+                return Err(ConfigError::Invalid(format!("`robust` needs label smoothing in [0, 0.5), got {eps}")));
+            }
+            if loss == LossType::ExoPair && eps == 0.0 {
+                return Err(ConfigError::Invalid("`exo_pair` needs label smoothing > 0 (TRL uses 1e-3)".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-pair losses of one type, given `Δw`, `Δl` and their f-divergence scores.
+fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &PairwiseParams) -> Result<Vec<f64>, ConfigError> {
+    let beta = params.beta;
+    let eps = params.label_smoothing;
+    let n = p.len();
+    let by_delta = |f: &dyn Fn(f64) -> f64| -> Vec<f64> { lr.delta_score.iter().map(|&d| f(beta * d)).collect() };
+    let smoothed = move |x: f64| -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x);
+    Ok(match loss {
+        LossType::Sigmoid => by_delta(&|x| -log_sigmoid(x)),
+        LossType::Cdpo => by_delta(&smoothed),
+        LossType::Hinge => by_delta(&|x| (1.0 - x).max(0.0)),
+        LossType::Robust => by_delta(&|x| (-(1.0 - eps) * log_sigmoid(x) + eps * log_sigmoid(-x)) / (1.0 - 2.0 * eps)),
+        LossType::ExoPair => {
+            let log_pw = (-eps).ln_1p();
+            let log_pl = eps.ln();
+            by_delta(&|x| sigmoid(x) * (log_sigmoid(x) - log_pw) + sigmoid(-x) * (log_sigmoid(-x) - log_pl))
+        }
+        LossType::Discopop => {
+            let tau = params.discopop_tau;
+            // (1 − m)·(−logσ z) + m·e^(−z) with m = σ(z/τ); the second term as exp(logσ(z/τ) − z)
+            // stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
+            by_delta(&|z| sigmoid(-z / tau) * -log_sigmoid(z) + (log_sigmoid(z / tau) - z).exp())
+        }
+        LossType::NcaPair => (0..n)
+            .map(|i| {
+                let (c, r) = (beta * lr.chosen[i], beta * lr.rejected[i]);
+                -log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-r)
+            })
+            .collect(),
+        LossType::BcoPair => (0..n)
+            .map(|i| -log_sigmoid(beta * lr.chosen[i]) - log_sigmoid(-beta * lr.rejected[i]))
+            .collect(),
+        LossType::SppoHard => (0..n)
+            .map(|i| (lr.chosen[i] - 0.5 / beta).powi(2) + (lr.rejected[i] + 0.5 / beta).powi(2))
+            .collect(),
+        LossType::ApoZero => (0..n)
+            .map(|i| sigmoid(-beta * lr.chosen[i]) + sigmoid(beta * lr.rejected[i]))
+            .collect(),
+        LossType::ApoDown => (0..n)
+            .map(|i| sigmoid(beta * lr.chosen[i]) + sigmoid(-beta * (lr.chosen[i] - lr.rejected[i])))
+            .collect(),
+        LossType::Ipo | LossType::SigmoidNorm => {
+            let (cl, rl) = p.lengths(loss.name())?;
+            let avg_delta = (0..n).map(|i| lr.chosen_score[i] / cl[i].max(1.0) - lr.rejected_score[i] / rl[i].max(1.0));
+            if loss == LossType::Ipo {
+                avg_delta.map(|d| (d - 1.0 / (2.0 * beta)).powi(2)).collect()
+            } else {
+                avg_delta.map(|d| -log_sigmoid(beta * d)).collect()
+            }
+        }
+        LossType::Aot | LossType::AotUnpaired => {
+            let (mut a, mut b): (Vec<f64>, Vec<f64>) = if loss == LossType::Aot {
+                (
+                    (0..n).map(|i| p.policy_chosen[i] - p.policy_rejected[i]).collect(),
+                    (0..n).map(|i| p.reference_chosen[i] - p.reference_rejected[i]).collect(),
+                )
+            } else {
+                (lr.chosen.clone(), lr.rejected.clone())
+            };
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            a.iter().zip(&b).map(|(x, y)| smoothed(beta * (x - y))).collect()
+        }
+        LossType::Sft => {
+            let (cl, _) = p.lengths("sft")?;
+            let tokens = kahan_sum(cl.iter().copied());
+            let nll = if tokens > 0.0 { -kahan_sum(p.policy_chosen.iter().copied()) / tokens } else { f64::NAN };
+            vec![nll; n]
+        }
+    })
+}
+
+/// Log-ratios `Δ = logπ − logπref` and their f-divergence scores, computed once per batch.
+struct LogRatios {
+    chosen: Vec<f64>,
+    rejected: Vec<f64>,
+    chosen_score: Vec<f64>,
+    rejected_score: Vec<f64>,
+    delta_score: Vec<f64>,
+}
+
+impl LogRatios {
+    fn new(p: &PairLogps<'_>, f: FDivergence) -> Self {
+        let chosen: Vec<f64> = p.policy_chosen.iter().zip(p.reference_chosen).map(|(a, b)| a - b).collect();
+        let rejected: Vec<f64> = p.policy_rejected.iter().zip(p.reference_rejected).map(|(a, b)| a - b).collect();
+        let chosen_score: Vec<f64> = chosen.iter().map(|&x| f.score(x)).collect();
+        let rejected_score: Vec<f64> = rejected.iter().map(|&x| f.score(x)).collect();
+        let delta_score = chosen_score.iter().zip(&rejected_score).map(|(c, r)| c - r).collect();
+        Self { chosen, rejected, chosen_score, rejected_score, delta_score }
+    }
+}
+
+/// Evaluates a weighted combination of pairwise loss types: per-pair `Σ_k w_k·loss_k` and
+/// the batch loss `Σ_k w_k·mean(loss_k)`, with TRL's reward metrics.
+pub fn evaluate(p: &PairLogps<'_>, losses: &[(LossType, f64)], params: &PairwiseParams) -> Result<Evaluation, ConfigError> {
+    params.validate(losses)?;
+    if losses.is_empty() {
+        return Err(ConfigError::Invalid("no loss type given".into()));
+    }
+    let n = p.len();
+    let lr = LogRatios::new(p, params.f_divergence);
+    let mut pair_loss = vec![0.0; n];
+    let mut metrics = BTreeMap::new();
+    let mut total = 0.0;
+    for &(loss, weight) in losses {
+        let values = per_pair(loss, p, &lr, params)?;
+        let m = mean(&values);
+        total += m * weight;
+        if losses.len() > 1 {
+            metrics.insert(format!("loss/{}", loss.name()), m);
+        }
+        for (acc, v) in pair_loss.iter_mut().zip(&values) {
+            *acc += weight * v;
+        }
+    }
+    let chosen_reward: Vec<f64> = lr.chosen.iter().map(|&d| params.beta * d).collect();
+    let rejected_reward: Vec<f64> = lr.rejected.iter().map(|&d| params.beta * d).collect();
+    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, p.policy_chosen, p.policy_rejected);
+    metrics.insert("loss".into(), total);
+    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
+    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss: pair_loss }, metrics })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs<'a>(pc: &'a [f64], pr: &'a [f64], rc: &'a [f64], rr: &'a [f64]) -> PairLogps<'a> {
+        PairLogps {
+            policy_chosen: pc,
+            policy_rejected: pr,
+            reference_chosen: rc,
+            reference_rejected: rr,
+            chosen_length: None,
+            rejected_length: None,
+        }
+    }
+
+    #[test]
+    fn extreme_margins_stay_finite_for_every_type() {
+        // βδ = ±1e4 with β = 0.1.
+        let pc = [5e4, -5e4];
+        let pr = [-5e4, 5e4];
+        let z = [0.0, 0.0];
+        let lens = [10.0, 10.0];
+        let mut p = pairs(&pc, &pr, &z, &z);
+        p.chosen_length = Some(&lens);
+        p.rejected_length = Some(&lens);
+        let params = PairwiseParams { label_smoothing: 0.1, ..PairwiseParams::default() };
+        for &loss in LossType::ALL {
+            let e = evaluate(&p, &[(loss, 1.0)], &params).unwrap();
+            assert!(e.pairs.loss.iter().all(|v| v.is_finite()), "{loss:?}: {:?}", e.pairs.loss);
+        }
+        let e = evaluate(&p, &[(LossType::Sigmoid, 1.0)], &params).unwrap();
+        assert_eq!(e.pairs.loss, vec![0.0, 1e4]);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let z = [0.0];
+        let p = pairs(&z, &z, &z, &z);
+        let base = PairwiseParams::default();
+        assert!(evaluate(&p, &[(LossType::ExoPair, 1.0)], &base).is_err());
+        let half = PairwiseParams { label_smoothing: 0.5, ..base };
+        assert!(evaluate(&p, &[(LossType::Robust, 1.0)], &half).is_err());
+        let fkl = PairwiseParams { f_divergence: FDivergence::ForwardKl, ..base };
+        assert!(evaluate(&p, &[(LossType::NcaPair, 1.0)], &fkl).is_err());
+        assert!(evaluate(&p, &[(LossType::Ipo, 1.0)], &base).is_err(), "ipo without lengths");
+        let zero_beta = PairwiseParams { beta: 0.0, ..base };
+        assert!(evaluate(&p, &[(LossType::Sigmoid, 1.0)], &zero_beta).is_err());
+    }
+
+    #[test]
+    fn combined_loss_is_weighted_sum_of_means() {
+        let pc = [-3.0, -7.5, -1.0];
+        let pr = [-4.0, -2.0, -9.0];
+        let rc = [-3.5, -7.0, -2.0];
+        let rr = [-3.0, -3.0, -8.0];
+        let p = pairs(&pc, &pr, &rc, &rr);
+        let params = PairwiseParams::default();
+        let a = evaluate(&p, &[(LossType::Sigmoid, 1.0)], &params).unwrap().metrics["loss"];
+        let b = evaluate(&p, &[(LossType::Hinge, 1.0)], &params).unwrap().metrics["loss"];
+        let c = evaluate(&p, &[(LossType::Sigmoid, 0.8), (LossType::Hinge, 0.2)], &params).unwrap();
+        assert!((c.metrics["loss"] - (0.8 * a + 0.2 * b)).abs() < 1e-12);
+        assert!((mean(&c.pairs.loss) - c.metrics["loss"]).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,155 @@
+//! Reference-free objectives: CPO (with SimPO as its `simpo` loss) and ORPO, as TRL's
+//! `CPOTrainer.cpo_loss` and `ORPOTrainer.odds_ratio_loss` compute them from policy log-probs.
+//! Both train with an NLL term on the chosen completion: the token mean over the batch,
+//! `−Σ logπ(yw) / Σ |yw|`.
+
+use std::collections::BTreeMap;
+
+use super::{reward_metrics, Evaluation, PairLogps, PairValues};
+use crate::error::ConfigError;
+use crate::numeric::{kahan_sum, log1mexp, log_sigmoid, mean};
+
+/// `CPOTrainer`'s loss types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpoLoss {
+    Sigmoid,
+    Hinge,
+    Ipo,
+    Simpo,
+}
+
+/// `CPOConfig` defaults: β 0.1, `cpo_alpha` 1, SimPO's γ 0.5.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpoParams {
+    pub beta: f64,
+    pub label_smoothing: f64,
+    pub loss: CpoLoss,
+    pub cpo_alpha: f64,
+    pub simpo_gamma: f64,
+}
+
+impl Default for CpoParams {
+    fn default() -> Self {
+        Self { beta: 0.1, label_smoothing: 0.0, loss: CpoLoss::Sigmoid, cpo_alpha: 1.0, simpo_gamma: 0.5 }
+    }
+}
+
+impl CpoParams {
+    /// Pure SimPO: the `simpo` loss without the NLL term.
+    pub fn simpo() -> Self {
+        Self { loss: CpoLoss::Simpo, cpo_alpha: 0.0, ..Self::default() }
+    }
+}
+
+/// `ORPOConfig` default: β 0.1 (λ in the paper).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrpoParams {
+    pub beta: f64,
+}
+
+impl Default for OrpoParams {
+    fn default() -> Self {
+        Self { beta: 0.1 }
+    }
+}
+
+fn check_beta(beta: f64) -> Result<(), ConfigError> {
+    if beta.is_finite() && beta > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
+    }
+}
+
+/// Token-mean NLL of the chosen completions over the batch.
+fn chosen_nll(p: &PairLogps<'_>, lengths: &[f64]) -> f64 {
+    -kahan_sum(p.policy_chosen.iter().copied()) / kahan_sum(lengths.iter().copied())
+}
+
+fn averaged(sums: &[f64], lengths: &[f64]) -> Vec<f64> {
+    sums.iter().zip(lengths).map(|(s, l)| s / l).collect()
+}
+
+fn positive_lengths(lengths: &[f64], side: &str) -> Result<(), ConfigError> {
+    match lengths.iter().position(|&l| l <= 0.0) {
+        Some(i) => Err(ConfigError::Invalid(format!(
+            "row {}: `{side}_length` is 0, but this objective averages log-probs over completion tokens",
+            i + 1
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// CPO and SimPO. SimPO and IPO average log-probs over tokens (TRL's `average_log_prob`).
+pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigError> {
+    check_beta(params.beta)?;
+    let (cl, rl) = p.lengths("cpo")?;
+    positive_lengths(cl, "chosen")?;
+    positive_lengths(rl, "rejected")?;
+    let averages = matches!(params.loss, CpoLoss::Simpo | CpoLoss::Ipo);
+    let (chosen, rejected) = if averages {
+        (averaged(p.policy_chosen, cl), averaged(p.policy_rejected, rl))
+    } else {
+        (p.policy_chosen.to_vec(), p.policy_rejected.to_vec())
+    };
+    let (beta, eps) = (params.beta, params.label_smoothing);
+    let losses: Vec<f64> = chosen
+        .iter()
+        .zip(&rejected)
+        .map(|(c, r)| {
+            let logits = c - r;
+            match params.loss {
+                CpoLoss::Simpo => {
+                    let x = beta * (logits - params.simpo_gamma / beta);
+                    -log_sigmoid(x) * (1.0 - eps) - log_sigmoid(-x) * eps
+                }
+                CpoLoss::Sigmoid => -log_sigmoid(beta * logits) * (1.0 - eps) - log_sigmoid(-beta * logits) * eps,
+                CpoLoss::Hinge => (1.0 - beta * logits).max(0.0),
+                CpoLoss::Ipo => (logits - 1.0 / (2.0 * beta)).powi(2),
+            }
+        })
+        .collect();
+    let nll = chosen_nll(p, cl);
+    let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
+    let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
+    let mut metrics = BTreeMap::new();
+    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, &chosen, &rejected);
+    metrics.insert("nll_loss".into(), nll);
+    metrics.insert("loss".into(), mean(&losses) + params.cpo_alpha * nll);
+    let loss = losses.iter().map(|l| l + params.cpo_alpha * nll).collect();
+    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
+    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics })
+}
+
+/// ORPO on token-averaged log-probs `lw, ll`: `log_odds = (lw − ll) − (log(1−e^lw) − log(1−e^ll))`,
+/// loss `NLL(yw) − β·mean(logσ(log_odds))`.
+pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, ConfigError> {
+    check_beta(params.beta)?;
+    let (cl, rl) = p.lengths("orpo")?;
+    positive_lengths(cl, "chosen")?;
+    positive_lengths(rl, "rejected")?;
+    let chosen = averaged(p.policy_chosen, cl);
+    let rejected = averaged(p.policy_rejected, rl);
+    if let Some(i) = chosen.iter().zip(&rejected).position(|(c, r)| *c > 0.0 || *r > 0.0) {
+        return Err(ConfigError::Invalid(format!(
+            "row {}: ORPO needs log-probabilities ≤ 0 (odds are undefined above probability 1)",
+            i + 1
+        )));
+    }
+    let log_odds: Vec<f64> =
+        chosen.iter().zip(&rejected).map(|(&c, &r)| (c - r) - (log1mexp(c) - log1mexp(r))).collect();
+    let ratio: Vec<f64> = log_odds.iter().map(|&x| log_sigmoid(x)).collect();
+    let beta = params.beta;
+    let nll = chosen_nll(p, cl);
+    let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
+    let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
+    let mut metrics = BTreeMap::new();
+    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, &chosen, &rejected);
+    metrics.insert("nll_loss".into(), nll);
+    metrics.insert("log_odds_ratio".into(), mean(&ratio));
+    metrics.insert("log_odds_chosen".into(), mean(&log_odds));
+    metrics.insert("loss".into(), nll - beta * mean(&ratio));
+    let loss = ratio.iter().map(|r| nll - beta * r).collect();
+    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
+    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics })
+}

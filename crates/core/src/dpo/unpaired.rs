@@ -1,0 +1,134 @@
+//! KTO (TRL 1.16 `KTOTrainer`) and BCO (TRL 0.28 `BCOTrainer`), which learn from unpaired
+//! desirable/undesirable examples. A pair contributes its chosen completion as desirable and
+//! its rejected one as undesirable; the batch loss is the mean over all `2N` examples, and a
+//! pair's `loss` is the mean of its two terms so that pair losses still average to it.
+
+use std::collections::BTreeMap;
+
+use super::{Evaluation, PairLogps, PairValues};
+use crate::error::{ConfigError, ErrorKind, InputError, Location};
+use crate::numeric::{log_sigmoid, mean, sigmoid};
+use crate::record::DpoTable;
+
+/// `KTOConfig` defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KtoParams {
+    pub beta: f64,
+    pub desirable_weight: f64,
+    pub undesirable_weight: f64,
+}
+
+impl Default for KtoParams {
+    fn default() -> Self {
+        Self { beta: 0.1, desirable_weight: 1.0, undesirable_weight: 1.0 }
+    }
+}
+
+/// `BCOConfig` default β.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BcoParams {
+    pub beta: f64,
+}
+
+impl Default for BcoParams {
+    fn default() -> Self {
+        Self { beta: 0.1 }
+    }
+}
+
+/// KTO's KL estimate `max(0, mean(logπ(KL) − logπref(KL)))` from the optional
+/// `policy_kl_logps`/`reference_kl_logps` columns; 0 when the input has neither (TRL's
+/// behaviour without a KL pass). A row with only one of the two is an error.
+pub fn kl_from_table(table: &DpoTable) -> Result<f64, InputError> {
+    let mut diffs = Vec::new();
+    for (i, (p, r)) in table.policy_kl_logps.iter().zip(&table.reference_kl_logps).enumerate() {
+        match (p, r) {
+            (Some(p), Some(r)) => diffs.push(p - r),
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                let missing = if p.is_none() { "policy_kl_logps" } else { "reference_kl_logps" };
+                return Err(InputError::new(
+                    Location::file(&table.source).row(i as u64 + 1).column(missing),
+                    ErrorKind::MissingValue,
+                ));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        return Ok(0.0);
+    }
+    if diffs.len() != table.len() {
+        let row = table.policy_kl_logps.iter().position(Option::is_none).unwrap_or(0);
+        return Err(InputError::new(
+            Location::file(&table.source).row(row as u64 + 1).column("policy_kl_logps"),
+            ErrorKind::MissingValue,
+        ));
+    }
+    Ok(mean(&diffs).max(0.0))
+}
+
+fn check_beta(beta: f64) -> Result<(), ConfigError> {
+    if beta.is_finite() && beta > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
+    }
+}
+
+fn logratios(p: &PairLogps<'_>) -> (Vec<f64>, Vec<f64>) {
+    (
+        p.policy_chosen.iter().zip(p.reference_chosen).map(|(a, b)| a - b).collect(),
+        p.policy_rejected.iter().zip(p.reference_rejected).map(|(a, b)| a - b).collect(),
+    )
+}
+
+fn finish(
+    beta: f64,
+    p: &PairLogps<'_>,
+    chosen_lr: &[f64],
+    rejected_lr: &[f64],
+    chosen_losses: &[f64],
+    rejected_losses: &[f64],
+    mut metrics: BTreeMap<String, f64>,
+) -> Evaluation {
+    let chosen_reward: Vec<f64> = chosen_lr.iter().map(|x| beta * x).collect();
+    let rejected_reward: Vec<f64> = rejected_lr.iter().map(|x| beta * x).collect();
+    let loss: Vec<f64> = chosen_losses.iter().zip(rejected_losses).map(|(c, r)| 0.5 * (c + r)).collect();
+    let (mc, mr) = (mean(&chosen_reward), mean(&rejected_reward));
+    metrics.insert("rewards/chosen".into(), mc);
+    metrics.insert("rewards/rejected".into(), mr);
+    metrics.insert("rewards/margins".into(), mc - mr);
+    metrics.insert("logps/chosen".into(), mean(p.policy_chosen));
+    metrics.insert("logps/rejected".into(), mean(p.policy_rejected));
+    let all: Vec<f64> = chosen_losses.iter().chain(rejected_losses).copied().collect();
+    metrics.insert("loss".into(), mean(&all));
+    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
+    Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics }
+}
+
+/// KTO: desirable `1 − σ(β(Δ − z0))`, undesirable `1 − σ(β(z0 − Δ))`, weighted.
+pub fn kto(p: &PairLogps<'_>, kl: f64, params: &KtoParams) -> Result<Evaluation, ConfigError> {
+    check_beta(params.beta)?;
+    let beta = params.beta;
+    let (c, r) = logratios(p);
+    let chosen_losses: Vec<f64> = c.iter().map(|&d| params.desirable_weight * sigmoid(-beta * (d - kl))).collect();
+    let rejected_losses: Vec<f64> = r.iter().map(|&d| params.undesirable_weight * sigmoid(-beta * (kl - d))).collect();
+    let mut metrics = BTreeMap::new();
+    metrics.insert("kl".into(), kl);
+    Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))
+}
+
+/// BCO with the reward shift `μ` = mean of all chosen and rejected rewards in the batch (the
+/// running mean after its first update): `−logσ(βΔw − μ)` and `−logσ(−(βΔl − μ))`.
+pub fn bco(p: &PairLogps<'_>, params: &BcoParams) -> Result<Evaluation, ConfigError> {
+    check_beta(params.beta)?;
+    let beta = params.beta;
+    let (c, r) = logratios(p);
+    let rewards: Vec<f64> = c.iter().chain(&r).map(|x| beta * x).collect();
+    let delta = mean(&rewards);
+    let chosen_losses: Vec<f64> = c.iter().map(|&d| -log_sigmoid(beta * d - delta)).collect();
+    let rejected_losses: Vec<f64> = r.iter().map(|&d| -log_sigmoid(-(beta * d - delta))).collect();
+    let mut metrics = BTreeMap::new();
+    metrics.insert("delta".into(), delta);
+    Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))
+}

@@ -1,0 +1,22 @@
+//! prefscope-core: the data types, input/output formats and CPU reference of every formula
+//! prefscope computes. No GPU and no web here; every other crate builds on this one, and the
+//! GPU kernels are tested against these functions.
+
+pub mod clip_score;
+pub mod diffusion;
+pub mod dpo;
+pub mod embedding;
+pub mod error;
+pub mod gpm;
+pub mod histogram;
+pub mod longalign;
+pub mod numeric;
+pub mod ranking;
+pub mod read;
+pub mod record;
+pub mod report;
+pub mod tokens;
+pub mod write;
+
+pub use error::{ConfigError, ErrorKind, InputError, Location};
+pub use record::{DiffusionRecord, DiffusionTable, DpoRecord, DpoTable};

@@ -1,0 +1,146 @@
+//! Streaming readers for preference data in JSON Lines, CSV and Parquet.
+//!
+//! Each format exposes its rows through [`RowSource`]; the checks that make a row valid
+//! (required columns, types, finiteness, lengths, ragged token arrays) live once, in
+//! [`rows`], so every format reports the same error kinds at the same places.
+
+mod csv;
+mod jsonl;
+mod parquet;
+mod rows;
+
+use std::io::Read;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::error::{ErrorKind, InputError, Location};
+use crate::record::{DiffusionTable, DpoTable};
+
+/// File formats the readers understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// Picks the format from a file name's extension (`.jsonl`/`.ndjson`/`.json`, `.csv`,
+    /// `.parquet`/`.pq`).
+    pub fn from_name(name: &str) -> Result<Self, InputError> {
+        let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        match ext.as_str() {
+            "jsonl" | "ndjson" | "json" => Ok(Self::Jsonl),
+            "csv" => Ok(Self::Csv),
+            "parquet" | "pq" => Ok(Self::Parquet),
+            _ => Err(InputError::new(Location::file(name), ErrorKind::UnknownFormat(name.to_string()))),
+        }
+    }
+}
+
+/// Preference data of either kind; which one is decided by the columns present.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Preferences {
+    Dpo(DpoTable),
+    Diffusion(DiffusionTable),
+}
+
+/// How far a read has come, in units of `total` (bytes for text formats, rows for Parquet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Where rows come from: a file on disk, or bytes already in memory (the browser's case).
+pub enum Input<'a> {
+    Path(&'a Path),
+    Bytes { name: &'a str, bytes: Bytes },
+}
+
+impl Input<'_> {
+    fn name(&self) -> String {
+        match self {
+            Input::Path(p) => p.display().to_string(),
+            Input::Bytes { name, .. } => name.to_string(),
+        }
+    }
+}
+
+/// Reads DPO log-probabilities or Diffusion-DPO rows, whichever the columns say, calling
+/// `progress` as it goes. Every row lands in the table or the read fails naming it.
+pub fn read_preferences(
+    input: Input<'_>,
+    format: Option<Format>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Preferences, InputError> {
+    let name = input.name();
+    let format = match format {
+        Some(f) => f,
+        None => Format::from_name(&name)?,
+    };
+    let mut sink = rows::Sink::new(&name);
+    match (format, input) {
+        (Format::Parquet, Input::Path(path)) => {
+            let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
+            parquet::read(file, &name, &mut sink, progress)?;
+        }
+        (Format::Parquet, Input::Bytes { bytes, .. }) => parquet::read(bytes, &name, &mut sink, progress)?,
+        (text_format, input) => {
+            let (reader, total): (Box<dyn Read>, u64) = match input {
+                Input::Path(path) => {
+                    let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
+                    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    (Box::new(file), total)
+                }
+                Input::Bytes { bytes, .. } => {
+                    let total = bytes.len() as u64;
+                    (Box::new(std::io::Cursor::new(bytes)), total)
+                }
+            };
+            let reader = CountingReader { inner: reader, count: 0 };
+            match text_format {
+                Format::Jsonl => jsonl::read(reader, &name, total, &mut sink, progress)?,
+                Format::Csv => csv::read(reader, &name, total, &mut sink, progress)?,
+                Format::Parquet => unreachable!("handled above"),
+            }
+        }
+    }
+    sink.finish()
+}
+
+/// Reads a DPO log-probability file; a Diffusion-DPO file is an error naming the columns.
+pub fn read_dpo(path: &Path) -> Result<DpoTable, InputError> {
+    match read_preferences(Input::Path(path), None, &mut |_| {})? {
+        Preferences::Dpo(t) => Ok(t),
+        Preferences::Diffusion(_) => Err(InputError::new(
+            Location::file(path.display().to_string()),
+            ErrorKind::InvalidValue("this is Diffusion-DPO data (model_mse_* columns), not DPO log-probabilities".into()),
+        )),
+    }
+}
+
+fn io_error(name: &str, e: std::io::Error) -> InputError {
+    InputError::new(Location::file(name), ErrorKind::Io(e.to_string()))
+}
+
+/// Counts bytes consumed so text readers can report progress without knowing their parser.
+pub(crate) struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> CountingReader<R> {
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+}

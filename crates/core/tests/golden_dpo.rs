@@ -1,0 +1,135 @@
+//! DPOTrainer loss types against TRL 1.16 (tests/fixtures/dpo.json), and cDPO and BCO against
+//! TRL 0.28, CPO/SimPO, ORPO and KTO against TRL 1.16 (tests/fixtures/dpo_families.json).
+
+mod common;
+
+use common::*;
+use prefscope_core::dpo::*;
+
+#[test]
+fn every_dpo_loss_type_matches_trl_1_16() {
+    let fx = fixture("dpo.json");
+    let all = Pairs::from(&fx["pairs"]);
+    let cases = fx["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40, "fixture covers every type");
+    let mut seen = std::collections::BTreeSet::new();
+    for case in cases {
+        let names: Vec<&str> = case["losses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let weights = floats(&case["weights"]);
+        let mut pairs = all.subset(case["subset"].as_str());
+        if case["dtype"] == "float32" {
+            pairs = pairs.rounded_to_f32();
+        }
+        let alpha = 0.5;
+        let params = PairwiseParams {
+            beta: f(&case["beta"]),
+            label_smoothing: f(&case["eps"]),
+            f_divergence: FDivergence::parse(case["fdiv"].as_str().unwrap(), alpha).unwrap(),
+            discopop_tau: 0.05,
+        };
+        let losses: Vec<(LossType, f64)> =
+            names.iter().zip(&weights).map(|(n, w)| (LossType::parse(n).unwrap(), *w)).collect();
+        let label = format!("{names:?} β={} ε={} {}", params.beta, params.label_smoothing, case["fdiv"]);
+        let eval = pairwise::evaluate(&pairs.logps(), &losses, &params).unwrap();
+        assert_metrics(&eval.metrics, &case["metrics"], &label);
+        if let Some(per_pair) = case["per_pair"].as_array() {
+            assert_eq!(per_pair.len(), pairs.pc.len());
+            for (i, (ours, theirs)) in eval.pairs.loss.iter().zip(per_pair).enumerate() {
+                assert_close(*ours, f(theirs), &format!("{label} pair {}", pairs.ids[i]));
+            }
+        }
+        seen.extend(names.iter().map(|s| s.to_string()));
+    }
+    for t in LossType::ALL.iter().filter(|t| **t != LossType::Cdpo) {
+        assert!(seen.contains(t.name()), "no TRL case for {}", t.name());
+    }
+}
+
+#[test]
+fn cdpo_matches_trl_0_28_sigmoid_with_label_smoothing() {
+    let fx = fixture("dpo_families.json");
+    let pairs = Pairs::from(&fx["pairs"]);
+    for case in fx["trl028"]["cdpo"].as_array().unwrap() {
+        let params = PairwiseParams { beta: f(&case["beta"]), label_smoothing: f(&case["eps"]), ..Default::default() };
+        let eval = pairwise::evaluate(&pairs.logps(), &[(LossType::Cdpo, 1.0)], &params).unwrap();
+        let label = format!("cdpo β={} ε={}", params.beta, params.label_smoothing);
+        assert_close(eval.metrics["loss"], f(&case["loss"]), &label);
+        assert_close(eval.metrics["rewards/chosen"], f(&case["rewards/chosen"]), &label);
+        assert_close(eval.metrics["rewards/rejected"], f(&case["rewards/rejected"]), &label);
+        for (o, t) in eval.pairs.loss.iter().zip(floats(&case["per_pair"])) {
+            assert_close(*o, t, &label);
+        }
+    }
+}
+
+#[test]
+fn bco_matches_trl_0_28() {
+    let fx = fixture("dpo_families.json");
+    let pairs = Pairs::from(&fx["pairs"]);
+    for case in fx["trl028"]["bco"].as_array().unwrap() {
+        let eval = unpaired::bco(&pairs.logps(), &BcoParams { beta: f(&case["beta"]) }).unwrap();
+        let label = format!("bco β={}", case["beta"]);
+        for key in ["loss", "delta", "rewards/chosen", "rewards/rejected"] {
+            assert_close(eval.metrics[key], f(&case[key]), &format!("{label} {key}"));
+        }
+        for (o, t) in eval.pairs.loss.iter().zip(floats(&case["per_pair"])) {
+            assert_close(*o, t, &label);
+        }
+    }
+}
+
+#[test]
+fn cpo_simpo_orpo_kto_match_trl_1_16_trainers() {
+    let fx = fixture("dpo_families.json");
+    let all = Pairs::from(&fx["pairs"]);
+    let mut trainers = std::collections::BTreeSet::new();
+    for case in fx["cases"].as_array().unwrap() {
+        let trainer = case["trainer"].as_str().unwrap();
+        trainers.insert(trainer.to_string());
+        let pairs = all.subset(case["subset"].as_str());
+        let beta = f(&case["beta"]);
+        let (eval, label) = match trainer {
+            "cpo" => {
+                let loss = match case["loss_type"].as_str().unwrap() {
+                    "sigmoid" => CpoLoss::Sigmoid,
+                    "hinge" => CpoLoss::Hinge,
+                    "ipo" => CpoLoss::Ipo,
+                    "simpo" => CpoLoss::Simpo,
+                    other => panic!("{other}"),
+                };
+                let p = CpoParams {
+                    beta,
+                    label_smoothing: f(&case["eps"]),
+                    loss,
+                    cpo_alpha: f(&case["cpo_alpha"]),
+                    simpo_gamma: 0.5,
+                };
+                (reference_free::cpo(&pairs.logps(), &p).unwrap(), format!("cpo {p:?}"))
+            }
+            "orpo" => (reference_free::orpo(&pairs.logps(), &OrpoParams { beta }).unwrap(), format!("orpo β={beta}")),
+            "kto" => {
+                let kl = match case["kl"].as_array() {
+                    None => 0.0,
+                    Some(rows) => {
+                        let d: Vec<f64> = rows.iter().map(|r| f(&r[0]) - f(&r[1])).collect();
+                        prefscope_core::numeric::mean(&d).max(0.0)
+                    }
+                };
+                let p = KtoParams {
+                    beta,
+                    desirable_weight: f(&case["desirable_weight"]),
+                    undesirable_weight: f(&case["undesirable_weight"]),
+                };
+                (unpaired::kto(&pairs.logps(), kl, &p).unwrap(), format!("kto {p:?} kl={kl}"))
+            }
+            other => panic!("unknown trainer {other}"),
+        };
+        assert_metrics(&eval.metrics, &case["metrics"], &label);
+        if let Some(per_pair) = case["per_pair"].as_array() {
+            for (o, t) in eval.pairs.loss.iter().zip(per_pair) {
+                assert_close(*o, f(t), &label);
+            }
+        }
+    }
+    assert_eq!(trainers.into_iter().collect::<Vec<_>>(), vec!["cpo", "kto", "orpo"]);
+}
