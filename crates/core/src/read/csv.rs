@@ -29,9 +29,11 @@ pub(super) fn read<R: Read>(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
                 let pos = RowPos { row: row + 1, line: Some(line) };
                 // A short last record in a file that stops without a newline was cut off.
-                let is_last = csv.read_record(&mut csv::StringRecord::new()).map(|more| !more).unwrap_or(false);
+                let is_last = csv.read_record(&mut csv::StringRecord::new()).map(|more| !more).unwrap_or(false)
+                    && !csv.get_ref().ends_with_newline();
                 let kind = match e.kind() {
                     csv::ErrorKind::UnequalLengths { len, expected_len, .. } if is_last && len < expected_len => {
                         ErrorKind::Truncated(format!("last record has {len} of {expected_len} fields"))

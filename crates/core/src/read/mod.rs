@@ -99,7 +99,7 @@ pub fn read_preferences(
                     (Box::new(std::io::Cursor::new(bytes)), total)
                 }
             };
-            let reader = CountingReader { inner: reader, count: 0 };
+            let reader = CountingReader { inner: reader, count: 0, last: None };
             match text_format {
                 Format::Jsonl => jsonl::read(reader, &name, total, &mut sink, progress)?,
                 Format::Csv => csv::read(reader, &name, total, &mut sink, progress)?,
@@ -129,12 +129,16 @@ fn io_error(name: &str, e: std::io::Error) -> InputError {
 pub(crate) struct CountingReader<R> {
     inner: R,
     count: u64,
+    last: Option<u8>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
         Ok(n)
     }
 }
@@ -142,5 +146,10 @@ impl<R: Read> Read for CountingReader<R> {
 impl<R> CountingReader<R> {
     pub(crate) fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Whether the input read so far ends with a newline (a cut-off file usually does not).
+    pub(crate) fn ends_with_newline(&self) -> bool {
+        matches!(self.last, Some(b'\n' | b'\r'))
     }
 }
