@@ -1,0 +1,87 @@
+//! `prefscope dpo`: reads DPO (or Diffusion-DPO) log-probabilities and reports TRL's metrics.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prefscope_core::dpo::{FDivergence, PairwiseParams};
+use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
+use prefscope_core::report::{report, ReportRequest};
+
+use crate::output::{write_report, OutputFormat, Result};
+
+#[derive(Args, Debug)]
+pub struct DpoArgs {
+    /// Pairs in JSON Lines, CSV or Parquet (DESIGN.md "DPO log-probabilities" or Diffusion-DPO rows).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Loss types, comma-separated (TRL names: sigmoid, hinge, ipo, exo_pair, nca_pair, robust,
+    /// bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm;
+    /// cdpo for TRL ≤ 0.28's label-smoothed sigmoid; simpo, cpo, orpo, kto, bco alone; for
+    /// Diffusion-DPO rows diffusion_dpo or mapo).
+    #[arg(long, default_value = "sigmoid")]
+    pub loss: String,
+    /// One weight per loss type, comma-separated (default 1 each): loss = Σ w_k·mean(loss_k).
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<f64>>,
+    /// β (default 0.1; 5000 for Diffusion-DPO).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Label smoothing ε (cdpo, robust, exo_pair, aot, simpo/cpo).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// f-divergence regulariser: reverse_kl, forward_kl, js_divergence, alpha_divergence.
+    #[arg(long, default_value = "reverse_kl")]
+    pub f_divergence: String,
+    /// α of the alpha-divergence.
+    #[arg(long, default_value_t = 0.5)]
+    pub f_alpha: f64,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Output file (stdout when absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Bar on stderr for inputs above a few megabytes; indicatif hides it when stderr is not a terminal.
+fn progress_bar(path: &std::path::Path) -> Option<ProgressBar> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    (size > 4 << 20).then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} reading {msg} [{bar:30}] {percent}% ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(path.display().to_string());
+        bar
+    })
+}
+
+pub fn run(args: &DpoArgs) -> Result<()> {
+    let bar = progress_bar(&args.input);
+    let mut on_progress = |p: Progress| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        }
+    };
+    let data = read_preferences(Input::Path(&args.input), None, &mut on_progress)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let request = ReportRequest {
+        objective: args.loss.clone(),
+        weights: args.weights.clone(),
+        beta: args.beta,
+        params: PairwiseParams {
+            label_smoothing: args.label_smoothing,
+            f_divergence: FDivergence::parse(&args.f_divergence, args.f_alpha)?,
+            ..PairwiseParams::default()
+        },
+    };
+    let result = report(&data, &request)?;
+    if let Preferences::Diffusion(t) = &data {
+        eprintln!("{} Diffusion-DPO rows, {} pairs", t.len(), result.ids.len());
+    }
+    write_report(args.format, args.out.as_ref(), result.metrics(), &result.pairs_table())
+}

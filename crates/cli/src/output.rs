@@ -1,0 +1,72 @@
+//! Where results go: `--format json|csv|jsonl|parquet` to `--out FILE` or stdout.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use prefscope_core::write::OutputTable;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+/// Errors the command reports; all become one line on stderr and exit code 2.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn sink(out: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
+    Ok(match out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// JSON numbers for metrics; a non-finite value (an empty batch) becomes null.
+pub fn metrics_json(metrics: &BTreeMap<String, f64>) -> Value {
+    Value::Object(metrics.iter().map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number))).collect())
+}
+
+/// Writes `{"metrics": …, "pairs": […]}` for JSON; the rows alone for the tabular formats,
+/// with the metrics summarised on stderr so they are not lost.
+pub fn write_report(
+    format: OutputFormat,
+    out: Option<&PathBuf>,
+    metrics: &BTreeMap<String, f64>,
+    rows: &OutputTable,
+) -> Result<()> {
+    let mut w = sink(out)?;
+    match format {
+        OutputFormat::Json => {
+            let doc = json!({ "metrics": metrics_json(metrics), "pairs": rows.json_rows() });
+            serde_json::to_writer_pretty(&mut w, &doc)?;
+            w.write_all(b"\n")?;
+        }
+        OutputFormat::Jsonl => rows.write_jsonl(&mut w)?,
+        OutputFormat::Csv => rows.write_csv(&mut w)?,
+        OutputFormat::Parquet => {
+            if out.is_none() {
+                return Err("--format parquet needs --out FILE (Parquet is binary)".into());
+            }
+            rows.write_parquet(&mut w)?;
+        }
+    }
+    w.flush()?;
+    if format != OutputFormat::Json {
+        eprintln!("{}", metrics_summary(metrics));
+    }
+    Ok(())
+}
+
+/// Metrics as aligned `name  value` lines.
+pub fn metrics_summary(metrics: &BTreeMap<String, f64>) -> String {
+    let width = metrics.keys().map(String::len).max().unwrap_or(0);
+    metrics.iter().map(|(k, v)| format!("{k:<width$}  {v:.6}")).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,178 @@
+//! `prefscope dpo` end to end: the bundled export against TRL 1.16's numbers for it, every
+//! output format, and errors that name the file, row and column.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sample() -> PathBuf {
+    root().join("tests/fixtures/dpo_sample.jsonl")
+}
+
+fn prefscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-12
+}
+
+#[test]
+fn metrics_and_pairs_match_trl_for_the_bundled_export() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/dpo_sample_expected.json")).unwrap())
+            .unwrap();
+    let input = sample();
+    for case in expected["cases"].as_array().unwrap() {
+        let losses: Vec<&str> = case["losses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let weights: Vec<String> = case["weights"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        let beta = case["beta"].to_string();
+        let loss = losses.join(",");
+        let weights = weights.join(",");
+        let out = prefscope(&[
+            "dpo", "--input", input.to_str().unwrap(), "--loss", &loss, "--weights", &weights, "--beta", &beta,
+        ]);
+        let doc = json_of(&out);
+        for (k, v) in case["metrics"].as_object().unwrap() {
+            let ours = doc["metrics"][k].as_f64().unwrap_or_else(|| panic!("metric {k} missing"));
+            assert!(close(ours, v.as_f64().unwrap()), "{loss} {k}: {ours} vs {v}");
+        }
+        let pairs = doc["pairs"].as_array().unwrap();
+        assert_eq!(pairs.len(), 40);
+        assert_eq!(pairs[0]["id"], "held-0");
+        for key in ["id", "chosen_reward", "rejected_reward", "margin", "loss"] {
+            assert!(pairs[0].get(key).is_some(), "pairs carry {key}");
+        }
+        if let Some(per_pair) = case["per_pair"].as_array() {
+            for (p, t) in pairs.iter().zip(per_pair) {
+                assert!(close(p["loss"].as_f64().unwrap(), t.as_f64().unwrap()), "{loss} pair {}", p["id"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn tabular_formats_carry_the_same_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample();
+    let json = json_of(&prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5"]));
+    let first_margin = json["pairs"][0]["margin"].as_f64().unwrap();
+
+    let csv = dir.path().join("pairs.csv");
+    let out = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "csv", "--out", csv.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rewards/margins"), "metrics summarised on stderr");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "id,chosen_reward,rejected_reward,margin,loss");
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(first[0], "held-0");
+    assert_eq!(first[3].parse::<f64>().unwrap(), first_margin, "CSV floats round-trip exactly");
+
+    let jsonl = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "jsonl"]);
+    assert!(jsonl.status.success());
+    let rows: Vec<Value> = String::from_utf8_lossy(&jsonl.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 40);
+    assert_eq!(rows[0]["margin"].as_f64().unwrap(), first_margin);
+
+    let parquet = dir.path().join("pairs.parquet");
+    let out = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--format", "parquet", "--out", parquet.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&parquet).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+
+    let refused = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--format", "parquet"]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn parquet_and_csv_inputs_give_the_same_metrics_as_jsonl() {
+    // Convert the sample's sequence columns to CSV; metrics must not depend on the format.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let mut csv = String::from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\n");
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        csv += &format!(
+            "{},{},{},{},{}\n",
+            v["id"].as_str().unwrap(),
+            v["policy_chosen_logps"],
+            v["policy_rejected_logps"],
+            v["reference_chosen_logps"],
+            v["reference_rejected_logps"]
+        );
+    }
+    let csv_path = dir.path().join("pairs.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let a = json_of(&prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--loss", "sigmoid,hinge"]));
+    let b = json_of(&prefscope(&["dpo", "--input", csv_path.to_str().unwrap(), "--loss", "sigmoid,hinge"]));
+    for key in ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen"] {
+        assert_eq!(a["metrics"][key], b["metrics"][key], "{key}");
+    }
+}
+
+#[test]
+fn diffusion_rows_get_diffusion_dpo_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("diffusion.csv");
+    std::fs::write(
+        &path,
+        "id,model_mse_chosen,model_mse_rejected,reference_mse_chosen,reference_mse_rejected\na,0.10,0.12,0.11,0.11\na,0.20,0.25,0.21,0.22\nb,0.30,0.28,0.30,0.30\n",
+    )
+    .unwrap();
+    let doc = json_of(&prefscope(&["dpo", "--input", path.to_str().unwrap(), "--loss", "diffusion_dpo"]));
+    let pairs = doc["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "rows of one id form one pair");
+    // Row a1: inside = −2500·((0.10 − 0.12) − 0) = 50; row a2: −2500·((0.20−0.25) − (0.21−0.22)) = 100.
+    assert!((pairs[0]["margin"].as_f64().unwrap() - 75.0).abs() < 1e-9);
+    assert!((doc["metrics"]["implicit_acc"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    let refused = prefscope(&["dpo", "--input", path.to_str().unwrap(), "--loss", "ipo"]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn bad_input_names_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[2] = lines[2].replacen("\"policy_rejected_logps\": ", "\"policy_rejected_logps\": NaN, \"x\": ", 1);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = prefscope(&["dpo", "--input", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl: row 3, column `policy_rejected_logps`: value is not finite (NaN)"), "{err}");
+
+    let out = prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--loss", "exo_pair"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("label smoothing"));
+
+    let out = prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--loss", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown loss type `nope`"));
+
+    let out = prefscope(&["dpo", "--input", dir.path().join("missing.jsonl").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl: cannot read"));
+}
+
+#[test]
+fn demo_runs_every_objective_on_bundled_data() {
+    let out = prefscope(&["demo", "--format", "json"]);
+    let doc = json_of(&out);
+    assert_eq!(doc["pairs"], 40);
+    let objectives = doc["objectives"].as_object().unwrap();
+    assert!(objectives.len() >= 19);
+    assert!(objectives["sigmoid"]["loss"].as_f64().unwrap() > 0.0);
+    let text = prefscope(&["demo"]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ranking/idealized_accuracy"));
+}
