@@ -2,12 +2,11 @@
 //! Preference Rankings"): whether the model's likelihoods order a pair as the label does, and
 //! the best any DPO optimum could reach given the reference model.
 
-use crate::numeric::mean;
+use crate::numeric::mean_of;
 
 /// `R = mean 1[logπ(yw) ≥ logπ(yl)]` on sequence log-likelihoods.
 pub fn ranking_accuracy(policy_chosen: &[f64], policy_rejected: &[f64]) -> f64 {
-    let hits: Vec<f64> = policy_chosen.iter().zip(policy_rejected).map(|(c, r)| f64::from(u8::from(c >= r))).collect();
-    mean(&hits)
+    mean_of(policy_chosen.len(), |i| f64::from(u8::from(policy_chosen[i] >= policy_rejected[i])))
 }
 
 /// The length-normalised variant: compares per-token average log-likelihoods.
@@ -17,14 +16,11 @@ pub fn ranking_accuracy_normalized(
     chosen_length: &[f64],
     rejected_length: &[f64],
 ) -> f64 {
-    let hits: Vec<f64> = (0..policy_chosen.len())
-        .map(|i| {
-            let c = policy_chosen[i] / chosen_length[i].max(1.0);
-            let r = policy_rejected[i] / rejected_length[i].max(1.0);
-            f64::from(u8::from(c >= r))
-        })
-        .collect();
-    mean(&hits)
+    mean_of(policy_chosen.len(), |i| {
+        let c = policy_chosen[i] / chosen_length[i].max(1.0);
+        let r = policy_rejected[i] / rejected_length[i].max(1.0);
+        f64::from(u8::from(c >= r))
+    })
 }
 
 /// Whether the optimal DPO policy ranks one pair correctly:
@@ -42,10 +38,7 @@ pub fn idealized_correct(reference_chosen: f64, reference_rejected: f64, share: 
 
 /// `R*`: the idealized ranking accuracy over pairs with a known rater share `α`.
 pub fn idealized_ranking_accuracy(reference_chosen: &[f64], reference_rejected: &[f64], share: &[f64], beta: f64) -> f64 {
-    let hits: Vec<f64> = (0..share.len())
-        .map(|i| f64::from(u8::from(idealized_correct(reference_chosen[i], reference_rejected[i], share[i], beta))))
-        .collect();
-    mean(&hits)
+    mean_of(share.len(), |i| f64::from(u8::from(idealized_correct(reference_chosen[i], reference_rejected[i], share[i], beta))))
 }
 
 /// The margin at which a pair flips to correctly ranked: `β·log(πref(yl)/πref(yw))`.

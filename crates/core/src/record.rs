@@ -111,6 +111,17 @@ impl TokenColumn {
         self.tokens.push(tokens);
     }
 
+    /// Appends `n` pairs without token arrays.
+    fn push_empty(&mut self, n: usize) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let end = self.policy.len();
+        self.offsets.extend(std::iter::repeat_n(end, n));
+        self.present.extend(std::iter::repeat_n(false, n));
+        self.tokens.extend(std::iter::repeat_n(None, n));
+    }
+
     /// Token range of pair `i`.
     pub fn range(&self, i: usize) -> std::ops::Range<usize> {
         self.offsets[i]..self.offsets[i + 1]
@@ -142,6 +153,22 @@ pub struct DpoTable {
     pub reference_kl_logps: Vec<Option<f64>>,
     pub chosen_tokens: TokenColumn,
     pub rejected_tokens: TokenColumn,
+}
+
+/// Validated columns for [`DpoTable::extend_columns`]; `logps` are policy chosen/rejected,
+/// reference chosen/rejected.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairColumns {
+    pub id: Vec<String>,
+    pub prompt: Vec<Option<String>>,
+    pub chosen: Vec<Option<String>>,
+    pub rejected: Vec<Option<String>>,
+    pub logps: [Vec<f64>; 4],
+    pub chosen_length: Vec<Option<u32>>,
+    pub rejected_length: Vec<Option<u32>>,
+    pub preference_share: Vec<Option<f64>>,
+    pub policy_kl_logps: Vec<Option<f64>>,
+    pub reference_kl_logps: Vec<Option<f64>>,
 }
 
 /// Which completion of a pair.
@@ -193,6 +220,27 @@ impl DpoTable {
         self.reference_kl_logps.push(r.reference_kl_logps);
         self.chosen_tokens.push(r.policy_chosen_token_logps, r.reference_chosen_token_logps, r.chosen_tokens);
         self.rejected_tokens.push(r.policy_rejected_token_logps, r.reference_rejected_token_logps, r.rejected_tokens);
+    }
+
+    /// Appends whole columns of already validated pairs that carry no token arrays (the bulk
+    /// path of columnar readers); every column must have `ids.len()` entries.
+    pub fn extend_columns(&mut self, c: PairColumns) {
+        let n = c.id.len();
+        self.id.extend(c.id);
+        self.prompt.extend(c.prompt);
+        self.chosen.extend(c.chosen);
+        self.rejected.extend(c.rejected);
+        self.policy_chosen_logps.extend(c.logps[0].iter());
+        self.policy_rejected_logps.extend(c.logps[1].iter());
+        self.reference_chosen_logps.extend(c.logps[2].iter());
+        self.reference_rejected_logps.extend(c.logps[3].iter());
+        self.chosen_length.extend(c.chosen_length);
+        self.rejected_length.extend(c.rejected_length);
+        self.preference_share.extend(c.preference_share);
+        self.policy_kl_logps.extend(c.policy_kl_logps);
+        self.reference_kl_logps.extend(c.reference_kl_logps);
+        self.chosen_tokens.push_empty(n);
+        self.rejected_tokens.push_empty(n);
     }
 
     /// Builds a table from records in order.

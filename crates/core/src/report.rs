@@ -1,6 +1,7 @@
 //! One call from loaded preference data to what `prefscope dpo` and the DPO view show:
 //! per-pair rows and metrics, with the ranking accuracies of Chen et al. alongside.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::diffusion::{self, MapoParams, DIFFUSION_DPO_BETA};
@@ -29,12 +30,14 @@ impl Default for ReportRequest {
 
 /// Metrics and per-pair values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
-    pub ids: Vec<String>,
+pub struct Report<'a> {
+    /// Pair ids: the table's own for DPO data (borrowed: a million ids are not copied per
+    /// objective), the grouped ids for Diffusion-DPO rows.
+    pub ids: Cow<'a, [String]>,
     pub evaluation: Evaluation,
 }
 
-impl Report {
+impl Report<'_> {
     pub fn metrics(&self) -> &BTreeMap<String, f64> {
         &self.evaluation.metrics
     }
@@ -43,7 +46,7 @@ impl Report {
     pub fn pairs_table(&self) -> OutputTable {
         let p = &self.evaluation.pairs;
         OutputTable::new(vec![
-            ("id".into(), Column::Text(self.ids.clone())),
+            ("id".into(), Column::Text(self.ids.to_vec())),
             ("chosen_reward".into(), Column::Float(p.chosen_reward.clone())),
             ("rejected_reward".into(), Column::Float(p.rejected_reward.clone())),
             ("margin".into(), Column::Float(p.margin.clone())),
@@ -53,7 +56,7 @@ impl Report {
 }
 
 /// Computes the requested objective on DPO or Diffusion-DPO data.
-pub fn report(data: &Preferences, request: &ReportRequest) -> Result<Report, ConfigError> {
+pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Report<'a>, ConfigError> {
     match data {
         Preferences::Dpo(table) => {
             let params = PairwiseParams { beta: request.beta.unwrap_or(request.params.beta), ..request.params };
@@ -87,7 +90,7 @@ pub fn report(data: &Preferences, request: &ReportRequest) -> Result<Report, Con
                     ),
                 );
             }
-            Ok(Report { ids: table.id.clone(), evaluation })
+            Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
         }
         Preferences::Diffusion(table) => {
             let (ids, evaluation) = match request.objective.trim() {
@@ -104,7 +107,7 @@ pub fn report(data: &Preferences, request: &ReportRequest) -> Result<Report, Con
                     )))
                 }
             };
-            Ok(Report { ids, evaluation })
+            Ok(Report { ids: Cow::Owned(ids), evaluation })
         }
     }
 }

@@ -336,3 +336,40 @@ fn format_comes_from_the_extension_unless_given() {
     let t = read_preferences(Input::Bytes { name: "stdin", bytes: Bytes::from(CSV) }, Some(Format::Csv), &mut |_| {});
     assert!(t.is_ok());
 }
+
+/// Parquet batches without token arrays take the bulk path; it must give the row path's table
+/// and leave error reporting to the row path.
+#[test]
+fn parquet_bulk_path_matches_the_row_path() {
+    let plain = |c: &mut Vec<(&'static str, ArrayRef)>| {
+        c.retain(|(n, _)| !n.contains("token"));
+    };
+    let bulk = dpo("bulk.parquet", parquet_bytes(plain));
+    let text = JSONL
+        .replacen(r#""policy_chosen_token_logps": [-1.0, -0.5], "reference_chosen_token_logps": [-1.0, -0.75], "chosen_tokens": ["a", " b"], "#, "", 1);
+    let rows = dpo("rows.jsonl", text);
+    for i in 0..2 {
+        assert_eq!(bulk.record(i), rows.record(i), "row {i}");
+    }
+    assert_eq!(bulk.chosen_tokens.offsets, vec![0, 0, 0]);
+
+    let e = err(
+        "x.parquet",
+        parquet_bytes(|c| {
+            plain(c);
+            c[7].1 = Arc::new(Float64Array::from(vec![-1.5, f64::INFINITY]));
+        }),
+    );
+    assert_eq!(e.kind, ErrorKind::NonFinite("inf".into()));
+    assert_at(&e, Some(2), Some("reference_rejected_logps"));
+    let e = err(
+        "x.parquet",
+        parquet_bytes(|c| {
+            plain(c);
+            let share = c.iter().position(|(n, _)| *n == "preference_share").unwrap();
+            c[share].1 = Arc::new(Float64Array::from(vec![Some(0.5), Some(-0.1)]));
+        }),
+    );
+    assert!(matches!(e.kind, ErrorKind::InvalidValue(_)));
+    assert_at(&e, Some(2), Some("preference_share"));
+}

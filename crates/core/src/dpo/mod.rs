@@ -199,14 +199,13 @@ pub(crate) fn reward_metrics(
     logps_chosen: &[f64],
     logps_rejected: &[f64],
 ) {
-    use crate::numeric::mean;
-    let correct: Vec<f64> =
-        chosen_reward.iter().zip(rejected_reward).map(|(c, r)| if c > r { 1.0 } else { 0.0 }).collect();
-    let margins: Vec<f64> = chosen_reward.iter().zip(rejected_reward).map(|(c, r)| c - r).collect();
+    use crate::numeric::{mean, mean_of};
+    let n = chosen_reward.len();
+    let correct = mean_of(n, |i| f64::from(u8::from(chosen_reward[i] > rejected_reward[i])));
     metrics.insert("rewards/chosen".into(), mean(chosen_reward));
     metrics.insert("rewards/rejected".into(), mean(rejected_reward));
-    metrics.insert("rewards/accuracies".into(), mean(&correct));
-    metrics.insert("rewards/margins".into(), mean(&margins));
+    metrics.insert("rewards/accuracies".into(), correct);
+    metrics.insert("rewards/margins".into(), mean_of(n, |i| chosen_reward[i] - rejected_reward[i]));
     metrics.insert("logps/chosen".into(), mean(logps_chosen));
     metrics.insert("logps/rejected".into(), mean(logps_rejected));
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{reward_metrics, Evaluation, PairLogps, PairValues};
 use crate::error::ConfigError;
-use crate::numeric::{kahan_sum, log_sigmoid, mean, sigmoid};
+use crate::numeric::{log_sigmoid, mean, par_map, sigmoid, sum};
 
 /// A `DPOTrainer` loss type, by TRL's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,8 +193,10 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &Pairwise
     let beta = params.beta;
     let eps = params.label_smoothing;
     let n = p.len();
-    let by_delta = |f: &dyn Fn(f64) -> f64| -> Vec<f64> { lr.delta_score.iter().map(|&d| f(beta * d)).collect() };
+    let delta = &lr.delta_score;
+    let by_delta = |f: &(dyn Fn(f64) -> f64 + Sync)| par_map(n, |i| f(beta * delta[i]));
     let smoothed = move |x: f64| -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x);
+    let (c, r) = (&lr.chosen, &lr.rejected);
     Ok(match loss {
         LossType::Sigmoid => by_delta(&|x| -log_sigmoid(x)),
         LossType::Cdpo => by_delta(&smoothed),
@@ -211,31 +213,22 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &Pairwise
             // stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
             by_delta(&|z| sigmoid(-z / tau) * -log_sigmoid(z) + (log_sigmoid(z / tau) - z).exp())
         }
-        LossType::NcaPair => (0..n)
-            .map(|i| {
-                let (c, r) = (beta * lr.chosen[i], beta * lr.rejected[i]);
-                -log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-r)
-            })
-            .collect(),
-        LossType::BcoPair => (0..n)
-            .map(|i| -log_sigmoid(beta * lr.chosen[i]) - log_sigmoid(-beta * lr.rejected[i]))
-            .collect(),
-        LossType::SppoHard => (0..n)
-            .map(|i| (lr.chosen[i] - 0.5 / beta).powi(2) + (lr.rejected[i] + 0.5 / beta).powi(2))
-            .collect(),
-        LossType::ApoZero => (0..n)
-            .map(|i| sigmoid(-beta * lr.chosen[i]) + sigmoid(beta * lr.rejected[i]))
-            .collect(),
-        LossType::ApoDown => (0..n)
-            .map(|i| sigmoid(beta * lr.chosen[i]) + sigmoid(-beta * (lr.chosen[i] - lr.rejected[i])))
-            .collect(),
+        LossType::NcaPair => par_map(n, |i| {
+            let (c, r) = (beta * c[i], beta * r[i]);
+            -log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-r)
+        }),
+        LossType::BcoPair => par_map(n, |i| -log_sigmoid(beta * c[i]) - log_sigmoid(-beta * r[i])),
+        LossType::SppoHard => par_map(n, |i| (c[i] - 0.5 / beta).powi(2) + (r[i] + 0.5 / beta).powi(2)),
+        LossType::ApoZero => par_map(n, |i| sigmoid(-beta * c[i]) + sigmoid(beta * r[i])),
+        LossType::ApoDown => par_map(n, |i| sigmoid(beta * c[i]) + sigmoid(-beta * (c[i] - r[i]))),
         LossType::Ipo | LossType::SigmoidNorm => {
             let (cl, rl) = p.lengths(loss.name())?;
-            let avg_delta = (0..n).map(|i| lr.chosen_score[i] / cl[i].max(1.0) - lr.rejected_score[i] / rl[i].max(1.0));
+            let (cs, rs) = (&lr.chosen_score, &lr.rejected_score);
+            let avg_delta = |i: usize| cs[i] / cl[i].max(1.0) - rs[i] / rl[i].max(1.0);
             if loss == LossType::Ipo {
-                avg_delta.map(|d| (d - 1.0 / (2.0 * beta)).powi(2)).collect()
+                par_map(n, |i| (avg_delta(i) - 1.0 / (2.0 * beta)).powi(2))
             } else {
-                avg_delta.map(|d| -log_sigmoid(beta * d)).collect()
+                par_map(n, |i| -log_sigmoid(beta * avg_delta(i)))
             }
         }
         LossType::Aot | LossType::AotUnpaired => {
@@ -247,17 +240,30 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &Pairwise
             } else {
                 (lr.chosen.clone(), lr.rejected.clone())
             };
-            a.sort_by(f64::total_cmp);
-            b.sort_by(f64::total_cmp);
-            a.iter().zip(&b).map(|(x, y)| smoothed(beta * (x - y))).collect()
+            sort_both(&mut a, &mut b);
+            par_map(n, |i| smoothed(beta * (a[i] - b[i])))
         }
         LossType::Sft => {
             let (cl, _) = p.lengths("sft")?;
-            let tokens = kahan_sum(cl.iter().copied());
-            let nll = if tokens > 0.0 { -kahan_sum(p.policy_chosen.iter().copied()) / tokens } else { f64::NAN };
+            let tokens = sum(cl);
+            let nll = if tokens > 0.0 { -sum(p.policy_chosen) / tokens } else { f64::NAN };
             vec![nll; n]
         }
     })
+}
+
+/// Sorts two columns ascending (as `torch.sort`), the two sorts on two threads natively.
+fn sort_both(a: &mut [f64], b: &mut [f64]) {
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::scope(|s| {
+        s.spawn(|| a.sort_unstable_by(f64::total_cmp));
+        b.sort_unstable_by(f64::total_cmp);
+    });
+    #[cfg(target_arch = "wasm32")]
+    {
+        a.sort_unstable_by(f64::total_cmp);
+        b.sort_unstable_by(f64::total_cmp);
+    }
 }
 
 /// Log-ratios `Δ = logπ − logπref` and their f-divergence scores, computed once per batch.
@@ -273,8 +279,13 @@ impl LogRatios {
     fn new(p: &PairLogps<'_>, f: FDivergence) -> Self {
         let chosen: Vec<f64> = p.policy_chosen.iter().zip(p.reference_chosen).map(|(a, b)| a - b).collect();
         let rejected: Vec<f64> = p.policy_rejected.iter().zip(p.reference_rejected).map(|(a, b)| a - b).collect();
-        let chosen_score: Vec<f64> = chosen.iter().map(|&x| f.score(x)).collect();
-        let rejected_score: Vec<f64> = rejected.iter().map(|&x| f.score(x)).collect();
+        if f == FDivergence::ReverseKl {
+            // Scores are the log-ratios themselves.
+            let delta_score = chosen.iter().zip(&rejected).map(|(c, r)| c - r).collect();
+            return Self { chosen_score: chosen.clone(), rejected_score: rejected.clone(), chosen, rejected, delta_score };
+        }
+        let chosen_score = par_map(chosen.len(), |i| f.score(chosen[i]));
+        let rejected_score = par_map(rejected.len(), |i| f.score(rejected[i]));
         let delta_score = chosen_score.iter().zip(&rejected_score).map(|(c, r)| c - r).collect();
         Self { chosen, rejected, chosen_score, rejected_score, delta_score }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{reward_metrics, Evaluation, PairLogps, PairValues};
 use crate::error::ConfigError;
-use crate::numeric::{kahan_sum, log1mexp, log_sigmoid, mean};
+use crate::numeric::{log1mexp, log_sigmoid, mean, par_map, sum};
 
 /// `CPOTrainer`'s loss types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ fn check_beta(beta: f64) -> Result<(), ConfigError> {
 
 /// Token-mean NLL of the chosen completions over the batch.
 fn chosen_nll(p: &PairLogps<'_>, lengths: &[f64]) -> f64 {
-    -kahan_sum(p.policy_chosen.iter().copied()) / kahan_sum(lengths.iter().copied())
+    -sum(p.policy_chosen) / sum(lengths)
 }
 
 fn averaged(sums: &[f64], lengths: &[f64]) -> Vec<f64> {
@@ -93,11 +93,8 @@ pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigEr
         (p.policy_chosen.to_vec(), p.policy_rejected.to_vec())
     };
     let (beta, eps) = (params.beta, params.label_smoothing);
-    let losses: Vec<f64> = chosen
-        .iter()
-        .zip(&rejected)
-        .map(|(c, r)| {
-            let logits = c - r;
+    let losses: Vec<f64> = par_map(chosen.len(), |i| {
+            let logits = chosen[i] - rejected[i];
             match params.loss {
                 CpoLoss::Simpo => {
                     let x = beta * (logits - params.simpo_gamma / beta);
@@ -107,8 +104,7 @@ pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigEr
                 CpoLoss::Hinge => (1.0 - beta * logits).max(0.0),
                 CpoLoss::Ipo => (logits - 1.0 / (2.0 * beta)).powi(2),
             }
-        })
-        .collect();
+        });
     let nll = chosen_nll(p, cl);
     let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
     let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
@@ -136,9 +132,8 @@ pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, Config
             i + 1
         )));
     }
-    let log_odds: Vec<f64> =
-        chosen.iter().zip(&rejected).map(|(&c, &r)| (c - r) - (log1mexp(c) - log1mexp(r))).collect();
-    let ratio: Vec<f64> = log_odds.iter().map(|&x| log_sigmoid(x)).collect();
+    let log_odds = par_map(chosen.len(), |i| (chosen[i] - rejected[i]) - (log1mexp(chosen[i]) - log1mexp(rejected[i])));
+    let ratio = par_map(log_odds.len(), |i| log_sigmoid(log_odds[i]));
     let beta = params.beta;
     let nll = chosen_nll(p, cl);
     let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{Evaluation, PairLogps, PairValues};
 use crate::error::{ConfigError, ErrorKind, InputError, Location};
-use crate::numeric::{log_sigmoid, mean, sigmoid};
+use crate::numeric::{log_sigmoid, mean, par_map, sigmoid};
 use crate::record::DpoTable;
 
 /// `KTOConfig` defaults.
@@ -100,8 +100,8 @@ fn finish(
     metrics.insert("rewards/margins".into(), mc - mr);
     metrics.insert("logps/chosen".into(), mean(p.policy_chosen));
     metrics.insert("logps/rejected".into(), mean(p.policy_rejected));
-    let all: Vec<f64> = chosen_losses.iter().chain(rejected_losses).copied().collect();
-    metrics.insert("loss".into(), mean(&all));
+    // Mean over all 2N examples (N each side).
+    metrics.insert("loss".into(), 0.5 * (mean(chosen_losses) + mean(rejected_losses)));
     let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
     Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics }
 }
@@ -111,8 +111,8 @@ pub fn kto(p: &PairLogps<'_>, kl: f64, params: &KtoParams) -> Result<Evaluation,
     check_beta(params.beta)?;
     let beta = params.beta;
     let (c, r) = logratios(p);
-    let chosen_losses: Vec<f64> = c.iter().map(|&d| params.desirable_weight * sigmoid(-beta * (d - kl))).collect();
-    let rejected_losses: Vec<f64> = r.iter().map(|&d| params.undesirable_weight * sigmoid(-beta * (kl - d))).collect();
+    let chosen_losses = par_map(c.len(), |i| params.desirable_weight * sigmoid(-beta * (c[i] - kl)));
+    let rejected_losses = par_map(r.len(), |i| params.undesirable_weight * sigmoid(-beta * (kl - r[i])));
     let mut metrics = BTreeMap::new();
     metrics.insert("kl".into(), kl);
     Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))
@@ -126,8 +126,8 @@ pub fn bco(p: &PairLogps<'_>, params: &BcoParams) -> Result<Evaluation, ConfigEr
     let (c, r) = logratios(p);
     let rewards: Vec<f64> = c.iter().chain(&r).map(|x| beta * x).collect();
     let delta = mean(&rewards);
-    let chosen_losses: Vec<f64> = c.iter().map(|&d| -log_sigmoid(beta * d - delta)).collect();
-    let rejected_losses: Vec<f64> = r.iter().map(|&d| -log_sigmoid(-(beta * d - delta))).collect();
+    let chosen_losses = par_map(c.len(), |i| -log_sigmoid(beta * c[i] - delta));
+    let rejected_losses = par_map(r.len(), |i| -log_sigmoid(-(beta * r[i] - delta)));
     let mut metrics = BTreeMap::new();
     metrics.insert("delta".into(), delta);
     Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))

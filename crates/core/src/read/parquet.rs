@@ -40,6 +40,11 @@ pub(super) fn read<R: ChunkReader + 'static>(
             InputError::new(sink.location(Some(pos), None), parquet_error(&e.to_string()))
         })?;
         let columns: Vec<Option<&ArrayRef>> = positions.iter().map(|p| p.map(|i| batch.column(i))).collect();
+        if bulk::push(&columns, row, batch.num_rows(), sink) {
+            row += batch.num_rows() as u64;
+            progress(Progress { done: row, total });
+            continue;
+        }
         for i in 0..batch.num_rows() {
             row += 1;
             sink.push(&BatchRow { columns: &columns, row: i }, RowPos { row, line: None })?;
@@ -48,6 +53,137 @@ pub(super) fn read<R: ChunkReader + 'static>(
         let _: &RecordBatch = &batch;
     }
     Ok(())
+}
+
+/// The bulk path: a batch whose columns are all plain and valid is appended column by
+/// column. Anything unusual (token arrays, nulls where values are required, a bad value)
+/// returns `false` and the batch goes through the row-by-row checks, which report it.
+mod bulk {
+    use super::*;
+    use crate::read::rows::{TableMut, DIFFUSION};
+    use crate::record::PairColumns;
+
+    const TOKEN_COLUMNS: [Col; 6] = [
+        Col::PolicyChosenTokens,
+        Col::PolicyRejectedTokens,
+        Col::ReferenceChosenTokens,
+        Col::ReferenceRejectedTokens,
+        Col::ChosenTokens,
+        Col::RejectedTokens,
+    ];
+
+    /// Values of a float column with no nulls, all finite.
+    fn required(a: Option<&ArrayRef>) -> Option<Vec<f64>> {
+        let a = a?;
+        if a.null_count() > 0 {
+            return None;
+        }
+        let v: Vec<f64> = match a.data_type() {
+            DataType::Float64 => a.as_primitive::<Float64Type>().values().to_vec(),
+            DataType::Float32 => a.as_primitive::<Float32Type>().values().iter().map(|&x| x as f64).collect(),
+            _ => return None,
+        };
+        v.iter().all(|x| x.is_finite()).then_some(v)
+    }
+
+    /// An optional float column: absent → all `None`; present values must be finite.
+    fn optional(a: Option<&ArrayRef>, n: usize, ok: impl Fn(f64) -> bool) -> Option<Vec<Option<f64>>> {
+        let Some(a) = a else { return Some(vec![None; n]) };
+        let v: Vec<Option<f64>> = match a.data_type() {
+            DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
+            DataType::Float32 => a.as_primitive::<Float32Type>().iter().map(|x| x.map(f64::from)).collect(),
+            _ => return None,
+        };
+        v.iter().flatten().all(|&x| x.is_finite() && ok(x)).then_some(v)
+    }
+
+    fn lengths(a: Option<&ArrayRef>, n: usize) -> Option<Vec<Option<u32>>> {
+        let Some(a) = a else { return Some(vec![None; n]) };
+        let v: Vec<Option<i64>> = match a.data_type() {
+            DataType::Int64 => a.as_primitive::<Int64Type>().iter().collect(),
+            DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(i64::from)).collect(),
+            _ => return None,
+        };
+        v.into_iter()
+            .map(|x| match x {
+                None => Some(None),
+                Some(l) => u32::try_from(l).ok().map(Some),
+            })
+            .collect()
+    }
+
+    fn texts(a: Option<&ArrayRef>, n: usize) -> Option<Vec<Option<String>>> {
+        let Some(a) = a else { return Some(vec![None; n]) };
+        Some(match a.data_type() {
+            DataType::Utf8 => a.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect(),
+            DataType::LargeUtf8 => a.as_string::<i64>().iter().map(|s| s.map(str::to_string)).collect(),
+            _ => return None,
+        })
+    }
+
+    /// Ids as text; a missing or null id is the 1-based row number.
+    fn ids(a: Option<&ArrayRef>, first_row: u64, n: usize) -> Option<Vec<String>> {
+        let fallback = |i: usize| (first_row + i as u64 + 1).to_string();
+        let Some(a) = a else { return Some((0..n).map(fallback).collect()) };
+        let v: Vec<Option<String>> = match a.data_type() {
+            DataType::Int64 => a.as_primitive::<Int64Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
+            DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
+            _ => texts(Some(a), n)?,
+        };
+        Some(v.into_iter().enumerate().map(|(i, s)| s.unwrap_or_else(|| fallback(i))).collect())
+    }
+
+    pub(super) fn push(columns: &[Option<&ArrayRef>], first_row: u64, n: usize, sink: &mut Sink) -> bool {
+        let col = |c: Col| columns[c as usize];
+        match sink.table_mut() {
+            TableMut::Dpo(table) => {
+                if TOKEN_COLUMNS.iter().any(|c| col(*c).is_some()) {
+                    return false;
+                }
+                let parsed = (|| {
+                    Some(PairColumns {
+                        id: ids(col(Col::Id), first_row, n)?,
+                        prompt: texts(col(Col::Prompt), n)?,
+                        chosen: texts(col(Col::Chosen), n)?,
+                        rejected: texts(col(Col::Rejected), n)?,
+                        logps: [
+                            required(col(Col::PolicyChosen))?,
+                            required(col(Col::PolicyRejected))?,
+                            required(col(Col::ReferenceChosen))?,
+                            required(col(Col::ReferenceRejected))?,
+                        ],
+                        chosen_length: lengths(col(Col::ChosenLength), n)?,
+                        rejected_length: lengths(col(Col::RejectedLength), n)?,
+                        preference_share: optional(col(Col::PreferenceShare), n, |x| (0.0..=1.0).contains(&x))?,
+                        policy_kl_logps: optional(col(Col::PolicyKl), n, |_| true)?,
+                        reference_kl_logps: optional(col(Col::ReferenceKl), n, |_| true)?,
+                    })
+                })();
+                match parsed {
+                    Some(c) => {
+                        table.extend_columns(c);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            TableMut::Diffusion(table) => {
+                let parsed = (|| {
+                    let id = ids(col(Col::Id), first_row, n)?;
+                    let mse: Vec<Vec<f64>> = DIFFUSION.iter().map(|c| required(col(*c))).collect::<Option<_>>()?;
+                    mse.iter().flatten().all(|&x| x >= 0.0).then_some((id, mse))
+                })();
+                let Some((id, mse)) = parsed else { return false };
+                table.id.extend(id);
+                table.model_mse_chosen.extend(&mse[0]);
+                table.model_mse_rejected.extend(&mse[1]);
+                table.reference_mse_chosen.extend(&mse[2]);
+                table.reference_mse_rejected.extend(&mse[3]);
+                true
+            }
+            TableMut::Unknown => false,
+        }
+    }
 }
 
 fn parquet_error(message: &str) -> ErrorKind {

@@ -84,6 +84,12 @@ pub(crate) struct RowPos {
     pub line: Option<u64>,
 }
 
+pub(crate) enum TableMut<'a> {
+    Dpo(&'a mut DpoTable),
+    Diffusion(&'a mut DiffusionTable),
+    Unknown,
+}
+
 enum Kind {
     Unknown,
     Dpo(DpoTable),
@@ -181,6 +187,15 @@ impl Sink {
         Ok(())
     }
 
+    /// The table being filled, for readers with a bulk path (after `check_header`).
+    pub(crate) fn table_mut(&mut self) -> TableMut<'_> {
+        match &mut self.kind {
+            Kind::Dpo(t) => TableMut::Dpo(t),
+            Kind::Diffusion(t) => TableMut::Diffusion(t),
+            Kind::Unknown => TableMut::Unknown,
+        }
+    }
+
     pub(crate) fn finish(self) -> Result<Preferences, InputError> {
         match self.kind {
             Kind::Dpo(t) if !t.is_empty() => Ok(Preferences::Dpo(t)),
@@ -190,7 +205,7 @@ impl Sink {
     }
 }
 
-const DIFFUSION: [Col; 4] = [Col::ModelMseChosen, Col::ModelMseRejected, Col::ReferenceMseChosen, Col::ReferenceMseRejected];
+pub(crate) const DIFFUSION: [Col; 4] = [Col::ModelMseChosen, Col::ModelMseRejected, Col::ReferenceMseChosen, Col::ReferenceMseRejected];
 
 /// The four sequence log-prob columns, each with the token column that can stand in for it.
 fn required_dpo() -> impl Iterator<Item = (Col, Col)> {
