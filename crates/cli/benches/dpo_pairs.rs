@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use prefscope_core::dpo::PairwiseParams;
 use prefscope_core::read::{read_preferences, Input, Preferences};
-use prefscope_core::report::{report, ReportRequest};
+use prefscope_core::dpo::compare;
 
 const PAIRS: usize = 1_000_000;
 const REPEATS: usize = 5;
@@ -67,23 +67,14 @@ fn run_all(path: &Path) -> (Duration, Duration) {
     let start = Instant::now();
     let data = read_preferences(Input::Path(path), None, &mut |_| {}).expect("read");
     let read = start.elapsed();
-    let Preferences::Dpo(_) = &data else { panic!("DPO data expected") };
-    let requests: Vec<ReportRequest> = OBJECTIVES
-        .iter()
-        .map(|o| ReportRequest {
-            objective: o.to_string(),
-            beta: Some(0.1),
-            params: PairwiseParams { label_smoothing: if *o == "sigmoid" { 0.0 } else { 0.1 }, ..Default::default() },
-            ..Default::default()
-        })
-        .collect();
-    // Each objective runs as the CLI runs it; prefscope-core spreads the per-pair work over the cores.
-    for r in &requests {
-        let t = Instant::now();
-        std::hint::black_box(report(&data, r).expect("report"));
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
-            eprintln!("{:<14} {:>8.1} ms", r.objective, t.elapsed().as_secs_f64() * 1e3);
-        }
+    let Preferences::Dpo(table) = &data else { panic!("DPO data expected") };
+    // The same ε = 0.1 for every objective, as the numpy baseline uses.
+    let params = PairwiseParams { beta: 0.1, label_smoothing: 0.1, ..Default::default() };
+    let all = compare(table, OBJECTIVES, params).expect("compare");
+    std::hint::black_box(&all);
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("read {:.1} ms, compute {:.1} ms", read.as_secs_f64() * 1e3, (start.elapsed() - read).as_secs_f64() * 1e3);
+        eprintln!("{:?}", all.losses);
     }
     (read, start.elapsed())
 }

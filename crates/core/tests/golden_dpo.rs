@@ -133,3 +133,40 @@ fn cpo_simpo_orpo_kto_match_trl_1_16_trainers() {
     }
     assert_eq!(trainers.into_iter().collect::<Vec<_>>(), vec!["cpo", "kto", "orpo"]);
 }
+
+#[test]
+fn fused_comparison_equals_each_objective_evaluated_alone() {
+    let fx = fixture("dpo.json");
+    let pairs = Pairs::from(&fx["pairs"]);
+    let mut table = prefscope_core::DpoTable::new("fixture");
+    for i in 0..pairs.pc.len() {
+        table.push(prefscope_core::DpoRecord {
+            id: pairs.ids[i].clone(),
+            policy_chosen_logps: pairs.pc[i],
+            policy_rejected_logps: pairs.pr[i],
+            reference_chosen_logps: pairs.rc[i],
+            reference_rejected_logps: pairs.rr[i],
+            chosen_length: Some(pairs.cl[i] as u32),
+            rejected_length: Some(pairs.rl[i] as u32),
+            policy_kl_logps: Some(pairs.pc[i] / 2.0),
+            reference_kl_logps: Some(pairs.rc[i] / 2.0 - 1.0),
+            ..Default::default()
+        });
+    }
+    // ORPO needs log-probs ≤ 0; keep the pairs that have them.
+    let keep: Vec<usize> = (0..table.len()).filter(|&i| pairs.pc[i] <= 0.0 && pairs.pr[i] <= 0.0).collect();
+    let table = prefscope_core::DpoTable::from_records("fixture", keep.iter().map(|&i| table.record(i)));
+    let names = Objective::names();
+    let params = PairwiseParams { beta: 0.2, label_smoothing: 0.1, ..Default::default() };
+    let all = compare(&table, &names, params).unwrap();
+    for name in &names {
+        let alone = Objective::parse(name, None, params).unwrap().evaluate(&table).unwrap();
+        let (a, b) = (all.losses[*name], alone.metrics["loss"]);
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: fused {a} vs alone {b}");
+    }
+    let sigmoid = Objective::parse("sigmoid", None, params).unwrap().evaluate(&table).unwrap();
+    for key in ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen"] {
+        assert_close(all.metrics[key], sigmoid.metrics[key], key);
+    }
+    assert!(compare(&table, &["exo_pair"], PairwiseParams::default()).is_err());
+}

@@ -5,6 +5,7 @@
 //! examples and which prefscope feeds with each pair's chosen and rejected completions.
 //! Every objective returns an [`Evaluation`]: per-pair values plus TRL-named metrics.
 
+pub mod compare;
 pub mod pairwise;
 pub mod reference_free;
 pub mod unpaired;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::error::{ConfigError, InputError};
 use crate::record::{DpoTable, Side};
 
+pub use compare::{compare, Comparison};
 pub use pairwise::{FDivergence, LossType, PairwiseParams};
 pub use reference_free::{CpoLoss, CpoParams, OrpoParams};
 pub use unpaired::{BcoParams, KtoParams};
@@ -208,4 +210,18 @@ pub(crate) fn reward_metrics(
     metrics.insert("rewards/margins".into(), mean_of(n, |i| chosen_reward[i] - rejected_reward[i]));
     metrics.insert("logps/chosen".into(), mean(logps_chosen));
     metrics.insert("logps/rejected".into(), mean(logps_rejected));
+}
+
+/// [`reward_metrics`] straight from log-probs (rewards `β·Δ`), without materialising rewards.
+pub(crate) fn reward_metrics_of(metrics: &mut BTreeMap<String, f64>, beta: f64, p: &PairLogps<'_>) {
+    use crate::numeric::{mean, mean_of};
+    let n = p.len();
+    let c = |i: usize| beta * (p.policy_chosen[i] - p.reference_chosen[i]);
+    let r = |i: usize| beta * (p.policy_rejected[i] - p.reference_rejected[i]);
+    metrics.insert("rewards/chosen".into(), mean_of(n, c));
+    metrics.insert("rewards/rejected".into(), mean_of(n, r));
+    metrics.insert("rewards/accuracies".into(), mean_of(n, |i| f64::from(u8::from(c(i) > r(i)))));
+    metrics.insert("rewards/margins".into(), mean_of(n, |i| c(i) - r(i)));
+    metrics.insert("logps/chosen".into(), mean(p.policy_chosen));
+    metrics.insert("logps/rejected".into(), mean(p.policy_rejected));
 }

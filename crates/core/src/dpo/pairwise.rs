@@ -128,7 +128,7 @@ impl FDivergence {
     }
 
     /// `f'(t)` at `t = exp(logratio)`, as TRL 1.16 computes it.
-    fn score(self, logratio: f64) -> f64 {
+    pub fn score(self, logratio: f64) -> f64 {
         match self {
             FDivergence::ReverseKl => logratio,
             FDivergence::ForwardKl => 1.0 - (-logratio).exp(),
@@ -159,7 +159,7 @@ impl Default for PairwiseParams {
 }
 
 impl PairwiseParams {
-    fn validate(&self, losses: &[(LossType, f64)]) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, losses: &[(LossType, f64)]) -> Result<(), ConfigError> {
         let eps = self.label_smoothing;
         if !(self.beta.is_finite() && self.beta > 0.0) {
             return Err(ConfigError::Invalid(format!("beta must be a positive number, got {}", self.beta)));
@@ -188,49 +188,86 @@ impl PairwiseParams {
     }
 }
 
-/// Per-pair losses of one type, given `Δw`, `Δl` and their f-divergence scores.
-fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &PairwiseParams) -> Result<Vec<f64>, ConfigError> {
-    let beta = params.beta;
-    let eps = params.label_smoothing;
-    let n = p.len();
-    let delta = &lr.delta_score;
-    let by_delta = |f: &(dyn Fn(f64) -> f64 + Sync)| par_map(n, |i| f(beta * delta[i]));
-    let smoothed = move |x: f64| -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x);
-    let (c, r) = (&lr.chosen, &lr.rejected);
-    Ok(match loss {
-        LossType::Sigmoid => by_delta(&|x| -log_sigmoid(x)),
-        LossType::Cdpo => by_delta(&smoothed),
-        LossType::Hinge => by_delta(&|x| (1.0 - x).max(0.0)),
-        LossType::Robust => by_delta(&|x| (-(1.0 - eps) * log_sigmoid(x) + eps * log_sigmoid(-x)) / (1.0 - 2.0 * eps)),
-        LossType::ExoPair => {
-            let log_pw = (-eps).ln_1p();
-            let log_pl = eps.ln();
-            by_delta(&|x| sigmoid(x) * (log_sigmoid(x) - log_pw) + sigmoid(-x) * (log_sigmoid(-x) - log_pl))
+/// What one pair contributes to every pairwise loss: log-ratios, their f-divergence scores
+/// and completion lengths (`NaN` when unknown; only the length-normalised types read them).
+#[derive(Debug, Clone, Copy)]
+pub struct PairTerms {
+    pub chosen: f64,
+    pub rejected: f64,
+    pub chosen_score: f64,
+    pub rejected_score: f64,
+    pub chosen_length: f64,
+    pub rejected_length: f64,
+}
+
+impl PairTerms {
+    /// Terms of pair `i`.
+    #[inline]
+    pub fn of(p: &PairLogps<'_>, i: usize, f: FDivergence) -> Self {
+        let chosen = p.policy_chosen[i] - p.reference_chosen[i];
+        let rejected = p.policy_rejected[i] - p.reference_rejected[i];
+        let (chosen_score, rejected_score) =
+            if f == FDivergence::ReverseKl { (chosen, rejected) } else { (f.score(chosen), f.score(rejected)) };
+        Self {
+            chosen,
+            rejected,
+            chosen_score,
+            rejected_score,
+            chosen_length: p.chosen_length.map_or(f64::NAN, |l| l[i]),
+            rejected_length: p.rejected_length.map_or(f64::NAN, |l| l[i]),
         }
-        LossType::Discopop => {
-            let tau = params.discopop_tau;
-            // (1 − m)·(−logσ z) + m·e^(−z) with m = σ(z/τ); the second term as exp(logσ(z/τ) − z)
-            // stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
-            by_delta(&|z| sigmoid(-z / tau) * -log_sigmoid(z) + (log_sigmoid(z / tau) - z).exp())
-        }
-        LossType::NcaPair => par_map(n, |i| {
-            let (c, r) = (beta * c[i], beta * r[i]);
-            -log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-r)
-        }),
-        LossType::BcoPair => par_map(n, |i| -log_sigmoid(beta * c[i]) - log_sigmoid(-beta * r[i])),
-        LossType::SppoHard => par_map(n, |i| (c[i] - 0.5 / beta).powi(2) + (r[i] + 0.5 / beta).powi(2)),
-        LossType::ApoZero => par_map(n, |i| sigmoid(-beta * c[i]) + sigmoid(beta * r[i])),
-        LossType::ApoDown => par_map(n, |i| sigmoid(beta * c[i]) + sigmoid(-beta * (c[i] - r[i]))),
-        LossType::Ipo | LossType::SigmoidNorm => {
-            let (cl, rl) = p.lengths(loss.name())?;
-            let (cs, rs) = (&lr.chosen_score, &lr.rejected_score);
-            let avg_delta = |i: usize| cs[i] / cl[i].max(1.0) - rs[i] / rl[i].max(1.0);
-            if loss == LossType::Ipo {
-                par_map(n, |i| (avg_delta(i) - 1.0 / (2.0 * beta)).powi(2))
-            } else {
-                par_map(n, |i| -log_sigmoid(beta * avg_delta(i)))
+    }
+}
+
+impl LossType {
+    /// The loss of one pair, for types whose value depends on that pair alone (`None` for the
+    /// batch-coupled `aot`, `aot_unpaired` and `sft`).
+    #[inline]
+    pub fn pair_loss(self, t: &PairTerms, params: &PairwiseParams) -> Option<f64> {
+        let (beta, eps) = (params.beta, params.label_smoothing);
+        let x = beta * (t.chosen_score - t.rejected_score);
+        let (c, r) = (t.chosen, t.rejected);
+        let avg_delta = || t.chosen_score / t.chosen_length.max(1.0) - t.rejected_score / t.rejected_length.max(1.0);
+        Some(match self {
+            LossType::Sigmoid => -log_sigmoid(x),
+            LossType::Cdpo => smoothed(x, eps),
+            LossType::Hinge => (1.0 - x).max(0.0),
+            LossType::Robust => (-(1.0 - eps) * log_sigmoid(x) + eps * log_sigmoid(-x)) / (1.0 - 2.0 * eps),
+            LossType::ExoPair => {
+                sigmoid(x) * (log_sigmoid(x) - (-eps).ln_1p()) + sigmoid(-x) * (log_sigmoid(-x) - eps.ln())
             }
-        }
+            LossType::Discopop => {
+                let tau = params.discopop_tau;
+                // (1 − m)·(−logσ z) + m·e^(−z) with m = σ(z/τ); the second term as
+                // exp(logσ(z/τ) − z) stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
+                sigmoid(-x / tau) * -log_sigmoid(x) + (log_sigmoid(x / tau) - x).exp()
+            }
+            LossType::NcaPair => {
+                let (c, r) = (beta * c, beta * r);
+                -log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-r)
+            }
+            LossType::BcoPair => -log_sigmoid(beta * c) - log_sigmoid(-beta * r),
+            LossType::SppoHard => (c - 0.5 / beta).powi(2) + (r + 0.5 / beta).powi(2),
+            LossType::ApoZero => sigmoid(-beta * c) + sigmoid(beta * r),
+            LossType::ApoDown => sigmoid(beta * c) + sigmoid(-beta * (c - r)),
+            LossType::Ipo => (avg_delta() - 1.0 / (2.0 * beta)).powi(2),
+            LossType::SigmoidNorm => -log_sigmoid(beta * avg_delta()),
+            LossType::Aot | LossType::AotUnpaired | LossType::Sft => return None,
+        })
+    }
+}
+
+/// `−(1−ε)logσ(x) − ε·logσ(−x)`: the label-smoothed sigmoid (cDPO, AOT).
+#[inline]
+fn smoothed(x: f64, eps: f64) -> f64 {
+    -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x)
+}
+
+/// Per-position losses of the batch-coupled types.
+pub(crate) fn coupled_losses(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Result<Vec<f64>, ConfigError> {
+    let n = p.len();
+    let (beta, eps) = (params.beta, params.label_smoothing);
+    Ok(match loss {
         LossType::Aot | LossType::AotUnpaired => {
             let (mut a, mut b): (Vec<f64>, Vec<f64>) = if loss == LossType::Aot {
                 (
@@ -238,18 +275,36 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, lr: &LogRatios, params: &Pairwise
                     (0..n).map(|i| p.reference_chosen[i] - p.reference_rejected[i]).collect(),
                 )
             } else {
-                (lr.chosen.clone(), lr.rejected.clone())
+                (
+                    (0..n).map(|i| p.policy_chosen[i] - p.reference_chosen[i]).collect(),
+                    (0..n).map(|i| p.policy_rejected[i] - p.reference_rejected[i]).collect(),
+                )
             };
             sort_both(&mut a, &mut b);
-            par_map(n, |i| smoothed(beta * (a[i] - b[i])))
+            par_map(n, |i| smoothed(beta * (a[i] - b[i]), eps))
         }
-        LossType::Sft => {
-            let (cl, _) = p.lengths("sft")?;
-            let tokens = sum(cl);
-            let nll = if tokens > 0.0 { -sum(p.policy_chosen) / tokens } else { f64::NAN };
-            vec![nll; n]
-        }
+        LossType::Sft => vec![sft_nll(p)?; n],
+        other => return Err(ConfigError::Invalid(format!("`{}` is not batch-coupled", other.name()))),
     })
+}
+
+/// TRL's `sft` term: the token mean of the chosen completions' NLL over the batch.
+pub(crate) fn sft_nll(p: &PairLogps<'_>) -> Result<f64, ConfigError> {
+    let (cl, _) = p.lengths("sft")?;
+    let tokens = sum(cl);
+    Ok(if tokens > 0.0 { -sum(p.policy_chosen) / tokens } else { f64::NAN })
+}
+
+/// Per-pair losses of one type.
+fn per_pair(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Result<Vec<f64>, ConfigError> {
+    if loss.is_batch_coupled() {
+        return coupled_losses(loss, p, params);
+    }
+    if loss.needs_lengths() {
+        p.lengths(loss.name())?;
+    }
+    let f = params.f_divergence;
+    Ok(par_map(p.len(), |i| loss.pair_loss(&PairTerms::of(p, i, f), params).unwrap_or(f64::NAN)))
 }
 
 /// Sorts two columns ascending (as `torch.sort`), the two sorts on two threads natively.
@@ -266,31 +321,6 @@ fn sort_both(a: &mut [f64], b: &mut [f64]) {
     }
 }
 
-/// Log-ratios `Δ = logπ − logπref` and their f-divergence scores, computed once per batch.
-struct LogRatios {
-    chosen: Vec<f64>,
-    rejected: Vec<f64>,
-    chosen_score: Vec<f64>,
-    rejected_score: Vec<f64>,
-    delta_score: Vec<f64>,
-}
-
-impl LogRatios {
-    fn new(p: &PairLogps<'_>, f: FDivergence) -> Self {
-        let chosen: Vec<f64> = p.policy_chosen.iter().zip(p.reference_chosen).map(|(a, b)| a - b).collect();
-        let rejected: Vec<f64> = p.policy_rejected.iter().zip(p.reference_rejected).map(|(a, b)| a - b).collect();
-        if f == FDivergence::ReverseKl {
-            // Scores are the log-ratios themselves.
-            let delta_score = chosen.iter().zip(&rejected).map(|(c, r)| c - r).collect();
-            return Self { chosen_score: chosen.clone(), rejected_score: rejected.clone(), chosen, rejected, delta_score };
-        }
-        let chosen_score = par_map(chosen.len(), |i| f.score(chosen[i]));
-        let rejected_score = par_map(rejected.len(), |i| f.score(rejected[i]));
-        let delta_score = chosen_score.iter().zip(&rejected_score).map(|(c, r)| c - r).collect();
-        Self { chosen, rejected, chosen_score, rejected_score, delta_score }
-    }
-}
-
 /// Evaluates a weighted combination of pairwise loss types: per-pair `Σ_k w_k·loss_k` and
 /// the batch loss `Σ_k w_k·mean(loss_k)`, with TRL's reward metrics.
 pub fn evaluate(p: &PairLogps<'_>, losses: &[(LossType, f64)], params: &PairwiseParams) -> Result<Evaluation, ConfigError> {
@@ -299,12 +329,11 @@ pub fn evaluate(p: &PairLogps<'_>, losses: &[(LossType, f64)], params: &Pairwise
         return Err(ConfigError::Invalid("no loss type given".into()));
     }
     let n = p.len();
-    let lr = LogRatios::new(p, params.f_divergence);
     let mut pair_loss = vec![0.0; n];
     let mut metrics = BTreeMap::new();
     let mut total = 0.0;
     for &(loss, weight) in losses {
-        let values = per_pair(loss, p, &lr, params)?;
+        let values = per_pair(loss, p, params)?;
         let m = mean(&values);
         total += m * weight;
         if losses.len() > 1 {
@@ -314,8 +343,9 @@ pub fn evaluate(p: &PairLogps<'_>, losses: &[(LossType, f64)], params: &Pairwise
             *acc += weight * v;
         }
     }
-    let chosen_reward: Vec<f64> = lr.chosen.iter().map(|&d| params.beta * d).collect();
-    let rejected_reward: Vec<f64> = lr.rejected.iter().map(|&d| params.beta * d).collect();
+    let beta = params.beta;
+    let chosen_reward = par_map(n, |i| beta * (p.policy_chosen[i] - p.reference_chosen[i]));
+    let rejected_reward = par_map(n, |i| beta * (p.policy_rejected[i] - p.reference_rejected[i]));
     reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, p.policy_chosen, p.policy_rejected);
     metrics.insert("loss".into(), total);
     let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();

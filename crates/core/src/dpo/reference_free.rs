@@ -53,7 +53,7 @@ impl Default for OrpoParams {
     }
 }
 
-fn check_beta(beta: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_beta(beta: f64) -> Result<(), ConfigError> {
     if beta.is_finite() && beta > 0.0 {
         Ok(())
     } else {
@@ -62,7 +62,7 @@ fn check_beta(beta: f64) -> Result<(), ConfigError> {
 }
 
 /// Token-mean NLL of the chosen completions over the batch.
-fn chosen_nll(p: &PairLogps<'_>, lengths: &[f64]) -> f64 {
+pub(crate) fn chosen_nll(p: &PairLogps<'_>, lengths: &[f64]) -> f64 {
     -sum(p.policy_chosen) / sum(lengths)
 }
 
@@ -70,7 +70,7 @@ fn averaged(sums: &[f64], lengths: &[f64]) -> Vec<f64> {
     sums.iter().zip(lengths).map(|(s, l)| s / l).collect()
 }
 
-fn positive_lengths(lengths: &[f64], side: &str) -> Result<(), ConfigError> {
+pub(crate) fn positive_lengths(lengths: &[f64], side: &str) -> Result<(), ConfigError> {
     match lengths.iter().position(|&l| l <= 0.0) {
         Some(i) => Err(ConfigError::Invalid(format!(
             "row {}: `{side}_length` is 0, but this objective averages log-probs over completion tokens",
@@ -80,31 +80,46 @@ fn positive_lengths(lengths: &[f64], side: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// `cpo_loss` for one pair, on sums or (SimPO, IPO) token averages; the NLL term is separate.
+#[inline]
+pub(crate) fn cpo_pair_loss(params: &CpoParams, chosen: f64, rejected: f64) -> f64 {
+    let (beta, eps) = (params.beta, params.label_smoothing);
+    let logits = chosen - rejected;
+    match params.loss {
+        CpoLoss::Simpo => {
+            let x = beta * (logits - params.simpo_gamma / beta);
+            -log_sigmoid(x) * (1.0 - eps) - log_sigmoid(-x) * eps
+        }
+        CpoLoss::Sigmoid => -log_sigmoid(beta * logits) * (1.0 - eps) - log_sigmoid(-beta * logits) * eps,
+        CpoLoss::Hinge => (1.0 - beta * logits).max(0.0),
+        CpoLoss::Ipo => (logits - 1.0 / (2.0 * beta)).powi(2),
+    }
+}
+
+/// Whether CPO's loss type works on token-averaged log-probs (TRL's `average_log_prob`).
+pub(crate) fn cpo_averages(params: &CpoParams) -> bool {
+    matches!(params.loss, CpoLoss::Simpo | CpoLoss::Ipo)
+}
+
+/// ORPO's log odds ratio of one pair, on token-averaged log-probs.
+#[inline]
+pub(crate) fn orpo_log_odds(chosen: f64, rejected: f64) -> f64 {
+    (chosen - rejected) - (log1mexp(chosen) - log1mexp(rejected))
+}
+
 /// CPO and SimPO. SimPO and IPO average log-probs over tokens (TRL's `average_log_prob`).
 pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigError> {
     check_beta(params.beta)?;
     let (cl, rl) = p.lengths("cpo")?;
     positive_lengths(cl, "chosen")?;
     positive_lengths(rl, "rejected")?;
-    let averages = matches!(params.loss, CpoLoss::Simpo | CpoLoss::Ipo);
-    let (chosen, rejected) = if averages {
+    let (chosen, rejected) = if cpo_averages(params) {
         (averaged(p.policy_chosen, cl), averaged(p.policy_rejected, rl))
     } else {
         (p.policy_chosen.to_vec(), p.policy_rejected.to_vec())
     };
-    let (beta, eps) = (params.beta, params.label_smoothing);
-    let losses: Vec<f64> = par_map(chosen.len(), |i| {
-            let logits = chosen[i] - rejected[i];
-            match params.loss {
-                CpoLoss::Simpo => {
-                    let x = beta * (logits - params.simpo_gamma / beta);
-                    -log_sigmoid(x) * (1.0 - eps) - log_sigmoid(-x) * eps
-                }
-                CpoLoss::Sigmoid => -log_sigmoid(beta * logits) * (1.0 - eps) - log_sigmoid(-beta * logits) * eps,
-                CpoLoss::Hinge => (1.0 - beta * logits).max(0.0),
-                CpoLoss::Ipo => (logits - 1.0 / (2.0 * beta)).powi(2),
-            }
-        });
+    let beta = params.beta;
+    let losses = par_map(chosen.len(), |i| cpo_pair_loss(params, chosen[i], rejected[i]));
     let nll = chosen_nll(p, cl);
     let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
     let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
@@ -132,7 +147,7 @@ pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, Config
             i + 1
         )));
     }
-    let log_odds = par_map(chosen.len(), |i| (chosen[i] - rejected[i]) - (log1mexp(chosen[i]) - log1mexp(rejected[i])));
+    let log_odds = par_map(chosen.len(), |i| orpo_log_odds(chosen[i], rejected[i]));
     let ratio = par_map(log_odds.len(), |i| log_sigmoid(log_odds[i]));
     let beta = params.beta;
     let nll = chosen_nll(p, cl);

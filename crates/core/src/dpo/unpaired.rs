@@ -67,7 +67,7 @@ pub fn kl_from_table(table: &DpoTable) -> Result<f64, InputError> {
     Ok(mean(&diffs).max(0.0))
 }
 
-fn check_beta(beta: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_beta(beta: f64) -> Result<(), ConfigError> {
     if beta.is_finite() && beta > 0.0 {
         Ok(())
     } else {
@@ -106,13 +106,34 @@ fn finish(
     Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics }
 }
 
+/// KTO's desirable and undesirable terms for one pair's log-ratios.
+#[inline]
+pub(crate) fn kto_terms(params: &KtoParams, chosen: f64, rejected: f64, kl: f64) -> (f64, f64) {
+    let beta = params.beta;
+    (
+        params.desirable_weight * sigmoid(-beta * (chosen - kl)),
+        params.undesirable_weight * sigmoid(-beta * (kl - rejected)),
+    )
+}
+
+/// BCO's reward shift: the mean of all chosen and rejected rewards.
+pub(crate) fn bco_delta(beta: f64, chosen: &[f64], rejected: &[f64]) -> f64 {
+    0.5 * beta * (mean(chosen) + mean(rejected))
+}
+
+/// BCO's two terms for one pair's log-ratios.
+#[inline]
+pub(crate) fn bco_terms(beta: f64, chosen: f64, rejected: f64, delta: f64) -> (f64, f64) {
+    (-log_sigmoid(beta * chosen - delta), -log_sigmoid(-(beta * rejected - delta)))
+}
+
 /// KTO: desirable `1 − σ(β(Δ − z0))`, undesirable `1 − σ(β(z0 − Δ))`, weighted.
 pub fn kto(p: &PairLogps<'_>, kl: f64, params: &KtoParams) -> Result<Evaluation, ConfigError> {
     check_beta(params.beta)?;
     let beta = params.beta;
     let (c, r) = logratios(p);
-    let chosen_losses = par_map(c.len(), |i| params.desirable_weight * sigmoid(-beta * (c[i] - kl)));
-    let rejected_losses = par_map(r.len(), |i| params.undesirable_weight * sigmoid(-beta * (kl - r[i])));
+    let chosen_losses = par_map(c.len(), |i| kto_terms(params, c[i], r[i], kl).0);
+    let rejected_losses = par_map(r.len(), |i| kto_terms(params, c[i], r[i], kl).1);
     let mut metrics = BTreeMap::new();
     metrics.insert("kl".into(), kl);
     Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))
@@ -124,10 +145,9 @@ pub fn bco(p: &PairLogps<'_>, params: &BcoParams) -> Result<Evaluation, ConfigEr
     check_beta(params.beta)?;
     let beta = params.beta;
     let (c, r) = logratios(p);
-    let rewards: Vec<f64> = c.iter().chain(&r).map(|x| beta * x).collect();
-    let delta = mean(&rewards);
-    let chosen_losses = par_map(c.len(), |i| -log_sigmoid(beta * c[i] - delta));
-    let rejected_losses = par_map(r.len(), |i| -log_sigmoid(-(beta * r[i] - delta)));
+    let delta = bco_delta(beta, &c, &r);
+    let chosen_losses = par_map(c.len(), |i| bco_terms(beta, c[i], r[i], delta).0);
+    let rejected_losses = par_map(r.len(), |i| bco_terms(beta, c[i], r[i], delta).1);
     let mut metrics = BTreeMap::new();
     metrics.insert("delta".into(), delta);
     Ok(finish(beta, p, &c, &r, &chosen_losses, &rejected_losses, metrics))

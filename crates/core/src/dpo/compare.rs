@@ -1,0 +1,166 @@
+//! Every objective at once: the batch loss of each named objective from one fused pass over
+//! the pairs (plus the sorts of the AOT types), and the shared reward and ranking metrics.
+//! This is what the "compare objectives" table shows and what `cargo xtask bench` times; each
+//! value equals [`Objective::evaluate`]'s `loss` for the same objective (tested).
+
+use std::collections::BTreeMap;
+
+use super::pairwise::{coupled_losses, sft_nll, PairTerms};
+use super::reference_free::{chosen_nll, cpo_averages, cpo_pair_loss, orpo_log_odds};
+use super::unpaired::{bco_delta, bco_terms, kl_from_table, kto_terms};
+use super::{reward_metrics_of, LossType, Objective, PairwiseParams, TableLogps};
+use crate::error::ConfigError;
+use crate::numeric::{log_sigmoid, mean, par_chunks};
+use crate::ranking;
+use crate::record::DpoTable;
+
+/// Batch losses by objective name, and metrics shared by the reference-based objectives.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Comparison {
+    pub losses: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// One per-pair term the fused pass accumulates.
+enum Term {
+    Pairwise(LossType, PairwiseParams),
+    Cpo(super::CpoParams),
+    OrpoRatio,
+    Kto(super::KtoParams, f64),
+    Bco(f64, f64),
+}
+
+impl Term {
+    #[inline]
+    fn value(&self, p: &super::PairLogps<'_>, i: usize) -> f64 {
+        match self {
+            Term::Pairwise(loss, params) => {
+                loss.pair_loss(&PairTerms::of(p, i, params.f_divergence), params).unwrap_or(f64::NAN)
+            }
+            Term::Cpo(params) => {
+                let (c, r) = if cpo_averages(params) {
+                    (p.policy_chosen[i] / length(p.chosen_length, i), p.policy_rejected[i] / length(p.rejected_length, i))
+                } else {
+                    (p.policy_chosen[i], p.policy_rejected[i])
+                };
+                cpo_pair_loss(params, c, r)
+            }
+            Term::OrpoRatio => log_sigmoid(orpo_log_odds(
+                p.policy_chosen[i] / length(p.chosen_length, i),
+                p.policy_rejected[i] / length(p.rejected_length, i),
+            )),
+            Term::Kto(params, kl) => {
+                let (c, r) = logratios(p, i);
+                let (a, b) = kto_terms(params, c, r, *kl);
+                0.5 * (a + b)
+            }
+            Term::Bco(beta, delta) => {
+                let (c, r) = logratios(p, i);
+                let (a, b) = bco_terms(*beta, c, r, *delta);
+                0.5 * (a + b)
+            }
+        }
+    }
+}
+
+#[inline]
+fn length(l: Option<&[f64]>, i: usize) -> f64 {
+    l.map_or(f64::NAN, |l| l[i])
+}
+
+#[inline]
+fn logratios(p: &super::PairLogps<'_>, i: usize) -> (f64, f64) {
+    (p.policy_chosen[i] - p.reference_chosen[i], p.policy_rejected[i] - p.reference_rejected[i])
+}
+
+/// Evaluates the named objectives (any of [`Objective::names`]) with one β and label
+/// smoothing. Parameters invalid for an objective (`exo_pair` without smoothing) are errors.
+pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Result<Comparison, ConfigError> {
+    let objectives: Vec<(String, Objective)> =
+        names.iter().map(|n| Ok((n.to_string(), Objective::parse(n, None, params)?))).collect::<Result<_, ConfigError>>()?;
+    let needs = objectives.iter().find_map(|(_, o)| o.needs_lengths());
+    let resolved = TableLogps::new(table, needs)?;
+    let p = resolved.logps();
+    let n = p.len();
+
+    // Batch-level quantities the per-pair terms need.
+    let chosen_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).0).collect();
+    let rejected_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).1).collect();
+    let mut terms: Vec<(usize, Term)> = Vec::new();
+    let mut coupled: Vec<(usize, LossType, PairwiseParams)> = Vec::new();
+    for (k, (_, objective)) in objectives.iter().enumerate() {
+        match objective {
+            Objective::Pairwise { losses, params } => {
+                params.validate(losses)?;
+                for &(loss, _) in losses {
+                    if loss.is_batch_coupled() {
+                        coupled.push((k, loss, *params));
+                    } else {
+                        terms.push((k, Term::Pairwise(loss, *params)));
+                    }
+                }
+            }
+            Objective::Cpo(c) => {
+                super::reference_free::check_beta(c.beta)?;
+                terms.push((k, Term::Cpo(*c)));
+            }
+            Objective::Orpo(o) => {
+                super::reference_free::check_beta(o.beta)?;
+                terms.push((k, Term::OrpoRatio));
+            }
+            Objective::Kto(t) => {
+                super::unpaired::check_beta(t.beta)?;
+                terms.push((k, Term::Kto(*t, kl_from_table(table)?)));
+            }
+            Objective::Bco(b) => {
+                super::unpaired::check_beta(b.beta)?;
+                terms.push((k, Term::Bco(b.beta, bco_delta(b.beta, &chosen_lr, &rejected_lr))));
+            }
+        }
+    }
+
+    // The fused pass: each chunk of pairs accumulates every term.
+    let partial = par_chunks(n, |range| {
+        let mut acc = vec![0.0f64; terms.len()];
+        for i in range {
+            for (slot, (_, term)) in acc.iter_mut().zip(&terms) {
+                *slot += term.value(&p, i);
+            }
+        }
+        acc
+    });
+    let mut sums = vec![0.0f64; terms.len()];
+    for chunk in partial {
+        for (s, v) in sums.iter_mut().zip(chunk) {
+            *s += v;
+        }
+    }
+
+    let mut losses = vec![0.0f64; objectives.len()];
+    for ((k, term), total) in terms.iter().zip(&sums) {
+        let m = total / n as f64;
+        losses[*k] += match term {
+            Term::Pairwise(..) | Term::Kto(..) | Term::Bco(..) => m,
+            Term::Cpo(c) => {
+                let (cl, _) = p.lengths("cpo")?;
+                m + c.cpo_alpha * chosen_nll(&p, cl)
+            }
+            Term::OrpoRatio => {
+                let (cl, _) = p.lengths("orpo")?;
+                let Objective::Orpo(o) = &objectives[*k].1 else { unreachable!("orpo term") };
+                chosen_nll(&p, cl) - o.beta * m
+            }
+        };
+    }
+    for (k, loss, params) in coupled {
+        losses[k] += match loss {
+            LossType::Sft => sft_nll(&p)?,
+            _ => mean(&coupled_losses(loss, &p, &params)?),
+        };
+    }
+
+    let mut metrics = BTreeMap::new();
+    reward_metrics_of(&mut metrics, params.beta, &p);
+    metrics.insert("ranking/accuracy".into(), ranking::ranking_accuracy(p.policy_chosen, p.policy_rejected));
+    Ok(Comparison { losses: objectives.into_iter().map(|(n, _)| n).zip(losses).collect(), metrics })
+}
