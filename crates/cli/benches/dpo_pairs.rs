@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use prefscope_core::dpo::compare;
 use prefscope_core::dpo::PairwiseParams;
 use prefscope_core::read::{read_preferences, Input, Preferences};
-use prefscope_core::dpo::compare;
 
 const PAIRS: usize = 1_000_000;
 const REPEATS: usize = 5;
@@ -59,8 +59,27 @@ fn write_pairs(path: &Path) {
 
 /// The objectives the numpy baseline computes too.
 const OBJECTIVES: &[&str] = &[
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
-    "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm", "cdpo", "simpo", "cpo", "orpo", "kto", "bco",
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+    "cdpo",
+    "simpo",
+    "cpo",
+    "orpo",
+    "kto",
+    "bco",
 ];
 
 fn run_all(path: &Path) -> (Duration, Duration) {
@@ -73,7 +92,11 @@ fn run_all(path: &Path) -> (Duration, Duration) {
     let all = compare(table, OBJECTIVES, params).expect("compare");
     std::hint::black_box(&all);
     if std::env::var_os("BENCH_VERBOSE").is_some() {
-        eprintln!("read {:.1} ms, compute {:.1} ms", read.as_secs_f64() * 1e3, (start.elapsed() - read).as_secs_f64() * 1e3);
+        eprintln!(
+            "read {:.1} ms, compute {:.1} ms",
+            read.as_secs_f64() * 1e3,
+            (start.elapsed() - read).as_secs_f64() * 1e3
+        );
         eprintln!("{:?}", all.losses);
     }
     (read, start.elapsed())
@@ -118,7 +141,13 @@ fn main() {
     println!("{:<28} {:>10} {:>14} {:>10}", "", "total s", "pairs/s", "compute s");
     println!("{:<28} {:>10.3} {:>14.0} {:>10.3}", "prefscope", total, PAIRS as f64 / total, compute);
     if let Some((np_total, np_compute)) = numpy_baseline(&path) {
-        println!("{:<28} {:>10.3} {:>14.0} {:>10.3}", "numpy (pyarrow read)", np_total, PAIRS as f64 / np_total, np_compute);
+        println!(
+            "{:<28} {:>10.3} {:>14.0} {:>10.3}",
+            "numpy (pyarrow read)",
+            np_total,
+            PAIRS as f64 / np_total,
+            np_compute
+        );
         println!("speed-up over numpy: {:.2}x end to end, {:.2}x compute", np_total / total, np_compute / compute);
     }
 }

@@ -39,11 +39,8 @@ pub fn sample_table() -> Result<DpoTable> {
 /// Objectives the demo evaluates: every pairwise type that needs no extra setting, then the
 /// standalone trainers.
 fn objectives() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = LossType::ALL
-        .iter()
-        .filter(|l| !matches!(l, LossType::ExoPair))
-        .map(|l| l.name())
-        .collect();
+    let mut names: Vec<&'static str> =
+        LossType::ALL.iter().filter(|l| !matches!(l, LossType::ExoPair)).map(|l| l.name()).collect();
     names.extend(["simpo", "cpo", "orpo", "kto", "bco"]);
     names
 }

@@ -22,16 +22,21 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn sink(out: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
     Ok(match out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        )),
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?))
+        }
         None => Box::new(BufWriter::new(std::io::stdout())),
     })
 }
 
 /// JSON numbers for metrics; a non-finite value (an empty batch) becomes null.
 pub fn metrics_json(metrics: &BTreeMap<String, f64>) -> Value {
-    Value::Object(metrics.iter().map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number))).collect())
+    Value::Object(
+        metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)))
+            .collect(),
+    )
 }
 
 /// Writes `{"metrics": …, "pairs": […]}` for JSON; the rows alone for the tabular formats,

@@ -40,7 +40,15 @@ fn metrics_and_pairs_match_trl_for_the_bundled_export() {
         let loss = losses.join(",");
         let weights = weights.join(",");
         let out = prefscope(&[
-            "dpo", "--input", input.to_str().unwrap(), "--loss", &loss, "--weights", &weights, "--beta", &beta,
+            "dpo",
+            "--input",
+            input.to_str().unwrap(),
+            "--loss",
+            &loss,
+            "--weights",
+            &weights,
+            "--beta",
+            &beta,
         ]);
         let doc = json_of(&out);
         for (k, v) in case["metrics"].as_object().unwrap() {
@@ -69,7 +77,19 @@ fn tabular_formats_carry_the_same_pairs() {
     let first_margin = json["pairs"][0]["margin"].as_f64().unwrap();
 
     let csv = dir.path().join("pairs.csv");
-    let out = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "csv", "--out", csv.to_str().unwrap()]);
+    let out = prefscope(&[
+        "dpo",
+        "--input",
+        input.to_str().unwrap(),
+        "--loss",
+        "ipo",
+        "--beta",
+        "0.5",
+        "--format",
+        "csv",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("rewards/margins"), "metrics summarised on stderr");
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -79,14 +99,24 @@ fn tabular_formats_carry_the_same_pairs() {
     assert_eq!(first[0], "held-0");
     assert_eq!(first[3].parse::<f64>().unwrap(), first_margin, "CSV floats round-trip exactly");
 
-    let jsonl = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "jsonl"]);
+    let jsonl =
+        prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "jsonl"]);
     assert!(jsonl.status.success());
-    let rows: Vec<Value> = String::from_utf8_lossy(&jsonl.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&jsonl.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 40);
     assert_eq!(rows[0]["margin"].as_f64().unwrap(), first_margin);
 
     let parquet = dir.path().join("pairs.parquet");
-    let out = prefscope(&["dpo", "--input", input.to_str().unwrap(), "--format", "parquet", "--out", parquet.to_str().unwrap()]);
+    let out = prefscope(&[
+        "dpo",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&parquet).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");
@@ -100,7 +130,8 @@ fn parquet_and_csv_inputs_give_the_same_metrics_as_jsonl() {
     // Convert the sample's sequence columns to CSV; metrics must not depend on the format.
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(sample()).unwrap();
-    let mut csv = String::from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\n");
+    let mut csv =
+        String::from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\n");
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         csv += &format!(

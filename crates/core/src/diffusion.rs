@@ -41,7 +41,8 @@ pub fn diffusion_dpo_rows(t: &DiffusionTable, beta: f64) -> DiffusionRows {
     let scale = -0.5 * beta;
     let mut rows = DiffusionRows::default();
     for i in 0..t.len() {
-        let (mw, ml, rw, rl) = (t.model_mse_chosen[i], t.model_mse_rejected[i], t.reference_mse_chosen[i], t.reference_mse_rejected[i]);
+        let (mw, ml, rw, rl) =
+            (t.model_mse_chosen[i], t.model_mse_rejected[i], t.reference_mse_chosen[i], t.reference_mse_rejected[i]);
         let inside = scale * ((mw - ml) - (rw - rl));
         rows.chosen_reward.push(scale * (mw - rw));
         rows.rejected_reward.push(scale * (ml - rl));

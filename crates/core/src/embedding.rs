@@ -11,7 +11,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Wraps rows; `None` if `data` is not a whole number of rows or `dim` is 0.
     pub fn new(dim: usize, data: Vec<f32>) -> Option<Self> {
-        (dim > 0 && data.len() % dim == 0).then_some(Self { dim, data })
+        (dim > 0 && data.len().is_multiple_of(dim)).then_some(Self { dim, data })
     }
 
     /// Builds from row vectors, which must all have the same width.

@@ -9,7 +9,8 @@ pub struct Location {
     pub file: String,
     pub row: Option<u64>,
     pub line: Option<u64>,
-    pub column: Option<String>,
+    /// Column names are the format's own, known at compile time.
+    pub column: Option<&'static str>,
 }
 
 impl Location {
@@ -24,8 +25,8 @@ impl Location {
         self.line = Some(line);
         self
     }
-    pub fn column(mut self, column: impl Into<String>) -> Self {
-        self.column = Some(column.into());
+    pub fn column(mut self, column: &'static str) -> Self {
+        self.column = Some(column);
         self
     }
 }
@@ -100,5 +101,11 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Input(#[from] InputError),
+    Input(Box<InputError>),
+}
+
+impl From<InputError> for ConfigError {
+    fn from(e: InputError) -> Self {
+        ConfigError::Input(Box::new(e))
+    }
 }

@@ -10,7 +10,7 @@ pub const DEFAULT_TAU: f64 = 0.1;
 /// `s(y1, y2) = (R v1)·v2` with `R` block-diagonal of `[[0, −1], [1, 0]]` blocks, on
 /// L2-normalised `v1`, `v2`. `None` when the widths differ or are odd.
 pub fn gpm_score(v1: &[f32], v2: &[f32]) -> Option<f64> {
-    if v1.len() != v2.len() || v1.len() % 2 != 0 {
+    if v1.len() != v2.len() || !v1.len().is_multiple_of(2) {
         return None;
     }
     let (a, b) = (normalize(v1), normalize(v2));

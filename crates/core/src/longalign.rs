@@ -87,7 +87,10 @@ pub fn decompose(text: &[f32], image: &[f32], u: &[f32], scale: f32) -> Decompos
     let ui = dot(u, &img);
     let ti = dot(text, &img);
     let irrelevant = tu * ui;
-    Decomposition { relevant: ((ti - irrelevant) * scale as f64) as f32, irrelevant: (irrelevant * scale as f64) as f32 }
+    Decomposition {
+        relevant: ((ti - irrelevant) * scale as f64) as f32,
+        irrelevant: (irrelevant * scale as f64) as f32,
+    }
 }
 
 #[cfg(test)]

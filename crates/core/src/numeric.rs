@@ -93,38 +93,23 @@ pub fn mean_of(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
 /// Below this many elements work stays on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
 
-fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(16)
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        1
-    }
-}
-
 /// Runs `f` over contiguous index ranges covering `0..n`, on all cores for large `n`
 /// (scoped threads; the browser build stays on one thread), results in range order.
 pub fn par_chunks<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
-    let t = threads();
-    if t <= 1 || n < PARALLEL_MIN {
-        return vec![f(0..n)];
-    }
-    let step = n.div_ceil(t);
     #[cfg(not(target_arch = "wasm32"))]
     {
-        std::thread::scope(|s| {
-            let f = &f;
-            let handles: Vec<_> =
-                (0..n).step_by(step).map(|start| s.spawn(move || f(start..(start + step).min(n)))).collect();
-            handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
-        })
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(16);
+        if threads > 1 && n >= PARALLEL_MIN {
+            let step = n.div_ceil(threads);
+            return std::thread::scope(|s| {
+                let f = &f;
+                let handles: Vec<_> =
+                    (0..n).step_by(step).map(|start| s.spawn(move || f(start..(start + step).min(n)))).collect();
+                handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+            });
+        }
     }
-    #[cfg(target_arch = "wasm32")]
-    {
-        vec![f(0..n)]
-    }
+    vec![f(0..n)]
 }
 
 /// `(0..n).map(f).collect()`, computed in parallel for large `n`.

@@ -37,8 +37,15 @@ pub fn idealized_correct(reference_chosen: f64, reference_rejected: f64, share: 
 }
 
 /// `R*`: the idealized ranking accuracy over pairs with a known rater share `α`.
-pub fn idealized_ranking_accuracy(reference_chosen: &[f64], reference_rejected: &[f64], share: &[f64], beta: f64) -> f64 {
-    mean_of(share.len(), |i| f64::from(u8::from(idealized_correct(reference_chosen[i], reference_rejected[i], share[i], beta))))
+pub fn idealized_ranking_accuracy(
+    reference_chosen: &[f64],
+    reference_rejected: &[f64],
+    share: &[f64],
+    beta: f64,
+) -> f64 {
+    mean_of(share.len(), |i| {
+        f64::from(u8::from(idealized_correct(reference_chosen[i], reference_rejected[i], share[i], beta)))
+    })
 }
 
 /// The margin at which a pair flips to correctly ranked: `β·log(πref(yl)/πref(yw))`.

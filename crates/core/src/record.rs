@@ -257,7 +257,11 @@ impl DpoTable {
         let tokens = |col: &TokenColumn, policy: bool| {
             col.present[i].then(|| {
                 let r = col.range(i);
-                if policy { col.policy[r].to_vec() } else { col.reference[r].to_vec() }
+                if policy {
+                    col.policy[r].to_vec()
+                } else {
+                    col.reference[r].to_vec()
+                }
             })
         };
         DpoRecord {

@@ -73,7 +73,11 @@ fn ranking_accuracies_match_chen_et_al() {
                 "pair {i} β={beta}"
             );
         }
-        assert_close(ranking::idealized_ranking_accuracy(&pairs.rc, &pairs.rr, &shares, beta), f(&case["accuracy"]), "R*");
+        assert_close(
+            ranking::idealized_ranking_accuracy(&pairs.rc, &pairs.rr, &shares, beta),
+            f(&case["accuracy"]),
+            "R*",
+        );
     }
 }
 

@@ -28,7 +28,7 @@ fn err(name: &str, bytes: impl Into<Bytes>) -> InputError {
 #[track_caller]
 fn assert_at(e: &InputError, row: Option<u64>, column: Option<&str>) {
     assert_eq!(e.location.row, row, "{e}");
-    assert_eq!(e.location.column.as_deref(), column, "{e}");
+    assert_eq!(e.location.column, column, "{e}");
 }
 
 const JSONL: &str = r#"{"id": 1, "prompt": "p", "chosen": "a b", "rejected": "c", "policy_chosen_logps": -1.5, "policy_rejected_logps": -2.0, "reference_chosen_logps": -1.75, "reference_rejected_logps": -1.5, "policy_chosen_token_logps": [-1.0, -0.5], "reference_chosen_token_logps": [-1.0, -0.75], "chosen_tokens": ["a", " b"], "preference_share": 0.75}
@@ -124,7 +124,10 @@ fn diffusion_rows_are_recognised_by_their_columns() {
         Preferences::Diffusion(t) => assert_eq!(t.len(), 2),
         other => panic!("{other:?}"),
     }
-    let e = err("d.csv", "id,model_mse_chosen,model_mse_rejected,reference_mse_chosen,reference_mse_rejected\np,-0.1,0.2,0.1,0.1\n");
+    let e = err(
+        "d.csv",
+        "id,model_mse_chosen,model_mse_rejected,reference_mse_chosen,reference_mse_rejected\np,-0.1,0.2,0.1,0.1\n",
+    );
     assert!(matches!(e.kind, ErrorKind::InvalidValue(_)));
     assert_at(&e, Some(1), Some("model_mse_chosen"));
 }
@@ -161,7 +164,10 @@ fn jsonl_bad_inputs_are_located() {
     assert_eq!(e.kind, ErrorKind::NegativeLength(-4));
     assert_at(&e, Some(2), Some("chosen_length"));
 
-    let e = err("x.jsonl", replace(r#""reference_chosen_token_logps": [-1.0, -0.75]"#, r#""reference_chosen_token_logps": [-1.75]"#));
+    let e = err(
+        "x.jsonl",
+        replace(r#""reference_chosen_token_logps": [-1.0, -0.75]"#, r#""reference_chosen_token_logps": [-1.75]"#),
+    );
     assert_eq!(e.kind, ErrorKind::Ragged { len: 1, other: "policy_chosen_token_logps".into(), other_len: 2 });
     assert_at(&e, Some(1), Some("reference_chosen_token_logps"));
 
@@ -169,11 +175,17 @@ fn jsonl_bad_inputs_are_located() {
     assert!(matches!(e.kind, ErrorKind::Ragged { len: 1, other_len: 2, .. }), "{e}");
     assert_at(&e, Some(1), Some("chosen_tokens"));
 
-    let e = err("x.jsonl", replace(r#""policy_chosen_token_logps": [-1.0, -0.5]"#, r#""policy_chosen_token_logps": [-1.0, NaN]"#));
+    let e = err(
+        "x.jsonl",
+        replace(r#""policy_chosen_token_logps": [-1.0, -0.5]"#, r#""policy_chosen_token_logps": [-1.0, NaN]"#),
+    );
     assert_eq!(e.kind, ErrorKind::NonFinite("NaN".into()));
     assert_at(&e, Some(1), Some("policy_chosen_token_logps"));
 
-    let e = err("x.jsonl", replace(r#""policy_chosen_token_logps": [-1.0, -0.5]"#, r#""policy_chosen_token_logps": [-1.0, -0.25]"#));
+    let e = err(
+        "x.jsonl",
+        replace(r#""policy_chosen_token_logps": [-1.0, -0.5]"#, r#""policy_chosen_token_logps": [-1.0, -0.25]"#),
+    );
     assert!(matches!(e.kind, ErrorKind::TokenSumMismatch { .. }), "{e}");
     assert_at(&e, Some(1), Some("policy_chosen_token_logps"));
 
@@ -200,7 +212,9 @@ fn drop_csv_column(text: &str, column: &str) -> String {
     let headers = r.headers().unwrap().clone();
     let k = headers.iter().position(|h| h == column).unwrap();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let keep = |rec: &csv::StringRecord| rec.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, v)| v.to_string()).collect::<Vec<_>>();
+    let keep = |rec: &csv::StringRecord| {
+        rec.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, v)| v.to_string()).collect::<Vec<_>>()
+    };
     w.write_record(keep(&headers)).unwrap();
     for rec in r.records() {
         w.write_record(keep(&rec.unwrap())).unwrap();
@@ -283,10 +297,7 @@ fn parquet_bad_inputs_are_located() {
     assert_eq!(e.kind, ErrorKind::MissingColumn);
     assert_at(&e, Some(2), Some("policy_chosen_logps"));
 
-    let e = err(
-        "x.parquet",
-        parquet_bytes(|c| c[5].1 = Arc::new(StringArray::from(vec!["-2.0", "-1.0"]))),
-    );
+    let e = err("x.parquet", parquet_bytes(|c| c[5].1 = Arc::new(StringArray::from(vec!["-2.0", "-1.0"]))));
     assert!(matches!(e.kind, ErrorKind::WrongType { .. }), "{e}");
     assert_at(&e, Some(1), Some("policy_rejected_logps"));
 
@@ -301,10 +312,7 @@ fn parquet_bad_inputs_are_located() {
     // Row 1 has token arrays, so their sum stands in for a null sequence value.
     let t = dpo("x.parquet", parquet_bytes(|c| c[4].1 = Arc::new(Float64Array::from(vec![None, Some(-3.0)]))));
     assert_eq!(t.policy_chosen_logps, vec![-1.5, -3.0]);
-    let e = err(
-        "x.parquet",
-        parquet_bytes(|c| c[4].1 = Arc::new(Float64Array::from(vec![Some(-1.5), None]))),
-    );
+    let e = err("x.parquet", parquet_bytes(|c| c[4].1 = Arc::new(Float64Array::from(vec![Some(-1.5), None]))));
     assert_eq!(e.kind, ErrorKind::MissingValue);
     assert_at(&e, Some(2), Some("policy_chosen_logps"));
 

@@ -39,7 +39,10 @@ impl Term {
             }
             Term::Cpo(params) => {
                 let (c, r) = if cpo_averages(params) {
-                    (p.policy_chosen[i] / length(p.chosen_length, i), p.policy_rejected[i] / length(p.rejected_length, i))
+                    (
+                        p.policy_chosen[i] / length(p.chosen_length, i),
+                        p.policy_rejected[i] / length(p.rejected_length, i),
+                    )
                 } else {
                     (p.policy_chosen[i], p.policy_rejected[i])
                 };
@@ -76,8 +79,10 @@ fn logratios(p: &super::PairLogps<'_>, i: usize) -> (f64, f64) {
 /// Evaluates the named objectives (any of [`Objective::names`]) with one β and label
 /// smoothing. Parameters invalid for an objective (`exo_pair` without smoothing) are errors.
 pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Result<Comparison, ConfigError> {
-    let objectives: Vec<(String, Objective)> =
-        names.iter().map(|n| Ok((n.to_string(), Objective::parse(n, None, params)?))).collect::<Result<_, ConfigError>>()?;
+    let objectives: Vec<(String, Objective)> = names
+        .iter()
+        .map(|n| Ok((n.to_string(), Objective::parse(n, None, params)?)))
+        .collect::<Result<_, ConfigError>>()?;
     let needs = objectives.iter().find_map(|(_, o)| o.needs_lengths());
     let resolved = TableLogps::new(table, needs)?;
     let p = resolved.logps();

@@ -106,7 +106,10 @@ pub struct Evaluation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Objective {
     /// `DPOTrainer` loss types with weights: `Σ_k w_k · mean(loss_k)`.
-    Pairwise { losses: Vec<(LossType, f64)>, params: PairwiseParams },
+    Pairwise {
+        losses: Vec<(LossType, f64)>,
+        params: PairwiseParams,
+    },
     Cpo(CpoParams),
     Orpo(OrpoParams),
     Kto(KtoParams),
@@ -130,11 +133,7 @@ impl Objective {
         }
         if let Some(w) = weights {
             if w.len() != names.len() {
-                return Err(ConfigError::Invalid(format!(
-                    "{} weights given for {} loss types",
-                    w.len(),
-                    names.len()
-                )));
+                return Err(ConfigError::Invalid(format!("{} weights given for {} loss types", w.len(), names.len())));
             }
         }
         let standalone = |name: &str| -> Option<Objective> {

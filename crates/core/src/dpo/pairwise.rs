@@ -264,7 +264,11 @@ fn smoothed(x: f64, eps: f64) -> f64 {
 }
 
 /// Per-position losses of the batch-coupled types.
-pub(crate) fn coupled_losses(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Result<Vec<f64>, ConfigError> {
+pub(crate) fn coupled_losses(
+    loss: LossType,
+    p: &PairLogps<'_>,
+    params: &PairwiseParams,
+) -> Result<Vec<f64>, ConfigError> {
     let n = p.len();
     let (beta, eps) = (params.beta, params.label_smoothing);
     Ok(match loss {
@@ -323,7 +327,11 @@ fn sort_both(a: &mut [f64], b: &mut [f64]) {
 
 /// Evaluates a weighted combination of pairwise loss types: per-pair `Σ_k w_k·loss_k` and
 /// the batch loss `Σ_k w_k·mean(loss_k)`, with TRL's reward metrics.
-pub fn evaluate(p: &PairLogps<'_>, losses: &[(LossType, f64)], params: &PairwiseParams) -> Result<Evaluation, ConfigError> {
+pub fn evaluate(
+    p: &PairLogps<'_>,
+    losses: &[(LossType, f64)],
+    params: &PairwiseParams,
+) -> Result<Evaluation, ConfigError> {
     params.validate(losses)?;
     if losses.is_empty() {
         return Err(ConfigError::Invalid("no loss type given".into()));

@@ -17,7 +17,8 @@ pub(super) fn read<R: Read>(
 ) -> Result<(), InputError> {
     let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
     let header_error = |e: csv::Error, sink: &Sink| InputError::new(sink.location(None, None), malformed(&e));
-    let headers: Vec<String> = csv.headers().map_err(|e| header_error(e, sink))?.iter().map(|h| h.trim().to_string()).collect();
+    let headers: Vec<String> =
+        csv.headers().map_err(|e| header_error(e, sink))?.iter().map(|h| h.trim().to_string()).collect();
     let positions = Col::positions(&headers);
     sink.check_header(&|c| positions[c as usize].is_some())?;
 
@@ -46,7 +47,7 @@ pub(super) fn read<R: Read>(
         row += 1;
         let pos = RowPos { row, line: Some(record.position().map(|p| p.line()).unwrap_or(line)) };
         sink.push(&CsvRow { record: &record, positions: &positions }, pos)?;
-        if row % 4096 == 0 {
+        if row.is_multiple_of(4096) {
             progress(Progress { done: csv.get_ref().count(), total });
         }
     }
@@ -56,7 +57,9 @@ pub(super) fn read<R: Read>(
 
 fn malformed(e: &csv::Error) -> ErrorKind {
     match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => ErrorKind::Malformed { format: "CSV", message: "field is not valid UTF-8".into() },
+        csv::ErrorKind::Utf8 { .. } => {
+            ErrorKind::Malformed { format: "CSV", message: "field is not valid UTF-8".into() }
+        }
         csv::ErrorKind::UnequalLengths { len, expected_len, .. } => ErrorKind::Malformed {
             format: "CSV",
             message: format!("record has {len} fields but the header has {expected_len}"),

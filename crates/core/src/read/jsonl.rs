@@ -48,7 +48,7 @@ pub(super) fn read<R: Read>(
         let ended = line.ends_with('\n');
         let object = parse_object(text, ended).map_err(|kind| InputError::new(sink.location(Some(pos), None), kind))?;
         sink.push(&JsonRow(&object), pos)?;
-        if row % 4096 == 0 {
+        if row.is_multiple_of(4096) {
             progress(Progress { done: reader.get_ref().count(), total });
         }
     }
@@ -193,7 +193,9 @@ pub(super) fn text_list(v: &Value) -> Result<Vec<String>, ErrorKind> {
 
 impl RowSource for JsonRow<'_> {
     fn number(&self, col: Col) -> Result<Got<f64>, ErrorKind> {
-        map(self.get(col), |v| as_number(v).ok_or_else(|| ErrorKind::WrongType { expected: "a number", found: type_name(v) }))
+        map(self.get(col), |v| {
+            as_number(v).ok_or_else(|| ErrorKind::WrongType { expected: "a number", found: type_name(v) })
+        })
     }
 
     fn integer(&self, col: Col) -> Result<Got<i64>, ErrorKind> {

@@ -40,6 +40,8 @@ impl Format {
 }
 
 /// Preference data of either kind; which one is decided by the columns present.
+// One value per loaded file, never stored in bulk: boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preferences {
     Dpo(DpoTable),
@@ -116,7 +118,9 @@ pub fn read_dpo(path: &Path) -> Result<DpoTable, InputError> {
         Preferences::Dpo(t) => Ok(t),
         Preferences::Diffusion(_) => Err(InputError::new(
             Location::file(path.display().to_string()),
-            ErrorKind::InvalidValue("this is Diffusion-DPO data (model_mse_* columns), not DPO log-probabilities".into()),
+            ErrorKind::InvalidValue(
+                "this is Diffusion-DPO data (model_mse_* columns), not DPO log-probabilities".into(),
+            ),
         )),
     }
 }

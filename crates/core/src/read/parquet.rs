@@ -188,7 +188,8 @@ mod bulk {
 
 fn parquet_error(message: &str) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("eof") || lower.contains("footer") || lower.contains("out of range") || lower.contains("size of") {
+    if lower.contains("eof") || lower.contains("footer") || lower.contains("out of range") || lower.contains("size of")
+    {
         ErrorKind::Truncated(message.to_string())
     } else {
         ErrorKind::Malformed { format: "Parquet", message: message.to_string() }
@@ -288,7 +289,8 @@ impl BatchRow<'_> {
 impl RowSource for BatchRow<'_> {
     fn number(&self, col: Col) -> Result<Got<f64>, ErrorKind> {
         self.get(col, |a, i| {
-            number_at(a, i).ok_or_else(|| ErrorKind::WrongType { expected: "a number", found: type_name(a.data_type()) })
+            number_at(a, i)
+                .ok_or_else(|| ErrorKind::WrongType { expected: "a number", found: type_name(a.data_type()) })
         })
     }
 

@@ -90,6 +90,8 @@ pub(crate) enum TableMut<'a> {
     Unknown,
 }
 
+// One per read; the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Unknown,
     Dpo(DpoTable),
@@ -114,7 +116,7 @@ impl Sink {
             loc.line = pos.line;
         }
         if let Some(col) = col {
-            loc.column = Some(col.name().to_string());
+            loc.column = Some(col.name());
         }
         loc
     }
@@ -149,11 +151,13 @@ impl Sink {
         self.choose_kind(&|c| src.has(c));
         let file = self.file.clone();
         let file = &file;
-        let at = |col: Col| move |kind: ErrorKind| {
-            InputError::new(
-                Location { file: file.clone(), row: Some(pos.row), line: pos.line, column: Some(col.name().into()) },
-                kind,
-            )
+        let at = |col: Col| {
+            move |kind: ErrorKind| {
+                InputError::new(
+                    Location { file: file.clone(), row: Some(pos.row), line: pos.line, column: Some(col.name()) },
+                    kind,
+                )
+            }
         };
         let default_id = || pos.row.to_string();
         match &mut self.kind {
@@ -205,7 +209,8 @@ impl Sink {
     }
 }
 
-pub(crate) const DIFFUSION: [Col; 4] = [Col::ModelMseChosen, Col::ModelMseRejected, Col::ReferenceMseChosen, Col::ReferenceMseRejected];
+pub(crate) const DIFFUSION: [Col; 4] =
+    [Col::ModelMseChosen, Col::ModelMseRejected, Col::ReferenceMseChosen, Col::ReferenceMseRejected];
 
 /// The four sequence log-prob columns, each with the token column that can stand in for it.
 fn required_dpo() -> impl Iterator<Item = (Col, Col)> {
@@ -376,7 +381,11 @@ where
         rejected: text(Col::Rejected)?,
         policy_chosen_logps: sequence(Col::PolicyChosen, Col::PolicyChosenTokens, &policy_chosen_token_logps)?,
         policy_rejected_logps: sequence(Col::PolicyRejected, Col::PolicyRejectedTokens, &policy_rejected_token_logps)?,
-        reference_chosen_logps: sequence(Col::ReferenceChosen, Col::ReferenceChosenTokens, &reference_chosen_token_logps)?,
+        reference_chosen_logps: sequence(
+            Col::ReferenceChosen,
+            Col::ReferenceChosenTokens,
+            &reference_chosen_token_logps,
+        )?,
         reference_rejected_logps: sequence(
             Col::ReferenceRejected,
             Col::ReferenceRejectedTokens,
