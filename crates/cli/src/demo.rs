@@ -108,7 +108,7 @@ fn token_highlights(table: &DpoTable, beta: f64, n: usize) -> Vec<(String, Strin
             let r = &rewards[range.clone()];
             let total: f64 = r.iter().map(|x| x.abs()).sum();
             let (k, best) = r.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
-            let token = table.chosen_tokens.tokens[i].as_ref().map_or(String::new(), |t| t[k].clone());
+            let token = table.chosen_tokens.tokens.get(i).map_or(String::new(), |t| t[k].clone());
             Some((table.id[i].clone(), token, *best, if total > 0.0 { best.abs() / total } else { 0.0 }))
         })
         .collect()

@@ -6,7 +6,44 @@
 /// `log(1 + e^x)` without overflow for large `x` or loss of digits for very negative `x`.
 #[inline]
 pub fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
+    x.max(0.0) + log1p_unit((-x.abs()).exp())
+}
+
+/// `log(1 + e)` for `e` in `[0, 1]`, within a few ulps: Goldberg's `ln(u)·e/(u − 1)` with
+/// `u = 1 + e` (glibc's `ln` is about twice as fast as its `ln_1p`), a short series for tiny `e`.
+#[inline]
+fn log1p_unit(e: f64) -> f64 {
+    if e > 1e-4 {
+        let u = 1.0 + e;
+        u.ln() * (e / (u - 1.0))
+    } else {
+        // e − e²/2 + e³/3 − e⁴/4; the next term is below 2e-17 relative.
+        e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * 0.25)))
+    }
+}
+
+/// `log σ(±x)` and `σ(±x)` from one `exp` and one `log`: the losses that need several of them
+/// for the same argument (label smoothing, EXO, NCA) pay for one.
+#[derive(Debug, Clone, Copy)]
+pub struct Logistic {
+    pub log_sig: f64,
+    pub log_sig_neg: f64,
+    pub sig: f64,
+    pub sig_neg: f64,
+}
+
+impl Logistic {
+    #[inline]
+    pub fn of(x: f64) -> Self {
+        let e = (-x.abs()).exp();
+        let l = log1p_unit(e);
+        let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
+        if x >= 0.0 {
+            Self { log_sig: -l, log_sig_neg: -x - l, sig: big, sig_neg: small }
+        } else {
+            Self { log_sig: x - l, log_sig_neg: -l, sig: small, sig_neg: big }
+        }
+    }
 }
 
 /// `log σ(x) = −softplus(−x)`; finite for every finite `x` (≈ `x` for `x ≪ 0`).
@@ -136,6 +173,19 @@ mod tests {
         assert!((log_sigmoid(0.0) + std::f64::consts::LN_2).abs() < 1e-15);
         // σ(40) rounds to 1 in f64, but log σ(−40) keeps its digits.
         assert!((log_sigmoid(-40.0) - (-40.0 - (-40f64).exp())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn logistic_agrees_with_the_separate_functions() {
+        for x in [-1e4, -745.0, -40.0, -7.3, -1e-3, -1e-12, 0.0, 1e-9, 2e-3, 0.9, 33.0, 800.0, 1e4] {
+            let l = Logistic::of(x);
+            let close = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()) + 1e-300;
+            assert!(close(l.log_sig, log_sigmoid(x)) && close(l.log_sig_neg, log_sigmoid(-x)), "{x}");
+            assert!(close(l.sig, sigmoid(x)) && close(l.sig_neg, sigmoid(-x)), "{x}");
+            // The series branch against the libm reference.
+            let e = (-x.abs()).exp();
+            assert!(close(log1p_unit(e), e.ln_1p()), "{x}");
+        }
     }
 
     #[test]

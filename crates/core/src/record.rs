@@ -86,50 +86,154 @@ pub enum ImageRef {
     Bytes(Vec<u8>),
 }
 
+/// An optional per-row value. Files tend to have a column for every row or for none, so no
+/// storage is spent until the first row that has a value (a million pairs without prompts
+/// cost nothing here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptColumn<T> {
+    len: usize,
+    /// `None` while every row so far is `None`; otherwise one entry per row.
+    values: Option<Vec<Option<T>>>,
+}
+
+impl<T> Default for OptColumn<T> {
+    fn default() -> Self {
+        Self { len: 0, values: None }
+    }
+}
+
+impl<T: Clone> OptColumn<T> {
+    fn materialise(&mut self) -> &mut Vec<Option<T>> {
+        let len = self.len;
+        self.values.get_or_insert_with(|| vec![None; len])
+    }
+
+    pub fn push(&mut self, v: Option<T>) {
+        if v.is_some() || self.values.is_some() {
+            self.materialise().push(v);
+        }
+        self.len += 1;
+    }
+
+    /// Appends `n` rows without a value.
+    pub fn push_none(&mut self, n: usize) {
+        if let Some(values) = &mut self.values {
+            values.resize(self.len + n, None);
+        }
+        self.len += n;
+    }
+
+    /// Appends `n` rows; `None` for the whole batch means the column is absent there.
+    pub fn extend(&mut self, rows: Option<Vec<Option<T>>>, n: usize) {
+        match rows {
+            Some(rows) if self.values.is_some() || rows.iter().any(Option::is_some) => {
+                debug_assert_eq!(rows.len(), n);
+                self.materialise().extend(rows);
+                self.len += n;
+            }
+            _ => self.push_none(n),
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&T> {
+        self.values.as_ref()?.get(i)?.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether any row has a value.
+    pub fn any(&self) -> bool {
+        self.values.as_ref().is_some_and(|v| v.iter().any(Option::is_some))
+    }
+
+    /// Whether every row has a value (false for an empty column).
+    pub fn all(&self) -> bool {
+        self.len > 0 && self.values.as_ref().is_some_and(|v| v.iter().all(Option::is_some))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<&T>> + '_ {
+        (0..self.len).map(|i| self.get(i))
+    }
+
+    pub fn to_vec(&self) -> Vec<Option<T>> {
+        self.iter().map(|v| v.cloned()).collect()
+    }
+}
+
 /// Per-token values of one side (chosen or rejected) in compressed-row layout: the tokens of
-/// pair `i` are `offsets[i]..offsets[i + 1]`. Pairs without token arrays have empty ranges and
-/// `present[i] == false`. This is also the layout the GPU's segmented reductions read.
+/// pair `i` are `offsets[i]..offsets[i + 1]`; pairs without token arrays have empty ranges.
+/// This is also the layout the GPU's segmented reductions read. Like [`OptColumn`], nothing
+/// is stored until the first pair with tokens.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenColumn {
-    pub offsets: Vec<usize>,
-    pub present: Vec<bool>,
+    rows: usize,
+    /// Empty while no pair has tokens; otherwise `rows + 1` entries.
+    offsets: Vec<usize>,
+    present: OptColumn<bool>,
     pub policy: Vec<f64>,
     pub reference: Vec<f64>,
-    pub tokens: Vec<Option<Vec<String>>>,
+    /// Token strings, when the input gives them.
+    pub tokens: OptColumn<Vec<String>>,
 }
 
 impl TokenColumn {
     fn push(&mut self, policy: Option<Vec<f64>>, reference: Option<Vec<f64>>, tokens: Option<Vec<String>>) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
+        if policy.is_some() && self.offsets.is_empty() {
+            self.offsets.resize(self.rows + 1, 0);
         }
-        let present = policy.is_some();
+        self.present.push(policy.as_ref().map(|_| true));
         self.policy.extend(policy.unwrap_or_default());
         self.reference.extend(reference.unwrap_or_default());
-        self.offsets.push(self.policy.len());
-        self.present.push(present);
+        if !self.offsets.is_empty() {
+            self.offsets.push(self.policy.len());
+        }
         self.tokens.push(tokens);
+        self.rows += 1;
     }
 
     /// Appends `n` pairs without token arrays.
     fn push_empty(&mut self, n: usize) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
+        if !self.offsets.is_empty() {
+            let end = self.policy.len();
+            self.offsets.resize(self.offsets.len() + n, end);
         }
-        let end = self.policy.len();
-        self.offsets.extend(std::iter::repeat_n(end, n));
-        self.present.extend(std::iter::repeat_n(false, n));
-        self.tokens.extend(std::iter::repeat_n(None, n));
+        self.present.push_none(n);
+        self.tokens.push_none(n);
+        self.rows += n;
     }
 
-    /// Token range of pair `i`.
+    /// Token range of pair `i` (empty without tokens).
     pub fn range(&self, i: usize) -> std::ops::Range<usize> {
-        self.offsets[i]..self.offsets[i + 1]
+        if self.offsets.is_empty() {
+            0..0
+        } else {
+            self.offsets[i]..self.offsets[i + 1]
+        }
+    }
+
+    /// Offsets for all pairs (`rows + 1` entries), for kernels that read the layout directly.
+    pub fn offsets(&self) -> std::borrow::Cow<'_, [usize]> {
+        if self.offsets.is_empty() {
+            std::borrow::Cow::Owned(vec![0; self.rows + 1])
+        } else {
+            std::borrow::Cow::Borrowed(&self.offsets)
+        }
+    }
+
+    /// Whether pair `i` has token arrays.
+    pub fn present(&self, i: usize) -> bool {
+        self.present.get(i).is_some()
     }
 
     /// Whether any pair carries token arrays.
     pub fn any(&self) -> bool {
-        self.present.iter().any(|&p| p)
+        self.present.any()
     }
 }
 
@@ -139,36 +243,36 @@ pub struct DpoTable {
     /// Name of the source, for error messages that point back at it.
     pub source: String,
     pub id: Vec<String>,
-    pub prompt: Vec<Option<String>>,
-    pub chosen: Vec<Option<String>>,
-    pub rejected: Vec<Option<String>>,
+    pub prompt: OptColumn<String>,
+    pub chosen: OptColumn<String>,
+    pub rejected: OptColumn<String>,
     pub policy_chosen_logps: Vec<f64>,
     pub policy_rejected_logps: Vec<f64>,
     pub reference_chosen_logps: Vec<f64>,
     pub reference_rejected_logps: Vec<f64>,
-    pub chosen_length: Vec<Option<u32>>,
-    pub rejected_length: Vec<Option<u32>>,
-    pub preference_share: Vec<Option<f64>>,
-    pub policy_kl_logps: Vec<Option<f64>>,
-    pub reference_kl_logps: Vec<Option<f64>>,
+    pub chosen_length: OptColumn<u32>,
+    pub rejected_length: OptColumn<u32>,
+    pub preference_share: OptColumn<f64>,
+    pub policy_kl_logps: OptColumn<f64>,
+    pub reference_kl_logps: OptColumn<f64>,
     pub chosen_tokens: TokenColumn,
     pub rejected_tokens: TokenColumn,
 }
 
 /// Validated columns for [`DpoTable::extend_columns`]; `logps` are policy chosen/rejected,
-/// reference chosen/rejected.
+/// reference chosen/rejected; `None` marks a column the batch does not have.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PairColumns {
     pub id: Vec<String>,
-    pub prompt: Vec<Option<String>>,
-    pub chosen: Vec<Option<String>>,
-    pub rejected: Vec<Option<String>>,
+    pub prompt: Option<Vec<Option<String>>>,
+    pub chosen: Option<Vec<Option<String>>>,
+    pub rejected: Option<Vec<Option<String>>>,
     pub logps: [Vec<f64>; 4],
-    pub chosen_length: Vec<Option<u32>>,
-    pub rejected_length: Vec<Option<u32>>,
-    pub preference_share: Vec<Option<f64>>,
-    pub policy_kl_logps: Vec<Option<f64>>,
-    pub reference_kl_logps: Vec<Option<f64>>,
+    pub chosen_length: Option<Vec<Option<u32>>>,
+    pub rejected_length: Option<Vec<Option<u32>>>,
+    pub preference_share: Option<Vec<Option<f64>>>,
+    pub policy_kl_logps: Option<Vec<Option<f64>>>,
+    pub reference_kl_logps: Option<Vec<Option<f64>>>,
 }
 
 /// Which completion of a pair.
@@ -227,18 +331,18 @@ impl DpoTable {
     pub fn extend_columns(&mut self, c: PairColumns) {
         let n = c.id.len();
         self.id.extend(c.id);
-        self.prompt.extend(c.prompt);
-        self.chosen.extend(c.chosen);
-        self.rejected.extend(c.rejected);
+        self.prompt.extend(c.prompt, n);
+        self.chosen.extend(c.chosen, n);
+        self.rejected.extend(c.rejected, n);
         self.policy_chosen_logps.extend(c.logps[0].iter());
         self.policy_rejected_logps.extend(c.logps[1].iter());
         self.reference_chosen_logps.extend(c.logps[2].iter());
         self.reference_rejected_logps.extend(c.logps[3].iter());
-        self.chosen_length.extend(c.chosen_length);
-        self.rejected_length.extend(c.rejected_length);
-        self.preference_share.extend(c.preference_share);
-        self.policy_kl_logps.extend(c.policy_kl_logps);
-        self.reference_kl_logps.extend(c.reference_kl_logps);
+        self.chosen_length.extend(c.chosen_length, n);
+        self.rejected_length.extend(c.rejected_length, n);
+        self.preference_share.extend(c.preference_share, n);
+        self.policy_kl_logps.extend(c.policy_kl_logps, n);
+        self.reference_kl_logps.extend(c.reference_kl_logps, n);
         self.chosen_tokens.push_empty(n);
         self.rejected_tokens.push_empty(n);
     }
@@ -255,7 +359,7 @@ impl DpoTable {
     /// Row `i` as a record (the inverse of [`DpoTable::push`], lengths included).
     pub fn record(&self, i: usize) -> DpoRecord {
         let tokens = |col: &TokenColumn, policy: bool| {
-            col.present[i].then(|| {
+            col.present(i).then(|| {
                 let r = col.range(i);
                 if policy {
                     col.policy[r].to_vec()
@@ -266,9 +370,9 @@ impl DpoTable {
         };
         DpoRecord {
             id: self.id[i].clone(),
-            prompt: self.prompt[i].clone(),
-            chosen: self.chosen[i].clone(),
-            rejected: self.rejected[i].clone(),
+            prompt: self.prompt.get(i).cloned(),
+            chosen: self.chosen.get(i).cloned(),
+            rejected: self.rejected.get(i).cloned(),
             policy_chosen_logps: self.policy_chosen_logps[i],
             policy_rejected_logps: self.policy_rejected_logps[i],
             reference_chosen_logps: self.reference_chosen_logps[i],
@@ -277,13 +381,13 @@ impl DpoTable {
             policy_rejected_token_logps: tokens(&self.rejected_tokens, true),
             reference_chosen_token_logps: tokens(&self.chosen_tokens, false),
             reference_rejected_token_logps: tokens(&self.rejected_tokens, false),
-            chosen_tokens: self.chosen_tokens.tokens[i].clone(),
-            rejected_tokens: self.rejected_tokens.tokens[i].clone(),
-            chosen_length: self.chosen_length[i],
-            rejected_length: self.rejected_length[i],
-            preference_share: self.preference_share[i],
-            policy_kl_logps: self.policy_kl_logps[i],
-            reference_kl_logps: self.reference_kl_logps[i],
+            chosen_tokens: self.chosen_tokens.tokens.get(i).cloned(),
+            rejected_tokens: self.rejected_tokens.tokens.get(i).cloned(),
+            chosen_length: self.chosen_length.get(i).copied(),
+            rejected_length: self.rejected_length.get(i).copied(),
+            preference_share: self.preference_share.get(i).copied(),
+            policy_kl_logps: self.policy_kl_logps.get(i).copied(),
+            reference_kl_logps: self.reference_kl_logps.get(i).copied(),
         }
     }
 
@@ -294,10 +398,9 @@ impl DpoTable {
             Side::Chosen => &self.chosen_length,
             Side::Rejected => &self.rejected_length,
         };
-        col.iter()
-            .enumerate()
-            .map(|(i, l)| {
-                l.map(f64::from).ok_or_else(|| {
+        (0..self.len())
+            .map(|i| {
+                col.get(i).map(|&l| f64::from(l)).ok_or_else(|| {
                     InputError::new(
                         Location::file(&self.source).row(i as u64 + 1).column(side.length_column()),
                         ErrorKind::InvalidValue(format!(
@@ -341,5 +444,26 @@ impl DiffusionTable {
         self.model_mse_rejected.push(r.model_mse_rejected);
         self.reference_mse_chosen.push(r.reference_mse_chosen);
         self.reference_mse_rejected.push(r.reference_mse_rejected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_column_stores_nothing_until_a_value_arrives() {
+        let mut c = OptColumn::default();
+        c.push(None);
+        c.push_none(3);
+        assert!(c.values.is_none() && c.len() == 4 && !c.any());
+        c.push(Some(7u32));
+        c.extend(None, 2);
+        c.extend(Some(vec![None, Some(9)]), 2);
+        assert_eq!(c.to_vec(), vec![None, None, None, None, Some(7), None, None, None, Some(9)]);
+        assert!(!c.all());
+        let mut d = OptColumn::default();
+        d.push(Some(1u32));
+        assert!(d.all() && d.get(0) == Some(&1));
     }
 }

@@ -78,8 +78,8 @@ pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Repo
                     ),
                 );
             }
-            if table.preference_share.iter().all(Option::is_some) {
-                let share: Vec<f64> = table.preference_share.iter().map(|s| s.unwrap_or_default()).collect();
+            if table.preference_share.all() {
+                let share: Vec<f64> = table.preference_share.iter().map(|s| s.copied().unwrap_or_default()).collect();
                 m.insert(
                     "ranking/idealized_accuracy".into(),
                     ranking::idealized_ranking_accuracy(

@@ -23,19 +23,29 @@ pub fn reward_shares(rewards: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{DpoRecord, DpoTable};
 
     #[test]
     fn rewards_and_sums_follow_offsets() {
-        let col = TokenColumn {
-            offsets: vec![0, 2, 2, 5],
-            present: vec![true, false, true],
-            policy: vec![-1.0, -2.0, -0.5, -0.5, -3.0],
-            reference: vec![-1.5, -1.0, -0.5, -1.0, -2.0],
-            tokens: vec![None, None, None],
-        };
-        let r = token_rewards(&col, 0.5);
+        let table = DpoTable::from_records(
+            "t",
+            [(vec![-1.0, -2.0], vec![-1.5, -1.0]), (vec![], vec![]), (vec![-0.5, -0.5, -3.0], vec![-0.5, -1.0, -2.0])]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (p, r))| DpoRecord {
+                    id: i.to_string(),
+                    policy_chosen_logps: p.iter().sum(),
+                    reference_chosen_logps: r.iter().sum(),
+                    policy_chosen_token_logps: (!p.is_empty()).then_some(p),
+                    reference_chosen_token_logps: (!r.is_empty()).then_some(r),
+                    ..Default::default()
+                }),
+        );
+        let col = &table.chosen_tokens;
+        let r = token_rewards(col, 0.5);
         assert_eq!(r, vec![0.25, -0.5, 0.0, 0.25, -0.5]);
-        assert_eq!(segment_sums(&r, &col.offsets), vec![-0.25, 0.0, -0.25]);
+        assert_eq!(segment_sums(&r, &col.offsets()), vec![-0.25, 0.0, -0.25]);
+        assert!(col.present(0) && !col.present(1) && col.present(2));
         assert_eq!(reward_shares(&[1.0, -3.0]), vec![0.25, 0.75]);
     }
 }

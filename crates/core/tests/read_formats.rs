@@ -83,17 +83,17 @@ fn parquet_bytes(mutate: impl FnOnce(&mut Vec<(&'static str, ArrayRef)>)) -> Vec
 
 fn check_table(t: &DpoTable) {
     assert_eq!(t.id, vec!["1", "two"]);
-    assert_eq!(t.prompt, vec![Some("p".to_string()), None]);
+    assert_eq!(t.prompt.to_vec(), vec![Some("p".to_string()), None]);
     assert_eq!(t.policy_chosen_logps, vec![-1.5, -3.0]);
     assert_eq!(t.reference_rejected_logps, vec![-1.5, -1.0]);
     // Row 1's lengths come from its token arrays, row 2's from its columns.
-    assert_eq!(t.chosen_length, vec![Some(2), Some(4)]);
-    assert_eq!(t.rejected_length, vec![None, Some(2)]);
-    assert_eq!(t.preference_share, vec![Some(0.75), None]);
-    assert_eq!(t.chosen_tokens.offsets, vec![0, 2, 2]);
+    assert_eq!(t.chosen_length.to_vec(), vec![Some(2), Some(4)]);
+    assert_eq!(t.rejected_length.to_vec(), vec![None, Some(2)]);
+    assert_eq!(t.preference_share.to_vec(), vec![Some(0.75), None]);
+    assert_eq!(t.chosen_tokens.offsets().to_vec(), vec![0, 2, 2]);
     assert_eq!(t.chosen_tokens.policy, vec![-1.0, -0.5]);
     assert_eq!(t.chosen_tokens.reference, vec![-1.0, -0.75]);
-    assert_eq!(t.chosen_tokens.tokens[0], Some(vec!["a".to_string(), " b".to_string()]));
+    assert_eq!(t.chosen_tokens.tokens.get(0), Some(&vec!["a".to_string(), " b".to_string()]));
     assert!(!t.rejected_tokens.any());
 }
 
@@ -359,7 +359,8 @@ fn parquet_bulk_path_matches_the_row_path() {
     for i in 0..2 {
         assert_eq!(bulk.record(i), rows.record(i), "row {i}");
     }
-    assert_eq!(bulk.chosen_tokens.offsets, vec![0, 0, 0]);
+    assert_eq!(bulk.chosen_tokens.offsets().to_vec(), vec![0, 0, 0]);
+    assert!(!bulk.chosen_tokens.any() && bulk.rejected.get(1).is_none());
 
     let e = err(
         "x.parquet",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{reward_metrics, Evaluation, PairLogps, PairValues};
 use crate::error::ConfigError;
-use crate::numeric::{log1mexp, log_sigmoid, mean, par_map, sum};
+use crate::numeric::{log1mexp, log_sigmoid, mean, par_map, sum, Logistic};
 
 /// `CPOTrainer`'s loss types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +86,11 @@ pub(crate) fn cpo_pair_loss(params: &CpoParams, chosen: f64, rejected: f64) -> f
     let (beta, eps) = (params.beta, params.label_smoothing);
     let logits = chosen - rejected;
     match params.loss {
-        CpoLoss::Simpo => {
-            let x = beta * (logits - params.simpo_gamma / beta);
-            -log_sigmoid(x) * (1.0 - eps) - log_sigmoid(-x) * eps
+        CpoLoss::Simpo | CpoLoss::Sigmoid => {
+            let shift = if params.loss == CpoLoss::Simpo { params.simpo_gamma / beta } else { 0.0 };
+            let l = Logistic::of(beta * (logits - shift));
+            -l.log_sig * (1.0 - eps) - l.log_sig_neg * eps
         }
-        CpoLoss::Sigmoid => -log_sigmoid(beta * logits) * (1.0 - eps) - log_sigmoid(-beta * logits) * eps,
         CpoLoss::Hinge => (1.0 - beta * logits).max(0.0),
         CpoLoss::Ipo => (logits - 1.0 / (2.0 * beta)).powi(2),
     }

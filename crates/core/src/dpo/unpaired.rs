@@ -41,7 +41,7 @@ impl Default for BcoParams {
 /// behaviour without a KL pass). A row with only one of the two is an error.
 pub fn kl_from_table(table: &DpoTable) -> Result<f64, InputError> {
     let mut diffs = Vec::new();
-    for (i, (p, r)) in table.policy_kl_logps.iter().zip(&table.reference_kl_logps).enumerate() {
+    for (i, (p, r)) in table.policy_kl_logps.iter().zip(table.reference_kl_logps.iter()).enumerate() {
         match (p, r) {
             (Some(p), Some(r)) => diffs.push(p - r),
             (None, None) => {}
@@ -58,7 +58,7 @@ pub fn kl_from_table(table: &DpoTable) -> Result<f64, InputError> {
         return Ok(0.0);
     }
     if diffs.len() != table.len() {
-        let row = table.policy_kl_logps.iter().position(Option::is_none).unwrap_or(0);
+        let row = table.policy_kl_logps.iter().position(|v| v.is_none()).unwrap_or(0);
         return Err(InputError::new(
             Location::file(&table.source).row(row as u64 + 1).column("policy_kl_logps"),
             ErrorKind::MissingValue,

@@ -86,19 +86,19 @@ mod bulk {
         v.iter().all(|x| x.is_finite()).then_some(v)
     }
 
-    /// An optional float column: absent → all `None`; present values must be finite.
-    fn optional(a: Option<&ArrayRef>, n: usize, ok: impl Fn(f64) -> bool) -> Option<Vec<Option<f64>>> {
-        let Some(a) = a else { return Some(vec![None; n]) };
+    /// An optional float column (`Some(None)` when absent); present values must be finite.
+    fn optional(a: Option<&ArrayRef>, ok: impl Fn(f64) -> bool) -> Option<Option<Vec<Option<f64>>>> {
+        let Some(a) = a else { return Some(None) };
         let v: Vec<Option<f64>> = match a.data_type() {
             DataType::Float64 => a.as_primitive::<Float64Type>().iter().collect(),
             DataType::Float32 => a.as_primitive::<Float32Type>().iter().map(|x| x.map(f64::from)).collect(),
             _ => return None,
         };
-        v.iter().flatten().all(|&x| x.is_finite() && ok(x)).then_some(v)
+        v.iter().flatten().all(|&x| x.is_finite() && ok(x)).then_some(Some(v))
     }
 
-    fn lengths(a: Option<&ArrayRef>, n: usize) -> Option<Vec<Option<u32>>> {
-        let Some(a) = a else { return Some(vec![None; n]) };
+    fn lengths(a: Option<&ArrayRef>) -> Option<Option<Vec<Option<u32>>>> {
+        let Some(a) = a else { return Some(None) };
         let v: Vec<Option<i64>> = match a.data_type() {
             DataType::Int64 => a.as_primitive::<Int64Type>().iter().collect(),
             DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(i64::from)).collect(),
@@ -109,16 +109,17 @@ mod bulk {
                 None => Some(None),
                 Some(l) => u32::try_from(l).ok().map(Some),
             })
-            .collect()
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
     }
 
-    fn texts(a: Option<&ArrayRef>, n: usize) -> Option<Vec<Option<String>>> {
-        let Some(a) = a else { return Some(vec![None; n]) };
-        Some(match a.data_type() {
+    fn texts(a: Option<&ArrayRef>) -> Option<Option<Vec<Option<String>>>> {
+        let Some(a) = a else { return Some(None) };
+        Some(Some(match a.data_type() {
             DataType::Utf8 => a.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect(),
             DataType::LargeUtf8 => a.as_string::<i64>().iter().map(|s| s.map(str::to_string)).collect(),
             _ => return None,
-        })
+        }))
     }
 
     /// Ids as text; a missing or null id is the 1-based row number.
@@ -128,7 +129,7 @@ mod bulk {
         let v: Vec<Option<String>> = match a.data_type() {
             DataType::Int64 => a.as_primitive::<Int64Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
             DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
-            _ => texts(Some(a), n)?,
+            _ => texts(Some(a))??,
         };
         Some(v.into_iter().enumerate().map(|(i, s)| s.unwrap_or_else(|| fallback(i))).collect())
     }
@@ -143,20 +144,20 @@ mod bulk {
                 let parsed = (|| {
                     Some(PairColumns {
                         id: ids(col(Col::Id), first_row, n)?,
-                        prompt: texts(col(Col::Prompt), n)?,
-                        chosen: texts(col(Col::Chosen), n)?,
-                        rejected: texts(col(Col::Rejected), n)?,
+                        prompt: texts(col(Col::Prompt))?,
+                        chosen: texts(col(Col::Chosen))?,
+                        rejected: texts(col(Col::Rejected))?,
                         logps: [
                             required(col(Col::PolicyChosen))?,
                             required(col(Col::PolicyRejected))?,
                             required(col(Col::ReferenceChosen))?,
                             required(col(Col::ReferenceRejected))?,
                         ],
-                        chosen_length: lengths(col(Col::ChosenLength), n)?,
-                        rejected_length: lengths(col(Col::RejectedLength), n)?,
-                        preference_share: optional(col(Col::PreferenceShare), n, |x| (0.0..=1.0).contains(&x))?,
-                        policy_kl_logps: optional(col(Col::PolicyKl), n, |_| true)?,
-                        reference_kl_logps: optional(col(Col::ReferenceKl), n, |_| true)?,
+                        chosen_length: lengths(col(Col::ChosenLength))?,
+                        rejected_length: lengths(col(Col::RejectedLength))?,
+                        preference_share: optional(col(Col::PreferenceShare), |x| (0.0..=1.0).contains(&x))?,
+                        policy_kl_logps: optional(col(Col::PolicyKl), |_| true)?,
+                        reference_kl_logps: optional(col(Col::ReferenceKl), |_| true)?,
                     })
                 })();
                 match parsed {
