@@ -32,6 +32,24 @@ fn cargo(args: &[&str]) -> Result {
     run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
 }
 
+/// The browser build, with warnings as errors (clippy only sees the native cfg).
+fn cargo_wasm(krate: &str) -> Result {
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let args = ["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate];
+    eprintln!("$ RUSTFLAGS=-Dwarnings {program} {}", args.join(" "));
+    let status = Command::new(&program)
+        .args(args)
+        .env("RUSTFLAGS", "-Dwarnings")
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("wasm build of {krate} failed ({status})"))
+    }
+}
+
 /// Installs the wasm target when rustup is there and the target is not.
 fn ensure_wasm_target() -> Result {
     let installed = Command::new("rustup")
@@ -53,7 +71,7 @@ fn test() -> Result {
     cargo(&["test", "--workspace", "--locked"])?;
     ensure_wasm_target()?;
     for krate in BROWSER_CRATES {
-        cargo(&["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate])?;
+        cargo_wasm(krate)?;
     }
     Ok(())
 }

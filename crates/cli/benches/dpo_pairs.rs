@@ -98,6 +98,11 @@ fn run_all(path: &Path) -> (Duration, Duration) {
             (start.elapsed() - read).as_secs_f64() * 1e3
         );
         eprintln!("{:?}", all.losses);
+        for name in OBJECTIVES {
+            let t = Instant::now();
+            std::hint::black_box(compare(table, &[name], params).expect("compare"));
+            eprintln!("  {name:<14} {:>7.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        }
     }
     (read, start.elapsed())
 }

@@ -37,7 +37,8 @@ impl Logistic {
     pub fn of(x: f64) -> Self {
         let e = (-x.abs()).exp();
         let l = log1p_unit(e);
-        let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
+        let big = 1.0 / (1.0 + e);
+        let small = e * big;
         if x >= 0.0 {
             Self { log_sig: -l, log_sig_neg: -x - l, sig: big, sig_neg: small }
         } else {
@@ -128,6 +129,7 @@ pub fn mean_of(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
 }
 
 /// Below this many elements work stays on the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MIN: usize = 1 << 16;
 
 /// Runs `f` over contiguous index ranges covering `0..n`, on all cores for large `n`

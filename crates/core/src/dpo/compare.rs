@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::pairwise::{coupled_losses, sft_nll, PairTerms};
+use super::pairwise::{coupled_losses, sft_nll, PairTerms, Shared};
 use super::reference_free::{chosen_nll, cpo_averages, cpo_pair_loss, orpo_log_odds};
 use super::unpaired::{bco_delta, bco_terms, kl_from_table, kto_terms};
 use super::{reward_metrics_of, LossType, Objective, PairwiseParams, TableLogps};
@@ -31,12 +31,11 @@ enum Term {
 }
 
 impl Term {
+    /// The term's value at pair `i`; `shared` holds the pairwise logistic terms of that pair.
     #[inline]
-    fn value(&self, p: &super::PairLogps<'_>, i: usize) -> f64 {
+    fn value(&self, p: &super::PairLogps<'_>, i: usize, shared: &Shared<'_>) -> f64 {
         match self {
-            Term::Pairwise(loss, params) => {
-                loss.pair_loss(&PairTerms::of(p, i, params.f_divergence), params).unwrap_or(f64::NAN)
-            }
+            Term::Pairwise(loss, params) => loss.pair_loss_shared(shared, params).unwrap_or(f64::NAN),
             Term::Cpo(params) => {
                 let (c, r) = if cpo_averages(params) {
                     (
@@ -88,9 +87,6 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
     let p = resolved.logps();
     let n = p.len();
 
-    // Batch-level quantities the per-pair terms need.
-    let chosen_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).0).collect();
-    let rejected_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).1).collect();
     let mut terms: Vec<(usize, Term)> = Vec::new();
     let mut coupled: Vec<(usize, LossType, PairwiseParams)> = Vec::new();
     for (k, (_, objective)) in objectives.iter().enumerate() {
@@ -119,6 +115,8 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
             }
             Objective::Bco(b) => {
                 super::unpaired::check_beta(b.beta)?;
+                let chosen_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).0).collect();
+                let rejected_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).1).collect();
                 terms.push((k, Term::Bco(b.beta, bco_delta(b.beta, &chosen_lr, &rejected_lr))));
             }
         }
@@ -128,8 +126,10 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
     let partial = par_chunks(n, |range| {
         let mut acc = vec![0.0f64; terms.len()];
         for i in range {
+            let pair = PairTerms::of(&p, i, params.f_divergence);
+            let shared = Shared::new(&pair, params.beta);
             for (slot, (_, term)) in acc.iter_mut().zip(&terms) {
-                *slot += term.value(&p, i);
+                *slot += term.value(&p, i, &shared);
             }
         }
         acc

@@ -1,6 +1,7 @@
 //! `DPOTrainer`'s loss types (TRL 1.16 `_compute_loss`), plus TRL ≤ 0.28's label-smoothed
 //! sigmoid ("cDPO") under its own name.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use super::{reward_metrics, Evaluation, PairLogps, PairValues};
@@ -219,25 +220,67 @@ impl PairTerms {
     }
 }
 
+/// The logistic terms of one pair, each computed on first use: `x = βδ` (scores), `βΔw` and
+/// `βΔl`. Several loss types share them, so evaluating all types of a pair pays once.
+pub struct Shared<'a> {
+    t: &'a PairTerms,
+    beta: f64,
+    x: OnceCell<Logistic>,
+    c: OnceCell<Logistic>,
+    r: OnceCell<Logistic>,
+}
+
+impl<'a> Shared<'a> {
+    #[inline]
+    pub fn new(t: &'a PairTerms, beta: f64) -> Self {
+        Self { t, beta, x: OnceCell::new(), c: OnceCell::new(), r: OnceCell::new() }
+    }
+
+    #[inline]
+    fn x(&self) -> &Logistic {
+        self.x.get_or_init(|| Logistic::of(self.beta * (self.t.chosen_score - self.t.rejected_score)))
+    }
+
+    #[inline]
+    fn c(&self) -> &Logistic {
+        self.c.get_or_init(|| Logistic::of(self.beta * self.t.chosen))
+    }
+
+    #[inline]
+    fn r(&self) -> &Logistic {
+        self.r.get_or_init(|| Logistic::of(self.beta * self.t.rejected))
+    }
+}
+
 impl LossType {
     /// The loss of one pair, for types whose value depends on that pair alone (`None` for the
     /// batch-coupled `aot`, `aot_unpaired` and `sft`).
     #[inline]
     pub fn pair_loss(self, t: &PairTerms, params: &PairwiseParams) -> Option<f64> {
+        self.pair_loss_shared(&Shared::new(t, params.beta), params)
+    }
+
+    /// [`LossType::pair_loss`] drawing on terms shared with the pair's other loss types.
+    #[inline]
+    pub fn pair_loss_shared(self, sh: &Shared<'_>, params: &PairwiseParams) -> Option<f64> {
+        let t = sh.t;
         let (beta, eps) = (params.beta, params.label_smoothing);
         let x = beta * (t.chosen_score - t.rejected_score);
         let (c, r) = (t.chosen, t.rejected);
         let avg_delta = || t.chosen_score / t.chosen_length.max(1.0) - t.rejected_score / t.rejected_length.max(1.0);
         Some(match self {
-            LossType::Sigmoid => -log_sigmoid(x),
-            LossType::Cdpo => smoothed(x, eps),
+            LossType::Sigmoid => -sh.x().log_sig,
+            LossType::Cdpo => {
+                let l = sh.x();
+                -(1.0 - eps) * l.log_sig - eps * l.log_sig_neg
+            }
             LossType::Hinge => (1.0 - x).max(0.0),
             LossType::Robust => {
-                let l = Logistic::of(x);
+                let l = sh.x();
                 (-(1.0 - eps) * l.log_sig + eps * l.log_sig_neg) / (1.0 - 2.0 * eps)
             }
             LossType::ExoPair => {
-                let l = Logistic::of(x);
+                let l = sh.x();
                 l.sig * (l.log_sig - (-eps).ln_1p()) + l.sig_neg * (l.log_sig_neg - eps.ln())
             }
             LossType::Discopop => {
@@ -245,16 +288,21 @@ impl LossType {
                 // (1 − m)·(−logσ z) + m·e^(−z) with m = σ(z/τ); the second term as
                 // exp(logσ(z/τ) − z) stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
                 let m = Logistic::of(x / tau);
-                m.sig_neg * -log_sigmoid(x) + (m.log_sig - x).exp()
+                m.sig_neg * -sh.x().log_sig + (m.log_sig - x).exp()
             }
-            LossType::NcaPair => {
-                let c = Logistic::of(beta * c);
-                -c.log_sig - 0.5 * c.log_sig_neg - 0.5 * log_sigmoid(-beta * r)
-            }
-            LossType::BcoPair => -log_sigmoid(beta * c) - log_sigmoid(-beta * r),
+            LossType::NcaPair => -sh.c().log_sig - 0.5 * sh.c().log_sig_neg - 0.5 * sh.r().log_sig_neg,
+            LossType::BcoPair => -sh.c().log_sig - sh.r().log_sig_neg,
             LossType::SppoHard => (c - 0.5 / beta).powi(2) + (r + 0.5 / beta).powi(2),
-            LossType::ApoZero => sigmoid(-beta * c) + sigmoid(beta * r),
-            LossType::ApoDown => sigmoid(beta * c) + sigmoid(-beta * (c - r)),
+            LossType::ApoZero => sh.c().sig_neg + sh.r().sig,
+            LossType::ApoDown => {
+                // σ(−β(Δw − Δl)) is σ(−x) when scores are the log-ratios themselves.
+                let down = if params.f_divergence == FDivergence::ReverseKl {
+                    sh.x().sig_neg
+                } else {
+                    sigmoid(-beta * (c - r))
+                };
+                sh.c().sig + down
+            }
             LossType::Ipo => (avg_delta() - 1.0 / (2.0 * beta)).powi(2),
             LossType::SigmoidNorm => -log_sigmoid(beta * avg_delta()),
             LossType::Aot | LossType::AotUnpaired | LossType::Sft => return None,
@@ -317,9 +365,18 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Resul
     Ok(par_map(p.len(), |i| loss.pair_loss(&PairTerms::of(p, i, f), params).unwrap_or(f64::NAN)))
 }
 
-/// Sorts two columns ascending (as `torch.sort`; the inputs are finite), by radix sort
-/// (radsort: linear time, several times faster than a comparison sort on a million floats).
+/// Sorts two columns ascending (as `torch.sort`; the inputs are finite) by radix sort
+/// (radsort: linear time, faster than a comparison sort on a million floats), the two on
+/// two threads natively.
 fn sort_both(a: &mut [f64], b: &mut [f64]) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if a.len() >= 1 << 16 {
+        std::thread::scope(|s| {
+            s.spawn(|| radsort::sort(a));
+            radsort::sort(b);
+        });
+        return;
+    }
     radsort::sort(a);
     radsort::sort(b);
 }
