@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::dpo::{Evaluation, PairValues};
+use crate::dpo::{check_beta, Evaluation, PairValues};
 use crate::error::ConfigError;
 use crate::numeric::{log_sigmoid, mean, x_over_expm1};
 use crate::record::DiffusionTable;
@@ -52,18 +52,10 @@ pub fn diffusion_dpo_rows(t: &DiffusionTable, beta: f64) -> DiffusionRows {
     rows
 }
 
-fn check(beta: f64) -> Result<(), ConfigError> {
-    if beta.is_finite() && beta > 0.0 {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
-    }
-}
-
 /// Diffusion-DPO over a table: metrics over rows (`implicit_acc` is the fraction of rows with
 /// `inside > 0`), pair values averaged per `id` in order of first appearance.
 pub fn diffusion_dpo(t: &DiffusionTable, beta: f64) -> Result<(Vec<String>, Evaluation), ConfigError> {
-    check(beta)?;
+    check_beta(beta)?;
     let rows = diffusion_dpo_rows(t, beta);
     let acc: Vec<f64> = rows.inside.iter().map(|&x| if x > 0.0 { 1.0 } else { 0.0 }).collect();
     let mut metrics = BTreeMap::new();
@@ -85,7 +77,7 @@ pub fn diffusion_dpo(t: &DiffusionTable, beta: f64) -> Result<(Vec<String>, Eval
 /// MaPO (reference-free): `f(m) = s·m/(e^(s·m) − 1)`, per row
 /// `m_w − β·logσ(T·(f(m_w) − f(m_l)))`, averaged. Rewards are `f(m)`, the margin their difference.
 pub fn mapo(t: &DiffusionTable, params: &MapoParams) -> Result<(Vec<String>, Evaluation), ConfigError> {
-    check(params.beta)?;
+    check_beta(params.beta)?;
     let f = |m: f64| x_over_expm1(params.s * m);
     let chosen: Vec<f64> = t.model_mse_chosen.iter().map(|&m| f(m)).collect();
     let rejected: Vec<f64> = t.model_mse_rejected.iter().map(|&m| f(m)).collect();

@@ -102,19 +102,19 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
                 }
             }
             Objective::Cpo(c) => {
-                super::reference_free::check_beta(c.beta)?;
+                super::check_beta(c.beta)?;
                 terms.push((k, Term::Cpo(*c)));
             }
             Objective::Orpo(o) => {
-                super::reference_free::check_beta(o.beta)?;
+                super::check_beta(o.beta)?;
                 terms.push((k, Term::OrpoRatio));
             }
             Objective::Kto(t) => {
-                super::unpaired::check_beta(t.beta)?;
+                super::check_beta(t.beta)?;
                 terms.push((k, Term::Kto(*t, kl_from_table(table)?)));
             }
             Objective::Bco(b) => {
-                super::unpaired::check_beta(b.beta)?;
+                super::check_beta(b.beta)?;
                 let chosen_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).0).collect();
                 let rejected_lr: Vec<f64> = (0..n).map(|i| logratios(&p, i).1).collect();
                 terms.push((k, Term::Bco(b.beta, bco_delta(b.beta, &chosen_lr, &rejected_lr))));

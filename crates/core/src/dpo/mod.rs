@@ -192,6 +192,29 @@ impl Objective {
     }
 }
 
+/// Refuses a β that is not a positive number (every objective divides by or scales with it).
+pub fn check_beta(beta: f64) -> Result<(), ConfigError> {
+    if beta.is_finite() && beta > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
+    }
+}
+
+/// Per-pair rewards and losses plus TRL's reward metrics (with `loss` and any extra metrics
+/// already in `metrics`), as every reward-based objective reports them.
+pub(crate) fn rewarded(
+    chosen_reward: Vec<f64>,
+    rejected_reward: Vec<f64>,
+    loss: Vec<f64>,
+    logps: (&[f64], &[f64]),
+    mut metrics: BTreeMap<String, f64>,
+) -> Evaluation {
+    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, logps.0, logps.1);
+    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
+    Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics }
+}
+
 /// The TRL metrics every reward-based objective logs, from per-pair rewards and log-probs.
 pub(crate) fn reward_metrics(
     metrics: &mut BTreeMap<String, f64>,

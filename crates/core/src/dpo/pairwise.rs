@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
-use super::{reward_metrics, Evaluation, PairLogps, PairValues};
+use super::{rewarded, Evaluation, PairLogps};
 use crate::error::ConfigError;
 use crate::numeric::{log_sigmoid, mean, par_map, sigmoid, sum, Logistic};
 
@@ -162,9 +162,7 @@ impl Default for PairwiseParams {
 impl PairwiseParams {
     pub(crate) fn validate(&self, losses: &[(LossType, f64)]) -> Result<(), ConfigError> {
         let eps = self.label_smoothing;
-        if !(self.beta.is_finite() && self.beta > 0.0) {
-            return Err(ConfigError::Invalid(format!("beta must be a positive number, got {}", self.beta)));
-        }
+        super::check_beta(self.beta)?;
         if !(0.0..=1.0).contains(&eps) {
             return Err(ConfigError::Invalid(format!("label smoothing must lie in [0, 1], got {eps}")));
         }
@@ -411,10 +409,8 @@ pub fn evaluate(
     let beta = params.beta;
     let chosen_reward = par_map(n, |i| beta * (p.policy_chosen[i] - p.reference_chosen[i]));
     let rejected_reward = par_map(n, |i| beta * (p.policy_rejected[i] - p.reference_rejected[i]));
-    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, p.policy_chosen, p.policy_rejected);
     metrics.insert("loss".into(), total);
-    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
-    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss: pair_loss }, metrics })
+    Ok(rewarded(chosen_reward, rejected_reward, pair_loss, (p.policy_chosen, p.policy_rejected), metrics))
 }
 
 #[cfg(test)]

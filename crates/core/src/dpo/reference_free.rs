@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{reward_metrics, Evaluation, PairLogps, PairValues};
+use super::{check_beta, rewarded, Evaluation, PairLogps};
 use crate::error::ConfigError;
 use crate::numeric::{log1mexp, log_sigmoid, mean, par_map, sum, Logistic};
 
@@ -50,14 +50,6 @@ pub struct OrpoParams {
 impl Default for OrpoParams {
     fn default() -> Self {
         Self { beta: 0.1 }
-    }
-}
-
-pub(crate) fn check_beta(beta: f64) -> Result<(), ConfigError> {
-    if beta.is_finite() && beta > 0.0 {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
     }
 }
 
@@ -121,15 +113,12 @@ pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigEr
     let beta = params.beta;
     let losses = par_map(chosen.len(), |i| cpo_pair_loss(params, chosen[i], rejected[i]));
     let nll = chosen_nll(p, cl);
-    let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
-    let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
     let mut metrics = BTreeMap::new();
-    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, &chosen, &rejected);
     metrics.insert("nll_loss".into(), nll);
     metrics.insert("loss".into(), mean(&losses) + params.cpo_alpha * nll);
     let loss = losses.iter().map(|l| l + params.cpo_alpha * nll).collect();
-    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
-    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics })
+    let rewards = |v: &[f64]| v.iter().map(|x| beta * x).collect();
+    Ok(rewarded(rewards(&chosen), rewards(&rejected), loss, (&chosen, &rejected), metrics))
 }
 
 /// ORPO on token-averaged log-probs `lw, ll`: `log_odds = (lw − ll) − (log(1−e^lw) − log(1−e^ll))`,
@@ -151,15 +140,12 @@ pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, Config
     let ratio = par_map(log_odds.len(), |i| log_sigmoid(log_odds[i]));
     let beta = params.beta;
     let nll = chosen_nll(p, cl);
-    let chosen_reward: Vec<f64> = chosen.iter().map(|x| beta * x).collect();
-    let rejected_reward: Vec<f64> = rejected.iter().map(|x| beta * x).collect();
     let mut metrics = BTreeMap::new();
-    reward_metrics(&mut metrics, &chosen_reward, &rejected_reward, &chosen, &rejected);
     metrics.insert("nll_loss".into(), nll);
     metrics.insert("log_odds_ratio".into(), mean(&ratio));
     metrics.insert("log_odds_chosen".into(), mean(&log_odds));
     metrics.insert("loss".into(), nll - beta * mean(&ratio));
     let loss = ratio.iter().map(|r| nll - beta * r).collect();
-    let margin = chosen_reward.iter().zip(&rejected_reward).map(|(c, r)| c - r).collect();
-    Ok(Evaluation { pairs: PairValues { chosen_reward, rejected_reward, margin, loss }, metrics })
+    let rewards = |v: &[f64]| v.iter().map(|x| beta * x).collect();
+    Ok(rewarded(rewards(&chosen), rewards(&rejected), loss, (&chosen, &rejected), metrics))
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Evaluation, PairLogps, PairValues};
+use super::{check_beta, Evaluation, PairLogps, PairValues};
 use crate::error::{ConfigError, ErrorKind, InputError, Location};
 use crate::numeric::{log_sigmoid, mean, par_map, sigmoid};
 use crate::record::DpoTable;
@@ -65,14 +65,6 @@ pub fn kl_from_table(table: &DpoTable) -> Result<f64, InputError> {
         ));
     }
     Ok(mean(&diffs).max(0.0))
-}
-
-pub(crate) fn check_beta(beta: f64) -> Result<(), ConfigError> {
-    if beta.is_finite() && beta > 0.0 {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(format!("beta must be a positive number, got {beta}")))
-    }
 }
 
 fn logratios(p: &PairLogps<'_>) -> (Vec<f64>, Vec<f64>) {
