@@ -15,9 +15,16 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 /// Runs a command in the workspace root, echoing it; fails with its name on a non-zero exit.
 fn run(program: &str, args: &[&str]) -> Result {
-    eprintln!("$ {program} {}", args.join(" "));
+    run_with(program, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+fn run_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("$ {}{program} {}", shown.concat(), args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
@@ -36,18 +43,7 @@ fn cargo(args: &[&str]) -> Result {
 fn cargo_wasm(krate: &str) -> Result {
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let args = ["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate];
-    eprintln!("$ RUSTFLAGS=-Dwarnings {program} {}", args.join(" "));
-    let status = Command::new(&program)
-        .args(args)
-        .env("RUSTFLAGS", "-Dwarnings")
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("wasm build of {krate} failed ({status})"))
-    }
+    run_with(&program, &args, &[("RUSTFLAGS", "-Dwarnings")])
 }
 
 /// Installs the wasm target when rustup is there and the target is not.
