@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use clap::Args;
-use prefscope_core::dpo::{LossType, Objective, PairwiseParams};
+use prefscope_core::dpo::{LossType, PairwiseParams};
 use prefscope_core::read::{read_preferences, Format, Input, Preferences};
 use prefscope_core::report::{report, ReportRequest};
 use prefscope_core::tokens::token_rewards;
@@ -95,7 +95,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     for (id, token, reward, share) in &highlights {
         println!("  {id:<10} {token:?} reward {reward:+.4} ({:.0}% of the pair's total)", share * 100.0);
     }
-    let _ = Objective::names();
     Ok(())
 }
 

@@ -10,7 +10,6 @@ use crate::error::{ErrorKind, InputError};
 
 pub(super) fn read<R: Read>(
     reader: CountingReader<R>,
-    _name: &str,
     total: u64,
     sink: &mut Sink,
     progress: &mut dyn FnMut(Progress),

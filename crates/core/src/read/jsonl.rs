@@ -16,7 +16,6 @@ const NEG_INF: &str = "\u{1}-Infinity";
 
 pub(super) fn read<R: Read>(
     reader: CountingReader<R>,
-    name: &str,
     total: u64,
     sink: &mut Sink,
     progress: &mut dyn FnMut(Progress),
@@ -53,7 +52,6 @@ pub(super) fn read<R: Read>(
         }
     }
     progress(Progress { done: total, total });
-    let _ = name;
     Ok(())
 }
 

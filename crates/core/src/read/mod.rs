@@ -86,9 +86,9 @@ pub fn read_preferences(
     match (format, input) {
         (Format::Parquet, Input::Path(path)) => {
             let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
-            parquet::read(file, &name, &mut sink, progress)?;
+            parquet::read(file, &mut sink, progress)?;
         }
-        (Format::Parquet, Input::Bytes { bytes, .. }) => parquet::read(bytes, &name, &mut sink, progress)?,
+        (Format::Parquet, Input::Bytes { bytes, .. }) => parquet::read(bytes, &mut sink, progress)?,
         (text_format, input) => {
             let (reader, total): (Box<dyn Read>, u64) = match input {
                 Input::Path(path) => {
@@ -103,8 +103,8 @@ pub fn read_preferences(
             };
             let reader = CountingReader { inner: reader, count: 0, last: None };
             match text_format {
-                Format::Jsonl => jsonl::read(reader, &name, total, &mut sink, progress)?,
-                Format::Csv => csv::read(reader, &name, total, &mut sink, progress)?,
+                Format::Jsonl => jsonl::read(reader, total, &mut sink, progress)?,
+                Format::Csv => csv::read(reader, total, &mut sink, progress)?,
                 Format::Parquet => unreachable!("handled above"),
             }
         }

@@ -5,7 +5,7 @@ use arrow_array::types::{
     Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
@@ -18,7 +18,6 @@ const BATCH_ROWS: usize = 8192;
 
 pub(super) fn read<R: ChunkReader + 'static>(
     reader: R,
-    _name: &str,
     sink: &mut Sink,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), InputError> {
@@ -50,7 +49,6 @@ pub(super) fn read<R: ChunkReader + 'static>(
             sink.push(&BatchRow { columns: &columns, row: i }, RowPos { row, line: None })?;
         }
         progress(Progress { done: row, total });
-        let _: &RecordBatch = &batch;
     }
     Ok(())
 }
