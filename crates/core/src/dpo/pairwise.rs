@@ -369,6 +369,11 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Resul
 #[cfg(not(target_arch = "wasm32"))]
 fn sort_both(a: &mut [f64], b: &mut [f64]) {
     use voracious_radix_sort::RadixSort;
+    if a.len() < 1 << 16 {
+        a.voracious_sort();
+        b.voracious_sort();
+        return;
+    }
     std::thread::scope(|s| {
         s.spawn(|| a.voracious_sort());
         b.voracious_sort();
