@@ -73,23 +73,17 @@ fn metrics_and_pairs_match_trl_for_the_bundled_export() {
 fn tabular_formats_carry_the_same_pairs() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample();
-    let json = json_of(&prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5"]));
+    // `prefscope dpo` on the sample with IPO at β 0.5, plus format arguments.
+    let ipo = |extra: &[&str]| {
+        let mut args = vec!["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5"];
+        args.extend_from_slice(extra);
+        prefscope(&args)
+    };
+    let json = json_of(&ipo(&[]));
     let first_margin = json["pairs"][0]["margin"].as_f64().unwrap();
 
     let csv = dir.path().join("pairs.csv");
-    let out = prefscope(&[
-        "dpo",
-        "--input",
-        input.to_str().unwrap(),
-        "--loss",
-        "ipo",
-        "--beta",
-        "0.5",
-        "--format",
-        "csv",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    let out = ipo(&["--format", "csv", "--out", csv.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("rewards/margins"), "metrics summarised on stderr");
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -99,8 +93,7 @@ fn tabular_formats_carry_the_same_pairs() {
     assert_eq!(first[0], "held-0");
     assert_eq!(first[3].parse::<f64>().unwrap(), first_margin, "CSV floats round-trip exactly");
 
-    let jsonl =
-        prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", "ipo", "--beta", "0.5", "--format", "jsonl"]);
+    let jsonl = ipo(&["--format", "jsonl"]);
     assert!(jsonl.status.success());
     let rows: Vec<Value> =
         String::from_utf8_lossy(&jsonl.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -108,15 +101,7 @@ fn tabular_formats_carry_the_same_pairs() {
     assert_eq!(rows[0]["margin"].as_f64().unwrap(), first_margin);
 
     let parquet = dir.path().join("pairs.parquet");
-    let out = prefscope(&[
-        "dpo",
-        "--input",
-        input.to_str().unwrap(),
-        "--format",
-        "parquet",
-        "--out",
-        parquet.to_str().unwrap(),
-    ]);
+    let out = ipo(&["--format", "parquet", "--out", parquet.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&parquet).unwrap();
     assert_eq!(&bytes[..4], b"PAR1");

@@ -25,7 +25,8 @@ pub struct Comparison {
 enum Term {
     Pairwise(LossType, PairwiseParams),
     Cpo(super::CpoParams),
-    OrpoRatio,
+    /// ORPO's `logσ(log_odds)`, with its β.
+    OrpoRatio(f64),
     Kto(super::KtoParams, f64),
     Bco(f64, f64),
 }
@@ -47,7 +48,7 @@ impl Term {
                 };
                 cpo_pair_loss(params, c, r)
             }
-            Term::OrpoRatio => log_sigmoid(orpo_log_odds(
+            Term::OrpoRatio(_) => log_sigmoid(orpo_log_odds(
                 p.policy_chosen[i] / length(p.chosen_length, i),
                 p.policy_rejected[i] / length(p.rejected_length, i),
             )),
@@ -107,7 +108,7 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
             }
             Objective::Orpo(o) => {
                 super::check_beta(o.beta)?;
-                terms.push((k, Term::OrpoRatio));
+                terms.push((k, Term::OrpoRatio(o.beta)));
             }
             Objective::Kto(t) => {
                 super::check_beta(t.beta)?;
@@ -150,10 +151,9 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
                 let (cl, _) = p.lengths("cpo")?;
                 m + c.cpo_alpha * chosen_nll(&p, cl)
             }
-            Term::OrpoRatio => {
+            Term::OrpoRatio(beta) => {
                 let (cl, _) = p.lengths("orpo")?;
-                let Objective::Orpo(o) = &objectives[*k].1 else { unreachable!("orpo term") };
-                chosen_nll(&p, cl) - o.beta * m
+                chosen_nll(&p, cl) - beta * m
             }
         };
     }
