@@ -15,6 +15,46 @@ pub fn cosine_matrix(images: &Embeddings, texts: &Embeddings) -> Vec<f32> {
     out
 }
 
+/// How a preset turns one image–text cosine into its score: the epilogue the GPU similarity
+/// kernel applies as `scale · cos` (or `scale · max(cos, 0)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PairScore {
+    /// The plain cosine (also HPS v2's score, see [`hps`]).
+    Cosine,
+    /// CLIP/PickScore logits `exp(logit_scale)·cos` ([`clip_logit`]).
+    Logit { logit_scale: f32 },
+    /// torchmetrics' per-pair `100·cos` (its batch value clamps the mean: [`clipscore_torchmetrics`]).
+    ClipScore,
+    /// The original CLIPScore per pair, `2.5·max(cos, 0)` ([`clipscore_original`]).
+    ClipScoreOriginal,
+}
+
+impl PairScore {
+    /// `(scale, clamp_at_zero)`.
+    pub fn affine(self) -> (f32, bool) {
+        match self {
+            PairScore::Cosine => (1.0, false),
+            PairScore::Logit { logit_scale } => ((logit_scale as f64).exp() as f32, false),
+            PairScore::ClipScore => (100.0, false),
+            PairScore::ClipScoreOriginal => (2.5, true),
+        }
+    }
+
+    pub fn apply(self, cosine: f32) -> f32 {
+        match self {
+            PairScore::Cosine => hps(cosine),
+            PairScore::Logit { logit_scale } => clip_logit(cosine, logit_scale),
+            PairScore::ClipScore => 100.0 * cosine,
+            PairScore::ClipScoreOriginal => 2.5 * cosine.max(0.0),
+        }
+    }
+}
+
+/// Scores of every image against every text (`images × texts`, row-major).
+pub fn score_matrix(images: &Embeddings, texts: &Embeddings, score: PairScore) -> Vec<f32> {
+    cosine_matrix(images, texts).into_iter().map(|c| score.apply(c)).collect()
+}
+
 /// CLIP logits: `exp(logit_scale) · cos` (`logit_scale` is stored as a log).
 pub fn clip_logit(cosine: f32, logit_scale: f32) -> f32 {
     ((logit_scale as f64).exp() * cosine as f64) as f32

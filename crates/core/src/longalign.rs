@@ -93,6 +93,32 @@ pub fn decompose(text: &[f32], image: &[f32], u: &[f32], scale: f32) -> Decompos
     }
 }
 
+/// [`decompose`] for every image against every text (`images × texts`, row-major): the
+/// CPU twin of the GPU decomposition kernel.
+pub fn decompose_all(images: &Embeddings, texts: &Embeddings, u: &[f32], scale: f32) -> Vec<Decomposition> {
+    let mut out = Vec::with_capacity(images.len() * texts.len());
+    for i in 0..images.len() {
+        for j in 0..texts.len() {
+            out.push(decompose(texts.row(j), images.row(i), u, scale));
+        }
+    }
+    out
+}
+
+/// Segment-averaged embeddings of several texts: `offsets[k]..offsets[k+1]` are the rows of
+/// `segments` that belong to text `k` (each text at least one segment).
+pub fn segment_averages(segments: &Embeddings, offsets: &[usize]) -> Embeddings {
+    let rows: Vec<Vec<f32>> = offsets
+        .windows(2)
+        .map(|w| {
+            let part = Embeddings::new(segments.dim, segments.data[w[0] * segments.dim..w[1] * segments.dim].to_vec())
+                .unwrap_or_default();
+            segment_average(&part)
+        })
+        .collect();
+    Embeddings { dim: segments.dim, data: rows.concat() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,19 +175,51 @@ impl Objective {
         }
     }
 
+    /// Checks settings and inputs as [`Objective::evaluate`] does, without computing; the GPU
+    /// path runs the same checks so both refuse the same inputs with the same message.
+    pub fn check(&self, p: &PairLogps<'_>) -> Result<(), ConfigError> {
+        match self {
+            Objective::Pairwise { losses, params } => {
+                params.validate(losses)?;
+                if losses.is_empty() {
+                    return Err(ConfigError::Invalid("no loss type given".into()));
+                }
+                for (loss, _) in losses.iter().filter(|(l, _)| l.needs_lengths()) {
+                    p.lengths(loss.name())?;
+                }
+                Ok(())
+            }
+            Objective::Cpo(c) => reference_free::check_reference_free(
+                p,
+                c.beta,
+                if c.loss == CpoLoss::Simpo { "simpo" } else { "cpo" },
+                false,
+            ),
+            Objective::Orpo(o) => reference_free::check_reference_free(p, o.beta, "orpo", true),
+            Objective::Kto(k) => check_beta(k.beta),
+            Objective::Bco(b) => check_beta(b.beta),
+        }
+    }
+
     /// Evaluates the objective on a table (lengths and KTO's KL columns are taken from it).
     pub fn evaluate(&self, table: &DpoTable) -> Result<Evaluation, ConfigError> {
         let resolved = TableLogps::new(table, self.needs_lengths())?;
-        let pairs = resolved.logps();
+        let kl = match self {
+            Objective::Kto(_) => unpaired::kl_from_table(table)?,
+            _ => 0.0,
+        };
+        self.evaluate_pairs(&resolved.logps(), kl)
+    }
+
+    /// Evaluates the objective on log-probability columns; `kl` is KTO's KL estimate (unused
+    /// by the other objectives).
+    pub fn evaluate_pairs(&self, pairs: &PairLogps<'_>, kl: f64) -> Result<Evaluation, ConfigError> {
         match self {
-            Objective::Pairwise { losses, params } => pairwise::evaluate(&pairs, losses, params),
-            Objective::Cpo(p) => reference_free::cpo(&pairs, p),
-            Objective::Orpo(p) => reference_free::orpo(&pairs, p),
-            Objective::Kto(p) => {
-                let kl = unpaired::kl_from_table(table)?;
-                unpaired::kto(&pairs, kl, p)
-            }
-            Objective::Bco(p) => unpaired::bco(&pairs, p),
+            Objective::Pairwise { losses, params } => pairwise::evaluate(pairs, losses, params),
+            Objective::Cpo(p) => reference_free::cpo(pairs, p),
+            Objective::Orpo(p) => reference_free::orpo(pairs, p),
+            Objective::Kto(p) => unpaired::kto(pairs, kl, p),
+            Objective::Bco(p) => unpaired::bco(pairs, p),
         }
     }
 }

@@ -121,6 +121,34 @@ pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigEr
     Ok(rewarded(rewards(&chosen), rewards(&rejected), loss, (&chosen, &rejected), metrics))
 }
 
+/// ORPO's odds exist only for average log-probabilities ≤ 0.
+fn orpo_odds_defined(chosen: &[f64], rejected: &[f64]) -> Result<(), ConfigError> {
+    match chosen.iter().zip(rejected).position(|(c, r)| *c > 0.0 || *r > 0.0) {
+        Some(i) => Err(ConfigError::Invalid(format!(
+            "row {}: ORPO needs log-probabilities ≤ 0 (odds are undefined above probability 1)",
+            i + 1
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The checks [`cpo`] and [`orpo`] make before computing (the GPU path runs them too).
+pub(crate) fn check_reference_free(
+    p: &PairLogps<'_>,
+    beta: f64,
+    needed_by: &str,
+    orpo: bool,
+) -> Result<(), ConfigError> {
+    check_beta(beta)?;
+    let (cl, rl) = p.lengths(needed_by)?;
+    positive_lengths(cl, "chosen")?;
+    positive_lengths(rl, "rejected")?;
+    if orpo {
+        orpo_odds_defined(&averaged(p.policy_chosen, cl), &averaged(p.policy_rejected, rl))?;
+    }
+    Ok(())
+}
+
 /// ORPO on token-averaged log-probs `lw, ll`: `log_odds = (lw − ll) − (log(1−e^lw) − log(1−e^ll))`,
 /// loss `NLL(yw) − β·mean(logσ(log_odds))`.
 pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, ConfigError> {
@@ -130,12 +158,7 @@ pub fn orpo(p: &PairLogps<'_>, params: &OrpoParams) -> Result<Evaluation, Config
     positive_lengths(rl, "rejected")?;
     let chosen = averaged(p.policy_chosen, cl);
     let rejected = averaged(p.policy_rejected, rl);
-    if let Some(i) = chosen.iter().zip(&rejected).position(|(c, r)| *c > 0.0 || *r > 0.0) {
-        return Err(ConfigError::Invalid(format!(
-            "row {}: ORPO needs log-probabilities ≤ 0 (odds are undefined above probability 1)",
-            i + 1
-        )));
-    }
+    orpo_odds_defined(&chosen, &rejected)?;
     let log_odds = par_map(chosen.len(), |i| orpo_log_odds(chosen[i], rejected[i]));
     let ratio = par_map(log_odds.len(), |i| log_sigmoid(log_odds[i]));
     let beta = params.beta;

@@ -1,0 +1,27 @@
+//! prefscope-gpu: the wgpu device (native and in the browser) and our WGSL kernels around the
+//! CLIP towers. Every kernel has a twin in prefscope-core with the same inputs and outputs,
+//! and tests that compare the two.
+//!
+//! All operations are `async` (the browser cannot block); native callers use
+//! [`block_on`]. Inputs larger than the adapter's storage-binding limit are processed in
+//! chunks; failures are [`GpuError`]s, never panics.
+
+mod device;
+mod error;
+mod groups;
+mod kernel;
+mod longalign;
+mod preference;
+mod similarity;
+
+pub use device::{is_software, open, AdapterSummary, DeviceChoice, Gpu};
+pub use error::GpuError;
+pub use groups::GroupedScores;
+pub use longalign::Decomposed;
+pub use preference::DpoError;
+
+/// Runs a future to completion on this thread (native only; the browser awaits instead).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}

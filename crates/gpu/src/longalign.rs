@@ -1,0 +1,200 @@
+//! LongAlign on the GPU: segment averages, the common direction of a prompt set, and the
+//! relevant/irrelevant split of every image×text score, kept on the device so that moving
+//! the reweighting slider re-runs one small kernel. Twins of `prefscope_core::longalign`.
+
+use prefscope_core::embedding::{normalize, Embeddings};
+use prefscope_core::longalign::Decomposition;
+
+use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, Shader};
+use crate::similarity::SHADER as SIMILARITY;
+use crate::{Gpu, GpuError};
+
+const SHADER: Shader = shader!("longalign");
+
+/// One block of image rows × text rows whose parts live on the device.
+struct Block {
+    images: std::ops::Range<usize>,
+    texts: std::ops::Range<usize>,
+    parts: wgpu::Buffer,
+}
+
+/// The decomposition of every image×text score, resident on the GPU.
+pub struct Decomposed {
+    rows: usize,
+    cols: usize,
+    blocks: Vec<Block>,
+    /// Text-relevant parts, `images × texts` row-major, in score units.
+    pub relevant: Vec<f32>,
+    /// Text-irrelevant parts, same layout.
+    pub irrelevant: Vec<f32>,
+}
+
+impl Decomposed {
+    /// As core's `Decomposition` values, for comparison and export.
+    pub fn parts(&self) -> Vec<Decomposition> {
+        self.relevant
+            .iter()
+            .zip(&self.irrelevant)
+            .map(|(&relevant, &irrelevant)| Decomposition { relevant, irrelevant })
+            .collect()
+    }
+
+    /// `relevant + w·irrelevant` for every pair, recomputed on the device.
+    pub async fn reweighted(&self, gpu: &Gpu, weight: f32) -> Result<Vec<f32>, GpuError> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        for b in &self.blocks {
+            let (ra, rb) = (b.images.len(), b.texts.len());
+            let scope = gpu.scope("reweight")?;
+            let mut enc = gpu.encoder();
+            let dst = gpu.scratch("reweighted", (ra * rb * 4) as u64);
+            let params = Params::default().u(ra as u32).u(rb as u32).u(0).f(1.0).f(weight);
+            gpu.dispatch(
+                &mut enc,
+                &SHADER,
+                "reweight",
+                &params,
+                &[&b.parts, &b.parts, &dst],
+                groups_for((ra * rb) as u64),
+            );
+            let bytes = gpu.finish(scope, enc, &[(&dst, (ra * rb * 4) as u64)]).await?;
+            for (i, row) in cast::<f32>(&bytes[0]).chunks(rb).enumerate() {
+                let at = (b.images.start + i) * self.cols + b.texts.start;
+                out[at..at + rb].copy_from_slice(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Gpu {
+    /// The common direction `normalise(mean_p t_p)`: column sums on the device (in chunks of
+    /// rows), combined and normalised on the host.
+    pub async fn common_direction(&self, texts: &Embeddings) -> Result<Vec<f32>, GpuError> {
+        let dim = texts.dim;
+        self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
+        let mut total = vec![0f64; dim];
+        for r in chunks(texts.len(), self.items_per_binding(dim as u64 * 4)) {
+            let scope = self.scope("common direction")?;
+            let x = self.upload("texts", &texts.data[r.start * dim..r.end * dim]);
+            let out = self.scratch("column sums", dim as u64 * 4);
+            let mut enc = self.encoder();
+            let params = Params::default().u(r.len() as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+            self.dispatch(&mut enc, &SHADER, "column_sums", &params, &[&x, &x, &out], groups_for(dim as u64));
+            let bytes = self.finish(scope, enc, &[(&out, dim as u64 * 4)]).await?;
+            for (t, s) in total.iter_mut().zip(cast::<f32>(&bytes[0])) {
+                *t += s as f64;
+            }
+        }
+        let n = texts.len() as f64;
+        Ok(normalize(&total.iter().map(|s| (s / n) as f32).collect::<Vec<_>>()))
+    }
+
+    /// Segment-averaged text embeddings (twin of `longalign::segment_averages`): text `k` owns
+    /// rows `offsets[k]..offsets[k+1]` of `segments`, each normalised before averaging.
+    pub async fn segment_averages(&self, segments: &Embeddings, offsets: &[usize]) -> Result<Embeddings, GpuError> {
+        let dim = segments.dim;
+        if offsets.windows(2).any(|w| w[1] <= w[0]) || offsets.last().is_some_and(|&e| e != segments.len()) {
+            return Err(GpuError::Shape("segment offsets must rise and end at the number of segments".into()));
+        }
+        let texts = offsets.len().saturating_sub(1);
+        let row_cap = self.items_per_binding(dim as u64 * 4);
+        let mut data = Vec::with_capacity(texts * dim);
+        let mut t0 = 0;
+        while t0 < texts {
+            self.check_fits(|| format!("text {t0}'s segments"), ((offsets[t0 + 1] - offsets[t0]) * dim * 4) as u64)?;
+            let mut t1 = t0 + 1;
+            while t1 < texts && offsets[t1 + 1] - offsets[t0] <= row_cap && t1 - t0 + 2 <= self.items_per_binding(4) {
+                t1 += 1;
+            }
+            let (s0, s1) = (offsets[t0], offsets[t1]);
+            let local: Vec<u32> = offsets[t0..=t1].iter().map(|o| (o - s0) as u32).collect();
+            let scope = self.scope("segment average")?;
+            let x = self.upload("segments", &segments.data[s0 * dim..s1 * dim]);
+            let xn = self.scratch("normalised", ((s1 - s0) * dim * 4) as u64);
+            let off = self.upload("offsets", &local);
+            let out = self.scratch("averages", ((t1 - t0) * dim * 4) as u64);
+            let mut enc = self.encoder();
+            self.normalize_into(&mut enc, &x, s1 - s0, dim, &xn);
+            let params = Params::default().u((t1 - t0) as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+            self.dispatch(
+                &mut enc,
+                &SHADER,
+                "segment_mean",
+                &params,
+                &[&xn, &off, &out],
+                groups_for(((t1 - t0) * dim) as u64),
+            );
+            let bytes = self.finish(scope, enc, &[(&out, ((t1 - t0) * dim * 4) as u64)]).await?;
+            data.extend(cast::<f32>(&bytes[0]));
+            t0 = t1;
+        }
+        Ok(Embeddings { dim, data })
+    }
+
+    /// Splits every image×text score against `u` (twin of `longalign::decompose_all`):
+    /// images are normalised here, texts used as given (segment averages are not renormalised).
+    pub async fn decompose(
+        &self,
+        images: &Embeddings,
+        texts: &Embeddings,
+        u: &[f32],
+        scale: f32,
+    ) -> Result<Decomposed, GpuError> {
+        let dim = images.dim;
+        if texts.dim != dim || u.len() != dim {
+            return Err(GpuError::Shape(format!(
+                "widths differ: images {dim}, texts {}, direction {}",
+                texts.dim,
+                u.len()
+            )));
+        }
+        let (rows, cols) = (images.len(), texts.len());
+        self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
+        let side =
+            self.items_per_binding(dim as u64 * 4).min((self.items_per_binding(8) as f64).sqrt() as usize).max(1);
+        let mut out = Decomposed {
+            rows,
+            cols,
+            blocks: Vec::new(),
+            relevant: vec![0.0; rows * cols],
+            irrelevant: vec![0.0; rows * cols],
+        };
+        let ub = self.upload("direction", u);
+        for ra in chunks(rows, side) {
+            for rb in chunks(cols, side) {
+                let (na, nb) = (ra.len(), rb.len());
+                let scope = self.scope("decomposition")?;
+                let a = self.upload("images", &images.data[ra.start * dim..ra.end * dim]);
+                let b = self.upload("texts", &texts.data[rb.start * dim..rb.end * dim]);
+                let an = self.scratch("images normalised", (na * dim * 4) as u64);
+                let prod = self.scratch("products", (na * nb * 4) as u64);
+                let ui = self.scratch("u·image", (na * 4) as u64);
+                let tu = self.scratch("text·u", (nb * 4) as u64);
+                let y = self.scratch("projections", ((na + nb) * 4) as u64);
+                let parts = self.scratch("parts", (2 * na * nb * 4) as u64);
+                let mut enc = self.encoder();
+                self.normalize_into(&mut enc, &a, na, dim, &an);
+                let mm = Params::default().u(na as u32).u(nb as u32).u(dim as u32).u(0).f(1.0);
+                let groups = [(nb as u32).div_ceil(64), (na as u32).div_ceil(64), 1];
+                self.dispatch(&mut enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], groups);
+                let pa = Params::default().u(na as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+                self.dispatch(&mut enc, &SHADER, "dot_rows", &pa, &[&an, &ub, &ui], groups_per_item(na as u64));
+                let pb = Params::default().u(nb as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+                self.dispatch(&mut enc, &SHADER, "dot_rows", &pb, &[&b, &ub, &tu], groups_per_item(nb as u64));
+                enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (na * 4) as u64);
+                enc.copy_buffer_to_buffer(&tu, 0, &y, (na * 4) as u64, (nb * 4) as u64);
+                let ps = Params::default().u(na as u32).u(nb as u32).u(dim as u32).f(scale).f(0.0);
+                self.dispatch(&mut enc, &SHADER, "split", &ps, &[&prod, &y, &parts], groups_for((na * nb) as u64));
+                let bytes = self.finish(scope, enc, &[(&parts, (2 * na * nb * 4) as u64)]).await?;
+                let v = cast::<f32>(&bytes[0]);
+                for i in 0..na {
+                    let at = (ra.start + i) * cols + rb.start;
+                    out.relevant[at..at + nb].copy_from_slice(&v[i * nb..(i + 1) * nb]);
+                    out.irrelevant[at..at + nb].copy_from_slice(&v[na * nb + i * nb..na * nb + (i + 1) * nb]);
+                }
+                out.blocks.push(Block { images: ra.clone(), texts: rb.clone(), parts });
+            }
+        }
+        Ok(out)
+    }
+}

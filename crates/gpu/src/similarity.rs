@@ -1,0 +1,127 @@
+//! Similarity of image and text embeddings: L2 normalisation and a tiled matrix product whose
+//! epilogue applies the preset's score (cosine, CLIP logit, CLIPScore, HPS). Twin of
+//! `prefscope_core::clip_score::score_matrix`.
+
+use prefscope_core::clip_score::PairScore;
+use prefscope_core::embedding::Embeddings;
+
+use crate::kernel::{cast, chunks, groups_per_item, shader, Params, Shader};
+use crate::{Gpu, GpuError};
+
+pub(crate) const SHADER: Shader = shader!("similarity");
+
+/// Output tile edge of the matmul kernel.
+const TILE: u32 = 64;
+
+impl Gpu {
+    /// Scores of every image against every text, `images × texts` row-major; embeddings are
+    /// L2-normalised here. Inputs past the binding limit are processed in blocks.
+    pub async fn score_matrix(
+        &self,
+        images: &Embeddings,
+        texts: &Embeddings,
+        score: PairScore,
+    ) -> Result<Vec<f32>, GpuError> {
+        if images.dim != texts.dim {
+            return Err(GpuError::Shape(format!("image width {} ≠ text width {}", images.dim, texts.dim)));
+        }
+        let (scale, clamp) = score.affine();
+        self.products(images, texts, true, scale, clamp).await
+    }
+
+    /// `map(normalise(A)·Bᵀ)` in blocks that fit the binding limit; `normalize_b` chooses
+    /// whether `b`'s rows are normalised too (LongAlign keeps segment averages as they are).
+    pub(crate) async fn products(
+        &self,
+        a: &Embeddings,
+        b: &Embeddings,
+        normalize_b: bool,
+        scale: f32,
+        clamp: bool,
+    ) -> Result<Vec<f32>, GpuError> {
+        let dim = a.dim;
+        let (na, nb) = (a.len(), b.len());
+        let mut out = vec![0f32; na * nb];
+        if na == 0 || nb == 0 {
+            return Ok(out);
+        }
+        self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
+        let rows = self.items_per_binding(dim as u64 * 4);
+        // The output block (ra × rb) must fit one binding as well.
+        let side = rows.min((self.items_per_binding(4) as f64).sqrt() as usize).max(1);
+        for ra in chunks(na, side) {
+            let a_block = self.upload("a", &a.data[ra.start * dim..ra.end * dim]);
+            for rb in chunks(nb, side) {
+                let b_block = self.upload("b", &b.data[rb.start * dim..rb.end * dim]);
+                let block = self.block(&a_block, ra.len(), &b_block, rb.len(), dim, normalize_b, scale, clamp).await?;
+                for (i, row) in block.chunks(rb.len()).enumerate() {
+                    let at = (ra.start + i) * nb + rb.start;
+                    out[at..at + rb.len()].copy_from_slice(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn block(
+        &self,
+        a: &wgpu::Buffer,
+        na: usize,
+        b: &wgpu::Buffer,
+        nb: usize,
+        dim: usize,
+        normalize_b: bool,
+        scale: f32,
+        clamp: bool,
+    ) -> Result<Vec<f32>, GpuError> {
+        let scope = self.scope("similarity")?;
+        let mut enc = self.encoder();
+        let an = self.scratch("a normalised", (na * dim * 4) as u64);
+        self.normalize_into(&mut enc, a, na, dim, &an);
+        let bn;
+        let b_used = if normalize_b {
+            bn = self.scratch("b normalised", (nb * dim * 4) as u64);
+            self.normalize_into(&mut enc, b, nb, dim, &bn);
+            &bn
+        } else {
+            b
+        };
+        let c = self.scratch("scores", (na * nb * 4) as u64);
+        let params = Params::default().u(na as u32).u(nb as u32).u(dim as u32).u(clamp as u32).f(scale);
+        let groups = [(nb as u32).div_ceil(TILE), (na as u32).div_ceil(TILE), 1];
+        self.dispatch(&mut enc, &SHADER, "matmul", &params, &[&an, b_used, &c], groups);
+        let bytes = self.finish(scope, enc, &[(&c, (na * nb * 4) as u64)]).await?;
+        Ok(cast(&bytes[0]))
+    }
+
+    /// Records the row normalisation of `rows × dim` values in `src` into `dst`.
+    pub(crate) fn normalize_into(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        rows: usize,
+        dim: usize,
+        dst: &wgpu::Buffer,
+    ) {
+        let params = Params::default().u(rows as u32).u(0).u(dim as u32).u(0).f(1.0);
+        self.dispatch(enc, &SHADER, "normalize_rows", &params, &[src, src, dst], groups_per_item(rows as u64));
+    }
+
+    /// L2-normalised rows (twin of `Embeddings::normalized`).
+    pub async fn normalized(&self, x: &Embeddings) -> Result<Embeddings, GpuError> {
+        let dim = x.dim;
+        self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
+        let mut data = Vec::with_capacity(x.data.len());
+        for r in chunks(x.len(), self.items_per_binding(dim as u64 * 4)) {
+            let scope = self.scope("normalise")?;
+            let src = self.upload("rows", &x.data[r.start * dim..r.end * dim]);
+            let dst = self.scratch("normalised", (r.len() * dim * 4) as u64);
+            let mut enc = self.encoder();
+            self.normalize_into(&mut enc, &src, r.len(), dim, &dst);
+            let bytes = self.finish(scope, enc, &[(&dst, (r.len() * dim * 4) as u64)]).await?;
+            data.extend(cast::<f32>(&bytes[0]));
+        }
+        Ok(Embeddings { dim, data })
+    }
+}

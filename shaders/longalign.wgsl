@@ -1,0 +1,111 @@
+// LongAlign: segment averages, the common direction of a prompt set, and the split of every
+// image×text score into text-relevant and text-irrelevant parts.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    dim: u32,
+    scale: f32,
+    weight: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+// out[d] = Σ_rows x[row, d] (one thread per dimension; the host divides and combines chunks).
+@compute @workgroup_size(256)
+fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let d = gid.x;
+    if (d >= p.dim) {
+        return;
+    }
+    var s = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        s += x[r * p.dim + d];
+    }
+    out[d] = s;
+    if (p.cols == 0xffffffffu) {
+        out[0] = y[0];
+    }
+}
+
+// Segment averages of already normalised segment rows x: y holds offsets (as u32 bits);
+// out[t, d] = mean over text t's segments. One thread per (text, dimension).
+@compute @workgroup_size(256)
+fn segment_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let idx = group_index(wid, nwg) * WG + lid;
+    if (idx >= p.rows * p.dim) {
+        return;
+    }
+    let t = idx / p.dim;
+    let d = idx % p.dim;
+    let s0 = bitcast<u32>(y[t]);
+    let s1 = bitcast<u32>(y[t + 1u]);
+    var s = 0.0;
+    for (var k = s0; k < s1; k++) {
+        s += x[k * p.dim + d];
+    }
+    out[idx] = s / f32(s1 - s0);
+}
+
+// out[r] = x[r, :] · y (row-vector products with the common direction).
+@compute @workgroup_size(256)
+fn dot_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let r = group_index(wid, nwg);
+    if (r >= p.rows) {
+        return;
+    }
+    var s = 0.0;
+    for (var k = lid; k < p.dim; k += WG) {
+        s += x[r * p.dim + k] * y[k];
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st /= 2u) {
+        if (lid < st) {
+            red[lid] += red[lid + st];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[r] = red[0];
+    }
+}
+
+// x: image·text products (rows × cols); y: [u·image (rows), text·u (cols)].
+// out: [relevant (rows × cols), irrelevant (rows × cols)] in score units.
+@compute @workgroup_size(256)
+fn split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let idx = group_index(wid, nwg) * WG + lid;
+    let n = p.rows * p.cols;
+    if (idx >= n) {
+        return;
+    }
+    let i = idx / p.cols;
+    let j = idx % p.cols;
+    let irrelevant = y[p.rows + j] * y[i];
+    out[idx] = (x[idx] - irrelevant) * p.scale;
+    out[n + idx] = irrelevant * p.scale;
+}
+
+// x: [relevant, irrelevant] as split writes them; out = relevant + weight · irrelevant.
+@compute @workgroup_size(256)
+fn reweight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let idx = group_index(wid, nwg) * WG + lid;
+    let n = p.rows * p.cols;
+    if (idx >= n) {
+        return;
+    }
+    out[idx] = x[idx] + p.weight * x[n + idx];
+    if (p.dim == 0xffffffffu) {
+        out[0] = y[0];
+    }
+}

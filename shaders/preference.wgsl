@@ -1,0 +1,222 @@
+// Preference math on exported log-probabilities: per-pair rewards, margins and losses for
+// every objective prefscope-core evaluates (crates/core/src/dpo), one thread per pair.
+
+struct Params {
+    n: u32,
+    // 0 DPOTrainer loss types (combined), 1 CPO/SimPO, 2 ORPO, 3 KTO, 4 BCO.
+    kind: u32,
+    n_losses: u32,
+    // f-divergence: 0 reverse KL, 1 forward KL, 2 JS, 3 α.
+    fdiv: u32,
+    beta: f32,
+    eps: f32,
+    alpha: f32,
+    tau: f32,
+    // Batch constants from a first pass: SFT/CPO/ORPO NLL, KTO's KL, BCO's δ.
+    c0: f32,
+    // SimPO's γ or KTO's desirable weight.
+    c1: f32,
+    // KTO's undesirable weight.
+    c2: f32,
+    // CPO loss: 0 sigmoid, 1 hinge, 2 ipo, 3 simpo.
+    sub: u32,
+    losses: array<vec4<u32>, 4>,
+    weights: array<vec4<f32>, 4>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> pc: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pr: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> rc: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> rr: array<vec2<f32>>;
+// Completion lengths (chosen, rejected); unused entries when the input has none.
+@group(0) @binding(5) var<storage, read> lens: array<vec2<f32>>;
+// AOT's sorted margins: (aot policy, aot reference, unpaired chosen, unpaired rejected).
+@group(0) @binding(6) var<storage, read> sorted: array<vec4<f32>>;
+// Per pair STRIDE values: reward_c, reward_r, margin, loss, x_c, x_r, correct, aux0, aux1,
+// logp_c, len_c, then each loss type's own value when several are combined.
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+
+const BASE: u32 = 11u;
+
+fn stride() -> u32 {
+    if (p.n_losses > 1u) {
+        return BASE + p.n_losses;
+    }
+    return BASE;
+}
+
+fn fscore(lr: f32) -> f32 {
+    switch p.fdiv {
+        case 1u: { return -expm1(-lr); }
+        case 2u: { return 0.6931472 + log_sigmoid(lr); }
+        case 3u: {
+            if (abs(p.alpha - 1.0) < 1e-6) {
+                return lr;
+            }
+            return expm1(min((p.alpha - 1.0) * lr, 80.0)) / (p.alpha - 1.0);
+        }
+        default: { return lr; }
+    }
+}
+
+// −(1−ε)·logσ(x) − ε·logσ(−x).
+fn smoothed(x: f32, eps: f32) -> f32 {
+    return -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x);
+}
+
+fn log1m(eps: f32) -> f32 {
+    let u = 1.0 - eps;
+    if (u == 1.0) {
+        return -eps;
+    }
+    return log(u) * (-eps / (u - 1.0));
+}
+
+// One DPOTrainer loss type (ids in LossType::ALL order) for pair i.
+fn pair_loss(id: u32, i: u32, c: f32, r: f32, sc: f32, sr: f32, lc: f32, lr: f32) -> f32 {
+    let beta = p.beta;
+    let eps = p.eps;
+    let x = beta * (sc - sr);
+    let avg = sc / max(lc, 1.0) - sr / max(lr, 1.0);
+    switch id {
+        case 0u: { return -log_sigmoid(x); }
+        case 1u: { return max(1.0 - x, 0.0); }
+        case 2u: {
+            let d = avg - 1.0 / (2.0 * beta);
+            return d * d;
+        }
+        case 3u: {
+            return sigmoid(x) * (log_sigmoid(x) - log1m(eps)) + sigmoid(-x) * (log_sigmoid(-x) - log(eps));
+        }
+        case 4u: {
+            return -log_sigmoid(beta * c) - 0.5 * log_sigmoid(-beta * c) - 0.5 * log_sigmoid(-beta * r);
+        }
+        case 5u: {
+            return (-(1.0 - eps) * log_sigmoid(x) + eps * log_sigmoid(-x)) / (1.0 - 2.0 * eps);
+        }
+        case 6u: { return -log_sigmoid(beta * c) - log_sigmoid(-beta * r); }
+        case 7u: {
+            let a = c - 0.5 / beta;
+            let b = r + 0.5 / beta;
+            return a * a + b * b;
+        }
+        case 8u: {
+            let s = sorted[i];
+            return smoothed(beta * (s.x - s.y), eps);
+        }
+        case 9u: {
+            let s = sorted[i];
+            return smoothed(beta * (s.z - s.w), eps);
+        }
+        case 10u: { return sigmoid(-beta * c) + sigmoid(beta * r); }
+        case 11u: {
+            var down = sigmoid(-x);
+            if (p.fdiv != 0u) {
+                down = sigmoid(-beta * (c - r));
+            }
+            return sigmoid(beta * c) + down;
+        }
+        case 12u: {
+            let z = x / p.tau;
+            return sigmoid(-z) * -log_sigmoid(x) + exp(log_sigmoid(z) - x);
+        }
+        case 13u: { return p.c0; }
+        case 14u: { return -log_sigmoid(beta * avg); }
+        default: { return smoothed(x, eps); }
+    }
+}
+
+@compute @workgroup_size(256)
+fn pair_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = group_index(wid, nwg) * WG + lid;
+    if (i >= p.n) {
+        return;
+    }
+    let beta = p.beta;
+    let eps = p.eps;
+    let c = diff2(pc[i], rc[i]);
+    let r = diff2(pr[i], rr[i]);
+    let len = lens[min(i, arrayLength(&lens) - 1u)];
+    let logp_c = val2(pc[i]);
+    let logp_r = val2(pr[i]);
+    let o = i * stride();
+    var xc = logp_c;
+    var xr = logp_r;
+    var reward_c = beta * c;
+    var reward_r = beta * r;
+    var loss = 0.0;
+    var aux0 = 0.0;
+    var aux1 = 0.0;
+    switch p.kind {
+        case 0u: {
+            let sc = fscore(c);
+            let sr = fscore(r);
+            for (var k = 0u; k < p.n_losses; k++) {
+                let l = pair_loss(p.losses[k / 4u][k % 4u], i, c, r, sc, sr, len.x, len.y);
+                loss += p.weights[k / 4u][k % 4u] * l;
+                if (p.n_losses > 1u) {
+                    out[o + BASE + k] = l;
+                }
+            }
+        }
+        case 1u: {
+            var logits = diff2(pc[i], pr[i]);
+            if (p.sub >= 2u) {
+                xc = logp_c / len.x;
+                xr = logp_r / len.y;
+                logits = xc - xr;
+            }
+            reward_c = beta * xc;
+            reward_r = beta * xr;
+            switch p.sub {
+                case 1u: { loss = max(1.0 - beta * logits, 0.0); }
+                case 2u: {
+                    let d = logits - 1.0 / (2.0 * beta);
+                    loss = d * d;
+                }
+                default: {
+                    var shift = 0.0;
+                    if (p.sub == 3u) {
+                        shift = p.c1 / beta;
+                    }
+                    loss = smoothed(beta * (logits - shift), eps);
+                }
+            }
+            loss += p.c0;
+        }
+        case 2u: {
+            xc = logp_c / len.x;
+            xr = logp_r / len.y;
+            reward_c = beta * xc;
+            reward_r = beta * xr;
+            aux0 = (xc - xr) - (log1mexp(xc) - log1mexp(xr));
+            aux1 = log_sigmoid(aux0);
+            loss = p.c0 - beta * aux1;
+        }
+        case 3u: {
+            let kl = p.c0;
+            aux0 = p.c1 * sigmoid(-beta * (c - kl));
+            aux1 = p.c2 * sigmoid(-beta * (kl - r));
+            loss = 0.5 * (aux0 + aux1);
+        }
+        default: {
+            let delta = p.c0;
+            aux0 = -log_sigmoid(beta * c - delta);
+            aux1 = -log_sigmoid(-(beta * r - delta));
+            loss = 0.5 * (aux0 + aux1);
+        }
+    }
+    out[o] = reward_c;
+    out[o + 1u] = reward_r;
+    out[o + 2u] = reward_c - reward_r;
+    out[o + 3u] = loss;
+    out[o + 4u] = xc;
+    out[o + 5u] = xr;
+    out[o + 6u] = select(0.0, 1.0, reward_c > reward_r);
+    out[o + 7u] = aux0;
+    out[o + 8u] = aux1;
+    out[o + 9u] = logp_c;
+    out[o + 10u] = len.x;
+}
