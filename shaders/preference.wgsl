@@ -220,3 +220,19 @@ fn pair_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     out[o + 9u] = logp_c;
     out[o + 10u] = len.x;
 }
+
+// Ranking accuracy (Chen et al.): per pair [logπ(yw) ≥ logπ(yl), same on per-token averages],
+// written as two columns for `column_sums`.
+@compute @workgroup_size(256)
+fn ranking(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = group_index(wid, nwg) * WG + lid;
+    if (i >= p.n) {
+        return;
+    }
+    let len = lens[min(i, arrayLength(&lens) - 1u)];
+    let raw = diff2(pc[i], pr[i]) >= 0.0;
+    let normalized = val2(pc[i]) / max(len.x, 1.0) >= val2(pr[i]) / max(len.y, 1.0);
+    out[2u * i] = select(0.0, 1.0, raw);
+    out[2u * i + 1u] = select(0.0, 1.0, normalized);
+}

@@ -72,6 +72,11 @@ impl Params {
         self.0.push(v.to_bits());
         self
     }
+    /// Zero words up to `len` (entry points that read only the first fields of a larger struct).
+    pub fn pad(mut self, len: usize) -> Self {
+        self.0.resize(len.max(self.0.len()), 0);
+        self
+    }
 }
 
 /// Where a submitted batch's error scopes are waiting.
@@ -158,14 +163,26 @@ impl Gpu {
         buffers: &[&wgpu::Buffer],
         groups: [u32; 3],
     ) {
+        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
+        self.dispatch_at(encoder, shader, entry, params, &numbered, groups);
+    }
+
+    /// [`Gpu::dispatch`] with explicit binding numbers, for entry points that use a subset
+    /// of their module's bindings.
+    pub(crate) fn dispatch_at(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shader: &Shader,
+        entry: &'static str,
+        params: &Params,
+        buffers: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) {
         let pipeline = self.pipeline(shader, entry);
         let uniform = self.uniform(params);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
+            buffers.iter().map(|&(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() }),
         );
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),

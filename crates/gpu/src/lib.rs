@@ -13,12 +13,15 @@ mod kernel;
 mod longalign;
 mod preference;
 mod similarity;
+mod stats;
+mod tokens;
 
 pub use device::{is_software, open, AdapterSummary, DeviceChoice, Gpu};
 pub use error::GpuError;
 pub use groups::GroupedScores;
 pub use longalign::Decomposed;
 pub use preference::DpoError;
+pub use tokens::TokenRewards;
 
 /// Runs a future to completion on this thread (native only; the browser awaits instead).
 #[cfg(not(target_arch = "wasm32"))]

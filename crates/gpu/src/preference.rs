@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::kernel::{cast, chunks, groups_for, shader, Params, Shader};
 use crate::{Gpu, GpuError};
 
-const SHADER: Shader = shader!("preference");
+pub(crate) const PREFERENCE: Shader = shader!("preference");
 pub(crate) const REDUCE: Shader = shader!("reduce");
 const SORT: Shader = shader!("sort");
 
@@ -154,7 +154,7 @@ impl Setup {
 }
 
 /// f64 values as (hi, lo) f32 pairs.
-fn split(v: &[f64]) -> Vec<[f32; 2]> {
+pub(crate) fn split(v: &[f64]) -> Vec<[f32; 2]> {
     v.iter()
         .map(|&x| {
             let hi = x as f32;
@@ -244,7 +244,7 @@ impl Gpu {
             };
             let out = self.scratch("pair values", (m * stride * 4) as u64);
             let ins = [&inputs.pc, &inputs.pr, &inputs.rc, &inputs.rr, &inputs.lens, &sorted, &out];
-            self.dispatch(&mut enc, &SHADER, "pair_values", &setup.params(m), &ins, groups_for(m as u64));
+            self.dispatch(&mut enc, &PREFERENCE, "pair_values", &setup.params(m), &ins, groups_for(m as u64));
             let groups = (m as u64).div_ceil(ROWS_PER_GROUP);
             let partials = self.scratch("partials", groups * stride as u64 * 4);
             let rp = Params::default().u(m as u32).u(stride as u32);
