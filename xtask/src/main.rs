@@ -98,6 +98,15 @@ fn fixtures() -> Result {
             &["install", "-q", "--no-deps", "--target", legacy.to_str().ok_or("path")?, "trl==0.28.0"],
         )?;
     }
+    // The image-preprocessing reference: Pillow 12 (its pass order is the one every release
+    // before 13 used), beside the venv's own Pillow.
+    let pillow = root.join(".pillow12");
+    if !pillow.join("PIL").exists() {
+        run(
+            pip.to_str().ok_or("path")?,
+            &["install", "-q", "--no-deps", "--target", pillow.to_str().ok_or("path")?, "pillow==12.3.0"],
+        )?;
+    }
     run(venv.join("bin/python").to_str().ok_or("path")?, &["tests/fixtures/generate.py"])
 }
 

@@ -11,6 +11,7 @@ pub mod gpm;
 pub mod histogram;
 pub mod longalign;
 pub mod numeric;
+pub mod preprocess;
 pub mod ranking;
 pub mod read;
 pub mod record;

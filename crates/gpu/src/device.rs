@@ -125,7 +125,7 @@ impl Gpu {
     ) -> Self {
         let info = adapter.get_info();
         let limits = device.limits();
-        let binding_limit = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -152,6 +152,11 @@ impl Gpu {
             lost,
             pipelines: Arc::new(crate::kernel::PipelineCache::default()),
         }
+    }
+
+    /// The adapter's own limits (the device was opened with all of them).
+    pub fn adapter_limits(&self) -> wgpu::Limits {
+        self.adapter.limits()
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
@@ -199,6 +204,9 @@ impl Gpu {
 
     /// Destroys the device (for tests of the device-lost path and for freeing memory early).
     pub fn destroy(&self) {
+        if let Ok(mut slot) = self.lost.lock() {
+            slot.get_or_insert_with(|| "destroyed by the application".into());
+        }
         self.device.destroy();
     }
 }

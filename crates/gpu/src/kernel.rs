@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use wgpu::util::DeviceExt;
-
 use crate::{Gpu, GpuError};
 
 /// Threads per workgroup of the one-dimensional kernels (every shader uses this size).
@@ -116,20 +114,31 @@ impl Gpu {
     }
 
     /// A storage buffer holding `data` (at least 4 bytes, as bindings may not be empty).
+    /// Written through the queue rather than mapped at creation, so that a lost device gives
+    /// an error at submission instead of a panic here.
     pub(crate) fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
-        let bytes: &[u8] = bytemuck::cast_slice(data);
-        let padded;
-        let contents = if bytes.len() < 4 {
-            padded = [0u8; 4];
-            &padded[..]
-        } else {
-            bytes
-        };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        self.filled(label, bytemuck::cast_slice(data), usage)
+    }
+
+    fn filled(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let size = (bytes.len() as u64).next_multiple_of(4).max(4);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        })
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
+        let whole = bytes.len() / 4 * 4;
+        if whole > 0 {
+            self.queue.write_buffer(&buffer, 0, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue.write_buffer(&buffer, whole as u64, &tail);
+        }
+        buffer
     }
 
     /// A zeroed storage buffer of `bytes` (rounded up to 4).
@@ -145,11 +154,7 @@ impl Gpu {
     fn uniform(&self, params: &Params) -> wgpu::Buffer {
         let mut words = params.0.clone();
         words.resize(words.len().next_multiple_of(4).max(4), 0);
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        self.filled("params", bytemuck::cast_slice(&words), wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
     }
 
     /// Records one dispatch. Binding 0 is the `Params` uniform; `buffers` bind at 1, 2, …

@@ -12,6 +12,7 @@ mod groups;
 mod kernel;
 mod longalign;
 mod preference;
+mod preprocess;
 mod similarity;
 mod stats;
 mod tokens;
