@@ -236,3 +236,85 @@ fn ranking(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[2u * i] = select(0.0, 1.0, raw);
     out[2u * i + 1u] = select(0.0, 1.0, normalized);
 }
+
+// Diffusion-DPO (kind 5) and MaPO (kind 6) per sampled row: pc, pr, rc, rr carry the model's
+// and the reference's denoising errors on the chosen and rejected images. Writes 8 columns:
+// chosen reward, rejected reward, margin, loss, accuracy, raw model loss, raw reference loss,
+// MaPO's ratio term.
+@compute @workgroup_size(256)
+fn diffusion_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = group_index(wid, nwg) * WG + lid;
+    if (i >= p.n) {
+        return;
+    }
+    let o = i * 8u;
+    let mw = pc[i];
+    let ml = pr[i];
+    if (p.kind == 5u) {
+        let rw = rc[i];
+        let rl = rr[i];
+        let scale = -0.5 * p.beta;
+        let inside = scale * (diff2(mw, ml) - diff2(rw, rl));
+        out[o] = scale * diff2(mw, rw);
+        out[o + 1u] = scale * diff2(ml, rl);
+        out[o + 2u] = inside;
+        out[o + 3u] = -log_sigmoid(inside);
+        out[o + 4u] = select(0.0, 1.0, inside > 0.0);
+        out[o + 5u] = 0.5 * (val2(mw) + val2(ml));
+        out[o + 6u] = 0.5 * (val2(rw) + val2(rl));
+        out[o + 7u] = 0.0;
+    } else {
+        let fc = x_over_expm1(p.c1 * val2(mw));
+        let fr = x_over_expm1(p.c1 * val2(ml));
+        let margin = odds_difference(p.c1 * val2(mw), p.c1 * val2(ml), p.c1 * diff2(mw, ml));
+        let ratio = log_sigmoid(p.c0 * margin);
+        out[o] = fc;
+        out[o + 1u] = fr;
+        out[o + 2u] = margin;
+        out[o + 3u] = val2(mw) - p.beta * ratio;
+        out[o + 4u] = select(0.0, 1.0, margin > 0.0);
+        out[o + 5u] = val2(mw);
+        out[o + 6u] = 0.0;
+        out[o + 7u] = ratio;
+    }
+    // rc/rr are unused by MaPO but bound for one layout.
+    if (p.n == 0xffffffffu) {
+        out[0] = rc[0].x + rr[0].x;
+    }
+}
+
+// x / (e^x − 1), 1 at 0 (MaPO's odds transform), as log(u)/(u − 1) with u = e^x: the
+// rounding of u cancels (Kahan), so the result is good to a few ulps even near 0, which
+// matters because MaPO multiplies differences of these values by T = 1000.
+fn x_over_expm1(x: f32) -> f32 {
+    let u = exp(x);
+    if (u == 1.0) {
+        return 1.0 - 0.5 * x;
+    }
+    if (u == 0.0) {
+        return -x;
+    }
+    return log(u) / (u - 1.0);
+}
+
+// f(a) − f(b) for f = x_over_expm1 with d = a − b known precisely. MaPO multiplies this by
+// T = 1000, so for |a|, |b| ≤ 1 it comes from the Bernoulli series f(x) = Σ B_n xⁿ/n! as
+// d · Σ c_n (aⁿ − bⁿ)/(a − b), which never subtracts nearly equal numbers.
+fn odds_difference(a: f32, b: f32, d: f32) -> f32 {
+    if (max(abs(a), abs(b)) > 1.0) {
+        return x_over_expm1(a) - x_over_expm1(b);
+    }
+    // c_n = B_n / n! for n = 1, 2, 4, 6, 8, 10 (odd n > 1 vanish).
+    var h = 1.0;     // (aⁿ − bⁿ)/(a − b), starting at n = 1
+    var bp = 1.0;    // bⁿ⁻¹
+    var sum = -0.5;
+    let c = array<f32, 11>(0.0, -0.5, 1.0 / 12.0, 0.0, -1.0 / 720.0, 0.0, 1.0 / 30240.0, 0.0,
+                           -1.0 / 1209600.0, 0.0, 1.0 / 47900160.0);
+    for (var n = 2u; n <= 10u; n++) {
+        bp *= b;
+        h = a * h + bp;
+        sum += c[n] * h;
+    }
+    return d * sum;
+}

@@ -192,3 +192,30 @@ fn demo_runs_every_objective_on_bundled_data() {
     assert!(text.status.success());
     assert!(String::from_utf8_lossy(&text.stdout).contains("ranking/idealized_accuracy"));
 }
+
+#[test]
+fn gpu_and_cpu_give_the_same_numbers() {
+    // `--device gpu` takes the software adapter too (lavapipe in CI); `auto` would not.
+    let input = sample();
+    let input = input.to_str().unwrap();
+    for loss in ["sigmoid", "ipo", "kto"] {
+        let cpu = json_of(&prefscope(&["dpo", "--input", input, "--loss", loss, "--device", "cpu"]));
+        let gpu_out = prefscope(&["dpo", "--input", input, "--loss", loss, "--device", "gpu"]);
+        assert!(String::from_utf8_lossy(&gpu_out.stderr).contains("computing on"), "no GPU used");
+        let gpu = json_of(&gpu_out);
+        for (name, v) in cpu["metrics"].as_object().unwrap() {
+            let (a, b) = (v.as_f64().unwrap(), gpu["metrics"][name].as_f64().unwrap());
+            assert!((a - b).abs() <= 2e-5 * a.abs().max(1.0), "{loss} {name}: cpu {a} gpu {b}");
+        }
+        let (cp, gp) = (cpu["pairs"].as_array().unwrap(), gpu["pairs"].as_array().unwrap());
+        assert_eq!(cp.len(), gp.len());
+        for (c, g) in cp.iter().zip(gp) {
+            assert_eq!(c["id"], g["id"]);
+            let (a, b) = (c["loss"].as_f64().unwrap(), g["loss"].as_f64().unwrap());
+            assert!((a - b).abs() <= 2e-5 * a.abs().max(1.0), "{loss} pair {}: cpu {a} gpu {b}", c["id"]);
+        }
+    }
+    let bad = prefscope(&["dpo", "--input", input, "--device", "tpu"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tpu"));
+}

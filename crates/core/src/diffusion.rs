@@ -98,7 +98,7 @@ pub fn mapo(t: &DiffusionTable, params: &MapoParams) -> Result<(Vec<String>, Eva
 }
 
 /// Averages per-row columns over rows sharing an id, ids in order of first appearance.
-fn group(ids: &[String], cols: [&Vec<f64>; 4]) -> (Vec<String>, PairValues) {
+pub fn group(ids: &[String], cols: [&Vec<f64>; 4]) -> (Vec<String>, PairValues) {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut sums: Vec<[f64; 4]> = Vec::new();

@@ -9,7 +9,7 @@ use crate::dpo::{Evaluation, Objective, PairwiseParams};
 use crate::error::ConfigError;
 use crate::ranking;
 use crate::read::Preferences;
-use crate::record::Side;
+use crate::record::{DpoTable, Side};
 use crate::write::{Column, OutputTable};
 
 /// What to compute. `objective` is the comma list `prefscope dpo --loss` takes.
@@ -55,57 +55,91 @@ impl Report<'_> {
     }
 }
 
+/// What a request asks of Diffusion-DPO rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DiffusionObjective {
+    /// Diffusion-DPO with its β.
+    Dpo(f64),
+    Mapo(MapoParams),
+}
+
+impl ReportRequest {
+    /// β for DPO data (the idealized ranking accuracy uses it too).
+    pub fn pairwise_beta(&self) -> f64 {
+        self.beta.unwrap_or(self.params.beta)
+    }
+
+    /// The DPO objective this request names.
+    pub fn dpo_objective(&self) -> Result<Objective, ConfigError> {
+        let params = PairwiseParams { beta: self.pairwise_beta(), ..self.params };
+        Objective::parse(&self.objective, self.weights.as_deref(), params)
+    }
+
+    /// The objective this request names for Diffusion-DPO rows.
+    pub fn diffusion_objective(&self) -> Result<DiffusionObjective, ConfigError> {
+        match self.objective.trim() {
+            "diffusion_dpo" | "sigmoid" => Ok(DiffusionObjective::Dpo(self.beta.unwrap_or(DIFFUSION_DPO_BETA))),
+            "mapo" => Ok(DiffusionObjective::Mapo(MapoParams {
+                beta: self.beta.unwrap_or(MapoParams::default().beta),
+                ..MapoParams::default()
+            })),
+            other => Err(ConfigError::Invalid(format!(
+                "`{other}` does not apply to Diffusion-DPO rows; use `diffusion_dpo` or `mapo`"
+            ))),
+        }
+    }
+}
+
+/// Both sides' completion lengths, when the table has them for every pair.
+pub fn table_lengths(table: &DpoTable) -> Option<(Vec<f64>, Vec<f64>)> {
+    match (table.lengths(Side::Chosen, ""), table.lengths(Side::Rejected, "")) {
+        (Ok(c), Ok(r)) => Some((c, r)),
+        _ => None,
+    }
+}
+
+/// Adds Chen et al.'s ranking accuracies (`accuracy` = plain and length-normalised, computed by
+/// the caller's engine) and, with `preference_share`, the idealized accuracy at `beta`.
+pub fn add_ranking_metrics(table: &DpoTable, beta: f64, accuracy: (f64, Option<f64>), m: &mut BTreeMap<String, f64>) {
+    m.insert("ranking/accuracy".into(), accuracy.0);
+    if let Some(normalized) = accuracy.1 {
+        m.insert("ranking/accuracy_normalized".into(), normalized);
+    }
+    if table.preference_share.all() {
+        let share: Vec<f64> = table.preference_share.iter().map(|s| s.copied().unwrap_or_default()).collect();
+        m.insert(
+            "ranking/idealized_accuracy".into(),
+            ranking::idealized_ranking_accuracy(
+                &table.reference_chosen_logps,
+                &table.reference_rejected_logps,
+                &share,
+                beta,
+            ),
+        );
+    }
+}
+
 /// Computes the requested objective on DPO or Diffusion-DPO data.
 pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Report<'a>, ConfigError> {
     match data {
         Preferences::Dpo(table) => {
-            let params = PairwiseParams { beta: request.beta.unwrap_or(request.params.beta), ..request.params };
-            let objective = Objective::parse(&request.objective, request.weights.as_deref(), params)?;
+            let objective = request.dpo_objective()?;
             let mut evaluation = objective.evaluate(table)?;
-            let m = &mut evaluation.metrics;
-            m.insert(
-                "ranking/accuracy".into(),
-                ranking::ranking_accuracy(&table.policy_chosen_logps, &table.policy_rejected_logps),
+            let (pc, pr) = (&table.policy_chosen_logps, &table.policy_rejected_logps);
+            let normalized =
+                table_lengths(table).map(|(cl, rl)| ranking::ranking_accuracy_normalized(pc, pr, &cl, &rl));
+            add_ranking_metrics(
+                table,
+                request.pairwise_beta(),
+                (ranking::ranking_accuracy(pc, pr), normalized),
+                &mut evaluation.metrics,
             );
-            if let (Ok(cl), Ok(rl)) = (table.lengths(Side::Chosen, ""), table.lengths(Side::Rejected, "")) {
-                m.insert(
-                    "ranking/accuracy_normalized".into(),
-                    ranking::ranking_accuracy_normalized(
-                        &table.policy_chosen_logps,
-                        &table.policy_rejected_logps,
-                        &cl,
-                        &rl,
-                    ),
-                );
-            }
-            if table.preference_share.all() {
-                let share: Vec<f64> = table.preference_share.iter().map(|s| s.copied().unwrap_or_default()).collect();
-                m.insert(
-                    "ranking/idealized_accuracy".into(),
-                    ranking::idealized_ranking_accuracy(
-                        &table.reference_chosen_logps,
-                        &table.reference_rejected_logps,
-                        &share,
-                        params.beta,
-                    ),
-                );
-            }
             Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
         }
         Preferences::Diffusion(table) => {
-            let (ids, evaluation) = match request.objective.trim() {
-                "diffusion_dpo" | "sigmoid" => {
-                    diffusion::diffusion_dpo(table, request.beta.unwrap_or(DIFFUSION_DPO_BETA))?
-                }
-                "mapo" => diffusion::mapo(
-                    table,
-                    &MapoParams { beta: request.beta.unwrap_or(MapoParams::default().beta), ..MapoParams::default() },
-                )?,
-                other => {
-                    return Err(ConfigError::Invalid(format!(
-                        "`{other}` does not apply to Diffusion-DPO rows; use `diffusion_dpo` or `mapo`"
-                    )))
-                }
+            let (ids, evaluation) = match request.diffusion_objective()? {
+                DiffusionObjective::Dpo(beta) => diffusion::diffusion_dpo(table, beta)?,
+                DiffusionObjective::Mapo(params) => diffusion::mapo(table, &params)?,
             };
             Ok(Report { ids: Cow::Owned(ids), evaluation })
         }

@@ -7,12 +7,14 @@
 //! chunks; failures are [`GpuError`]s, never panics.
 
 mod device;
+mod diffusion;
 mod error;
 mod groups;
 mod kernel;
 mod longalign;
 mod preference;
 mod preprocess;
+mod report;
 mod similarity;
 mod stats;
 mod tokens;
