@@ -1,6 +1,8 @@
 // Helpers prepended to every kernel module (crates/gpu/src/kernel.rs `shader!`).
 
 const WG: u32 = 256u;
+// The largest finite f32, written exactly (a decimal literal may round past it).
+const F32_MAX: f32 = 0x1.fffffep+127f;
 
 // Flat workgroup index of a dispatch folded into two dimensions past 65 535 groups.
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {

@@ -23,7 +23,7 @@ fn softmax_ranks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     let start = offsets[g];
     let end = offsets[g + 1u];
-    var m = -3.4028235e38;
+    var m = -F32_MAX;
     for (var i = start + lid; i < end; i += WG) {
         m = max(m, x[i]);
     }

@@ -27,7 +27,7 @@ fn ge(a: vec2<f32>, b: vec2<f32>) -> bool {
 }
 
 fn finite(x: f32) -> bool {
-    return abs(x) <= 3.4028235e38;
+    return abs(x) <= F32_MAX;
 }
 
 @compute @workgroup_size(256)
@@ -62,8 +62,8 @@ fn minmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
     let g = group_index(wid, nwg);
     let i = g * WG + lid;
-    var lo = 3.4028235e38;
-    var hi = -3.4028235e38;
+    var lo = F32_MAX;
+    var hi = -F32_MAX;
     if (i < p.n) {
         let v = values[i].x;
         if (finite(v)) {

@@ -45,7 +45,7 @@ fn aot_keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         return;
     }
     if (i >= p.n) {
-        keys[i] = vec4<f32>(3.4028235e38);
+        keys[i] = vec4<f32>(F32_MAX);
         return;
     }
     keys[i] = vec4<f32>(diff2(pc[i], pr[i]), diff2(rc[i], rr[i]), diff2(pc[i], rc[i]), diff2(pr[i], rr[i]));

@@ -3,15 +3,18 @@
 #![allow(dead_code)]
 
 use prefscope_core::embedding::Embeddings;
+#[cfg(not(target_arch = "wasm32"))]
 use prefscope_gpu::Gpu;
 
 /// The adapter the tests run on, software adapters included. A missing adapter fails the
 /// test: CI installs Mesa's lavapipe so that these comparisons always run.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu() -> Gpu {
     prefscope_gpu::block_on(Gpu::new(true)).expect("no GPU adapter: install mesa-vulkan-drivers (lavapipe)")
 }
 
 /// A tiny binding cap that forces every kernel through its chunked path.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn tiny(limit: u64) -> Gpu {
     gpu().with_binding_limit(limit)
 }
