@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Crates built for `wasm32-unknown-unknown` as part of `test` (everything the browser loads).
-const BROWSER_CRATES: &[&str] = &["prefscope-core"];
+const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu"];
+
+/// wasm-bindgen-test suites run in headless Chromium: (crate, test target).
+const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser")];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -60,21 +63,93 @@ fn ensure_wasm_target() -> Result {
     }
 }
 
+/// The wasm-bindgen version in Cargo.lock (the test runner must match it exactly).
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// Installs wasm-bindgen-cli (which brings wasm-bindgen-test-runner) at the locked version.
+fn ensure_wasm_bindgen() -> Result {
+    let version = locked_wasm_bindgen()?;
+    let installed = Command::new("wasm-bindgen-test-runner")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&version))
+        .unwrap_or(false);
+    if installed {
+        Ok(())
+    } else {
+        cargo(&["install", "wasm-bindgen-cli", "--version", &version])
+    }
+}
+
+/// The system pieces the GPU and browser suites need: a Vulkan adapter (Mesa's lavapipe
+/// when there is no GPU) and Chromium with chromedriver. Installed with apt when missing.
+fn ensure_system_packages() -> Result {
+    let lavapipe = ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
+    let have_vulkan = lavapipe.iter().any(|p| Path::new(p).exists()) || std::env::var("VK_DRIVER_FILES").is_ok();
+    let have_chrome = Path::new("/usr/bin/chromedriver").exists() || std::env::var("CHROMEDRIVER").is_ok();
+    if have_vulkan && have_chrome {
+        return Ok(());
+    }
+    if Command::new("apt-get").arg("--version").output().is_err() {
+        return Err("install a Vulkan driver (mesa-vulkan-drivers), chromium and chromium-driver".into());
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
+    let with = |args: &[&'static str]| -> Vec<&'static str> { [prefix, args].concat() };
+    run(program, &with(&["update", "-qq"]))?;
+    let packages = ["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver"];
+    run_with(program, &with(&packages), &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
+/// chromedriver for the browser suites: `$CHROMEDRIVER`, else the Debian package's.
+fn chromedriver() -> Result<String> {
+    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if Path::new(&path).exists() {
+        Ok(path)
+    } else {
+        Err(format!("{path} not found: install chromium and chromium-driver (see .ci/run) or set CHROMEDRIVER"))
+    }
+}
+
 /// Everything a change must pass.
 fn test() -> Result {
+    ensure_system_packages()?;
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"])?;
+    // The GPU suites run on whatever adapter wgpu finds (Mesa's lavapipe in CI).
+    cargo(&["test", "--workspace", "--all-features", "--locked"])?;
     ensure_wasm_target()?;
     for krate in BROWSER_CRATES {
         cargo_wasm(krate)?;
+    }
+    ensure_wasm_bindgen()?;
+    let driver = chromedriver()?;
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (krate, target) in BROWSER_TESTS {
+        // WebGPU on Chromium's SwiftShader adapter; flags in the crate's webdriver.json.
+        let args = ["test", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate, "--test", target];
+        let env =
+            [("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"), ("CHROMEDRIVER", &driver)];
+        run_with(&program, &args, &env)?;
     }
     Ok(())
 }
 
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
 fn bench() -> Result {
-    cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])
+    cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
+    cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])
 }
 
 /// The demo of what exists today: the native `prefscope demo` on the bundled export.

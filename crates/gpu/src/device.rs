@@ -66,6 +66,9 @@ pub struct Gpu {
     pub(crate) binding_limit: u64,
     pub(crate) lost: Arc<Mutex<Option<String>>>,
     pub(crate) pipelines: Arc<crate::kernel::PipelineCache>,
+    /// burn-wgpu's handle to this same device, once registered.
+    #[cfg(feature = "burn")]
+    pub(crate) burn: Arc<Mutex<Option<cubecl::wgpu::WgpuDevice>>>,
 }
 
 impl Gpu {
@@ -151,6 +154,8 @@ impl Gpu {
             binding_limit,
             lost,
             pipelines: Arc::new(crate::kernel::PipelineCache::default()),
+            #[cfg(feature = "burn")]
+            burn: Arc::default(),
         }
     }
 

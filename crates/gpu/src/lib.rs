@@ -6,6 +6,11 @@
 //! [`block_on`]. Inputs larger than the adapter's storage-binding limit are processed in
 //! chunks; failures are [`GpuError`]s, never panics.
 
+#[doc(hidden)]
+pub mod bench;
+#[cfg(feature = "burn")]
+mod burn;
+mod calibrate;
 mod device;
 mod diffusion;
 mod error;
@@ -19,11 +24,13 @@ mod similarity;
 mod stats;
 mod tokens;
 
+pub use calibrate::{seconds, Peaks};
 pub use device::{is_software, open, AdapterSummary, DeviceChoice, Gpu};
 pub use error::GpuError;
 pub use groups::GroupedScores;
 pub use longalign::Decomposed;
 pub use preference::DpoError;
+pub use similarity::DeviceMatrix;
 pub use tokens::TokenRewards;
 
 /// Runs a future to completion on this thread (native only; the browser awaits instead).

@@ -45,7 +45,7 @@ enum Constant {
     Delta,
 }
 
-struct Setup {
+pub(crate) struct Setup {
     kind: u32,
     sub: u32,
     losses: Vec<(u32, f64)>,
@@ -62,7 +62,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn of(objective: &Objective, kl: f64) -> Self {
+    pub(crate) fn of(objective: &Objective, kl: f64) -> Self {
         let base = Setup {
             kind: 0,
             sub: 0,
@@ -125,11 +125,11 @@ impl Setup {
         }
     }
 
-    fn stride(&self) -> usize {
+    pub(crate) fn stride(&self) -> usize {
         BASE + if self.losses.len() > 1 { self.losses.len() } else { 0 }
     }
 
-    fn params(&self, n: usize) -> Params {
+    pub(crate) fn params(&self, n: usize) -> Params {
         let mut p = Params::default()
             .u(n as u32)
             .u(self.kind)

@@ -13,7 +13,74 @@ pub(crate) const SHADER: Shader = shader!("similarity");
 /// Output tile edge of the matmul kernel.
 const TILE: u32 = 64;
 
+/// A row-major `rows × cols` f32 matrix living on the device (embeddings from the towers,
+/// or scores), so that chained steps never copy through the host.
+pub struct DeviceMatrix {
+    pub(crate) buffer: wgpu::Buffer,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl DeviceMatrix {
+    /// Wraps `size` bytes at `offset` of a buffer someone else owns on the same device (a
+    /// burn-wgpu tensor's storage): the rows are copied device-side into a buffer of ours.
+    pub fn from_buffer(
+        gpu: &Gpu,
+        source: &wgpu::Buffer,
+        offset: u64,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, GpuError> {
+        let bytes = (rows * cols * 4) as u64;
+        if offset + bytes > source.size() {
+            return Err(GpuError::Shape(format!(
+                "{rows}×{cols} f32 at offset {offset} exceeds a {}-byte buffer",
+                source.size()
+            )));
+        }
+        gpu.check_fits(|| format!("a {rows}×{cols} matrix"), bytes)?;
+        let buffer = gpu.scratch("matrix", bytes);
+        let mut enc = gpu.encoder();
+        enc.copy_buffer_to_buffer(source, offset, &buffer, 0, bytes.next_multiple_of(4));
+        gpu.queue.submit([enc.finish()]);
+        Ok(Self { buffer, rows, cols })
+    }
+}
+
 impl Gpu {
+    /// Uploads embeddings to stay on the device (one binding's worth at most).
+    pub fn upload_matrix(&self, m: &Embeddings) -> Result<DeviceMatrix, GpuError> {
+        self.check_fits(|| format!("{} embeddings of width {}", m.len(), m.dim), m.data.len() as u64 * 4)?;
+        Ok(DeviceMatrix { buffer: self.upload("matrix", &m.data), rows: m.len(), cols: m.dim })
+    }
+
+    /// Scores of resident matrices, left on the device (`a.rows × b.rows`).
+    pub async fn score_matrix_on_device(
+        &self,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        score: PairScore,
+    ) -> Result<DeviceMatrix, GpuError> {
+        if a.cols != b.cols {
+            return Err(GpuError::Shape(format!("widths differ: {} and {}", a.cols, b.cols)));
+        }
+        let (na, nb, dim) = (a.rows, b.rows, a.cols);
+        self.check_fits(|| format!("a {na}×{nb} score matrix"), (na * nb * 4) as u64)?;
+        let (scale, clamp) = score.affine();
+        let scope = self.scope("similarity")?;
+        let mut enc = self.encoder();
+        let c = self.record_block(&mut enc, &a.buffer, na, &b.buffer, nb, dim, true, scale, clamp);
+        self.finish(scope, enc, &[]).await?;
+        Ok(DeviceMatrix { buffer: c, rows: na, cols: nb })
+    }
+
+    /// Reads a resident matrix back.
+    pub async fn read_matrix(&self, m: &DeviceMatrix) -> Result<Vec<f32>, GpuError> {
+        let scope = self.scope("read back")?;
+        let bytes = self.finish(scope, self.encoder(), &[(&m.buffer, (m.rows * m.cols * 4) as u64)]).await?;
+        Ok(cast(&bytes[0]))
+    }
+
     /// Scores of every image against every text, `images × texts` row-major; embeddings are
     /// L2-normalised here. Inputs past the binding limit are processed in blocks.
     pub async fn score_matrix(
@@ -77,12 +144,31 @@ impl Gpu {
     ) -> Result<Vec<f32>, GpuError> {
         let scope = self.scope("similarity")?;
         let mut enc = self.encoder();
+        let c = self.record_block(&mut enc, a, na, b, nb, dim, normalize_b, scale, clamp);
+        let bytes = self.finish(scope, enc, &[(&c, (na * nb * 4) as u64)]).await?;
+        Ok(cast(&bytes[0]))
+    }
+
+    /// Records normalisation and the tiled product; returns the score buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn record_block(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        a: &wgpu::Buffer,
+        na: usize,
+        b: &wgpu::Buffer,
+        nb: usize,
+        dim: usize,
+        normalize_b: bool,
+        scale: f32,
+        clamp: bool,
+    ) -> wgpu::Buffer {
         let an = self.scratch("a normalised", (na * dim * 4) as u64);
-        self.normalize_into(&mut enc, a, na, dim, &an);
+        self.normalize_into(enc, a, na, dim, &an);
         let bn;
         let b_used = if normalize_b {
             bn = self.scratch("b normalised", (nb * dim * 4) as u64);
-            self.normalize_into(&mut enc, b, nb, dim, &bn);
+            self.normalize_into(enc, b, nb, dim, &bn);
             &bn
         } else {
             b
@@ -90,9 +176,8 @@ impl Gpu {
         let c = self.scratch("scores", (na * nb * 4) as u64);
         let params = Params::default().u(na as u32).u(nb as u32).u(dim as u32).u(clamp as u32).f(scale);
         let groups = [(nb as u32).div_ceil(TILE), (na as u32).div_ceil(TILE), 1];
-        self.dispatch(&mut enc, &SHADER, "matmul", &params, &[&an, b_used, &c], groups);
-        let bytes = self.finish(scope, enc, &[(&c, (na * nb * 4) as u64)]).await?;
-        Ok(cast(&bytes[0]))
+        self.dispatch(enc, &SHADER, "matmul", &params, &[&an, b_used, &c], groups);
+        c
     }
 
     /// Records the row normalisation of `rows × dim` values in `src` into `dst`.

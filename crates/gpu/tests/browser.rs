@@ -83,7 +83,9 @@ async fn preference_metrics_match_core() {
         rejected_length: Some(&lens),
     };
     let params = PairwiseParams { label_smoothing: 0.1, ..PairwiseParams::default() };
-    for losses in [vec![(LossType::Sigmoid, 1.0)], vec![(LossType::Aot, 1.0)], vec![(LossType::Ipo, 0.5), (LossType::Sft, 1.0)]] {
+    for losses in
+        [vec![(LossType::Sigmoid, 1.0)], vec![(LossType::Aot, 1.0)], vec![(LossType::Ipo, 0.5), (LossType::Sft, 1.0)]]
+    {
         let objective = Objective::Pairwise { losses, params };
         let want = objective.evaluate_pairs(&p, 0.0).unwrap();
         let got = g.evaluate_pairs(&objective, &p, 0.0).await.unwrap();
