@@ -67,3 +67,27 @@ fn order_key(x: f32) -> u32 {
     }
     return b | 0x80000000u;
 }
+
+var<workgroup> wg_reduce: array<f32, WG>;
+
+// Reduces `v` over the workgroup (op 0: sum, 1: max, 2: min); every invocation gets the
+// result. Call from uniform control flow.
+fn workgroup_reduce(lid: u32, v: f32, op: u32) -> f32 {
+    wg_reduce[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) {
+            let a = wg_reduce[lid];
+            let b = wg_reduce[lid + s];
+            switch op {
+                case 1u: { wg_reduce[lid] = max(a, b); }
+                case 2u: { wg_reduce[lid] = min(a, b); }
+                default: { wg_reduce[lid] = a + b; }
+            }
+        }
+        workgroupBarrier();
+    }
+    let result = wg_reduce[0];
+    workgroupBarrier();
+    return result;
+}

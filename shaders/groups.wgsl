@@ -10,8 +10,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> prob: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rank: array<u32>;
 
-var<workgroup> red: array<f32, WG>;
-
 // One workgroup per group: max, then Σ exp(x − max), then each member's probability and its
 // rank (highest first; equal scores ordered by position, as the CPU's stable sort does).
 @compute @workgroup_size(256)
@@ -27,29 +25,12 @@ fn softmax_ranks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var i = start + lid; i < end; i += WG) {
         m = max(m, x[i]);
     }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s /= 2u) {
-        if (lid < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let gmax = red[0];
-    workgroupBarrier();
+    let gmax = workgroup_reduce(lid, m, 1u);
     var sum = 0.0;
     for (var i = start + lid; i < end; i += WG) {
         sum += exp(x[i] - gmax);
     }
-    red[lid] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s /= 2u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
+    let total = workgroup_reduce(lid, sum, 0u);
     for (var i = start + lid; i < end; i += WG) {
         let xi = x[i];
         prob[i] = exp(xi - gmax) / total;

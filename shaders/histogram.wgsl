@@ -15,9 +15,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> lo_red: array<f32, WG>;
-var<workgroup> hi_red: array<f32, WG>;
-
 fn ge(a: vec2<f32>, b: vec2<f32>) -> bool {
     let d = a.x - b.x;
     if (d != 0.0) {
@@ -71,18 +68,10 @@ fn minmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             hi = v;
         }
     }
-    lo_red[lid] = lo;
-    hi_red[lid] = hi;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s /= 2u) {
-        if (lid < s) {
-            lo_red[lid] = min(lo_red[lid], lo_red[lid + s]);
-            hi_red[lid] = max(hi_red[lid], hi_red[lid + s]);
-        }
-        workgroupBarrier();
-    }
+    let group_lo = workgroup_reduce(lid, lo, 2u);
+    let group_hi = workgroup_reduce(lid, hi, 1u);
     if (lid == 0u) {
-        partials[2u * g] = lo_red[0];
-        partials[2u * g + 1u] = hi_red[0];
+        partials[2u * g] = group_lo;
+        partials[2u * g + 1u] = group_hi;
     }
 }

@@ -14,8 +14,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
 // out[d] = Σ_rows x[row, d] (one thread per dimension; the host divides and combines chunks).
 @compute @workgroup_size(256)
 fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -65,16 +63,9 @@ fn dot_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var k = lid; k < p.dim; k += WG) {
         s += x[r * p.dim + k] * y[k];
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st /= 2u) {
-        if (lid < st) {
-            red[lid] += red[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_reduce(lid, s, 0u);
     if (lid == 0u) {
-        out[r] = red[0];
+        out[r] = total;
     }
 }
 

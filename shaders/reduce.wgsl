@@ -11,7 +11,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
 const ROWS_PER_GROUP: u32 = 1024u;
-var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(256)
 fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -29,17 +28,9 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                 s += x[row * p.stride + col];
             }
         }
-        red[lid] = s;
-        workgroupBarrier();
-        for (var st = WG / 2u; st > 0u; st /= 2u) {
-            if (lid < st) {
-                red[lid] += red[lid + st];
-            }
-            workgroupBarrier();
-        }
+        let total = workgroup_reduce(lid, s, 0u);
         if (lid == 0u) {
-            partials[g * p.stride + col] = red[0];
+            partials[g * p.stride + col] = total;
         }
-        workgroupBarrier();
     }
 }

@@ -14,8 +14,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 // One workgroup per row of `a` (rows_a rows of width dim): c = a / ‖a‖ (zero rows stay 0).
 @compute @workgroup_size(256)
 fn normalize_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -30,15 +28,7 @@ fn normalize_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         let v = a[base + k];
         s += v * v;
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let norm = sqrt(partial[0]);
+    let norm = sqrt(workgroup_reduce(lid, s, 0u));
     let inv = select(1.0, 1.0 / norm, norm > 0.0);
     for (var k = lid; k < p.dim; k += WG) {
         c[base + k] = a[base + k] * inv;

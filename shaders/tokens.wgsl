@@ -15,8 +15,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> per_token: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sums: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
 @compute @workgroup_size(256)
 fn segments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
@@ -35,15 +33,8 @@ fn segments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         }
         acc += v;
     }
-    red[lid] = acc;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st /= 2u) {
-        if (lid < st) {
-            red[lid] += red[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_reduce(lid, acc, 0u);
     if (lid == 0u) {
-        sums[s] = red[0];
+        sums[s] = total;
     }
 }

@@ -120,7 +120,12 @@ impl Gpu {
             let a_block = self.upload("a", &a.data[ra.start * dim..ra.end * dim]);
             for rb in chunks(nb, side) {
                 let b_block = self.upload("b", &b.data[rb.start * dim..rb.end * dim]);
-                let block = self.block(&a_block, ra.len(), &b_block, rb.len(), dim, normalize_b, scale, clamp).await?;
+                let scope = self.scope("similarity")?;
+                let mut enc = self.encoder();
+                let c =
+                    self.record_block(&mut enc, &a_block, ra.len(), &b_block, rb.len(), dim, normalize_b, scale, clamp);
+                let bytes = self.finish(scope, enc, &[(&c, (ra.len() * rb.len() * 4) as u64)]).await?;
+                let block = cast::<f32>(&bytes[0]);
                 for (i, row) in block.chunks(rb.len()).enumerate() {
                     let at = (ra.start + i) * nb + rb.start;
                     out[at..at + rb.len()].copy_from_slice(row);
@@ -128,25 +133,6 @@ impl Gpu {
             }
         }
         Ok(out)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn block(
-        &self,
-        a: &wgpu::Buffer,
-        na: usize,
-        b: &wgpu::Buffer,
-        nb: usize,
-        dim: usize,
-        normalize_b: bool,
-        scale: f32,
-        clamp: bool,
-    ) -> Result<Vec<f32>, GpuError> {
-        let scope = self.scope("similarity")?;
-        let mut enc = self.encoder();
-        let c = self.record_block(&mut enc, a, na, b, nb, dim, normalize_b, scale, clamp);
-        let bytes = self.finish(scope, enc, &[(&c, (na * nb * 4) as u64)]).await?;
-        Ok(cast(&bytes[0]))
     }
 
     /// Records normalisation and the tiled product; returns the score buffer.
