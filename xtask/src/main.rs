@@ -139,8 +139,12 @@ fn test() -> Result {
     for (krate, target) in BROWSER_TESTS {
         // WebGPU on Chromium's SwiftShader adapter; flags in the crate's webdriver.json.
         let args = ["test", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate, "--test", target];
-        let env =
-            [("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"), ("CHROMEDRIVER", &driver)];
+        // The same RUSTFLAGS as the wasm builds above, so their dependencies are reused.
+        let env = [
+            ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
+            ("CHROMEDRIVER", &driver),
+            ("RUSTFLAGS", "-Dwarnings"),
+        ];
         run_with(&program, &args, &env)?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! is slow. Run by `cargo xtask test` through wasm-bindgen-test-runner and chromedriver.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "kernels/common.rs"]
 mod common;
 
 use common::{assert_close, Rng};

@@ -1,10 +1,6 @@
 //! burn-wgpu on our device: a buffer owned by burn's runtime (cubecl, as a tower's output
 //! tensor is) feeds the similarity kernel with no trip through the host.
-#![cfg(feature = "burn")]
-
-mod common;
-
-use common::{assert_close, gpu, Rng};
+use crate::common::{assert_close, gpu, Rng};
 use cubecl::wgpu::{AutoCompiler, WgpuServer};
 use prefscope_core::clip_score::{score_matrix, PairScore};
 use prefscope_gpu::{block_on, DeviceMatrix};

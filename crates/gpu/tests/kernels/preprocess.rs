@@ -2,9 +2,7 @@
 //! neither, non-square, a single column) for both presets: the bytes are identical, so the
 //! normalised values agree within 1e-6.
 
-mod common;
-
-use common::{assert_close, gpu, tiny, Rng};
+use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::preprocess::{preprocess, Preset};
 use prefscope_gpu::block_on;
 

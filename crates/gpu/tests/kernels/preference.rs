@@ -2,9 +2,7 @@
 //! log-probabilities, in one pass and chunked. Tolerance: 2e-5 relative plus 2e-5 absolute
 //! on per-pair values and metrics (f32 after an exact-ish f64 subtraction on the device).
 
-mod common;
-
-use common::{assert_close, gpu, tiny, Rng};
+use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::dpo::{
     BcoParams, CpoLoss, CpoParams, Evaluation, FDivergence, KtoParams, LossType, Objective, OrpoParams, PairLogps,
     PairwiseParams,

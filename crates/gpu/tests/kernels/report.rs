@@ -2,9 +2,7 @@
 //! arrays, lengths) under several objectives, and Diffusion-DPO/MaPO rows with pairs sampled
 //! at several timesteps. Tolerance 2e-5 relative plus 2e-5 absolute.
 
-mod common;
-
-use common::{assert_close, gpu, tiny, Rng};
+use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::read::{read_preferences, Input, Preferences};
 use prefscope_core::record::{DiffusionRecord, DiffusionTable};
 use prefscope_core::report::{report, Report, ReportRequest};

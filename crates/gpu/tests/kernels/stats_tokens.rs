@@ -2,9 +2,7 @@
 //! ranking accuracies are exact; per-token rewards within 1e-5 absolute (f32 on the device),
 //! sequence sums within 1e-5·√tokens relative.
 
-mod common;
-
-use common::{assert_close, gpu, tiny, Rng};
+use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::histogram::histogram;
 use prefscope_core::ranking::{ranking_accuracy, ranking_accuracy_normalized};
 use prefscope_core::record::{DpoRecord, DpoTable};

@@ -3,9 +3,7 @@
 //! (scaled by the preset's factor), softmax 1e-6 relative, ranks exact, LongAlign 2e-5
 //! absolute times the scale.
 
-mod common;
-
-use common::{assert_close, gpu, tiny, Rng};
+use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::{common_direction, decompose_all, segment_averages};

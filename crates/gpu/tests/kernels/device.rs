@@ -1,9 +1,7 @@
 //! Device setup and failure paths: the adapter is reported, the binding limit is the
 //! adapter's, and a lost device gives a typed error instead of a panic.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use prefscope_core::clip_score::PairScore;
 use prefscope_core::embedding::Embeddings;
 use prefscope_gpu::{block_on, DeviceChoice, GpuError};
