@@ -10,7 +10,7 @@ use prefscope_core::record::DiffusionTable;
 use prefscope_core::report::DiffusionObjective;
 
 use crate::kernel::{cast, chunks, groups_for, groups_per_item, Params};
-use crate::preference::{split, DpoError, PREFERENCE, REDUCE};
+use crate::preference::{split, DpoError, PARAMS_WORDS, PREFERENCE, REDUCE};
 use crate::Gpu;
 
 const STRIDE: usize = 8;
@@ -52,7 +52,7 @@ impl Gpu {
                 .f(0.0)
                 .f(timesteps as f32)
                 .f(s as f32)
-                .pad(44);
+                .pad(PARAMS_WORDS);
             let mut enc = self.encoder();
             let b = [(1, &mw), (2, &ml), (3, &rw), (4, &rl), (7, &out)];
             self.dispatch_at(&mut enc, &PREFERENCE, "diffusion_rows", &params, &b, groups_for(m as u64));

@@ -25,6 +25,9 @@ const SORT: Shader = shader!("sort");
 const BASE: usize = 11;
 const ROWS_PER_GROUP: u64 = 1024;
 const MAX_LOSSES: usize = 16;
+/// 32-bit words in preference.wgsl's `Params` (12 scalars, 16 loss ids, 16 weights): entry
+/// points that read only its first fields still bind the whole struct.
+pub(crate) const PARAMS_WORDS: usize = 12 + 2 * MAX_LOSSES;
 
 /// A refused input or setting (same messages as the CPU path), or a GPU failure.
 #[derive(Debug, Error)]

@@ -5,7 +5,7 @@
 use prefscope_core::histogram::Histogram;
 
 use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, Shader};
-use crate::preference::{split, PREFERENCE, REDUCE};
+use crate::preference::{split, PARAMS_WORDS, PREFERENCE, REDUCE};
 use crate::{Gpu, GpuError};
 
 const SHADER: Shader = shader!("histogram");
@@ -113,7 +113,7 @@ impl Gpu {
             let groups = (m as u64).div_ceil(1024);
             let partials = self.scratch("partials", groups * 8);
             let mut enc = self.encoder();
-            let params = Params::default().u(m as u32).pad(44);
+            let params = Params::default().u(m as u32).pad(PARAMS_WORDS);
             let b = [(1, &pc), (2, &pr), (5, &lens), (7, &out)];
             self.dispatch_at(&mut enc, &PREFERENCE, "ranking", &params, &b, groups_for(m as u64));
             let rp = Params::default().u(m as u32).u(2);
