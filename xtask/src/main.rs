@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Crates built for `wasm32-unknown-unknown` as part of `test` (everything the browser loads).
-const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu"];
+const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu", "prefscope-clip"];
 
 /// wasm-bindgen-test suites run in headless Chromium: (crate, test target).
-const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser")];
+const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser"), ("prefscope-clip", "browser")];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -153,7 +153,8 @@ fn test() -> Result {
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
 fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
-    cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])
+    cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])?;
+    cargo(&["bench", "--locked", "-p", "prefscope-clip", "--bench", "towers"])
 }
 
 /// The demo of what exists today: the native `prefscope demo` on the bundled export.
@@ -186,7 +187,11 @@ fn fixtures() -> Result {
             &["install", "-q", "--no-deps", "--target", pillow.to_str().ok_or("path")?, "pillow==12.3.0"],
         )?;
     }
-    run(venv.join("bin/python").to_str().ok_or("path")?, &["tests/fixtures/generate.py"])
+    let python = venv.join("bin/python");
+    let python = python.to_str().ok_or("path")?;
+    run(python, &["tests/fixtures/generate.py"])?;
+    // Tiny transformers and open_clip models, the CLIP tokenizer and its hard string set.
+    run(python, &["tests/fixtures/clip/generate.py"])
 }
 
 fn main() -> ExitCode {
@@ -201,7 +206,9 @@ fn main() -> ExitCode {
             eprintln!("  test      fmt, clippy, every workspace test, wasm build of the browser crates");
             eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
             eprintln!("  demo      builds and runs the demo on bundled data");
-            eprintln!("  fixtures  regenerates tests/fixtures from TRL, torchmetrics, numpy (Python venv)");
+            eprintln!(
+                "  fixtures  regenerates tests/fixtures from TRL, torchmetrics, transformers, open_clip (Python venv)"
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,6 +1,7 @@
 //! `prefscope`: the native command-line tool. It holds no math of its own; every number comes
-//! from prefscope-core (and, as they land, the GPU and CLIP crates).
+//! from prefscope-core, prefscope-gpu and prefscope-clip.
 
+mod clip;
 mod demo;
 mod dpo;
 mod output;
@@ -20,6 +21,11 @@ struct Cli {
 enum Command {
     /// DPO-family rewards, margins, losses and metrics from exported log-probabilities.
     Dpo(dpo::DpoArgs),
+    /// L2-normalised text and image embeddings from a CLIP-family model.
+    Embed(clip::EmbedArgs),
+    /// Scores a manifest of prompts and images: preset score, LongAlign parts, softmax and
+    /// rank within each group.
+    Score(clip::ScoreArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
 }
@@ -28,6 +34,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dpo(args) => dpo::run(&args),
+        Command::Embed(args) => clip::embed(&args),
+        Command::Score(args) => clip::run_score(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -47,11 +47,35 @@ pub fn write_report(
     metrics: &BTreeMap<String, f64>,
     rows: &OutputTable,
 ) -> Result<()> {
+    write(format, out, rows, true, || json!({ "metrics": metrics_json(metrics), "pairs": rows.json_rows() }))?;
+    if format != OutputFormat::Json {
+        eprintln!("{}", metrics_summary(metrics));
+    }
+    Ok(())
+}
+
+/// Writes `{"rows": […]}` for JSON (`embed`, `score`), the rows themselves otherwise.
+pub fn write_rows(format: OutputFormat, out: Option<&PathBuf>, rows: &OutputTable) -> Result<()> {
+    write(format, out, rows, false, || json!({ "rows": rows.json_rows() }))
+}
+
+/// The JSON document for `--format json` (indented when `pretty`: reports are read by people,
+/// embedding rows by programs), the table for the others.
+fn write(
+    format: OutputFormat,
+    out: Option<&PathBuf>,
+    rows: &OutputTable,
+    pretty: bool,
+    document: impl FnOnce() -> Value,
+) -> Result<()> {
     let mut w = sink(out)?;
     match format {
         OutputFormat::Json => {
-            let doc = json!({ "metrics": metrics_json(metrics), "pairs": rows.json_rows() });
-            serde_json::to_writer_pretty(&mut w, &doc)?;
+            if pretty {
+                serde_json::to_writer_pretty(&mut w, &document())?;
+            } else {
+                serde_json::to_writer(&mut w, &document())?;
+            }
             w.write_all(b"\n")?;
         }
         OutputFormat::Jsonl => rows.write_jsonl(&mut w)?,
@@ -64,9 +88,6 @@ pub fn write_report(
         }
     }
     w.flush()?;
-    if format != OutputFormat::Json {
-        eprintln!("{}", metrics_summary(metrics));
-    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float32Array, Float64Array, Int64Array, ListArray, RecordBatch, StringArray};
+use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Map, Value};
 
@@ -14,6 +15,9 @@ pub enum Column {
     Text(Vec<String>),
     Float(Vec<f64>),
     Int(Vec<i64>),
+    /// One f32 vector per row (embeddings): a JSON array, in CSV the same array as text, in
+    /// Parquet a list of float32.
+    Vector(Vec<Vec<f32>>),
 }
 
 impl Column {
@@ -22,6 +26,7 @@ impl Column {
             Column::Text(v) => v.len(),
             Column::Float(v) => v.len(),
             Column::Int(v) => v.len(),
+            Column::Vector(v) => v.len(),
         }
     }
 
@@ -31,6 +36,11 @@ impl Column {
             // Non-finite floats have no JSON form; they become null rather than invalid JSON.
             Column::Float(v) => serde_json::Number::from_f64(v[i]).map_or(Value::Null, Value::Number),
             Column::Int(v) => Value::from(v[i]),
+            Column::Vector(v) => Value::Array(
+                v[i].iter()
+                    .map(|&x| serde_json::Number::from_f64(x as f64).map_or(Value::Null, Value::Number))
+                    .collect(),
+            ),
         }
     }
 
@@ -39,6 +49,7 @@ impl Column {
             Column::Text(v) => v[i].clone(),
             Column::Float(v) => format_float(v[i]),
             Column::Int(v) => v[i].to_string(),
+            Column::Vector(_) => self.json(i).to_string(),
         }
     }
 }
@@ -99,7 +110,8 @@ impl OutputTable {
         csv.flush()
     }
 
-    /// Arrow form of the table (text as UTF-8, floats as f64, integers as i64).
+    /// Arrow form of the table (text as UTF-8, floats as f64, integers as i64, vectors as lists
+    /// of f32).
     pub fn record_batch(&self) -> Result<RecordBatch, arrow_schema::ArrowError> {
         let fields: Vec<Field> = self
             .columns
@@ -109,6 +121,7 @@ impl OutputTable {
                     Column::Text(_) => DataType::Utf8,
                     Column::Float(_) => DataType::Float64,
                     Column::Int(_) => DataType::Int64,
+                    Column::Vector(_) => DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
                 };
                 Field::new(n, t, false)
             })
@@ -121,6 +134,12 @@ impl OutputTable {
                     Column::Text(v) => Arc::new(StringArray::from_iter_values(v)),
                     Column::Float(v) => Arc::new(Float64Array::from(v.clone())),
                     Column::Int(v) => Arc::new(Int64Array::from(v.clone())),
+                    Column::Vector(v) => {
+                        let values = Float32Array::from(v.concat());
+                        let offsets = OffsetBuffer::from_lengths(v.iter().map(Vec::len));
+                        let field = Arc::new(Field::new("item", DataType::Float32, false));
+                        Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
+                    }
                 }
             })
             .collect();

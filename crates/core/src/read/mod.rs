@@ -6,6 +6,7 @@
 
 mod csv;
 mod jsonl;
+mod manifest;
 mod parquet;
 mod rows;
 
@@ -13,6 +14,8 @@ use std::io::Read;
 use std::path::Path;
 
 use bytes::Bytes;
+
+pub use manifest::read_manifest;
 
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::{DiffusionTable, DpoTable};

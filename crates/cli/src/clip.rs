@@ -1,0 +1,268 @@
+//! `prefscope embed` and `prefscope score`: the CLIP towers over files, with the same code
+//! the browser runs (prefscope-clip), images decoded and embedded in batches so a large
+//! manifest never sits in memory decoded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
+use prefscope_clip::{Backend, Encoder, ModelFiles, Rgba};
+use prefscope_core::embedding::Embeddings;
+use prefscope_core::longalign::DEFAULT_REWEIGHT;
+use prefscope_core::preprocess::Preset;
+use prefscope_core::read::read_manifest;
+use prefscope_core::write::{Column, OutputTable};
+use prefscope_gpu::block_on;
+
+use crate::dpo::Device;
+use crate::output::{write_rows, OutputFormat, Result};
+
+/// Options every model command shares.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Model directory: config.json + model.safetensors (transformers CLIPModel) or
+    /// open_clip_config.json + open_clip_model.safetensors, and tokenizer.json.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Where the towers run: `auto` uses a GPU unless the only adapter is a software
+    /// fallback, `gpu` insists on one, `cpu` runs burn's CPU backend.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Texts or images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Output file (stdout when absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// UTF-8 text file, one text per line.
+    #[arg(long)]
+    pub texts: Option<PathBuf>,
+    /// Image files or folders (every image inside, by name), several after one flag.
+    #[arg(long, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// CSV or JSON Lines with `prompt`, `image` and optional `group`, `id`; relative image
+    /// paths are resolved against the manifest's folder.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// clip (logits), clipscore (torchmetrics, 100·cos), clipscore-original (2.5·max(cos, 0)
+    /// with "A photo depicts "), pickscore, hps (cosine, longest-side pad).
+    #[arg(long, default_value = "clip")]
+    pub preset: String,
+    /// Weight of the text-irrelevant part in `reweighted` (LongAlign).
+    #[arg(long, default_value_t = DEFAULT_REWEIGHT)]
+    pub reweight: f32,
+    /// Prompts (one per line) whose mean embedding is the common text direction; the bundled
+    /// set when absent.
+    #[arg(long)]
+    pub reference_prompts: Option<PathBuf>,
+}
+
+fn load(args: &ModelArgs) -> Result<Encoder> {
+    let files = ModelFiles::from_dir(&args.model)?;
+    let backend = match block_on(prefscope_gpu::open(args.device.into()))? {
+        Some(gpu) => {
+            eprintln!("computing on {}", gpu.adapter());
+            Backend::Gpu(gpu)
+        }
+        None => Backend::Cpu,
+    };
+    let mut encoder = Encoder::load(&files, backend)?;
+    encoder.batch = args.batch.max(1);
+    Ok(encoder)
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "jfif"];
+
+/// Files given, folders expanded to their images sorted by name.
+fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| format!("{}: {e}", input.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                })
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(input.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes and embeds images a batch at a time, with a progress bar past one batch.
+fn embed_image_files(encoder: &Encoder, paths: &[PathBuf], preset: &Preset) -> Result<Embeddings> {
+    let bar = (paths.len() > encoder.batch).then(|| bar(paths.len(), "embedding images"));
+    let mut data = Vec::new();
+    let mut dim = encoder.config().projection;
+    for chunk in paths.chunks(encoder.batch) {
+        let images = chunk.iter().map(|p| Rgba::open(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let embedded = block_on(encoder.embed_images(&images, Some(preset)))?;
+        dim = embedded.dim;
+        data.extend(embedded.data);
+        if let Some(bar) = &bar {
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(Embeddings { dim, data })
+}
+
+pub fn embed(args: &EmbedArgs) -> Result<()> {
+    if args.texts.is_none() && args.images.is_empty() {
+        return Err("nothing to embed: give --texts FILE and/or --images PATH…".into());
+    }
+    let encoder = load(&args.model)?;
+    let mut kinds = Vec::new();
+    let mut inputs = Vec::new();
+    let mut vectors: Vec<Vec<f32>> = Vec::new();
+    if let Some(path) = &args.texts {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let texts: Vec<String> = text.lines().map(str::to_string).collect();
+        let bar = (texts.len() > encoder.batch).then(|| bar(texts.len(), "embedding texts"));
+        for chunk in texts.chunks(encoder.batch * 4) {
+            for (text, embedded) in chunk.iter().zip(block_on(encoder.embed_texts(chunk))?) {
+                kinds.push("text".to_string());
+                inputs.push(text.clone());
+                vectors.push(prefscope_core::embedding::normalize(&embedded.vector));
+            }
+            if let Some(bar) = &bar {
+                bar.inc(chunk.len() as u64);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    }
+    let paths = image_paths(&args.images)?;
+    let images = embed_image_files(&encoder, &paths, &encoder.preset())?;
+    for (i, path) in paths.iter().enumerate() {
+        kinds.push("image".to_string());
+        inputs.push(path.display().to_string());
+        vectors.push(images.row(i).to_vec());
+    }
+    let table = OutputTable::new(vec![
+        ("kind".into(), Column::Text(kinds)),
+        ("input".into(), Column::Text(inputs)),
+        ("embedding".into(), Column::Vector(vectors)),
+    ]);
+    write_rows(args.model.format, args.model.out.as_ref(), &table)
+}
+
+fn resolve(manifest: &Path, image: &str) -> PathBuf {
+    let path = Path::new(image);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        manifest.parent().unwrap_or(Path::new(".")).join(path)
+    }
+}
+
+pub fn run_score(args: &ScoreArgs) -> Result<()> {
+    let scorer = Scorer::parse(&args.preset)?;
+    if !args.reweight.is_finite() {
+        return Err(format!("--reweight must be a finite number, got {}", args.reweight).into());
+    }
+    let bytes = std::fs::read(&args.manifest).map_err(|e| format!("{}: {e}", args.manifest.display()))?;
+    let rows = read_manifest(&args.manifest.display().to_string(), &bytes)?;
+    let reference = match &args.reference_prompts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let prompts: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+            if prompts.is_empty() {
+                return Err(format!("{}: no prompts", path.display()).into());
+            }
+            Reference::Prompts(prompts)
+        }
+        None => Reference::Bundled,
+    };
+    let encoder = load(&args.model)?;
+    // Each distinct image file is decoded and embedded once.
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut paths = Vec::new();
+    let image_rows: Vec<usize> = rows
+        .iter()
+        .map(|r| {
+            let path = resolve(&args.manifest, &r.image);
+            *index.entry(path.clone()).or_insert_with(|| {
+                paths.push(path);
+                paths.len() - 1
+            })
+        })
+        .collect();
+    let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()))?;
+    let u = block_on(common_text_direction(&encoder, scorer, &reference))?;
+    let items: Vec<Item> = rows
+        .iter()
+        .zip(&image_rows)
+        .enumerate()
+        .map(|(i, (r, &image))| Item {
+            id: r.id.clone().unwrap_or_else(|| (i + 1).to_string()),
+            group: r.group.clone(),
+            prompt: &r.prompt,
+            image,
+            image_name: &r.image,
+        })
+        .collect();
+    let scored = block_on(score(&encoder, &items, &images, scorer, args.reweight, &u))?;
+    let text = |f: fn(&prefscope_clip::ScoreRow) -> String| Column::Text(scored.iter().map(f).collect());
+    let float = |f: fn(&prefscope_clip::ScoreRow) -> f32| Column::Float(scored.iter().map(|r| f(r) as f64).collect());
+    let table = OutputTable::new(vec![
+        ("id".into(), text(|r| r.id.clone())),
+        ("group".into(), text(|r| r.group.clone())),
+        ("prompt".into(), text(|r| r.prompt.clone())),
+        ("image".into(), text(|r| r.image.clone())),
+        ("score".into(), float(|r| r.score)),
+        ("relevant".into(), float(|r| r.relevant)),
+        ("irrelevant".into(), float(|r| r.irrelevant)),
+        ("reweighted".into(), float(|r| r.reweighted)),
+        ("probability".into(), float(|r| r.probability)),
+        ("rank".into(), Column::Int(scored.iter().map(|r| r.rank as i64).collect())),
+    ]);
+    eprintln!(
+        "{} rows scored with {} ({}); common direction from {} reference prompts",
+        scored.len(),
+        scorer.name(),
+        prefscope_clip::encoder::layout_name(encoder.config().layout),
+        match &reference {
+            Reference::Bundled => "the bundled".to_string(),
+            Reference::Prompts(p) => format!("{} user", p.len()),
+        }
+    );
+    write_rows(args.model.format, args.model.out.as_ref(), &table)
+}

@@ -1,0 +1,199 @@
+//! `prefscope embed` and `prefscope score` end to end on a tiny transformers checkpoint from
+//! tests/fixtures/clip, against the reference's embeddings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clip")
+}
+
+fn prefscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+}
+
+/// A model directory as users have it: the fixture's files plus tokenizer.json.
+fn model_dir(tmp: &Path, name: &str) -> PathBuf {
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixtures().join(name)).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(fixtures().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+const MODEL: &str = "hf-quickgelu-f32";
+
+#[test]
+fn embed_matches_transformers_in_input_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path(), MODEL);
+    let expected: Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
+    let texts: Vec<&str> = expected["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let texts_file = tmp.path().join("texts.txt");
+    std::fs::write(&texts_file, texts.join("\n")).unwrap();
+    let square = fixtures().join("images/square32.png");
+    let wide = fixtures().join("images/wide.png");
+    let out = json_of(&prefscope(&[
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--texts",
+        texts_file.to_str().unwrap(),
+        "--images",
+        square.to_str().unwrap(),
+        wide.to_str().unwrap(),
+    ]));
+    let rows = out["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), texts.len() + 2);
+    let names: Vec<&str> = expected["images"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for (i, row) in rows.iter().enumerate() {
+        let embedding = floats(&row["embedding"]);
+        let norm: f64 = embedding.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        let (want, floor) = if i < texts.len() {
+            assert_eq!((row["kind"].as_str(), row["input"].as_str()), (Some("text"), Some(texts[i])));
+            (floats(&expected["text_embeds"][i]), 0.9999)
+        } else {
+            assert_eq!(row["kind"], "image");
+            let name = if i == texts.len() { "square32.png" } else { "wide.png" };
+            assert!(row["input"].as_str().unwrap().ends_with(name));
+            let k = names.iter().position(|n| *n == name).unwrap();
+            (floats(&expected["image_embeds"][k]), if name == "square32.png" { 0.9999 } else { 0.999 })
+        };
+        let c = cosine(&embedding, &want);
+        assert!(c >= floor, "row {i}: cos {c}");
+    }
+}
+
+#[test]
+fn score_rows_carry_the_contract_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path(), MODEL);
+    let images = tmp.path().join("imgs");
+    std::fs::create_dir_all(&images).unwrap();
+    for name in ["square32.png", "wide.png", "grey.png"] {
+        std::fs::copy(fixtures().join("images").join(name), images.join(name)).unwrap();
+    }
+    // Relative paths resolve against the manifest's folder.
+    let manifest = tmp.path().join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "prompt,image,id\na photo of a cat,imgs/square32.png,a\na photo of a cat,imgs/wide.png,b\na photo of a cat,imgs/grey.png,c\na red circle next to a blue square,imgs/wide.png,d\n",
+    )
+    .unwrap();
+    let run = |preset: &str, device: &str| {
+        json_of(&prefscope(&[
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--preset",
+            preset,
+            "--device",
+            device,
+            "--reweight",
+            "0.5",
+        ]))
+    };
+    let expected: Value = serde_json::from_slice(&std::fs::read(model.join("expected.json")).unwrap()).unwrap();
+    let scale = expected["logit_scale_exp"].as_f64().unwrap();
+    let clip = run("clip", "cpu");
+    let rows = clip["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for key in
+        ["id", "group", "prompt", "image", "score", "relevant", "irrelevant", "reweighted", "probability", "rank"]
+    {
+        assert!(rows.iter().all(|r| !r[key].is_null()), "column {key}");
+    }
+    // Row a is square32.png against text 0: the reference's logit.
+    let want = expected["logits_per_image"][0][0].as_f64().unwrap();
+    let got = rows[0]["score"].as_f64().unwrap();
+    assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{got} vs {want}");
+    for r in rows {
+        let (rel, irr) = (r["relevant"].as_f64().unwrap(), r["irrelevant"].as_f64().unwrap());
+        assert!((rel + irr - r["score"].as_f64().unwrap()).abs() < 1e-4 * scale);
+        assert!((rel + 0.5 * irr - r["reweighted"].as_f64().unwrap()).abs() < 1e-4 * scale);
+    }
+    // The three rows of the cat prompt share a group: probabilities sum to 1, ranks 1..3.
+    let p: f64 = rows[..3].iter().map(|r| r["probability"].as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-5);
+    let mut ranks: Vec<i64> = rows[..3].iter().map(|r| r["rank"].as_i64().unwrap()).collect();
+    ranks.sort();
+    assert_eq!(ranks, [1, 2, 3]);
+    assert_eq!((rows[3]["probability"].as_f64(), rows[3]["rank"].as_i64()), (Some(1.0), Some(1)));
+
+    // Other presets: same cosines, other units; GPU and CPU agree.
+    let hps = run("hps", "cpu");
+    let clipscore = run("clipscore", "gpu");
+    for i in 0..4 {
+        let cos_hps = hps["rows"][i]["score"].as_f64().unwrap();
+        let cos_clip = rows[i]["score"].as_f64().unwrap() / scale;
+        let cs = clipscore["rows"][i]["score"].as_f64().unwrap();
+        // hps pads instead of cropping, so only the square image (no resize either way) agrees.
+        if i == 0 {
+            assert!((cos_hps - cos_clip).abs() < 1e-5, "{cos_hps} vs {cos_clip}");
+        }
+        assert!((cs - 100.0 * cos_clip).abs() < 1e-3, "clipscore {cs} vs 100·{cos_clip}");
+    }
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path(), MODEL);
+    let manifest = tmp.path().join("m.jsonl");
+    std::fs::write(&manifest, "{\"prompt\": \"a\", \"image\": \"missing.png\"}\n").unwrap();
+    let out = prefscope(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing.png"), "{err}");
+    let out = prefscope(&[
+        "embed",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--texts",
+        manifest.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("config.json"), "{err}");
+    let out = prefscope(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--preset",
+        "nope",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset"));
+}

@@ -1,0 +1,219 @@
+//! Tower throughput and time to first embedding, beside PyTorch transformers in the same run.
+//!
+//! The model has exactly openai/clip-vit-base-patch32's shapes with random weights (built here
+//! as a safetensors file, so nothing is downloaded). Each backend is timed cold (load, first
+//! embedding: kernel compilation included) and warm (best of REPEATS batches). PyTorch eager
+//! fp32 (xtask/bench/clip_torch.py) runs on its best device when .venv-reference exists.
+//!
+//! `cargo xtask bench` runs it; `PREFSCOPE_BENCH_BATCH` (default 64) sets the batch.
+
+use std::time::Instant;
+
+use prefscope_clip::{Backend, Encoder, ModelFiles, Rgba};
+use prefscope_gpu::Gpu;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+const REPEATS: usize = 2;
+
+/// openai/clip-vit-base-patch32's config.json (its legacy eos_token_id 2 included).
+const CONFIG: &str = r#"{
+  "model_type": "clip", "projection_dim": 512, "logit_scale_init_value": 2.6592,
+  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
+    "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408,
+    "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},
+  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"}
+}"#;
+
+/// Deterministic N(0, σ²)-ish values (sum of uniforms): timing does not care about the law.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        let mut s = 0.0;
+        for _ in 0..4 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            s += (self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+        s
+    }
+}
+
+/// Every tensor of a transformers CLIPModel with B/32's shapes.
+fn shapes() -> Vec<(String, Vec<usize>)> {
+    let mut out = vec![("logit_scale".to_string(), vec![])];
+    let mut tower = |prefix: &str, width: usize, mlp: usize, layers: usize| {
+        for i in 0..layers {
+            let p = format!("{prefix}.encoder.layers.{i}");
+            for part in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                out.push((format!("{p}.self_attn.{part}.weight"), vec![width, width]));
+                out.push((format!("{p}.self_attn.{part}.bias"), vec![width]));
+            }
+            for ln in ["layer_norm1", "layer_norm2"] {
+                out.push((format!("{p}.{ln}.weight"), vec![width]));
+                out.push((format!("{p}.{ln}.bias"), vec![width]));
+            }
+            out.push((format!("{p}.mlp.fc1.weight"), vec![mlp, width]));
+            out.push((format!("{p}.mlp.fc1.bias"), vec![mlp]));
+            out.push((format!("{p}.mlp.fc2.weight"), vec![width, mlp]));
+            out.push((format!("{p}.mlp.fc2.bias"), vec![width]));
+        }
+    };
+    tower("text_model", 512, 2048, 12);
+    tower("vision_model", 768, 3072, 12);
+    for (name, shape) in [
+        ("text_model.embeddings.token_embedding.weight", vec![49408, 512]),
+        ("text_model.embeddings.position_embedding.weight", vec![77, 512]),
+        ("text_model.final_layer_norm.weight", vec![512]),
+        ("text_model.final_layer_norm.bias", vec![512]),
+        ("text_projection.weight", vec![512, 512]),
+        ("vision_model.embeddings.patch_embedding.weight", vec![768, 3, 32, 32]),
+        ("vision_model.embeddings.class_embedding", vec![768]),
+        ("vision_model.embeddings.position_embedding.weight", vec![50, 768]),
+        ("vision_model.pre_layrnorm.weight", vec![768]),
+        ("vision_model.pre_layrnorm.bias", vec![768]),
+        ("vision_model.post_layernorm.weight", vec![768]),
+        ("vision_model.post_layernorm.bias", vec![768]),
+        ("visual_projection.weight", vec![512, 768]),
+    ] {
+        out.push((name.to_string(), shape));
+    }
+    out
+}
+
+fn model_files() -> ModelFiles {
+    let mut rng = Rng(0x5eed);
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let ones = name.contains("norm") && name.ends_with("weight");
+            let bytes = (0..n).flat_map(|_| (if ones { 1.0 } else { 0.05 * rng.next() }).to_le_bytes()).collect();
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("view")))
+        .collect();
+    let mut files = ModelFiles::new();
+    files.insert("config.json", CONFIG.as_bytes().to_vec());
+    files.insert("model.safetensors", safetensors::serialize(views, None).expect("serialize"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clip/tokenizer.json");
+    files.insert("tokenizer.json", std::fs::read(root).expect("tests/fixtures/clip/tokenizer.json"));
+    files
+}
+
+fn inputs(batch: usize) -> (Vec<String>, Vec<Rgba>) {
+    let texts =
+        (0..batch).map(|i| format!("a photo of {i} small shapes on a plain background, seen from above")).collect();
+    let images = (0..batch)
+        .map(|i| {
+            let data = (0..224 * 224 * 4).map(|k| ((k * 31 + i * 7) % 251) as u8).collect();
+            Rgba::from_raw(&format!("img{i}"), 224, 224, data).expect("image")
+        })
+        .collect();
+    (texts, images)
+}
+
+struct Timing {
+    load: f64,
+    first_text: f64,
+    first_image: f64,
+    text_per_s: f64,
+    image_per_s: f64,
+}
+
+fn time(files: &ModelFiles, backend: Backend, batch: usize) -> Timing {
+    let (texts, images) = inputs(batch);
+    let t = Instant::now();
+    let mut encoder = Encoder::load(files, backend).expect("load");
+    encoder.batch = batch;
+    let load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    pollster::block_on(encoder.embed_texts(&texts[..1])).expect("text");
+    let first_text = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    pollster::block_on(encoder.embed_images(&images[..1], None)).expect("image");
+    let first_image = t.elapsed().as_secs_f64();
+    let best = |f: &dyn Fn()| {
+        f(); // the batch shape's own first run
+        (0..REPEATS)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let text_s = best(&|| {
+        pollster::block_on(encoder.embed_texts(&texts)).expect("texts");
+    });
+    let image_s = best(&|| {
+        pollster::block_on(encoder.embed_images(&images, None)).expect("images");
+    });
+    Timing { load, first_text, first_image, text_per_s: batch as f64 / text_s, image_per_s: batch as f64 / image_s }
+}
+
+/// `{"device": …, "text_per_s": …, "image_per_s": …}` from the PyTorch script, if the venv exists.
+fn torch(batch: usize) -> Option<serde_json::Value> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv-reference/bin/python");
+    if !python.exists() {
+        println!("(PyTorch baseline skipped: no .venv-reference; ../shared/tools/reference-venv.sh builds it)");
+        return None;
+    }
+    let out = std::process::Command::new(python)
+        .arg(root.join("xtask/bench/clip_torch.py"))
+        .args([batch.to_string(), REPEATS.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        println!("(PyTorch baseline failed: {})", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn main() {
+    let batch: usize = std::env::var("PREFSCOPE_BENCH_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(64);
+    let files = model_files();
+    println!("CLIP ViT-B/32 shapes, random weights, fp32, batch {batch}");
+    let mut rows = Vec::new();
+    match pollster::block_on(Gpu::new(true)) {
+        Ok(gpu) => {
+            let name = format!("burn-wgpu ({})", gpu.adapter());
+            rows.push((name, time(&files, Backend::Gpu(gpu), batch)));
+        }
+        Err(e) => println!("(burn-wgpu skipped: {e})"),
+    }
+    rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch)));
+    let baseline = torch(batch);
+    println!(
+        "\n{:<44} {:>8} {:>11} {:>12} {:>10} {:>10}",
+        "backend", "load s", "1st text s", "1st image s", "texts/s", "images/s"
+    );
+    for (name, t) in &rows {
+        println!(
+            "{name:<44} {:>8.2} {:>11.2} {:>12.2} {:>10.1} {:>10.1}",
+            t.load, t.first_text, t.first_image, t.text_per_s, t.image_per_s
+        );
+    }
+    if let Some(b) = baseline {
+        let (tps, ips) = (b["text_per_s"].as_f64().unwrap_or(f64::NAN), b["image_per_s"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "{:<44} {:>8} {:>11} {:>12} {tps:>10.1} {ips:>10.1}",
+            format!("PyTorch eager fp32 ({})", b["device"]),
+            "",
+            "",
+            ""
+        );
+        println!("\ntime relative to PyTorch (lower is better; goal ≤ 1.25 on the same GPU)");
+        for (name, t) in &rows {
+            println!("{name:<44} texts {:>6.2}×   images {:>6.2}×", tps / t.text_per_s, ips / t.image_per_s);
+        }
+    }
+}

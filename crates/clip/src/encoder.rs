@@ -1,0 +1,290 @@
+//! A loaded model ready to embed: files → config → weights on a device, plus the tokenizer
+//! and the image preset. Texts longer than the context are encoded segment by segment and
+//! averaged (LongAlign); images are preprocessed on the GPU when the towers run there.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prefscope_core::embedding::Embeddings;
+use prefscope_core::longalign::{segment_averages, split_segments};
+use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
+use prefscope_gpu::Gpu;
+
+use crate::config::{ClipConfig, Layout, Pooling};
+use crate::error::ClipError;
+use crate::image::Rgba;
+use crate::model::Clip;
+use crate::tokenizer::{ClipTokenizer, Tokens};
+use crate::weights::Checkpoint;
+
+/// The files of a model directory, by file name (a folder natively, fetched or dropped files
+/// in the browser).
+#[derive(Default)]
+pub struct ModelFiles {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+const HF_WEIGHTS: &str = "model.safetensors";
+const OPEN_CLIP_WEIGHTS: &str = "open_clip_model.safetensors";
+
+impl ModelFiles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, name: &str, bytes: Vec<u8>) {
+        self.files.insert(name.to_string(), bytes);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(Vec::as_slice)
+    }
+
+    /// Reads the files prefscope uses from a model directory.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, ClipError> {
+        let mut files = ModelFiles::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| ClipError::File {
+            file: dir.display().to_string(),
+            detail: format!("cannot read the model directory: {e}"),
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") || name.ends_with(".safetensors") {
+                let bytes = std::fs::read(entry.path())
+                    .map_err(|e| ClipError::File { file: entry.path().display().to_string(), detail: e.to_string() })?;
+                files.insert(&name, bytes);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The config and the weights' file name, by which config file is present.
+    fn config(&self) -> Result<(ClipConfig, String), ClipError> {
+        if let Some(config) = self.get("open_clip_config.json") {
+            let config = ClipConfig::from_open_clip(config)?;
+            let weights = if self.get(OPEN_CLIP_WEIGHTS).is_some() {
+                OPEN_CLIP_WEIGHTS.to_string()
+            } else {
+                self.single_safetensors(OPEN_CLIP_WEIGHTS)?
+            };
+            return Ok((config, weights));
+        }
+        if let Some(config) = self.get("config.json") {
+            let config = ClipConfig::from_huggingface(config, self.get("preprocessor_config.json"))?;
+            return Ok((config, HF_WEIGHTS.to_string()));
+        }
+        Err(ClipError::File {
+            file: "config.json".into(),
+            detail: "missing: a model needs config.json (Hugging Face CLIPModel) or open_clip_config.json".into(),
+        })
+    }
+
+    /// open_clip checkpoints converted by hand carry various names: accept the one
+    /// .safetensors file there is.
+    fn single_safetensors(&self, wanted: &str) -> Result<String, ClipError> {
+        let found: Vec<&String> = self.files.keys().filter(|k| k.ends_with(".safetensors")).collect();
+        match found.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err(ClipError::File {
+                file: wanted.into(),
+                detail: "missing: no .safetensors file in the model".into(),
+            }),
+            many => Err(ClipError::File {
+                file: wanted.into(),
+                detail: format!("missing, and several other .safetensors files ({many:?}) leave the choice open"),
+            }),
+        }
+    }
+}
+
+/// Where the towers run.
+pub enum Backend {
+    /// burn-wgpu on this GPU's device (shared with prefscope-gpu's kernels).
+    Gpu(Gpu),
+    /// burn-flex on the CPU.
+    Cpu,
+}
+
+/// One text's embedding as scored.
+#[derive(Clone, Debug)]
+pub struct TextEmbedding {
+    /// L2-normalised for a text that fits the context; for a longer text the mean of its
+    /// normalised segment embeddings, not renormalised (LongAlign).
+    pub vector: Vec<f32>,
+    /// Number of segments encoded (1 when the text fits the context).
+    pub segments: usize,
+}
+
+pub struct Encoder {
+    model: Clip,
+    tokenizer: ClipTokenizer,
+    device: Device,
+    gpu: Option<Gpu>,
+    /// Texts / images per forward pass.
+    pub batch: usize,
+}
+
+impl Encoder {
+    /// Loads a model from its files onto `backend`.
+    pub fn load(files: &ModelFiles, backend: Backend) -> Result<Self, ClipError> {
+        let (config, weights_name) = files.config()?;
+        let tokenizer_bytes = files.get("tokenizer.json").ok_or_else(|| ClipError::File {
+            file: "tokenizer.json".into(),
+            detail: "missing: the model directory needs the tokenizer.json of its CLIP tokenizer".into(),
+        })?;
+        let tokenizer = ClipTokenizer::from_json(tokenizer_bytes, config.layout.into(), config.text.context)?;
+        let weights = files.get(&weights_name).ok_or_else(|| ClipError::File {
+            file: weights_name.clone(),
+            detail: "missing: the weights of the model".into(),
+        })?;
+        let checkpoint = Checkpoint::parse(&weights_name, weights)?;
+        let (device, gpu, max_bytes) = match backend {
+            Backend::Gpu(gpu) => (Device::from(gpu.burn_device()?), Some(gpu.clone()), gpu.binding_limit()),
+            Backend::Cpu => (Device::flex(), None, u64::MAX),
+        };
+        let model = Clip::load(&config, &checkpoint, &device, max_bytes)?;
+        Ok(Encoder { model, tokenizer, device, gpu, batch: 16 })
+    }
+
+    pub fn config(&self) -> &ClipConfig {
+        &self.model.config
+    }
+
+    pub fn tokenizer(&self) -> &ClipTokenizer {
+        &self.tokenizer
+    }
+
+    /// The checkpoint's `logit_scale` (a log; CLIP logits are `exp(logit_scale)·cos`).
+    pub fn logit_scale(&self) -> f32 {
+        self.model.logit_scale
+    }
+
+    /// The GPU the towers run on, if any.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        self.gpu.as_ref()
+    }
+
+    /// The checkpoint's own image preprocessing.
+    pub fn preset(&self) -> Preset {
+        let image = &self.model.config.image;
+        let resize = if image.longest_side {
+            Resize::LongestSidePad { size: image.size }
+        } else {
+            Resize::ShortestEdgeCrop { size: image.size, crop: image.size }
+        };
+        Preset { resize, mean: image.mean, std: image.std }
+    }
+
+    /// The position the config's pooling rule reads in `ids`.
+    fn pool_position(&self, ids: &[u32]) -> usize {
+        match self.model.config.text.pooling {
+            Pooling::FirstId(eos) => ids.iter().position(|&t| t == eos).unwrap_or(ids.len() - 1),
+            // First maximum, as torch.argmax.
+            Pooling::Argmax => ids.iter().enumerate().fold(0, |best, (i, &t)| if t > ids[best] { i } else { best }),
+        }
+    }
+
+    /// Embeddings of tokenised texts (each at most the context long), L2-normalised.
+    pub async fn embed_tokens(&self, texts: &[Tokens]) -> Result<Embeddings, ClipError> {
+        let dim = self.model.config.projection;
+        let vocab = self.model.config.text.vocab as u32;
+        let mut out = Vec::with_capacity(texts.len() * dim);
+        for chunk in texts.chunks(self.batch.max(1)) {
+            let pool: Vec<usize> = chunk.iter().map(|t| self.pool_position(&t.ids)).collect();
+            // Causal attention: positions after the last pooled one cannot change the result.
+            let tokens = pool.iter().max().map_or(1, |p| p + 1);
+            let mut ids = Vec::with_capacity(chunk.len() * tokens);
+            for t in chunk {
+                if let Some(&bad) = t.ids.iter().find(|&&id| id >= vocab) {
+                    return Err(ClipError::Input(format!(
+                        "token id {bad} is outside the model's vocabulary of {vocab}"
+                    )));
+                }
+                let padded = self.tokenizer.padded(t);
+                ids.extend(padded[..tokens].iter().map(|&id| id as i64));
+            }
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), tokens]), &self.device);
+            let embeds = self.model.text.forward(ids, &pool);
+            out.extend(self.read(embeds).await?);
+        }
+        Ok(normalized(dim, out))
+    }
+
+    /// Texts as scored: one normalised embedding per text that fits the context, the
+    /// LongAlign segment average for longer ones.
+    pub async fn embed_texts(&self, texts: &[String]) -> Result<Vec<TextEmbedding>, ClipError> {
+        let mut tokens = Vec::new();
+        let mut offsets = vec![0];
+        for text in texts {
+            let whole = self.tokenizer.encode(text)?;
+            if whole.truncated {
+                for segment in split_segments(text) {
+                    tokens.push(self.tokenizer.encode(&segment)?);
+                }
+            } else {
+                tokens.push(whole);
+            }
+            offsets.push(tokens.len());
+        }
+        let segments = self.embed_tokens(&tokens).await?;
+        let averaged = segment_averages(&segments, &offsets);
+        Ok((0..texts.len())
+            .map(|i| TextEmbedding { vector: averaged.row(i).to_vec(), segments: offsets[i + 1] - offsets[i] })
+            .collect())
+    }
+
+    /// Preprocesses one image for this model (on the GPU when the towers run there).
+    pub async fn pixels(&self, image: &Rgba, preset: &Preset) -> Result<Pixels, ClipError> {
+        let bad = |detail: String| ClipError::Image { name: image.name.clone(), detail };
+        let pixels = match &self.gpu {
+            Some(gpu) => gpu.preprocess(&image.data, image.width, image.height, preset).await?,
+            None => preprocess(&image.data, image.width, image.height, preset).map_err(|e| bad(e.to_string()))?,
+        };
+        let size = self.model.config.vision.image_size as u32;
+        if pixels.width != size || pixels.height != size {
+            return Err(bad(format!(
+                "is {}×{} after preprocessing and the model takes {size}×{size}: HPS v2's resize leaves an image \
+                 whose longest side already equals the size unpadded, so it cannot be encoded either",
+                pixels.width, pixels.height
+            )));
+        }
+        Ok(pixels)
+    }
+
+    /// L2-normalised image embeddings, with `preset` (the checkpoint's own when `None`).
+    pub async fn embed_images(&self, images: &[Rgba], preset: Option<&Preset>) -> Result<Embeddings, ClipError> {
+        let preset = preset.copied().unwrap_or_else(|| self.preset());
+        let dim = self.model.config.projection;
+        let size = self.model.config.vision.image_size;
+        let mut out = Vec::with_capacity(images.len() * dim);
+        for chunk in images.chunks(self.batch.max(1)) {
+            let mut data = Vec::with_capacity(chunk.len() * 3 * size * size);
+            for image in chunk {
+                data.extend(self.pixels(image, &preset).await?.data);
+            }
+            let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, size, size]), &self.device);
+            out.extend(self.read(self.model.vision.forward(pixels)).await?);
+        }
+        Ok(normalized(dim, out))
+    }
+
+    /// Reads a result back to the host, turning backend failures into errors.
+    async fn read(&self, tensor: Tensor<2>) -> Result<Vec<f32>, ClipError> {
+        let data = tensor.into_data_async().await.map_err(|e| ClipError::Execution(format!("{e:?}")))?;
+        data.try_into_vec::<f32>().map_err(|e| ClipError::Execution(format!("{e:?}")))
+    }
+}
+
+/// Rows of width `dim` (the config's projection, never 0), L2-normalised.
+fn normalized(dim: usize, values: Vec<f32>) -> Embeddings {
+    Embeddings { dim, data: values }.normalized()
+}
+
+/// Layout name for reports.
+pub fn layout_name(layout: Layout) -> &'static str {
+    match layout {
+        Layout::HuggingFace => "transformers CLIPModel",
+        Layout::OpenClip => "open_clip",
+    }
+}

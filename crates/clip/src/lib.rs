@@ -1,0 +1,28 @@
+//! prefscope-clip: CLIP-family text and vision towers as burn modules, loading the
+//! checkpoints people have (transformers CLIPModel and open_clip safetensors), with the
+//! tokenizer, image preprocessing and scorer presets around them.
+//!
+//! ```text
+//! ModelFiles ──config──▶ ClipConfig ──weights──▶ Clip (burn modules on a Device)
+//!      └─tokenizer.json──▶ ClipTokenizer        └──▶ Encoder::{embed_texts, embed_images}
+//! ```
+//! The towers run on burn-wgpu sharing prefscope-gpu's device, or on burn-flex on the CPU;
+//! scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
+//! their prefscope-core twins.
+
+pub mod clean;
+pub mod config;
+pub mod encoder;
+pub mod error;
+pub mod image;
+pub mod model;
+pub mod scorer;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::{Activation, ClipConfig, Layout, Pooling};
+pub use encoder::{Backend, Encoder, ModelFiles, TextEmbedding};
+pub use error::ClipError;
+pub use image::Rgba;
+pub use scorer::{Reference, ScoreRow, Scorer};
+pub use tokenizer::{ClipTokenizer, Convention, Tokens};

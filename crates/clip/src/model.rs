@@ -1,0 +1,180 @@
+//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers").
+//!
+//! burn 0.22 picks the backend at run time from the [`Device`]: the same modules run on
+//! burn-wgpu (sharing prefscope-gpu's device) and on burn-flex on the CPU. Weights are laid
+//! out for burn's `x · W` convention (`[in, out]`) when they are loaded, and q, k and v are
+//! fused into one projection, so a layer is four matrix products.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::module::{embedding, layer_norm, linear};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::{Activation, ClipConfig};
+
+/// `x · W + b` with `W` stored `[in, out]`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl Linear {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub epsilon: f64,
+}
+
+impl LayerNorm {
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.epsilon)
+    }
+}
+
+/// Multi-head self-attention with q, k, v fused: `qkv` maps `width → 3·width`.
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub qkv: Linear,
+    pub out: Linear,
+    pub heads: usize,
+}
+
+impl Attention {
+    /// `x`: `[batch, tokens, width]`; `mask`: additive `[1, 1, tokens, tokens]` (causal text).
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>) -> Tensor<3> {
+        let [batch, tokens, width] = x.dims();
+        let head_dim = width / self.heads;
+        // [B, L, 3, H, D] → [3, B, H, L, D]
+        let qkv = self.qkv.forward(x).reshape([batch, tokens, 3, self.heads, head_dim]).permute([2, 0, 3, 1, 4]);
+        let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([batch, self.heads, tokens, head_dim]);
+        let (q, k, v) = (part(0), part(1), part(2));
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
+        if let Some(mask) = mask {
+            scores = scores + mask.clone();
+        }
+        let context = softmax(scores, 3).matmul(v);
+        self.out.forward(context.swap_dims(1, 2).reshape([batch, tokens, width]))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    pub ln1: LayerNorm,
+    pub attn: Attention,
+    pub ln2: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl EncoderLayer {
+    /// Pre-LN: `x += attn(LN1(x))`, then `x += fc2(act(fc1(LN2(x))))`.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln1.forward(x), mask);
+        let h = self.fc1.forward(self.ln2.forward(x.clone()));
+        let h = match self.activation {
+            Activation::QuickGelu => h.clone() * sigmoid(h.mul_scalar(1.702)),
+            Activation::Gelu => gelu(h),
+        };
+        x + self.fc2.forward(h)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct TextTower {
+    /// `[vocab, width]`
+    pub token_embedding: Param<Tensor<2>>,
+    /// `[context, width]`
+    pub position_embedding: Param<Tensor<2>>,
+    pub layers: Vec<EncoderLayer>,
+    pub final_layer_norm: LayerNorm,
+    /// `[width, projection]`, no bias.
+    pub projection: Param<Tensor<2>>,
+}
+
+impl TextTower {
+    /// `ids`: `[batch, tokens]` (already cut after the last pooled position: with the causal
+    /// mask, later tokens cannot change it); `pool[b]` is the position pooled for row `b`.
+    /// Returns the projected, not yet normalised, embeddings `[batch, projection]`.
+    pub fn forward(&self, ids: Tensor<2, Int>, pool: &[usize]) -> Tensor<2> {
+        let [batch, tokens] = ids.dims();
+        let device = ids.device();
+        let width = self.position_embedding.dims()[1];
+        let positions = self.position_embedding.val().narrow(0, 0, tokens).unsqueeze::<3>();
+        let mut x = embedding(self.token_embedding.val(), ids) + positions;
+        let mask = causal_mask(tokens, &device);
+        for layer in &self.layers {
+            x = layer.forward(x, Some(&mask));
+        }
+        let x = self.final_layer_norm.forward(x).reshape([batch * tokens, width]);
+        let rows: Vec<i64> = pool.iter().enumerate().map(|(b, &p)| (b * tokens + p) as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &device);
+        x.select(0, rows).matmul(self.projection.val())
+    }
+}
+
+/// Additive causal mask `[1, 1, n, n]`: 0 on and below the diagonal, the lowest f32 above
+/// (what transformers adds; the softmax gives those positions exactly zero weight).
+fn causal_mask(n: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::MIN } else { 0.0 }).collect();
+    Tensor::from_data(TensorData::new(values, [1, 1, n, n]), device)
+}
+
+#[derive(Module, Debug)]
+pub struct VisionTower {
+    /// The patch convolution (stride = patch, no bias) as a matrix `[3·patch², width]` over
+    /// patches flattened channel-major, as the convolution's weight is.
+    pub patch_embedding: Param<Tensor<2>>,
+    pub class_embedding: Param<Tensor<1>>,
+    /// `[patches + 1, width]`
+    pub position_embedding: Param<Tensor<2>>,
+    pub pre_layernorm: LayerNorm,
+    pub layers: Vec<EncoderLayer>,
+    pub post_layernorm: LayerNorm,
+    /// `[width, projection]`, no bias.
+    pub projection: Param<Tensor<2>>,
+    pub patch_size: usize,
+}
+
+impl VisionTower {
+    /// `pixels`: `[batch, 3, size, size]`, normalised. Returns `[batch, projection]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let [batch, channels, height, width_px] = pixels.dims();
+        let p = self.patch_size;
+        let (gh, gw) = (height / p, width_px / p);
+        let width = self.class_embedding.dims()[0];
+        let patches = pixels
+            .reshape([batch, channels, gh, p, gw, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([batch, gh * gw, channels * p * p])
+            .matmul(self.patch_embedding.val().unsqueeze::<3>());
+        let class = self.class_embedding.val().reshape([1, 1, width]).expand([batch, 1, width]);
+        let x = Tensor::cat(vec![class, patches], 1) + self.position_embedding.val().unsqueeze::<3>();
+        let mut x = self.pre_layernorm.forward(x);
+        for layer in &self.layers {
+            x = layer.forward(x, None);
+        }
+        let first = x.narrow(1, 0, 1).reshape([batch, width]);
+        self.post_layernorm.forward(first).matmul(self.projection.val())
+    }
+}
+
+/// Both towers and the learned temperature.
+#[derive(Module, Debug)]
+pub struct Clip {
+    pub text: TextTower,
+    pub vision: VisionTower,
+    /// The learned temperature as stored: a log (`exp` of it multiplies cosines).
+    #[module(skip)]
+    pub logit_scale: f32,
+    #[module(skip)]
+    pub config: ClipConfig,
+}

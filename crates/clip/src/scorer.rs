@@ -1,0 +1,200 @@
+//! Scorer presets (FORMULAS.md "CLIP-style scores") and the scoring of a manifest: every row's
+//! score, its LongAlign split against a common direction, the reweighted score, and the
+//! softmax and rank within the row's group.
+
+use std::collections::HashMap;
+
+use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, PairScore};
+use prefscope_core::embedding::{dot, Embeddings};
+use prefscope_core::longalign::{common_direction, decompose};
+use prefscope_core::preprocess::{Preset, Resize};
+
+use crate::encoder::Encoder;
+use crate::error::ClipError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scorer {
+    /// CLIP logits `exp(logit_scale)·cos`.
+    Clip,
+    /// torchmetrics' CLIPScore per pair, `100·cos` (its dataset value clamps the mean at 0).
+    ClipScore,
+    /// The CLIPScore paper's `2.5·max(cos, 0)`, texts prefixed with "A photo depicts ".
+    ClipScoreOriginal,
+    /// PickScore: logits, softmax over the images of a prompt.
+    PickScore,
+    /// HPS v2: the cosine, images resized on the longest side and zero-padded.
+    Hps,
+}
+
+/// The prefix jmhessel/clipscore puts before every caption.
+pub const CLIPSCORE_PREFIX: &str = "A photo depicts ";
+
+impl Scorer {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "clip" => Scorer::Clip,
+            "clipscore" => Scorer::ClipScore,
+            "clipscore-original" => Scorer::ClipScoreOriginal,
+            "pickscore" => Scorer::PickScore,
+            "hps" => Scorer::Hps,
+            other => {
+                return Err(format!("unknown preset `{other}` (clip, clipscore, clipscore-original, pickscore, hps)"))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scorer::Clip => "clip",
+            Scorer::ClipScore => "clipscore",
+            Scorer::ClipScoreOriginal => "clipscore-original",
+            Scorer::PickScore => "pickscore",
+            Scorer::Hps => "hps",
+        }
+    }
+
+    /// The per-pair formula, given the checkpoint's `logit_scale` (a log).
+    pub fn pair_score(self, logit_scale: f32) -> PairScore {
+        match self {
+            Scorer::Clip | Scorer::PickScore => PairScore::Logit { logit_scale },
+            Scorer::ClipScore => PairScore::ClipScore,
+            Scorer::ClipScoreOriginal => PairScore::ClipScoreOriginal,
+            Scorer::Hps => PairScore::Cosine,
+        }
+    }
+
+    /// Image preprocessing: HPS v2's longest-side pad, otherwise the checkpoint's own.
+    pub fn preset(self, checkpoint: Preset) -> Preset {
+        match (self, checkpoint.resize) {
+            (Scorer::Hps, Resize::ShortestEdgeCrop { crop, .. }) => {
+                Preset { resize: Resize::LongestSidePad { size: crop }, ..checkpoint }
+            }
+            _ => checkpoint,
+        }
+    }
+
+    /// The text as the preset's reference encodes it.
+    pub fn text(self, prompt: &str) -> String {
+        match self {
+            Scorer::ClipScoreOriginal => format!("{CLIPSCORE_PREFIX}{prompt}"),
+            _ => prompt.to_string(),
+        }
+    }
+}
+
+/// One scored manifest row (DESIGN.md `prefscope score`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreRow {
+    pub id: String,
+    pub group: String,
+    pub prompt: String,
+    pub image: String,
+    pub score: f32,
+    pub relevant: f32,
+    pub irrelevant: f32,
+    pub reweighted: f32,
+    pub probability: f32,
+    pub rank: u32,
+}
+
+/// Where the common text direction came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reference {
+    /// prefscope's bundled prompt set ([`DEFAULT_REFERENCE_PROMPTS`]).
+    Bundled,
+    /// Prompts the user gave.
+    Prompts(Vec<String>),
+}
+
+/// The bundled reference prompt set: varied captions of the kind text-to-image benchmarks
+/// use, one per line.
+pub const DEFAULT_REFERENCE_PROMPTS: &str = include_str!("reference_prompts.txt");
+
+impl Reference {
+    pub fn prompts(&self) -> Vec<String> {
+        match self {
+            Reference::Bundled => {
+                DEFAULT_REFERENCE_PROMPTS.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+            }
+            Reference::Prompts(p) => p.clone(),
+        }
+    }
+}
+
+/// A row to score: a prompt against one of the embedded images, in a group, with an id.
+pub struct Item<'a> {
+    pub id: String,
+    /// Rows of a group compete in the softmax and the ranking (the prompt when `None`).
+    pub group: Option<String>,
+    pub prompt: &'a str,
+    /// Row of the image embeddings, and the name the output reports.
+    pub image: usize,
+    pub image_name: &'a str,
+}
+
+/// `u`: the normalised mean of the reference prompts' embeddings, as the preset encodes them.
+pub async fn common_text_direction(
+    encoder: &Encoder,
+    scorer: Scorer,
+    reference: &Reference,
+) -> Result<Vec<f32>, ClipError> {
+    let texts: Vec<String> = reference.prompts().iter().map(|p| scorer.text(p)).collect();
+    let embedded = encoder.embed_texts(&texts).await?;
+    let rows: Vec<&[f32]> = embedded.iter().map(|t| t.vector.as_slice()).collect();
+    let texts =
+        Embeddings::from_rows(&rows).ok_or_else(|| ClipError::Input("the reference prompt set is empty".into()))?;
+    Ok(common_direction(&texts))
+}
+
+/// Scores rows against image embeddings (L2-normalised, from [`Encoder::embed_images`] with
+/// [`Scorer::preset`]); each distinct prompt is embedded once.
+pub async fn score(
+    encoder: &Encoder,
+    items: &[Item<'_>],
+    images: &Embeddings,
+    scorer: Scorer,
+    reweight: f32,
+    u: &[f32],
+) -> Result<Vec<ScoreRow>, ClipError> {
+    let mut prompt_index: HashMap<&str, usize> = HashMap::new();
+    let mut prompts = Vec::new();
+    for item in items {
+        prompt_index.entry(item.prompt).or_insert_with(|| {
+            prompts.push(scorer.text(item.prompt));
+            prompts.len() - 1
+        });
+    }
+    let texts = encoder.embed_texts(&prompts).await?;
+    let pair = scorer.pair_score(encoder.logit_scale());
+    let (scale, _) = pair.affine();
+    let mut group_ids: HashMap<String, u32> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    let mut groups = Vec::with_capacity(items.len());
+    for item in items {
+        let text = &texts[prompt_index[item.prompt]].vector;
+        let image = images.row(item.image);
+        let parts = decompose(text, image, u, scale);
+        let cosine = dot(text, image) as f32;
+        let group = item.group.clone().unwrap_or_else(|| item.prompt.to_string());
+        let next = group_ids.len() as u32;
+        groups.push(*group_ids.entry(group.clone()).or_insert(next));
+        out.push(ScoreRow {
+            id: item.id.clone(),
+            group,
+            prompt: item.prompt.to_string(),
+            image: item.image_name.to_string(),
+            score: pair.apply(cosine),
+            relevant: parts.relevant,
+            irrelevant: parts.irrelevant,
+            reweighted: parts.reweighted(reweight),
+            probability: 0.0,
+            rank: 0,
+        });
+    }
+    let scores: Vec<f32> = out.iter().map(|r| r.score).collect();
+    for ((row, p), r) in out.iter_mut().zip(grouped_softmax(&scores, &groups)).zip(grouped_ranks(&scores, &groups)) {
+        row.probability = p;
+        row.rank = r;
+    }
+    Ok(out)
+}
