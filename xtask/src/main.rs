@@ -144,6 +144,8 @@ fn test() -> Result {
             ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
             ("CHROMEDRIVER", &driver),
             ("RUSTFLAGS", "-Dwarnings"),
+            // The towers on SwiftShader take about a minute; the runner's default is 20 s.
+            ("WASM_BINDGEN_TEST_TIMEOUT", "600"),
         ];
         run_with(&program, &args, &env)?;
     }

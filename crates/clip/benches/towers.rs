@@ -2,7 +2,8 @@
 //!
 //! The model has exactly openai/clip-vit-base-patch32's shapes with random weights (built here
 //! as a safetensors file, so nothing is downloaded). Each backend is timed cold (load, first
-//! embedding: kernel compilation included) and warm (best of REPEATS batches). PyTorch eager
+//! embedding: kernel compilation included), after `Encoder::warm_up`, and at throughput (best
+//! of REPEATS batches). PyTorch eager
 //! fp32 (xtask/bench/clip_torch.py) runs on its best device when .venv-reference exists.
 //!
 //! `cargo xtask bench` runs it; `PREFSCOPE_BENCH_BATCH` (default 64) sets the batch.
@@ -121,8 +122,10 @@ fn inputs(batch: usize) -> (Vec<String>, Vec<Rgba>) {
 
 struct Timing {
     load: f64,
-    first_text: f64,
-    first_image: f64,
+    /// First text and first image right after loading: kernel compilation included.
+    cold: f64,
+    /// The same after [`Encoder::warm_up`] has run.
+    warm: f64,
     text_per_s: f64,
     image_per_s: f64,
 }
@@ -133,12 +136,15 @@ fn time(files: &ModelFiles, backend: Backend, batch: usize) -> Timing {
     let mut encoder = Encoder::load(files, backend).expect("load");
     encoder.batch = batch;
     let load = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    pollster::block_on(encoder.embed_texts(&texts[..1])).expect("text");
-    let first_text = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    pollster::block_on(encoder.embed_images(&images[..1], None)).expect("image");
-    let first_image = t.elapsed().as_secs_f64();
+    let first = || {
+        let t = Instant::now();
+        pollster::block_on(encoder.embed_texts(&texts[..1])).expect("text");
+        pollster::block_on(encoder.embed_images(&images[..1], None)).expect("image");
+        t.elapsed().as_secs_f64()
+    };
+    let cold = first();
+    pollster::block_on(encoder.warm_up()).expect("warm-up");
+    let warm = first();
     let best = |f: &dyn Fn()| {
         f(); // the batch shape's own first run
         (0..REPEATS)
@@ -155,7 +161,7 @@ fn time(files: &ModelFiles, backend: Backend, batch: usize) -> Timing {
     let image_s = best(&|| {
         pollster::block_on(encoder.embed_images(&images, None)).expect("images");
     });
-    Timing { load, first_text, first_image, text_per_s: batch as f64 / text_s, image_per_s: batch as f64 / image_s }
+    Timing { load, cold, warm, text_per_s: batch as f64 / text_s, image_per_s: batch as f64 / image_s }
 }
 
 /// `{"device": …, "text_per_s": …, "image_per_s": …}` from the PyTorch script, if the venv exists.
@@ -193,15 +199,16 @@ fn main() {
     rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch)));
     let baseline = torch(batch);
     println!(
-        "\n{:<44} {:>8} {:>11} {:>12} {:>10} {:>10}",
-        "backend", "load s", "1st text s", "1st image s", "texts/s", "images/s"
+        "\n{:<44} {:>8} {:>12} {:>12} {:>10} {:>10}",
+        "backend", "load s", "cold 1st s", "warm 1st s", "texts/s", "images/s"
     );
     for (name, t) in &rows {
         println!(
-            "{name:<44} {:>8.2} {:>11.2} {:>12.2} {:>10.1} {:>10.1}",
-            t.load, t.first_text, t.first_image, t.text_per_s, t.image_per_s
+            "{name:<44} {:>8.2} {:>12.2} {:>12.3} {:>10.1} {:>10.1}",
+            t.load, t.cold, t.warm, t.text_per_s, t.image_per_s
         );
     }
+    println!("(1st: one text and one image, embedded one after the other)");
     if let Some(b) = baseline {
         let (tps, ips) = (b["text_per_s"].as_f64().unwrap_or(f64::NAN), b["image_per_s"].as_f64().unwrap_or(f64::NAN));
         println!(

@@ -176,6 +176,19 @@ impl Encoder {
         Preset { resize, mean: image.mean, std: image.std }
     }
 
+    /// Runs both towers once on a dummy text and image so that burn-wgpu compiles its kernels
+    /// now (seconds on a first run) rather than on the user's first input; the web app calls
+    /// it while the user is still choosing files. Cheap on the CPU backend.
+    pub async fn warm_up(&self) -> Result<(), ClipError> {
+        let tokens = self.tokenizer.encode("a photo")?;
+        self.embed_tokens(std::slice::from_ref(&tokens)).await?;
+        let size = self.model.config.vision.image_size as u32;
+        let blank =
+            Rgba { name: "warm-up".into(), width: size, height: size, data: vec![127; (size * size * 4) as usize] };
+        self.embed_images(std::slice::from_ref(&blank), None).await?;
+        Ok(())
+    }
+
     /// The position the config's pooling rule reads in `ids`.
     fn pool_position(&self, ids: &[u32]) -> usize {
         match self.model.config.text.pooling {
