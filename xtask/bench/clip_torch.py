@@ -9,23 +9,11 @@ Usage: python clip_torch.py BATCH REPEATS
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch
 from transformers import CLIPConfig, CLIPModel
-
-
-def best(repeats, fn, sync):
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best
 
 
 def main():

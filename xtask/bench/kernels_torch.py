@@ -6,22 +6,10 @@ Usage: python kernels_torch.py SCALE REPEATS
 """
 import json
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
-
-
-def best(repeats, fn, sync):
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best
 
 
 def main():

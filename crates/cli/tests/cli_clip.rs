@@ -158,42 +158,24 @@ fn score_rows_carry_the_contract_columns() {
     }
 }
 
+/// Runs prefscope expecting failure; returns its stderr.
+fn failure(args: &[&str]) -> String {
+    let out = prefscope(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn errors_name_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path(), MODEL);
     let manifest = tmp.path().join("m.jsonl");
     std::fs::write(&manifest, "{\"prompt\": \"a\", \"image\": \"missing.png\"}\n").unwrap();
-    let out = prefscope(&[
-        "score",
-        "--model",
-        model.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("missing.png"), "{err}");
-    let out = prefscope(&[
-        "embed",
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--texts",
-        manifest.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("config.json"), "{err}");
-    let out = prefscope(&[
-        "score",
-        "--model",
-        model.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--preset",
-        "nope",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset"));
+    let (model, manifest, empty) = (model.to_str().unwrap(), manifest.to_str().unwrap(), tmp.path().to_str().unwrap());
+    let err = failure(&["score", "--model", model, "--manifest", manifest, "--device", "cpu"]);
+    assert!(err.contains("missing.png"), "{err}");
+    let err = failure(&["embed", "--model", empty, "--texts", manifest, "--device", "cpu"]);
+    assert!(err.contains("config.json"), "{err}");
+    let err = failure(&["score", "--model", model, "--manifest", manifest, "--preset", "nope"]);
+    assert!(err.contains("unknown preset"), "{err}");
 }

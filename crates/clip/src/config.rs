@@ -63,6 +63,28 @@ pub struct VisionConfig {
 }
 
 impl VisionConfig {
+    /// Reads image and patch size (defaults differ by library), checking they tile.
+    fn read(keys: &Keys, tower: Tower, default_patch: usize) -> Result<Self, ClipError> {
+        let config = VisionConfig {
+            tower,
+            image_size: keys.usize("image_size", 224)?,
+            patch_size: keys.usize("patch_size", default_patch)?,
+        };
+        if config.image_size % config.patch_size != 0 {
+            return Err(ClipError::config(
+                keys.file,
+                format!(
+                    "`{}` {} is not a multiple of `{}` {}",
+                    keys.name("image_size"),
+                    config.image_size,
+                    keys.name("patch_size"),
+                    config.patch_size
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
     pub fn patches(&self) -> usize {
         (self.image_size / self.patch_size).pow(2)
     }
@@ -240,20 +262,7 @@ impl ClipConfig {
                 format!("vision_config.num_channels = {channels}: only RGB models are supported"),
             ));
         }
-        let vision_cfg = VisionConfig {
-            tower: vision_tower,
-            image_size: vision.usize("image_size", 224)?,
-            patch_size: vision.usize("patch_size", 32)?,
-        };
-        if vision_cfg.image_size % vision_cfg.patch_size != 0 {
-            return Err(ClipError::config(
-                FILE,
-                format!(
-                    "vision_config.image_size {} is not a multiple of patch_size {}",
-                    vision_cfg.image_size, vision_cfg.patch_size
-                ),
-            ));
-        }
+        let vision_cfg = VisionConfig::read(&vision, vision_tower, 32)?;
         let mut image =
             ImageConfig { size: vision_cfg.image_size as u32, mean: OPENAI_MEAN, std: OPENAI_STD, longest_side: false };
         if let Some(bytes) = preprocessor {
@@ -343,20 +352,7 @@ impl ClipConfig {
         };
         check_heads(FILE, "model_cfg.vision_cfg", &vision_tower)?;
         check_heads(FILE, "model_cfg.text_cfg", &text_tower)?;
-        let vision_cfg = VisionConfig {
-            tower: vision_tower,
-            image_size: vision.usize("image_size", 224)?,
-            patch_size: vision.usize("patch_size", 16)?,
-        };
-        if vision_cfg.image_size % vision_cfg.patch_size != 0 {
-            return Err(ClipError::config(
-                FILE,
-                format!(
-                    "vision_cfg.image_size {} is not a multiple of patch_size {}",
-                    vision_cfg.image_size, vision_cfg.patch_size
-                ),
-            ));
-        }
+        let vision_cfg = VisionConfig::read(&vision, vision_tower, 16)?;
         let longest_side = match pre.str("resize_mode") {
             None | Some("shortest") => false,
             Some("longest") => true,
