@@ -70,7 +70,7 @@ impl VisionConfig {
             image_size: keys.usize("image_size", 224)?,
             patch_size: keys.usize("patch_size", default_patch)?,
         };
-        if config.image_size % config.patch_size != 0 {
+        if !config.image_size.is_multiple_of(config.patch_size) {
             return Err(ClipError::config(
                 keys.file,
                 format!(
@@ -210,7 +210,7 @@ fn hf_activation(keys: &Keys, default: Activation) -> Result<Activation, ClipErr
 }
 
 fn check_heads(file: &str, what: &str, tower: &Tower) -> Result<(), ClipError> {
-    if tower.width % tower.heads != 0 {
+    if !tower.width.is_multiple_of(tower.heads) {
         return Err(ClipError::config(
             file,
             format!("{what}: width {} is not divisible by {} heads", tower.width, tower.heads),

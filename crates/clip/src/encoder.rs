@@ -1,8 +1,6 @@
-//! A loaded model ready to embed: files → config → weights on a device, plus the tokenizer
+//! A loaded model ready to embed: config → weights on a device, plus the tokenizer
 //! and the image preset. Texts longer than the context are encoded segment by segment and
 //! averaged (LongAlign); images are preprocessed on the GPU when the towers run there.
-
-use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prefscope_core::embedding::Embeddings;
@@ -10,93 +8,13 @@ use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
-use crate::config::{ClipConfig, Layout, Pooling};
+use crate::config::{Layout, Pooling};
 use crate::error::ClipError;
+use crate::files::ModelFiles;
 use crate::image::Rgba;
 use crate::model::Clip;
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::Checkpoint;
-
-/// The files of a model directory, by file name (a folder natively, fetched or dropped files
-/// in the browser).
-#[derive(Default)]
-pub struct ModelFiles {
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-const HF_WEIGHTS: &str = "model.safetensors";
-const OPEN_CLIP_WEIGHTS: &str = "open_clip_model.safetensors";
-
-impl ModelFiles {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn insert(&mut self, name: &str, bytes: Vec<u8>) {
-        self.files.insert(name.to_string(), bytes);
-    }
-
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.files.get(name).map(Vec::as_slice)
-    }
-
-    /// Reads the files prefscope uses from a model directory.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_dir(dir: &std::path::Path) -> Result<Self, ClipError> {
-        let mut files = ModelFiles::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| ClipError::File {
-            file: dir.display().to_string(),
-            detail: format!("cannot read the model directory: {e}"),
-        })?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".json") || name.ends_with(".safetensors") {
-                let bytes = std::fs::read(entry.path())
-                    .map_err(|e| ClipError::File { file: entry.path().display().to_string(), detail: e.to_string() })?;
-                files.insert(&name, bytes);
-            }
-        }
-        Ok(files)
-    }
-
-    /// The config and the weights' file name, by which config file is present.
-    fn config(&self) -> Result<(ClipConfig, String), ClipError> {
-        if let Some(config) = self.get("open_clip_config.json") {
-            let config = ClipConfig::from_open_clip(config)?;
-            let weights = if self.get(OPEN_CLIP_WEIGHTS).is_some() {
-                OPEN_CLIP_WEIGHTS.to_string()
-            } else {
-                self.single_safetensors(OPEN_CLIP_WEIGHTS)?
-            };
-            return Ok((config, weights));
-        }
-        if let Some(config) = self.get("config.json") {
-            let config = ClipConfig::from_huggingface(config, self.get("preprocessor_config.json"))?;
-            return Ok((config, HF_WEIGHTS.to_string()));
-        }
-        Err(ClipError::File {
-            file: "config.json".into(),
-            detail: "missing: a model needs config.json (Hugging Face CLIPModel) or open_clip_config.json".into(),
-        })
-    }
-
-    /// open_clip checkpoints converted by hand carry various names: accept the one
-    /// .safetensors file there is.
-    fn single_safetensors(&self, wanted: &str) -> Result<String, ClipError> {
-        let found: Vec<&String> = self.files.keys().filter(|k| k.ends_with(".safetensors")).collect();
-        match found.as_slice() {
-            [one] => Ok(one.to_string()),
-            [] => Err(ClipError::File {
-                file: wanted.into(),
-                detail: "missing: no .safetensors file in the model".into(),
-            }),
-            many => Err(ClipError::File {
-                file: wanted.into(),
-                detail: format!("missing, and several other .safetensors files ({many:?}) leave the choice open"),
-            }),
-        }
-    }
-}
 
 /// Where the towers run.
 pub enum Backend {
@@ -129,16 +47,16 @@ impl Encoder {
     /// Loads a model from its files onto `backend`.
     pub fn load(files: &ModelFiles, backend: Backend) -> Result<Self, ClipError> {
         let (config, weights_name) = files.config()?;
-        let tokenizer_bytes = files.get("tokenizer.json").ok_or_else(|| ClipError::File {
+        let tokenizer_bytes = files.read("tokenizer.json")?.ok_or_else(|| ClipError::File {
             file: "tokenizer.json".into(),
             detail: "missing: the model directory needs the tokenizer.json of its CLIP tokenizer".into(),
         })?;
-        let tokenizer = ClipTokenizer::from_json(tokenizer_bytes, config.layout.into(), config.text.context)?;
-        let weights = files.get(&weights_name).ok_or_else(|| ClipError::File {
+        let tokenizer = ClipTokenizer::from_json(&tokenizer_bytes, config.layout.into(), config.text.context)?;
+        let weights = files.read(&weights_name)?.ok_or_else(|| ClipError::File {
             file: weights_name.clone(),
             detail: "missing: the weights of the model".into(),
         })?;
-        let checkpoint = Checkpoint::parse(&weights_name, weights)?;
+        let checkpoint = Checkpoint::parse(&weights_name, &weights)?;
         let (device, gpu, max_bytes) = match backend {
             Backend::Gpu(gpu) => (Device::from(gpu.burn_device()?), Some(gpu.clone()), gpu.binding_limit()),
             Backend::Cpu => (Device::flex(), None, u64::MAX),

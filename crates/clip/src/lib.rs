@@ -14,6 +14,7 @@ pub mod clean;
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod files;
 pub mod image;
 pub mod model;
 pub mod scorer;
@@ -21,8 +22,9 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, Layout, Pooling};
-pub use encoder::{Backend, Encoder, ModelFiles, TextEmbedding};
+pub use encoder::{Backend, Encoder, TextEmbedding};
 pub use error::ClipError;
+pub use files::ModelFiles;
 pub use image::Rgba;
 pub use scorer::{Reference, ScoreRow, Scorer};
 pub use tokenizer::{ClipTokenizer, Convention, Tokens};

@@ -33,7 +33,8 @@ fn safetensors(entries: &[(String, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn entries(files: &ModelFiles) -> Vec<(String, &'static str, Vec<usize>, Vec<u8>)> {
-    let st = safetensors::SafeTensors::deserialize(files.get("model.safetensors").unwrap()).unwrap();
+    let bytes = files.read("model.safetensors").unwrap().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<_> = st
         .tensors()
         .into_iter()
@@ -48,7 +49,7 @@ const HF: &str = "hf-quickgelu-f32";
 #[test]
 fn truncated_and_garbled_files() {
     let e = load_with(HF, |f| {
-        let bytes = f.get("model.safetensors").unwrap();
+        let bytes = f.read("model.safetensors").unwrap().unwrap();
         let cut = bytes[..bytes.len() / 2].to_vec();
         f.insert("model.safetensors", cut);
     });
@@ -108,21 +109,40 @@ fn missing_tensor_wrong_shape_unknown_dtype() {
 #[test]
 fn unsupported_configs_are_refused_by_name() {
     let e = load_with(HF, |f| {
-        let mut config: serde_json::Value = serde_json::from_slice(f.get("config.json").unwrap()).unwrap();
+        let mut config: serde_json::Value = serde_json::from_slice(&f.read("config.json").unwrap().unwrap()).unwrap();
         config["text_config"]["hidden_act"] = "gelu_new".into();
         f.insert("config.json", serde_json::to_vec(&config).unwrap());
     });
     assert!(e.to_string().contains("text_config.hidden_act"), "{e}");
     let e = load_with("openclip-gelu-bf16", |f| {
-        let mut config: serde_json::Value = serde_json::from_slice(f.get("open_clip_config.json").unwrap()).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&f.read("open_clip_config.json").unwrap().unwrap()).unwrap();
         config["model_cfg"]["vision_cfg"]["ls_init_value"] = 0.1.into();
         f.insert("open_clip_config.json", serde_json::to_vec(&config).unwrap());
     });
     assert!(e.to_string().contains("model_cfg.vision_cfg.ls_init_value"), "{e}");
     let e = load_with(HF, |f| {
         let mut files = ModelFiles::new();
-        files.insert("tokenizer.json", f.get("tokenizer.json").unwrap().to_vec());
+        files.insert("tokenizer.json", f.read("tokenizer.json").unwrap().unwrap().into_owned());
         *f = files;
     });
     assert!(e.to_string().contains("config.json"), "{e}");
+}
+
+#[test]
+fn a_folder_with_both_layouts_reads_the_transformers_one() {
+    let open_clip = model_files("openclip-quickgelu-f32");
+    let mut both = model_files(HF);
+    for name in ["open_clip_config.json", "open_clip_model.safetensors"] {
+        both.insert(name, open_clip.read(name).unwrap().unwrap().into_owned());
+    }
+    let encoder = Encoder::load(&both, Backend::Cpu).unwrap();
+    assert_eq!(encoder.config().layout, prefscope_clip::Layout::HuggingFace);
+    // Without transformers' weights, the open_clip copy is the model.
+    let mut files = ModelFiles::new();
+    for name in ["config.json", "open_clip_config.json", "open_clip_model.safetensors", "tokenizer.json"] {
+        files.insert(name, both.read(name).unwrap().unwrap().into_owned());
+    }
+    let encoder = Encoder::load(&files, Backend::Cpu).unwrap();
+    assert_eq!(encoder.config().layout, prefscope_clip::Layout::OpenClip);
 }
