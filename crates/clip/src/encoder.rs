@@ -8,7 +8,7 @@ use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
-use crate::config::{Layout, Pooling};
+use crate::config::{ClipConfig, Layout, Pooling};
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
