@@ -8,7 +8,7 @@ use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
-use crate::config::{ClipConfig, Layout, Pooling};
+use crate::config::{ClipConfig, Layout, Pooling, Tower};
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
@@ -39,6 +39,8 @@ pub struct Encoder {
     tokenizer: ClipTokenizer,
     device: Device,
     gpu: Option<Gpu>,
+    /// The device's largest buffer binding (`u64::MAX` on the CPU).
+    max_bytes: u64,
     /// Texts / images per forward pass.
     pub batch: usize,
 }
@@ -62,7 +64,22 @@ impl Encoder {
             Backend::Cpu => (Device::flex(), None, u64::MAX),
         };
         let model = Clip::load(&config, &checkpoint, &device, max_bytes)?;
-        Ok(Encoder { model, tokenizer, device, gpu, batch: 16 })
+        Ok(Encoder { model, tokenizer, device, gpu, max_bytes, batch: 16 })
+    }
+
+    /// Refuses a batch whose largest activation (the MLP's hidden layer or the attention
+    /// scores) would not fit one buffer binding, rather than letting the backend fail on it.
+    fn check_batch(&self, tower: &Tower, what: &str, batch: usize, tokens: usize) -> Result<(), ClipError> {
+        let largest = (batch * tokens * tower.mlp.max(3 * tower.width)).max(batch * tower.heads * tokens * tokens);
+        let bytes = largest as u64 * 4;
+        if bytes > self.max_bytes {
+            return Err(ClipError::Input(format!(
+                "a batch of {batch} {what} needs a {bytes}-byte buffer, past the adapter's largest binding \
+                 ({} bytes): use a smaller batch",
+                self.max_bytes
+            )));
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &ClipConfig {
@@ -125,6 +142,7 @@ impl Encoder {
             let pool: Vec<usize> = chunk.iter().map(|t| self.pool_position(&t.ids)).collect();
             // Causal attention: positions after the last pooled one cannot change the result.
             let tokens = pool.iter().max().map_or(1, |p| p + 1);
+            self.check_batch(&self.model.config.text.tower, "texts", chunk.len(), tokens)?;
             let mut ids = Vec::with_capacity(chunk.len() * tokens);
             for t in chunk {
                 if let Some(&bad) = t.ids.iter().find(|&&id| id >= vocab) {
@@ -189,6 +207,8 @@ impl Encoder {
         let dim = self.model.config.projection;
         let size = self.model.config.vision.image_size;
         let mut out = Vec::with_capacity(images.len() * dim);
+        let vision = &self.model.config.vision;
+        self.check_batch(&vision.tower, "images", self.batch.max(1).min(images.len()), vision.patches() + 1)?;
         for chunk in images.chunks(self.batch.max(1)) {
             let mut data = Vec::with_capacity(chunk.len() * 3 * size * size);
             for image in chunk {

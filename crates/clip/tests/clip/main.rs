@@ -39,3 +39,18 @@ fn towers_match_the_references_on_wgpu() {
         pollster::block_on(golden::check_model(name, "burn-wgpu", Backend::Gpu(gpu())));
     }
 }
+
+#[test]
+fn oversized_weights_and_batches_are_refused_before_the_device_sees_them() {
+    let files = common::model_files("hf-quickgelu-f32");
+    // The token embedding (49 408 × 8 f32, 1.6 MB) is the largest weight.
+    let err = prefscope_clip::Encoder::load(&files, Backend::Gpu(gpu().with_binding_limit(1 << 20))).err().unwrap();
+    assert!(err.to_string().contains("text_model.embeddings.token_embedding.weight"), "{err}");
+    let mut encoder = prefscope_clip::Encoder::load(&files, Backend::Gpu(gpu().with_binding_limit(2 << 20))).unwrap();
+    encoder.batch = 4000;
+    let texts = vec!["a long prompt ".repeat(20); 4000];
+    let err = pollster::block_on(encoder.embed_texts(&texts)).err().unwrap();
+    assert!(err.to_string().contains("use a smaller batch"), "{err}");
+    encoder.batch = 8;
+    assert_eq!(pollster::block_on(encoder.embed_texts(&texts[..8])).unwrap().len(), 8);
+}
