@@ -126,6 +126,16 @@ impl<'a> Keys<'a> {
         Ok(Keys { file, path: path.to_string(), map })
     }
 
+    /// `root[key]` with `root[legacy]` laid over it: configs written by transformers before
+    /// 4.19 (PickScore_v1, laion's ViT-H-14) keep their real values in `*_config_dict`, which
+    /// `CLIPConfig` lets override `*_config`.
+    fn merged(file: &'a str, key: &str, root: &Value, legacy: &str) -> Result<Self, ClipError> {
+        let mut keys = Keys::new(file, key, root.get(key))?;
+        let over = Keys::new(file, legacy, root.get(legacy))?;
+        keys.map.extend(over.map);
+        Ok(keys)
+    }
+
     fn name(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -231,8 +241,8 @@ impl ClipConfig {
                 return Err(ClipError::config(FILE, format!("model_type \"{kind}\" is not a CLIPModel")));
             }
         }
-        let text = Keys::new(FILE, "text_config", root.get("text_config"))?;
-        let vision = Keys::new(FILE, "vision_config", root.get("vision_config"))?;
+        let text = Keys::merged(FILE, "text_config", &root, "text_config_dict")?;
+        let vision = Keys::merged(FILE, "vision_config", &root, "vision_config_dict")?;
         let text_tower = Tower {
             width: text.usize("hidden_size", 512)?,
             layers: text.usize("num_hidden_layers", 12)?,
@@ -380,5 +390,27 @@ impl ClipConfig {
             vision: vision_cfg,
             projection: top.usize("embed_dim", 512)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_config_dicts_override_and_defaults_fill_in() {
+        let json = br#"{"model_type": "clip", "projection_dim": 1024,
+            "text_config": {"hidden_size": 512, "hidden_act": "quick_gelu"},
+            "text_config_dict": {"hidden_size": 1024, "num_attention_heads": 16, "hidden_act": "gelu"},
+            "vision_config_dict": {"hidden_size": 1280, "num_attention_heads": 16, "image_size": 224, "patch_size": 14}}"#;
+        let config = ClipConfig::from_huggingface(json, None).unwrap();
+        assert_eq!((config.text.tower.width, config.text.tower.heads), (1024, 16));
+        assert_eq!(config.text.tower.activation, Activation::Gelu);
+        assert_eq!((config.vision.tower.width, config.vision.patches()), (1280, 256));
+        assert_eq!(config.vision.tower.activation, Activation::QuickGelu); // CLIPVisionConfig's default
+        assert_eq!(config.text.pooling, Pooling::FirstId(49407));
+        let bad = br#"{"vision_config": {"image_size": 224, "patch_size": 15}}"#;
+        let err = ClipConfig::from_huggingface(bad, None).unwrap_err().to_string();
+        assert!(err.contains("vision_config.image_size"), "{err}");
     }
 }
