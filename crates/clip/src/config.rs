@@ -219,6 +219,20 @@ fn hf_activation(keys: &Keys, default: Activation) -> Result<Activation, ClipErr
     }
 }
 
+/// One transformers tower config with the given defaults for absent keys.
+fn hf_tower(keys: &Keys, (width, layers, heads, mlp): (usize, usize, usize, usize)) -> Result<Tower, ClipError> {
+    let tower = Tower {
+        width: keys.usize("hidden_size", width)?,
+        layers: keys.usize("num_hidden_layers", layers)?,
+        heads: keys.usize("num_attention_heads", heads)?,
+        mlp: keys.usize("intermediate_size", mlp)?,
+        activation: hf_activation(keys, Activation::QuickGelu)?,
+        eps: keys.f64("layer_norm_eps", 1e-5)?,
+    };
+    check_heads(keys.file, &keys.path, &tower)?;
+    Ok(tower)
+}
+
 fn check_heads(file: &str, what: &str, tower: &Tower) -> Result<(), ClipError> {
     if !tower.width.is_multiple_of(tower.heads) {
         return Err(ClipError::config(
@@ -243,24 +257,9 @@ impl ClipConfig {
         }
         let text = Keys::merged(FILE, "text_config", &root, "text_config_dict")?;
         let vision = Keys::merged(FILE, "vision_config", &root, "vision_config_dict")?;
-        let text_tower = Tower {
-            width: text.usize("hidden_size", 512)?,
-            layers: text.usize("num_hidden_layers", 12)?,
-            heads: text.usize("num_attention_heads", 8)?,
-            mlp: text.usize("intermediate_size", 2048)?,
-            activation: hf_activation(&text, Activation::QuickGelu)?,
-            eps: text.f64("layer_norm_eps", 1e-5)?,
-        };
-        let vision_tower = Tower {
-            width: vision.usize("hidden_size", 768)?,
-            layers: vision.usize("num_hidden_layers", 12)?,
-            heads: vision.usize("num_attention_heads", 12)?,
-            mlp: vision.usize("intermediate_size", 3072)?,
-            activation: hf_activation(&vision, Activation::QuickGelu)?,
-            eps: vision.f64("layer_norm_eps", 1e-5)?,
-        };
-        check_heads(FILE, "text_config", &text_tower)?;
-        check_heads(FILE, "vision_config", &vision_tower)?;
+        // CLIPTextConfig's and CLIPVisionConfig's defaults: (width, layers, heads, MLP).
+        let text_tower = hf_tower(&text, (512, 12, 8, 2048))?;
+        let vision_tower = hf_tower(&vision, (768, 12, 12, 3072))?;
         // transformers' CLIPTextTransformer: eos_token_id == 2 (configs older than 4.31) means
         // "pool at argmax(input_ids)"; otherwise the first position holding eos_token_id.
         let eos = text.usize("eos_token_id", 49407)?;
