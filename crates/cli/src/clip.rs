@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prefscope_clip::precision::dtype_name;
 use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
-use prefscope_clip::{Backend, Encoder, ModelFiles, Rgba};
+use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::preprocess::Preset;
@@ -33,6 +34,10 @@ pub struct ModelArgs {
     /// Texts or images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// Compute type of the towers: `auto` runs F16/BF16 checkpoints in f16 on GPUs with
+    /// shader-f16 and everything else in f32; `f16` insists (errors on the CPU backend).
+    #[arg(long, default_value = "auto", value_parser = Precision::parse)]
+    pub precision: Precision,
     #[arg(long, value_enum, default_value = "json")]
     pub format: OutputFormat,
     /// Output file (stdout when absent).
@@ -82,7 +87,8 @@ fn load(args: &ModelArgs) -> Result<Encoder> {
         }
         None => Backend::Cpu,
     };
-    let mut encoder = Encoder::load(&files, backend)?;
+    let mut encoder = Encoder::load_with(&files, backend, args.precision)?;
+    eprintln!("towers compute in {}", dtype_name(encoder.dtype()));
     encoder.batch = args.batch.max(1);
     Ok(encoder)
 }

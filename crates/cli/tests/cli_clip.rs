@@ -178,4 +178,8 @@ fn errors_name_what_is_wrong() {
     assert!(err.contains("config.json"), "{err}");
     let err = failure(&["score", "--model", model, "--manifest", manifest, "--preset", "nope"]);
     assert!(err.contains("unknown preset"), "{err}");
+    let err = failure(&["embed", "--model", model, "--texts", manifest, "--device", "cpu", "--precision", "f16"]);
+    assert!(err.contains("shader-f16"), "{err}");
+    let err = failure(&["embed", "--model", model, "--texts", manifest, "--precision", "f8"]);
+    assert!(err.contains("unknown precision"), "{err}");
 }

@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use prefscope_clip::{Backend, Encoder, ModelFiles, Rgba};
+use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_gpu::Gpu;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -130,10 +130,10 @@ struct Timing {
     image_per_s: f64,
 }
 
-fn time(files: &ModelFiles, backend: Backend, batch: usize) -> Timing {
+fn time(files: &ModelFiles, backend: Backend, batch: usize, precision: Precision) -> Timing {
     let (texts, images) = inputs(batch);
     let t = Instant::now();
-    let mut encoder = Encoder::load(files, backend).expect("load");
+    let mut encoder = Encoder::load_with(files, backend, precision).expect("load");
     encoder.batch = batch;
     let load = t.elapsed().as_secs_f64();
     let first = || {
@@ -192,11 +192,15 @@ fn main() {
     match pollster::block_on(Gpu::new(true)) {
         Ok(gpu) => {
             let name = format!("burn-wgpu ({})", gpu.adapter());
-            rows.push((name, time(&files, Backend::Gpu(gpu), batch)));
+            rows.push((name.clone(), time(&files, Backend::Gpu(gpu.clone()), batch, Precision::F32)));
+            // What a half-precision checkpoint runs in on this adapter.
+            if gpu.has_shader_f16() {
+                rows.push((format!("{name} f16"), time(&files, Backend::Gpu(gpu), batch, Precision::F16)));
+            }
         }
         Err(e) => println!("(burn-wgpu skipped: {e})"),
     }
-    rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch)));
+    rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch, Precision::F32)));
     let baseline = torch(batch);
     println!(
         "\n{:<44} {:>8} {:>12} {:>12} {:>10} {:>10}",
@@ -218,7 +222,7 @@ fn main() {
             "",
             ""
         );
-        println!("\ntime relative to PyTorch (lower is better; goal ≤ 1.25 on the same GPU)");
+        println!("\ntime relative to PyTorch fp32 (lower is better; goal ≤ 1.25 on the same GPU, fp32 rows)");
         for (name, t) in &rows {
             println!("{name:<44} texts {:>6.2}×   images {:>6.2}×", tps / t.text_per_s, ips / t.image_per_s);
         }

@@ -2,7 +2,7 @@
 //! and the image preset. Texts longer than the context are encoded segment by segment and
 //! averaged (LongAlign); images are preprocessed on the GPU when the towers run there.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
@@ -13,6 +13,7 @@ use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
 use crate::model::Clip;
+use crate::precision::{element_bytes, Capabilities, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::Checkpoint;
 
@@ -46,8 +47,14 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads a model from its files onto `backend`.
+    /// Loads a model from its files onto `backend`, in f16 when the checkpoint is stored in
+    /// half precision and the GPU has shader-f16, in f32 otherwise.
     pub fn load(files: &ModelFiles, backend: Backend) -> Result<Self, ClipError> {
+        Self::load_with(files, backend, Precision::Auto)
+    }
+
+    /// [`Encoder::load`] with an explicit compute precision.
+    pub fn load_with(files: &ModelFiles, backend: Backend, precision: Precision) -> Result<Self, ClipError> {
         let (config, weights_name) = files.config()?;
         let tokenizer_bytes = files.read("tokenizer.json")?.ok_or_else(|| ClipError::File {
             file: "tokenizer.json".into(),
@@ -63,15 +70,27 @@ impl Encoder {
             Backend::Gpu(gpu) => (Device::from(gpu.burn_device()?), Some(gpu.clone()), gpu.binding_limit()),
             Backend::Cpu => (Device::flex(), None, u64::MAX),
         };
-        let model = Clip::load(&config, &checkpoint, &device, max_bytes)?;
+        let gpu_f16 = gpu.as_ref().is_some_and(Gpu::has_shader_f16) && device.supports_dtype(DType::F16);
+        let stored_half = checkpoint.stored_half();
+        // The range scan reads every weight: only when f16 could be chosen.
+        let may_use_f16 = gpu_f16 && (precision == Precision::F16 || (precision == Precision::Auto && stored_half));
+        let caps = Capabilities {
+            stored_half,
+            gpu_f16,
+            overflows_f16: may_use_f16.then(|| checkpoint.f16_overflow()).flatten(),
+        };
+        let dtype = precision.resolve(&caps)?;
+        let model = Clip::load(&config, &checkpoint, &device, max_bytes, dtype)?;
         Ok(Encoder { model, tokenizer, device, gpu, max_bytes, batch: 16 })
     }
 
     /// Refuses a batch whose largest activation (the MLP's hidden layer or the attention
     /// scores) would not fit one buffer binding, rather than letting the backend fail on it.
     fn check_batch(&self, tower: &Tower, what: &str, batch: usize, tokens: usize) -> Result<(), ClipError> {
-        let largest = (batch * tokens * tower.mlp.max(3 * tower.width)).max(batch * tower.heads * tokens * tokens);
-        let bytes = largest as u64 * 4;
+        // Activations in the compute type; attention scores always in f32.
+        let activations = (batch * tokens * tower.mlp.max(3 * tower.width)) as u64 * element_bytes(self.model.dtype);
+        let scores = (batch * tower.heads * tokens * tokens) as u64 * 4;
+        let bytes = activations.max(scores);
         if bytes > self.max_bytes {
             return Err(ClipError::Input(format!(
                 "a batch of {batch} {what} needs a {bytes}-byte buffer, past the adapter's largest binding \
@@ -93,6 +112,11 @@ impl Encoder {
     /// The checkpoint's `logit_scale` (a log; CLIP logits are `exp(logit_scale)·cos`).
     pub fn logit_scale(&self) -> f32 {
         self.model.logit_scale
+    }
+
+    /// The type the towers compute in (`F16` or `F32`).
+    pub fn dtype(&self) -> FloatDType {
+        self.model.dtype
     }
 
     /// The GPU the towers run on, if any.

@@ -4,11 +4,15 @@
 //! burn-wgpu (sharing prefscope-gpu's device) and on burn-flex on the CPU. Weights are laid
 //! out for burn's `x · W` convention (`[in, out]`) when they are loaded, and q, k and v are
 //! fused into one projection, so a layer is four matrix products.
+//!
+//! The residual stream runs in the weights' compute type (f32, or f16 on GPUs with
+//! shader-f16); LayerNorm and the attention softmax always compute in f32, and the towers
+//! return f32.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::module::{embedding, layer_norm, linear};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::config::{Activation, ClipConfig};
 
@@ -33,8 +37,10 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// Normalises in f32 and returns `x`'s type.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.gamma.val(), Some(self.beta.val()), self.epsilon)
+        let dtype = x.dtype();
+        layer_norm(x.cast(FloatDType::F32), self.gamma.val(), Some(self.beta.val()), self.epsilon).cast(dtype)
     }
 }
 
@@ -55,11 +61,14 @@ impl Attention {
         let qkv = self.qkv.forward(x).reshape([batch, tokens, 3, self.heads, head_dim]).permute([2, 0, 3, 1, 4]);
         let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([batch, self.heads, tokens, head_dim]);
         let (q, k, v) = (part(0), part(1), part(2));
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
+        let dtype = v.dtype();
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
+        // The mask and softmax in f32, whatever the compute type.
+        let mut scores = scores.cast(FloatDType::F32);
         if let Some(mask) = mask {
             scores = scores + mask.clone();
         }
-        let context = softmax(scores, 3).matmul(v);
+        let context = softmax(scores, 3).cast(dtype).matmul(v);
         self.out.forward(context.swap_dims(1, 2).reshape([batch, tokens, width]))
     }
 }
@@ -117,7 +126,7 @@ impl TextTower {
         let x = self.final_layer_norm.forward(x).reshape([batch * tokens, width]);
         let rows: Vec<i64> = pool.iter().enumerate().map(|(b, &p)| (b * tokens + p) as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &device);
-        x.select(0, rows).matmul(self.projection.val())
+        x.select(0, rows).matmul(self.projection.val()).cast(FloatDType::F32)
     }
 }
 
@@ -152,6 +161,7 @@ impl VisionTower {
         let (gh, gw) = (height / p, width_px / p);
         let width = self.class_embedding.dims()[0];
         let patches = pixels
+            .cast(self.patch_embedding.val().dtype())
             .reshape([batch, channels, gh, p, gw, p])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([batch, gh * gw, channels * p * p])
@@ -163,7 +173,7 @@ impl VisionTower {
             x = layer.forward(x, None);
         }
         let first = x.narrow(1, 0, 1).reshape([batch, width]);
-        self.post_layernorm.forward(first).matmul(self.projection.val())
+        self.post_layernorm.forward(first).matmul(self.projection.val()).cast(FloatDType::F32)
     }
 }
 
@@ -175,6 +185,9 @@ pub struct Clip {
     /// The learned temperature as stored: a log (`exp` of it multiplies cosines).
     #[module(skip)]
     pub logit_scale: f32,
+    /// The compute type of the matrices and the residual stream.
+    #[module(skip)]
+    pub dtype: FloatDType,
     #[module(skip)]
     pub config: ClipConfig,
 }

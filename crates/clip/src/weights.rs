@@ -1,15 +1,17 @@
 //! Weights from safetensors bytes (the browser has no paths) into the towers, for both
 //! layouts: transformers' names, and open_clip's with its stacked q/k/v and transposed
 //! projections. Every tensor is checked against the shape the config implies and for finite
-//! values; F16 and BF16 are widened to f32 here.
+//! values, then put on the device in the compute type (`precision.rs`): matrices and
+//! embeddings in f32 or f16, LayerNorm parameters always in f32.
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::config::{ClipConfig, Layout, Tower};
 use crate::error::ClipError;
 use crate::model::{Attention, Clip, EncoderLayer, LayerNorm, Linear, TextTower, VisionTower};
+use crate::precision::element_bytes;
 
 /// A parsed safetensors file.
 pub struct Checkpoint<'a> {
@@ -35,6 +37,34 @@ impl<'a> Checkpoint<'a> {
 
     pub fn names(&self) -> Vec<&str> {
         self.tensors.names()
+    }
+
+    /// Every tensor is stored as F16 or BF16 (a half-precision checkpoint).
+    pub fn stored_half(&self) -> bool {
+        self.tensors.tensors().iter().all(|(_, view)| matches!(view.dtype(), Dtype::F16 | Dtype::BF16))
+    }
+
+    /// The first tensor with a finite value past f16's largest (65504), which f16 compute
+    /// would turn into infinity. F16 tensors fit by construction.
+    pub fn f16_overflow(&self) -> Option<String> {
+        let limit = half::f16::MAX.to_f32();
+        let too_big = |v: f32| v.is_finite() && v.abs() > limit;
+        let mut names = self.tensors.names();
+        names.sort_unstable();
+        names
+            .into_iter()
+            .find(|name| {
+                let Ok(view) = self.tensors.tensor(name) else { return false };
+                let bytes = view.data();
+                match view.dtype() {
+                    Dtype::F32 => bytes.chunks_exact(4).any(|b| too_big(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+                    Dtype::BF16 => {
+                        bytes.chunks_exact(2).any(|b| too_big(half::bf16::from_le_bytes([b[0], b[1]]).to_f32()))
+                    }
+                    _ => false,
+                }
+            })
+            .map(str::to_string)
     }
 
     /// The tensor `name` as f32, after checking it has exactly `shape` and finite values.
@@ -88,23 +118,37 @@ struct Loader<'c, 'a> {
     device: &'c Device,
     /// The device's largest binding in bytes: a tensor past it is refused with its name.
     max_bytes: u64,
+    /// The compute type of matrices and embeddings.
+    dtype: FloatDType,
 }
 
 impl Loader<'_, '_> {
+    /// A parameter in the compute type.
     fn param<const D: usize>(
         &self,
         name: &str,
         values: Vec<f32>,
         shape: [usize; D],
     ) -> Result<Param<Tensor<D>>, ClipError> {
-        let bytes = values.len() as u64 * 4;
+        self.param_as(name, values, shape, self.dtype)
+    }
+
+    fn param_as<const D: usize>(
+        &self,
+        name: &str,
+        values: Vec<f32>,
+        shape: [usize; D],
+        dtype: FloatDType,
+    ) -> Result<Param<Tensor<D>>, ClipError> {
+        let bytes = values.len() as u64 * element_bytes(dtype);
         if bytes > self.max_bytes {
             return Err(ClipError::Input(format!(
                 "{}: tensor `{name}` needs {bytes} bytes on the device, past the adapter's largest buffer binding ({} bytes)",
                 self.ckpt.file, self.max_bytes
             )));
         }
-        Ok(Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), self.device)))
+        let data = TensorData::new(values, shape);
+        Ok(Param::from_tensor(Tensor::from_data(data, (self.device, DType::from(dtype)))))
     }
 
     fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Param<Tensor<D>>, ClipError> {
@@ -125,10 +169,15 @@ impl Loader<'_, '_> {
         })
     }
 
+    /// LayerNorm parameters stay f32: the statistics are computed in f32 in any precision.
     fn layer_norm(&self, prefix: &str, width: usize, eps: f64) -> Result<LayerNorm, ClipError> {
+        let f32_param = |name: String| {
+            let values = self.ckpt.read(&name, &[width])?;
+            self.param_as(&name, values, [width], FloatDType::F32)
+        };
         Ok(LayerNorm {
-            gamma: self.tensor(&format!("{prefix}.weight"), [width])?,
-            beta: self.tensor(&format!("{prefix}.bias"), [width])?,
+            gamma: f32_param(format!("{prefix}.weight"))?,
+            beta: f32_param(format!("{prefix}.bias"))?,
             epsilon: eps,
         })
     }
@@ -264,15 +313,22 @@ impl Loader<'_, '_> {
 }
 
 impl Clip {
-    /// Builds the model described by `config` from a checkpoint, on `device`. `max_bytes` is
-    /// the device's largest buffer binding (`u64::MAX` on the CPU).
-    pub fn load(config: &ClipConfig, ckpt: &Checkpoint, device: &Device, max_bytes: u64) -> Result<Self, ClipError> {
-        let loader = Loader { ckpt, device, max_bytes };
+    /// Builds the model described by `config` from a checkpoint, on `device`, computing in
+    /// `dtype`. `max_bytes` is the device's largest buffer binding (`u64::MAX` on the CPU).
+    pub fn load(
+        config: &ClipConfig,
+        ckpt: &Checkpoint,
+        device: &Device,
+        max_bytes: u64,
+        dtype: FloatDType,
+    ) -> Result<Self, ClipError> {
+        let loader = Loader { ckpt, device, max_bytes, dtype };
         let scale = ckpt.read("logit_scale", &[])?[0];
         Ok(Clip {
             text: loader.text(config)?,
             vision: loader.vision(config)?,
             logit_scale: scale,
+            dtype,
             config: config.clone(),
         })
     }

@@ -10,7 +10,8 @@ mod golden;
 #[path = "clip/tokenizer.rs"]
 mod tokenizer;
 
-use prefscope_clip::Backend;
+use burn::tensor::FloatDType;
+use prefscope_clip::{Backend, Precision};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -25,7 +26,8 @@ fn tokenizer_ids_match_both_libraries() {
 #[wasm_bindgen_test]
 async fn towers_match_the_references_on_the_wasm_cpu_backend() {
     for name in common::MODELS {
-        golden::check_model(name, "burn-flex (wasm)", Backend::Cpu).await;
+        let dtype = golden::check_model(name, "burn-flex (wasm)", Backend::Cpu, Precision::Auto).await;
+        assert_eq!(dtype, FloatDType::F32, "{name}");
     }
 }
 
@@ -33,7 +35,10 @@ async fn towers_match_the_references_on_the_wasm_cpu_backend() {
 async fn towers_match_the_references_on_webgpu() {
     let gpu = Gpu::new(true).await.expect("WebGPU adapter (Chromium needs --enable-unsafe-webgpu)");
     assert_eq!(gpu.adapter().backend, "webgpu");
+    // SwiftShader has no shader-f16: half checkpoints are widened to f32 and meet the f32 bars.
+    let want = if gpu.has_shader_f16() { FloatDType::F16 } else { FloatDType::F32 };
     for name in common::MODELS {
-        golden::check_model(name, "burn-wgpu (WebGPU)", Backend::Gpu(gpu.clone())).await;
+        let dtype = golden::check_model(name, "burn-wgpu (WebGPU)", Backend::Gpu(gpu.clone()), Precision::Auto).await;
+        assert_eq!(dtype, if common::stored_half(name) { want } else { FloatDType::F32 }, "{name}");
     }
 }

@@ -164,6 +164,11 @@ impl Gpu {
         self.adapter.limits()
     }
 
+    /// Whether the device can run f16 arithmetic in shaders (WebGPU's `shader-f16`).
+    pub fn has_shader_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary
     }

@@ -1,7 +1,8 @@
 //! Embeddings, logits and LongAlign segment averages against transformers CLIPModel and
 //! open_clip, run in float64 on the same stored weights (tests/fixtures/clip/generate.py).
 
-use prefscope_clip::Backend;
+use burn::tensor::FloatDType;
+use prefscope_clip::{Backend, Precision};
 
 use crate::common::{cosine, floats, image, json, load, rows};
 
@@ -10,11 +11,41 @@ use crate::common::{cosine, floats, image, json, load, rows};
 /// libjpeg (Pillow) and zune-jpeg (the image crate) round the inverse DCT differently.
 const LEVEL: f32 = 1.0 / 255.0 / 0.26;
 
-/// Every comparison for one model on one backend.
-pub async fn check_model(name: &str, backend_name: &str, backend: Backend) {
+/// How close the towers must come to the float64 references.
+struct Tolerance {
+    /// Cosine of text embeddings and of images that need no resize.
+    cos: f64,
+    /// Cosine of images that the preprocessing resizes.
+    cos_resized: f64,
+    /// Logits, relative to max(|logit|, 1).
+    logit: f64,
+    /// Norm of a LongAlign average (not renormalised).
+    norm: f64,
+}
+
+const F16_COS: f64 = 0.9999;
+const F16_LOGIT: f64 = 1e-2;
+const F16_NORM: f64 = 1e-3;
+
+/// f32 meets the bars. f16 compute (GPUs with shader-f16, on half checkpoints) rounds
+/// every activation to 11 significant bits, as PyTorch's half inference does: embeddings keep
+/// the f32 cosine bars (measured ≥ 0.999999 on lavapipe) while logits, a difference of nearly
+/// cancelling products, move by up to 4e-3 relative (bar 1e-2).
+fn tolerance(dtype: FloatDType) -> Tolerance {
+    match dtype {
+        FloatDType::F16 => Tolerance { cos: F16_COS, cos_resized: 0.999, logit: F16_LOGIT, norm: F16_NORM },
+        _ => Tolerance { cos: 0.9999, cos_resized: 0.999, logit: 1e-4, norm: 1e-4 },
+    }
+}
+
+/// Every comparison for one model on one backend, in `precision`; returns the type the
+/// towers computed in.
+pub async fn check_model(name: &str, backend_name: &str, backend: Backend, precision: Precision) -> FloatDType {
     let expected = json(&format!("{name}/expected.json"));
-    let encoder = load(name, backend);
-    let ctx = format!("{name} on {backend_name}");
+    let encoder = load(name, backend, precision);
+    let tol = tolerance(encoder.dtype());
+    let ctx = format!("{name} on {backend_name} in {:?}", encoder.dtype());
+    let mut worst_cos = 1f64;
 
     // Ids as the reference tokenised them.
     let texts: Vec<String> =
@@ -38,34 +69,38 @@ pub async fn check_model(name: &str, backend_name: &str, backend: Backend) {
         resized.push(!(image.width == size && image.height == size));
     }
 
-    // Text embeddings: cos ≥ 0.9999.
+    // Text embeddings: cos ≥ 0.9999 in f32.
     let text_embeds = encoder.embed_texts(&texts).await.unwrap();
     for ((text, got), want) in texts.iter().zip(&text_embeds).zip(rows(&expected["text_embeds"])) {
         assert_eq!(got.segments, 1);
         let c = cosine(&got.vector, &want);
-        assert!(c >= 0.9999, "{ctx}: text {text:?} cos {c}");
+        worst_cos = worst_cos.min(c);
+        assert!(c >= tol.cos, "{ctx}: text {text:?} cos {c}");
     }
 
-    // Image embeddings: cos ≥ 0.9999 without resizing, ≥ 0.999 after.
+    // Image embeddings: cos ≥ 0.9999 without resizing, ≥ 0.999 after, in f32.
     let image_embeds = encoder.embed_images(&images, None).await.unwrap();
     let want_images = rows(&expected["image_embeds"]);
     for (i, image) in images.iter().enumerate() {
         let c = cosine(image_embeds.row(i), &want_images[i]);
-        let floor = if resized[i] { 0.999 } else { 0.9999 };
+        let floor = if resized[i] { tol.cos_resized } else { tol.cos };
+        worst_cos = worst_cos.min(c);
         assert!(c >= floor, "{ctx}: image {} cos {c} < {floor}", image.name);
     }
 
-    // Logits exp(logit_scale)·cos: within 1e-4 relative for the images that need no resize.
+    // Logits exp(logit_scale)·cos: within 1e-4 relative (f32) for the images that need no resize.
     let scale = (encoder.logit_scale() as f64).exp();
     let want_scale = expected["logit_scale_exp"].as_f64().unwrap();
     assert!((scale - want_scale).abs() <= 1e-6 * want_scale, "{ctx}: logit scale {scale} vs {want_scale}");
     let logits = rows(&expected["logits_per_image"]);
     let mut compared = 0;
+    let mut worst_logit = 0f64;
     for (i, row) in logits.iter().enumerate().filter(|(i, _)| !resized[*i]) {
         for (j, &want) in row.iter().enumerate() {
             let got = scale * cosine(image_embeds.row(i), &text_embeds[j].vector);
-            let tolerance = 1e-4 * (want.abs() as f64).max(1.0);
-            assert!((got - want as f64).abs() <= tolerance, "{ctx}: logit[{i}][{j}] {got} vs {want}");
+            let error = (got - want as f64).abs() / (want.abs() as f64).max(1.0);
+            worst_logit = worst_logit.max(error);
+            assert!(error <= tol.logit, "{ctx}: logit[{i}][{j}] {got} vs {want}");
             compared += 1;
         }
     }
@@ -79,7 +114,10 @@ pub async fn check_model(name: &str, backend_name: &str, backend: Backend) {
         let want = floats(&long["embedding"]);
         let c = cosine(&got.vector, &want);
         let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-        assert!(c >= 0.9999, "{ctx}: long text cos {c}");
-        assert!((norm(&got.vector) - norm(&want)).abs() <= 1e-4, "{ctx}: long text norm");
+        worst_cos = worst_cos.min(c);
+        assert!(c >= tol.cos, "{ctx}: long text cos {c}");
+        assert!((norm(&got.vector) - norm(&want)).abs() <= tol.norm, "{ctx}: long text norm");
     }
+    println!("{ctx}: worst cos {worst_cos:.7}, worst logit error {worst_logit:.2e} (relative)");
+    encoder.dtype()
 }

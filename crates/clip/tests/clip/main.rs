@@ -10,7 +10,8 @@ mod tokenizer;
 
 use std::sync::OnceLock;
 
-use prefscope_clip::Backend;
+use burn::tensor::FloatDType;
+use prefscope_clip::{Backend, Precision};
 use prefscope_gpu::Gpu;
 
 /// The software adapter the GPU tests run on (lavapipe in CI), opened once per process.
@@ -29,14 +30,30 @@ fn tokenizer_ids_match_both_libraries() {
 #[test]
 fn towers_match_the_references_on_the_cpu() {
     for name in common::MODELS {
-        pollster::block_on(golden::check_model(name, "burn-flex", Backend::Cpu));
+        // Half checkpoints are widened: the CPU backend computes in f32.
+        let dtype = pollster::block_on(golden::check_model(name, "burn-flex", Backend::Cpu, Precision::Auto));
+        assert_eq!(dtype, FloatDType::F32, "{name}");
     }
+    let err =
+        prefscope_clip::Encoder::load_with(&common::model_files("hf-gelu-f16-legacy"), Backend::Cpu, Precision::F16)
+            .err()
+            .unwrap();
+    assert!(err.to_string().contains("shader-f16"), "{err}");
 }
 
 #[test]
 fn towers_match_the_references_on_wgpu() {
+    // lavapipe has shader-f16, so half checkpoints compute in f16 and f32 ones in f32 ...
+    assert!(gpu().has_shader_f16(), "lavapipe exposes shader-f16; the f16 path must be tested");
     for name in common::MODELS {
-        pollster::block_on(golden::check_model(name, "burn-wgpu", Backend::Gpu(gpu())));
+        let dtype = pollster::block_on(golden::check_model(name, "burn-wgpu", Backend::Gpu(gpu()), Precision::Auto));
+        let want = if common::stored_half(name) { FloatDType::F16 } else { FloatDType::F32 };
+        assert_eq!(dtype, want, "{name}");
+    }
+    // ... and the f32 path (what adapters without shader-f16 run) meets the f32 bars on them.
+    for name in common::MODELS.into_iter().filter(|n| common::stored_half(n)) {
+        let dtype = pollster::block_on(golden::check_model(name, "burn-wgpu", Backend::Gpu(gpu()), Precision::F32));
+        assert_eq!(dtype, FloatDType::F32, "{name}");
     }
 }
 

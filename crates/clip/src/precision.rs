@@ -1,0 +1,107 @@
+//! Which float type the towers compute in. Checkpoints stored in F16 or BF16 run in f16 on a
+//! GPU that has shader-f16 (half the memory and bandwidth, as PyTorch users run them), with
+//! LayerNorm statistics and the attention softmax in f32 as autocast does; everywhere else
+//! (f32 checkpoints, the CPU backend, adapters without shader-f16 such as Chromium's
+//! SwiftShader) the weights are widened to f32 at load.
+
+use burn::tensor::{DType, FloatDType};
+
+use crate::error::ClipError;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f16 when the checkpoint is stored in half precision and the GPU supports it.
+    #[default]
+    Auto,
+    F32,
+    /// f16 or an error saying why it is not available.
+    F16,
+}
+
+impl Precision {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            other => Err(format!("unknown precision `{other}` (expected auto, f32 or f16)")),
+        }
+    }
+}
+
+/// What the load found, for [`Precision::resolve`].
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// Every weight is stored as F16 or BF16.
+    pub stored_half: bool,
+    /// A BF16 weight outside f16's range, named.
+    pub overflows_f16: Option<String>,
+    /// The towers run on a GPU whose device has shader-f16 and burn supports F16 on it.
+    pub gpu_f16: bool,
+}
+
+impl Precision {
+    /// The compute type for the matrices and embeddings (LayerNorm parameters stay f32).
+    pub fn resolve(self, caps: &Capabilities) -> Result<FloatDType, ClipError> {
+        let refuse = |why: &str| Err(ClipError::Input(format!("f16 compute is not available: {why}")));
+        match self {
+            Precision::F32 => Ok(FloatDType::F32),
+            Precision::Auto if caps.stored_half && caps.gpu_f16 && caps.overflows_f16.is_none() => Ok(FloatDType::F16),
+            Precision::Auto => Ok(FloatDType::F32),
+            Precision::F16 if !caps.gpu_f16 => {
+                refuse("it needs a GPU adapter with shader-f16 (the CPU backend and this adapter compute in f32)")
+            }
+            Precision::F16 => match &caps.overflows_f16 {
+                Some(tensor) => refuse(&format!("BF16 tensor `{tensor}` holds values outside f16's range")),
+                None => Ok(FloatDType::F16),
+            },
+        }
+    }
+}
+
+/// Bytes per element of a float type on the device.
+pub fn element_bytes(dtype: FloatDType) -> u64 {
+    DType::from(dtype).size() as u64
+}
+
+/// The name reports and badges use.
+pub fn dtype_name(dtype: FloatDType) -> &'static str {
+    match dtype {
+        FloatDType::F16 => "f16",
+        FloatDType::BF16 => "bf16",
+        FloatDType::F64 => "f64",
+        _ => "f32",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HALF_GPU: Capabilities = Capabilities { stored_half: true, overflows_f16: None, gpu_f16: true };
+    fn overflow() -> Capabilities {
+        Capabilities { overflows_f16: Some("w".into()), ..HALF_GPU }
+    }
+
+    #[test]
+    fn auto_computes_in_f16_only_for_half_checkpoints_on_f16_gpus() {
+        assert_eq!(Precision::Auto.resolve(&HALF_GPU).unwrap(), FloatDType::F16);
+        for caps in
+            [Capabilities { stored_half: false, ..HALF_GPU }, Capabilities { gpu_f16: false, ..HALF_GPU }, overflow()]
+        {
+            assert_eq!(Precision::Auto.resolve(&caps).unwrap(), FloatDType::F32, "{caps:?}");
+        }
+        assert_eq!(Precision::F32.resolve(&HALF_GPU).unwrap(), FloatDType::F32);
+    }
+
+    #[test]
+    fn forced_f16_says_why_it_cannot_run() {
+        let cpu = Capabilities { gpu_f16: false, ..HALF_GPU };
+        assert!(Precision::F16.resolve(&cpu).unwrap_err().to_string().contains("shader-f16"));
+        assert!(Precision::F16.resolve(&overflow()).unwrap_err().to_string().contains("`w`"));
+        // An f32 checkpoint may still be computed in f16 when asked.
+        let f32_ckpt = Capabilities { stored_half: false, ..HALF_GPU };
+        assert_eq!(Precision::F16.resolve(&f32_ckpt).unwrap(), FloatDType::F16);
+    }
+}
