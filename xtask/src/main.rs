@@ -1,11 +1,11 @@
-//! `cargo xtask demo | test | bench | fixtures`: the project's tasks, in Rust so they run the
+//! `cargo xtask demo | test | bench | fixtures | train-demo`: the project's tasks, in Rust so they run the
 //! same on every machine. No dependencies: each task is a sequence of commands.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Crates built for `wasm32-unknown-unknown` as part of `test` (everything the browser loads).
-const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu", "prefscope-clip"];
+const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth"];
 
 /// wasm-bindgen-test suites run in headless Chromium: (crate, test target).
 const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser"), ("prefscope-clip", "browser")];
@@ -159,9 +159,27 @@ fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-clip", "--bench", "towers"])
 }
 
-/// The demo of what exists today: the native `prefscope demo` on the bundled export.
+/// The demo of what exists today: the native `prefscope demo`, the embedded shapes-world
+/// model ranking the demo gallery.
 fn demo() -> Result {
     cargo(&["run", "--locked", "--release", "-p", "prefscope-cli", "--", "demo"])
+}
+
+/// Trains the demo model from its seed into crates/synth/demo-model (extra arguments go to
+/// the trainer: `--seed`, `--contrastive-steps`, `--preference-steps`, `--batch`, `--out`),
+/// then refreshes its transformers goldens when the reference venv exists.
+fn train_demo(extra: &[String]) -> Result {
+    let mut args = vec!["run", "--locked", "--release", "-p", "prefscope-synth", "--features", "train"];
+    args.extend(["--bin", "train-demo", "--"]);
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)?;
+    let python = root().join(".venv-reference/bin/python");
+    if python.exists() {
+        run(python.to_str().ok_or("path")?, &["tests/fixtures/demo/generate.py"])
+    } else {
+        eprintln!("(tests/fixtures/demo/expected.json not refreshed: run `cargo xtask fixtures`)");
+        Ok(())
+    }
 }
 
 /// Regenerates tests/fixtures from the reference implementations (needs PyPI access once).
@@ -193,7 +211,9 @@ fn fixtures() -> Result {
     let python = python.to_str().ok_or("path")?;
     run(python, &["tests/fixtures/generate.py"])?;
     // Tiny transformers and open_clip models, the CLIP tokenizer and its hard string set.
-    run(python, &["tests/fixtures/clip/generate.py"])
+    run(python, &["tests/fixtures/clip/generate.py"])?;
+    // transformers on the committed demo model.
+    run(python, &["tests/fixtures/demo/generate.py"])
 }
 
 fn main() -> ExitCode {
@@ -203,11 +223,13 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "demo" => demo(),
         "fixtures" => fixtures(),
+        "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench|demo|fixtures>");
+            eprintln!("usage: cargo xtask <test|bench|demo|fixtures|train-demo>");
             eprintln!("  test      fmt, clippy, every workspace test, wasm build of the browser crates");
             eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
             eprintln!("  demo      builds and runs the demo on bundled data");
+            eprintln!("  train-demo  trains the embedded demo model from its seed (about an hour on 2 cores)");
             eprintln!(
                 "  fixtures  regenerates tests/fixtures from TRL, torchmetrics, transformers, open_clip (Python venv)"
             );

@@ -78,16 +78,20 @@ pub struct ScoreArgs {
     pub reference_prompts: Option<PathBuf>,
 }
 
-fn load(args: &ModelArgs) -> Result<Encoder> {
-    let files = ModelFiles::from_dir(&args.model)?;
-    let backend = match block_on(prefscope_gpu::open(args.device.into()))? {
+/// The towers' backend for `--device`: a GPU (announced on stderr) or burn's CPU backend.
+pub fn backend(device: Device) -> Result<Backend> {
+    Ok(match block_on(prefscope_gpu::open(device.into()))? {
         Some(gpu) => {
             eprintln!("computing on {}", gpu.adapter());
             Backend::Gpu(gpu)
         }
         None => Backend::Cpu,
-    };
-    let mut encoder = Encoder::load_with(&files, backend, args.precision)?;
+    })
+}
+
+fn load(args: &ModelArgs) -> Result<Encoder> {
+    let files = ModelFiles::from_dir(&args.model)?;
+    let mut encoder = Encoder::load_with(&files, backend(args.device)?, args.precision)?;
     eprintln!("towers compute in {}", dtype_name(encoder.dtype()));
     encoder.batch = args.batch.max(1);
     Ok(encoder)

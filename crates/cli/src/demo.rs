@@ -1,18 +1,26 @@
-//! `prefscope demo`: the bundled export (a byte-level GPT-2 policy trained with DPO from its
-//! reference, held-out pairs with per-token log-probs; see tests/fixtures/generate.py) run
-//! through every objective, the ranking accuracies and the per-token rewards.
+//! `prefscope demo`: the embedded demo model (trained on the shapes world, crates/synth)
+//! scoring the demo gallery, or evaluated against the world's ground truth (`--evaluate`);
+//! `--dpo` runs the bundled DPO export (a byte-level GPT-2 policy trained with DPO from its
+//! reference, held-out pairs with per-token log-probs; see tests/fixtures/generate.py) through
+//! every objective, the ranking accuracies and the per-token rewards.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use clap::Args;
+use prefscope_clip::scorer::Scorer;
+use prefscope_clip::Encoder;
 use prefscope_core::dpo::{LossType, PairwiseParams};
+use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::read::{read_preferences, Format, Input, Preferences};
 use prefscope_core::report::{report, ReportRequest};
 use prefscope_core::tokens::token_rewards;
 use prefscope_core::DpoTable;
+use prefscope_gpu::block_on;
+use prefscope_synth::demo::{self, GalleryRow};
 use serde_json::json;
 
+use crate::dpo::Device;
 use crate::output::{metrics_json, Result};
 
 /// The bundled DPO export.
@@ -20,12 +28,114 @@ pub const SAMPLE: &str = include_str!("../../../tests/fixtures/dpo_sample.jsonl"
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// β for every objective.
+    /// Evaluate the demo model on held-out draws of the shapes world instead of scoring the
+    /// gallery: retrieval, preference accuracy and the decomposition's rank correlations.
+    #[arg(long, conflicts_with = "dpo")]
+    pub evaluate: bool,
+    /// Held-out prompts (and retrieval captions) for `--evaluate`.
+    #[arg(long, default_value_t = 200)]
+    pub prompts: usize,
+    /// Summarise the bundled DPO export instead.
+    #[arg(long)]
+    pub dpo: bool,
+    /// β for every DPO objective (`--dpo`).
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// Weight of the text-irrelevant part in `reweighted` (LongAlign).
+    #[arg(long, default_value_t = DEFAULT_REWEIGHT)]
+    pub reweight: f32,
+    /// Where the towers run (as for `score`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
     /// `text` for people, `json` for scripts.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+}
+
+fn encoder(args: &DemoArgs) -> Result<Encoder> {
+    let mut encoder = Encoder::load(&demo::model_files(), crate::clip::backend(args.device)?)?;
+    encoder.batch = 64;
+    Ok(encoder)
+}
+
+pub fn run(args: &DemoArgs) -> Result<()> {
+    if args.dpo {
+        dpo_summary(args)
+    } else if args.evaluate {
+        evaluate(args)
+    } else {
+        gallery(args)
+    }
+}
+
+/// The demo gallery ranked per prompt, as the page shows it first.
+fn gallery(args: &DemoArgs) -> Result<()> {
+    let encoder = encoder(args)?;
+    let entries = prefscope_synth::gallery::demo();
+    let rows = block_on(demo::score_gallery(&encoder, &entries, Scorer::PickScore, args.reweight, None))?;
+    if args.format == "json" {
+        let prompts: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let mut ranked: Vec<&GalleryRow> = rows.iter().filter(|r| r.prompt == e.prompt.text).collect();
+                ranked.sort_by_key(|r| r.rank);
+                json!({"prompt": e.prompt.text, "rows": ranked})
+            })
+            .collect();
+        let doc = json!({"preset": "pickscore", "reweight": args.reweight, "reference": "shapes-world prompts", "prompts": prompts});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("prefscope demo — the embedded shapes-world model scoring the demo gallery (PickScore-style,");
+    println!(
+        "LongAlign split against 64 shapes-world prompts, reweighted = relevant + {} × irrelevant)",
+        args.reweight
+    );
+    for entry in &entries {
+        let mut ranked: Vec<&GalleryRow> = rows.iter().filter(|r| r.prompt == entry.prompt.text).collect();
+        ranked.sort_by_key(|r| r.rank);
+        let segments = ranked.first().map_or(1, |r| r.segments);
+        let note = if segments > 1 { format!(" [{segments} segments]") } else { String::new() };
+        println!("\n{}{note}", entry.prompt.text);
+        println!(
+            "  {:>4} {:<7} {:>8} {:>9} {:>10} {:>10} {:>6}  {:>5} {:>5}",
+            "rank", "image", "score", "relevant", "irrelevant", "reweighted", "prob", "a", "q"
+        );
+        for r in ranked {
+            println!(
+                "  {:>4} {:<7} {:>8.3} {:>9.3} {:>10.3} {:>10.3} {:>6.3}  {:>5.2} {:>5.2}",
+                r.rank, r.id, r.score, r.relevant, r.irrelevant, r.reweighted, r.probability, r.alignment, r.quality
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The held-out evaluation, with the goals beside each number.
+fn evaluate(args: &DemoArgs) -> Result<()> {
+    let encoder = encoder(args)?;
+    let e = block_on(demo::evaluate(&encoder, demo::EVALUATION_SEED, args.prompts.max(1)))?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(());
+    }
+    println!(
+        "prefscope demo --evaluate — {} held-out prompts, {} scored rows, {} preference pairs",
+        e.gallery_prompts, e.scored_rows, e.preference_pairs
+    );
+    for (name, value, goal) in [
+        ("retrieval_top1", e.retrieval_top1, "≥ 0.8"),
+        ("retrieval_top1_hard", e.retrieval_top1_hard, ""),
+        ("preference_accuracy", e.preference_accuracy, "≥ 0.85"),
+        ("spearman_irrelevant_quality", e.spearman_irrelevant_quality, "≥ 0.6"),
+        ("spearman_relevant_alignment", e.spearman_relevant_alignment, "≥ 0.6"),
+        ("spearman_irrelevant_alignment", e.spearman_irrelevant_alignment, "< 0.3"),
+        ("spearman_relevant_quality", e.spearman_relevant_quality, "< 0.3"),
+        ("  relevant ~ alignment within a prompt", e.spearman_relevant_alignment_within_prompt, ""),
+    ] {
+        println!("{name:<30} {value:>7.3}   {goal}");
+    }
+    Ok(())
 }
 
 pub fn sample_table() -> Result<DpoTable> {
@@ -45,7 +155,7 @@ fn objectives() -> Vec<&'static str> {
     names
 }
 
-pub fn run(args: &DemoArgs) -> Result<()> {
+fn dpo_summary(args: &DemoArgs) -> Result<()> {
     let table = sample_table()?;
     let data = Preferences::Dpo(table.clone());
     let mut rows: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
@@ -71,7 +181,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("prefscope demo — {} held-out pairs from the bundled DPO export (β = {})", table.len(), args.beta);
+    println!("prefscope demo --dpo — {} held-out pairs from the bundled DPO export (β = {})", table.len(), args.beta);
     println!("policy: byte-level GPT-2 trained with the DPO sigmoid loss from its reference; warm colours preferred\n");
     println!("{:<14} {:>10} {:>10} {:>10} {:>10}", "objective", "loss", "accuracy", "margin", "chosen");
     for (name, m) in &rows {

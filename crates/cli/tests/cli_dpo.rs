@@ -182,13 +182,13 @@ fn bad_input_names_file_row_and_column() {
 
 #[test]
 fn demo_runs_every_objective_on_bundled_data() {
-    let out = prefscope(&["demo", "--format", "json"]);
+    let out = prefscope(&["demo", "--dpo", "--format", "json"]);
     let doc = json_of(&out);
     assert_eq!(doc["pairs"], 40);
     let objectives = doc["objectives"].as_object().unwrap();
     assert!(objectives.len() >= 19);
     assert!(objectives["sigmoid"]["loss"].as_f64().unwrap() > 0.0);
-    let text = prefscope(&["demo"]);
+    let text = prefscope(&["demo", "--dpo"]);
     assert!(text.status.success());
     assert!(String::from_utf8_lossy(&text.stdout).contains("ranking/idealized_accuracy"));
 }

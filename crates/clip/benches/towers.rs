@@ -10,10 +10,9 @@
 
 use std::time::Instant;
 
-use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
+use prefscope_clip::export::{hf_shapes, safetensors_f32};
+use prefscope_clip::{Backend, ClipConfig, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_gpu::Gpu;
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 
 const REPEATS: usize = 2;
 
@@ -43,66 +42,21 @@ impl Rng {
     }
 }
 
-/// Every tensor of a transformers CLIPModel with B/32's shapes.
-fn shapes() -> Vec<(String, Vec<usize>)> {
-    let mut out = vec![("logit_scale".to_string(), vec![])];
-    let mut tower = |prefix: &str, width: usize, mlp: usize, layers: usize| {
-        for i in 0..layers {
-            let p = format!("{prefix}.encoder.layers.{i}");
-            for part in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                out.push((format!("{p}.self_attn.{part}.weight"), vec![width, width]));
-                out.push((format!("{p}.self_attn.{part}.bias"), vec![width]));
-            }
-            for ln in ["layer_norm1", "layer_norm2"] {
-                out.push((format!("{p}.{ln}.weight"), vec![width]));
-                out.push((format!("{p}.{ln}.bias"), vec![width]));
-            }
-            out.push((format!("{p}.mlp.fc1.weight"), vec![mlp, width]));
-            out.push((format!("{p}.mlp.fc1.bias"), vec![mlp]));
-            out.push((format!("{p}.mlp.fc2.weight"), vec![width, mlp]));
-            out.push((format!("{p}.mlp.fc2.bias"), vec![width]));
-        }
-    };
-    tower("text_model", 512, 2048, 12);
-    tower("vision_model", 768, 3072, 12);
-    for (name, shape) in [
-        ("text_model.embeddings.token_embedding.weight", vec![49408, 512]),
-        ("text_model.embeddings.position_embedding.weight", vec![77, 512]),
-        ("text_model.final_layer_norm.weight", vec![512]),
-        ("text_model.final_layer_norm.bias", vec![512]),
-        ("text_projection.weight", vec![512, 512]),
-        ("vision_model.embeddings.patch_embedding.weight", vec![768, 3, 32, 32]),
-        ("vision_model.embeddings.class_embedding", vec![768]),
-        ("vision_model.embeddings.position_embedding.weight", vec![50, 768]),
-        ("vision_model.pre_layrnorm.weight", vec![768]),
-        ("vision_model.pre_layrnorm.bias", vec![768]),
-        ("vision_model.post_layernorm.weight", vec![768]),
-        ("vision_model.post_layernorm.bias", vec![768]),
-        ("visual_projection.weight", vec![512, 768]),
-    ] {
-        out.push((name.to_string(), shape));
-    }
-    out
-}
-
 fn model_files() -> ModelFiles {
     let mut rng = Rng(0x5eed);
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = shapes()
+    let config = ClipConfig::from_huggingface(CONFIG.as_bytes(), None).expect("B/32 config");
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = hf_shapes(&config)
         .into_iter()
         .map(|(name, shape)| {
             let n: usize = shape.iter().product();
             let ones = name.contains("norm") && name.ends_with("weight");
-            let bytes = (0..n).flat_map(|_| (if ones { 1.0 } else { 0.05 * rng.next() }).to_le_bytes()).collect();
-            (name, shape, bytes)
+            let values = (0..n).map(|_| if ones { 1.0 } else { 0.05 * rng.next() }).collect();
+            (name, shape, values)
         })
-        .collect();
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("view")))
         .collect();
     let mut files = ModelFiles::new();
     files.insert("config.json", CONFIG.as_bytes().to_vec());
-    files.insert("model.safetensors", safetensors::serialize(views, None).expect("serialize"));
+    files.insert("model.safetensors", safetensors_f32(&tensors).expect("serialize"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clip/tokenizer.json");
     files.insert("tokenizer.json", std::fs::read(root).expect("tests/fixtures/clip/tokenizer.json"));
     files

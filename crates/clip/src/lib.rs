@@ -14,6 +14,7 @@ pub mod clean;
 pub mod config;
 pub mod encoder;
 pub mod error;
+pub mod export;
 pub mod files;
 pub mod image;
 pub mod model;

@@ -3,6 +3,7 @@
 //! GPU kernels are tested against these functions.
 
 pub mod clip_score;
+pub mod correlation;
 pub mod diffusion;
 pub mod dpo;
 pub mod embedding;

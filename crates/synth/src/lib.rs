@@ -1,0 +1,24 @@
+//! prefscope-synth: the shapes world, a procedural world in which both halves of a
+//! preference score are known exactly. A scene is a background and one to three flat shapes;
+//! a caption states facts about it; alignment `a` is the share of those facts a picture
+//! satisfies and quality `q` what its degradations left, so a utility `u = a + λ·q` labels
+//! preference pairs and the LongAlign decomposition can be checked against `a` and `q`.
+//! Deterministic from a seed and pure Rust, so the page draws its demo gallery itself.
+
+pub mod align;
+pub mod caption;
+pub mod degrade;
+pub mod demo;
+pub mod gallery;
+pub mod raster;
+pub mod scene;
+pub mod vocab;
+pub mod world;
+
+#[cfg(feature = "train")]
+pub mod train;
+
+pub use caption::Caption;
+pub use raster::Image;
+pub use scene::Scene;
+pub use world::{Sample, Truth};

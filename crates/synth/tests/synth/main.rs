@@ -1,0 +1,4 @@
+//! The shapes world's ground truth and the embedded demo model. One binary: burn links once.
+
+mod model;
+mod world;
