@@ -333,3 +333,21 @@ impl Clip {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::safetensors_f32;
+
+    #[test]
+    fn the_f16_range_scan_names_the_tensor_that_would_overflow() {
+        let fits = safetensors_f32(&[("a".into(), vec![2], vec![1.0, -65504.0])]).expect("serialize");
+        let too_big =
+            safetensors_f32(&[("a".into(), vec![1], vec![1.0]), ("b.weight".into(), vec![2], vec![3.0, 1.0e6])])
+                .expect("serialize");
+        assert_eq!(Checkpoint::parse("fits", &fits).expect("parse").f16_overflow(), None);
+        let ckpt = Checkpoint::parse("too_big", &too_big).expect("parse");
+        assert_eq!(ckpt.f16_overflow().as_deref(), Some("b.weight"));
+        assert!(!ckpt.stored_half());
+    }
+}
