@@ -1,28 +1,31 @@
-//! `cargo xtask demo | test | bench | fixtures | train-demo`: the project's tasks, in Rust so they run the
-//! same on every machine. No dependencies: each task is a sequence of commands.
+//! `cargo xtask demo | dist | test | bench | fixtures | train-demo`: the project's tasks, in Rust so
+//! they run the same on every machine. No dependencies: each task is a sequence of commands.
+
+mod site;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Crates built for `wasm32-unknown-unknown` as part of `test` (everything the browser loads).
-const BROWSER_CRATES: &[&str] = &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth"];
+const BROWSER_CRATES: &[&str] =
+    &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
 
 /// wasm-bindgen-test suites run in headless Chromium: (crate, test target).
 const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser"), ("prefscope-clip", "browser")];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-type Result<T = ()> = std::result::Result<T, String>;
+pub(crate) type Result<T = ()> = std::result::Result<T, String>;
 
 /// Runs a command in the workspace root, echoing it; fails with its name on a non-zero exit.
-fn run(program: &str, args: &[&str]) -> Result {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result {
     run_with(program, args, &[])
 }
 
 /// [`run`] with extra environment variables.
-fn run_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
+pub(crate) fn run_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
     let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     eprintln!("$ {}{program} {}", shown.concat(), args.join(" "));
     let status = Command::new(program)
@@ -38,19 +41,23 @@ fn run_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result {
     }
 }
 
-fn cargo(args: &[&str]) -> Result {
+pub(crate) fn cargo(args: &[&str]) -> Result {
     run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args)
 }
 
-/// The browser build, with warnings as errors (clippy only sees the native cfg).
-fn cargo_wasm(krate: &str) -> Result {
+/// The browser build of `crates`, with warnings as errors (clippy only sees the native cfg),
+/// in one invocation so that they share one feature resolution and one set of artifacts.
+fn cargo_wasm(crates: &[&str]) -> Result {
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let args = ["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate];
+    let mut args = vec!["build", "--locked", "--target", "wasm32-unknown-unknown"];
+    for krate in crates {
+        args.extend(["-p", krate]);
+    }
     run_with(&program, &args, &[("RUSTFLAGS", "-Dwarnings")])
 }
 
 /// Installs the wasm target when rustup is there and the target is not.
-fn ensure_wasm_target() -> Result {
+pub(crate) fn ensure_wasm_target() -> Result {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -78,7 +85,7 @@ fn locked_wasm_bindgen() -> Result<String> {
 }
 
 /// Installs wasm-bindgen-cli (which brings wasm-bindgen-test-runner) at the locked version.
-fn ensure_wasm_bindgen() -> Result {
+pub(crate) fn ensure_wasm_bindgen() -> Result {
     let version = locked_wasm_bindgen()?;
     let installed = Command::new("wasm-bindgen-test-runner")
         .arg("--version")
@@ -93,22 +100,25 @@ fn ensure_wasm_bindgen() -> Result {
 }
 
 /// The system pieces the GPU and browser suites need: a Vulkan adapter (Mesa's lavapipe
-/// when there is no GPU) and Chromium with chromedriver. Installed with apt when missing.
+/// when there is no GPU), Chromium with chromedriver, and Node for the page's end-to-end
+/// tests. Installed with apt when missing.
 fn ensure_system_packages() -> Result {
     let lavapipe = ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
     let have_vulkan = lavapipe.iter().any(|p| Path::new(p).exists()) || std::env::var("VK_DRIVER_FILES").is_ok();
     let have_chrome = Path::new("/usr/bin/chromedriver").exists() || std::env::var("CHROMEDRIVER").is_ok();
-    if have_vulkan && have_chrome {
+    let have_node = Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
+    if have_vulkan && have_chrome && have_node {
         return Ok(());
     }
     if Command::new("apt-get").arg("--version").output().is_err() {
-        return Err("install a Vulkan driver (mesa-vulkan-drivers), chromium and chromium-driver".into());
+        return Err("install a Vulkan driver (mesa-vulkan-drivers), chromium, chromium-driver, nodejs and npm".into());
     }
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
     let with = |args: &[&'static str]| -> Vec<&'static str> { [prefix, args].concat() };
     run(program, &with(&["update", "-qq"]))?;
-    let packages = ["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver"];
+    let packages =
+        ["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver", "nodejs", "npm"];
     run_with(program, &with(&packages), &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 
@@ -130,9 +140,7 @@ fn test() -> Result {
     // The GPU suites run on whatever adapter wgpu finds (Mesa's lavapipe in CI).
     cargo(&["test", "--workspace", "--all-features", "--locked"])?;
     ensure_wasm_target()?;
-    for krate in BROWSER_CRATES {
-        cargo_wasm(krate)?;
-    }
+    cargo_wasm(BROWSER_CRATES)?;
     ensure_wasm_bindgen()?;
     let driver = chromedriver()?;
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -149,7 +157,9 @@ fn test() -> Result {
         ];
         run_with(&program, &args, &env)?;
     }
-    Ok(())
+    // The built page in headless Chromium (debug wasm: it shares the artifacts built above).
+    let site = site::build(site::Profile::Debug)?;
+    site::end_to_end(&site)
 }
 
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
@@ -159,10 +169,17 @@ fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-clip", "--bench", "towers"])
 }
 
-/// The demo of what exists today: the native `prefscope demo`, the embedded shapes-world
-/// model ranking the demo gallery.
+/// Builds the page (release wasm) and serves it at http://127.0.0.1:8080 until interrupted.
 fn demo() -> Result {
-    cargo(&["run", "--locked", "--release", "-p", "prefscope-cli", "--", "demo"])
+    let site = site::build(site::Profile::Release)?;
+    site::serve(&site, "127.0.0.1:8080")
+}
+
+/// Writes the self-contained static folder (target/dist) and prints the wasm's size.
+fn dist() -> Result {
+    let site = site::build(site::Profile::Release)?;
+    eprintln!("dist: {}", site.display());
+    Ok(())
 }
 
 /// Trains the demo model from its seed into crates/synth/demo-model (extra arguments go to
@@ -222,13 +239,17 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench(),
         "demo" => demo(),
+        "dist" => dist(),
+        "e2e" => site::build(site::Profile::Debug).and_then(|s| site::end_to_end(&s)),
         "fixtures" => fixtures(),
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench|demo|fixtures|train-demo>");
-            eprintln!("  test      fmt, clippy, every workspace test, wasm build of the browser crates");
+            eprintln!("usage: cargo xtask <test|bench|demo|dist|fixtures|train-demo>");
+            eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
-            eprintln!("  demo      builds and runs the demo on bundled data");
+            eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
+            eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");
+            eprintln!("  e2e       only the page's end-to-end tests (debug wasm), a part of `test`");
             eprintln!("  train-demo  trains the embedded demo model from its seed (about an hour on 2 cores)");
             eprintln!(
                 "  fixtures  regenerates tests/fixtures from TRL, torchmetrics, transformers, open_clip (Python venv)"

@@ -5,7 +5,7 @@
 use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
 use prefscope_core::correlation::spearman;
-use prefscope_core::embedding::dot;
+use prefscope_core::embedding::{dot, Embeddings};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -68,6 +68,46 @@ fn rgba(id: &str, sample: &Sample) -> Result<Rgba, ClipError> {
     Rgba::from_raw(id, image.width, image.height, image.data)
 }
 
+/// A gallery's embeddings, computed once: what every later score, split and reweighting of
+/// it needs (the page moves sliders over these without running the towers again).
+pub struct GalleryEmbeddings {
+    /// Every candidate image, in entry order (L2-normalised).
+    pub images: Embeddings,
+    /// Every entry's prompt as `scorer` encodes it (segment averages for long prompts).
+    pub prompts: Embeddings,
+    /// LongAlign segments each prompt was encoded in (1 when it fits the context).
+    pub segments: Vec<usize>,
+    /// The common text direction of the split.
+    pub u: Vec<f32>,
+}
+
+/// Embeds the candidates and prompts of `entries` for `scorer`, and the common direction `u`
+/// (from [`reference_prompts`] unless given).
+pub async fn embed_gallery(
+    encoder: &Encoder,
+    entries: &[Entry],
+    scorer: Scorer,
+    u: Option<&[f32]>,
+) -> Result<GalleryEmbeddings, ClipError> {
+    let u = match u {
+        Some(u) => u.to_vec(),
+        None => common_text_direction(encoder, scorer, &Reference::Prompts(reference_prompts())).await?,
+    };
+    let mut images = Vec::new();
+    for entry in entries {
+        for c in &entry.candidates {
+            images.push(rgba(&c.id, &c.sample)?);
+        }
+    }
+    let preset = scorer.preset(encoder.preset());
+    let images = encoder.embed_images(&images, Some(&preset)).await?;
+    let prompts: Vec<String> = entries.iter().map(|e| scorer.text(&e.prompt.text)).collect();
+    let texts = encoder.embed_texts(&prompts).await?;
+    let rows: Vec<&[f32]> = texts.iter().map(|t| t.vector.as_slice()).collect();
+    let prompts = Embeddings::from_rows(&rows).ok_or_else(|| ClipError::Input("the gallery has no prompts".into()))?;
+    Ok(GalleryEmbeddings { images, prompts, segments: texts.iter().map(|t| t.segments).collect(), u })
+}
+
 /// Scores every candidate of `entries` against its prompt with `scorer`, splitting each score
 /// against the common direction `u` (from [`reference_prompts`] unless given).
 pub async fn score_gallery(
@@ -77,25 +117,21 @@ pub async fn score_gallery(
     reweight: f32,
     u: Option<&[f32]>,
 ) -> Result<Vec<GalleryRow>, ClipError> {
-    let owned;
-    let u = match u {
-        Some(u) => u,
-        None => {
-            owned = common_text_direction(encoder, scorer, &Reference::Prompts(reference_prompts())).await?;
-            &owned
-        }
-    };
-    let mut images = Vec::new();
+    let embedded = embed_gallery(encoder, entries, scorer, u).await?;
+    score_embedded(encoder, entries, &embedded, scorer, reweight).await
+}
+
+/// [`score_gallery`] on embeddings already computed by [`embed_gallery`] with `scorer`.
+pub async fn score_embedded(
+    encoder: &Encoder,
+    entries: &[Entry],
+    embedded: &GalleryEmbeddings,
+    scorer: Scorer,
+    reweight: f32,
+) -> Result<Vec<GalleryRow>, ClipError> {
     let mut items = Vec::new();
     let mut truths: Vec<Truth> = Vec::new();
-    for entry in entries {
-        for c in &entry.candidates {
-            images.push(rgba(&c.id, &c.sample)?);
-            truths.push(c.truth);
-        }
-    }
-    let preset = scorer.preset(encoder.preset());
-    let embedded = encoder.embed_images(&images, Some(&preset)).await?;
+    let mut prompt_of = Vec::new();
     let mut k = 0;
     for (p, entry) in entries.iter().enumerate() {
         for c in &entry.candidates {
@@ -106,16 +142,12 @@ pub async fn score_gallery(
                 image: k,
                 image_name: &c.id,
             });
+            truths.push(c.truth);
+            prompt_of.push(p);
             k += 1;
         }
     }
-    let prompts: Vec<String> = entries.iter().map(|e| e.prompt.text.clone()).collect();
-    let segments: Vec<usize> = encoder.embed_texts(&prompts).await?.iter().map(|t| t.segments).collect();
-    let rows = score(encoder, &items, &embedded, scorer, reweight, u).await?;
-    let mut prompt_of = Vec::new();
-    for (p, entry) in entries.iter().enumerate() {
-        prompt_of.extend(std::iter::repeat_n(p, entry.candidates.len()));
-    }
+    let rows = score(encoder, &items, &embedded.images, scorer, reweight, &embedded.u).await?;
     Ok(rows
         .into_iter()
         .zip(truths)
@@ -132,7 +164,7 @@ pub async fn score_gallery(
             alignment: t.alignment,
             quality: t.quality,
             utility: t.utility,
-            segments: segments[p],
+            segments: embedded.segments[p],
         })
         .collect())
 }

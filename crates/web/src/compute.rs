@@ -1,0 +1,100 @@
+//! Where the work runs: WebGPU when the adapter is a real GPU (or the user insists), the CPU
+//! path otherwise, and the badge that says which and why. Both paths run the same crates.
+
+use std::rc::Rc;
+
+use prefscope_clip::{Backend, Encoder, ModelFiles};
+use prefscope_gpu::{DeviceChoice, Gpu, GpuError};
+
+/// What the header shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Badge {
+    /// `webgpu` or `cpu`: the badge's `data-device`.
+    pub device: &'static str,
+    /// The adapter's name, or "CPU".
+    pub label: String,
+    /// Why this device (shown on hover and under the badge).
+    pub reason: String,
+}
+
+/// The opened device, shared by every view.
+#[derive(Clone)]
+pub struct Runtime {
+    pub gpu: Option<Gpu>,
+    pub badge: Badge,
+}
+
+impl PartialEq for Runtime {
+    fn eq(&self, other: &Self) -> bool {
+        self.badge == other.badge
+    }
+}
+
+fn has_webgpu() -> bool {
+    web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"gpu".into()).ok())
+        .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+}
+
+fn cpu(reason: String) -> Runtime {
+    Runtime { gpu: None, badge: Badge { device: "cpu", label: "CPU".into(), reason } }
+}
+
+/// Opens the device `choice` asks for; every failure falls back to the CPU path with the
+/// reason on the badge.
+pub async fn open(choice: DeviceChoice) -> Runtime {
+    if choice == DeviceChoice::Cpu {
+        return cpu("the CPU path was chosen (device=cpu)".into());
+    }
+    if !has_webgpu() {
+        return cpu("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    let insist = choice == DeviceChoice::Gpu;
+    match Gpu::new(insist).await {
+        Ok(gpu) => {
+            let a = gpu.adapter();
+            let reason = if a.software {
+                "WebGPU on a software adapter, as asked (device=webgpu)".to_string()
+            } else {
+                "WebGPU on a hardware adapter".to_string()
+            };
+            let label = if a.name.is_empty() { "WebGPU".to_string() } else { format!("WebGPU · {}", a.name) };
+            Runtime { gpu: Some(gpu), badge: Badge { device: "webgpu", label, reason } }
+        }
+        Err(GpuError::NoAdapter(why)) if !insist => cpu(format!(
+            "WebGPU was not used: {why}; the CPU path is faster than a software adapter (override: ?device=webgpu)"
+        )),
+        Err(e) => cpu(format!("WebGPU failed: {e}")),
+    }
+}
+
+/// A loaded CLIP-style model on the runtime's device.
+pub struct Model {
+    pub name: String,
+    pub encoder: Encoder,
+}
+
+impl PartialEq for Model {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Runtime {
+    pub fn backend(&self) -> Backend {
+        match &self.gpu {
+            Some(gpu) => Backend::Gpu(gpu.clone()),
+            None => Backend::Cpu,
+        }
+    }
+
+    /// Loads a model's files onto this device.
+    pub fn load(&self, name: &str, files: &ModelFiles) -> Result<Rc<Model>, String> {
+        let mut encoder = Encoder::load(files, self.backend()).map_err(|e| format!("{name}: {e}"))?;
+        encoder.batch = 64;
+        Ok(Rc::new(Model { name: name.to_string(), encoder }))
+    }
+}
+
+/// The files of a model, by name (the Hugging Face layout's names).
+pub const MODEL_FILES: [&str; 4] = ["config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json"];

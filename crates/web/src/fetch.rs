@@ -1,0 +1,109 @@
+//! Bytes from URLs the user or the embedding page gives: streamed with progress, and for
+//! model weights kept in the browser's Cache API so a second visit reads them locally.
+
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Cache, ReadableStreamDefaultReader, Response};
+
+/// The cache the Model view fills and clears.
+pub const MODEL_CACHE: &str = "prefscope-models";
+
+fn js_error(context: &str, e: JsValue) -> String {
+    let text = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    format!("{context}: {text}")
+}
+
+fn window() -> Result<web_sys::Window, String> {
+    web_sys::window().ok_or_else(|| "no window (prefscope runs in a page)".to_string())
+}
+
+/// The browser's Cache API, when the page has one (secure contexts only).
+async fn cache() -> Option<Cache> {
+    let caches = window().ok()?.caches().ok()?;
+    let cache = JsFuture::from(caches.open(MODEL_CACHE)).await.ok()?;
+    cache.dyn_into::<Cache>().ok()
+}
+
+/// GETs `url`, calling `progress(done, total)` as chunks arrive; a non-2xx status is an error
+/// naming the URL.
+pub async fn fetch_bytes(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
+    let response = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
+    let response: Response = response.dyn_into().map_err(|e| js_error(url, e))?;
+    read_response(url, response, progress).await
+}
+
+async fn read_response(url: &str, response: Response, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
+    }
+    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    let Some(body) = response.body() else { return Ok(Vec::new()) };
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_error(url, e))?;
+        let done = Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
+        if done {
+            break;
+        }
+        let value = Reflect::get(&chunk, &"value".into()).map_err(|e| js_error(url, e))?;
+        bytes.extend_from_slice(&Uint8Array::new(&value).to_vec());
+        progress(bytes.len() as u64, total);
+    }
+    Ok(bytes)
+}
+
+/// [`fetch_bytes`] through the model cache: a cached copy is read without the network, a
+/// fetched one is stored. Returns the bytes and whether they came from the cache.
+pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), String> {
+    let cache = cache().await;
+    if let Some(cache) = &cache {
+        if let Ok(hit) = JsFuture::from(cache.match_with_str(url)).await {
+            if let Ok(response) = hit.dyn_into::<Response>() {
+                return Ok((read_response(url, response, progress).await?, true));
+            }
+        }
+    }
+    let bytes = fetch_bytes(url, progress).await?;
+    if let Some(cache) = &cache {
+        let body = Uint8Array::from(bytes.as_slice());
+        if let Ok(response) = Response::new_with_opt_buffer_source(Some(&body)) {
+            // A full cache (quota) only costs the next visit a download.
+            let _ = JsFuture::from(cache.put_with_str(url, &response)).await;
+        }
+    }
+    Ok((bytes, false))
+}
+
+/// Entries and total bytes in the model cache.
+pub async fn cache_usage() -> Result<(usize, u64), String> {
+    let Some(cache) = cache().await else { return Ok((0, 0)) };
+    let keys = JsFuture::from(cache.keys()).await.map_err(|e| js_error("model cache", e))?;
+    let keys: js_sys::Array = keys.unchecked_into();
+    let mut total = 0u64;
+    for request in keys.iter() {
+        let request: web_sys::Request = request.unchecked_into();
+        if let Ok(hit) = JsFuture::from(cache.match_with_request(&request)).await {
+            if let Ok(response) = hit.dyn_into::<Response>() {
+                if let Ok(buffer) = response.array_buffer() {
+                    if let Ok(buffer) = JsFuture::from(buffer).await {
+                        total += js_sys::ArrayBuffer::from(buffer).byte_length() as u64;
+                    }
+                }
+            }
+        }
+    }
+    Ok((keys.length() as usize, total))
+}
+
+/// Empties the model cache.
+pub async fn clear_cache() -> Result<(), String> {
+    let caches = window()?.caches().map_err(|e| js_error("model cache", e))?;
+    JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| js_error("model cache", e))?;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! What the page or the embedding element asks for: attributes, the built folder's URL and
+//! the device override, parsed once at mount.
+
+use prefscope_gpu::DeviceChoice;
+use serde::Deserialize;
+
+/// The views of the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum View {
+    #[default]
+    Score,
+    Decompose,
+    Dpo,
+    Model,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Score, View::Decompose, View::Dpo, View::Model];
+
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "score" => View::Score,
+            "decompose" => View::Decompose,
+            "dpo" => View::Dpo,
+            "model" => View::Model,
+            other => return Err(format!("unknown view `{other}` (score, decompose, dpo, model)")),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Score => "score",
+            View::Decompose => "decompose",
+            View::Dpo => "dpo",
+            View::Model => "model",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Score => "Score",
+            View::Decompose => "Decompose",
+            View::Dpo => "DPO",
+            View::Model => "Model",
+        }
+    }
+}
+
+/// The JSON the loader passes to [`crate::mount`]; attribute values arrive as strings.
+#[derive(Deserialize, Default)]
+struct Raw {
+    base: String,
+    view: Option<String>,
+    model: Option<String>,
+    data: Option<String>,
+    beta: Option<String>,
+    reweight: Option<String>,
+    device: Option<String>,
+    #[serde(default)]
+    full: bool,
+}
+
+/// Parsed options. Bad attribute values are kept as messages the page shows, not failures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// URL of the built folder (ends with `/`): the demo model and the DPO sample live there.
+    pub base: String,
+    pub view: View,
+    /// URL prefix of a model laid out like a Hugging Face repository.
+    pub model: Option<String>,
+    /// URL of data for the view (DPO log-probabilities, pairs or a scoring manifest).
+    pub data: Option<String>,
+    pub beta: Option<f64>,
+    pub reweight: Option<f32>,
+    pub device: DeviceChoice,
+    /// The whole application (navigation between views) rather than one embedded view.
+    pub full: bool,
+    pub problems: Vec<String>,
+}
+
+impl Options {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let raw: Raw = serde_json::from_str(json).map_err(|e| format!("prefscope: bad mount options: {e}"))?;
+        let mut problems = Vec::new();
+        let mut base = raw.base;
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let view = match raw.view.as_deref().filter(|v| !v.trim().is_empty()) {
+            None => View::Score,
+            Some(v) => View::parse(v).unwrap_or_else(|e| {
+                problems.push(e);
+                View::Score
+            }),
+        };
+        let beta = number("beta", raw.beta.as_deref(), &mut problems).filter(|b| {
+            let ok = *b > 0.0;
+            if !ok {
+                problems.push(format!("beta must be positive, got {b}"));
+            }
+            ok
+        });
+        let reweight = number("reweight", raw.reweight.as_deref(), &mut problems).map(|w| w as f32);
+        let device = match raw.device.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => DeviceChoice::Auto,
+            Some("webgpu") | Some("gpu") => DeviceChoice::Gpu,
+            Some("cpu") => DeviceChoice::Cpu,
+            Some(other) => {
+                problems.push(format!("unknown device `{other}` (auto, webgpu, cpu)"));
+                DeviceChoice::Auto
+            }
+        };
+        let url = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        Ok(Options {
+            base,
+            view,
+            model: url(raw.model),
+            data: url(raw.data),
+            beta,
+            reweight,
+            device,
+            full: raw.full,
+            problems,
+        })
+    }
+}
+
+fn number(name: &str, value: Option<&str>, problems: &mut Vec<String>) -> Option<f64> {
+    let v = value?.trim();
+    if v.is_empty() {
+        return None;
+    }
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => Some(x),
+        _ => {
+            problems.push(format!("{name} must be a number, got `{v}`"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_parse_and_bad_values_become_messages() {
+        let o = Options::parse(r#"{"base":"https://x/app","view":"dpo","beta":"0.2","reweight":"0.3","device":"cpu"}"#)
+            .unwrap();
+        assert_eq!(o.base, "https://x/app/");
+        assert_eq!(o.view, View::Dpo);
+        assert_eq!(o.beta, Some(0.2));
+        assert_eq!(o.reweight, Some(0.3));
+        assert_eq!(o.device, DeviceChoice::Cpu);
+        assert!(o.problems.is_empty());
+
+        let o = Options::parse(r#"{"base":"/","view":"charts","beta":"-1","reweight":"abc","device":"tpu"}"#).unwrap();
+        assert_eq!(o.view, View::Score);
+        assert_eq!(o.beta, None);
+        assert_eq!(o.reweight, None);
+        assert_eq!(o.problems.len(), 4, "{:?}", o.problems);
+        assert!(Options::parse("{").is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! DPO: implicit rewards, margins, losses and accuracies of exported log-probabilities for any
+//! combination of loss types, with β and ε live; histograms, the chosen-vs-rejected scatter,
+//! a sortable and filterable pair table and the per-token reward heatmap of a selected pair.
+
+use std::rc::Rc;
+
+use prefscope_core::dpo::Objective;
+use prefscope_core::ranking::flip_threshold;
+use prefscope_core::read::Preferences;
+use prefscope_core::record::TokenColumn;
+use prefscope_core::tokens::token_rewards;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use super::{fmt, use_ctx};
+use crate::app::Ctx;
+use crate::charts::{Histogram, Point, Scatter};
+use crate::store::{Action, DpoResult};
+use crate::tasks::parse_preferences;
+
+/// Rows the pair table renders at once (the rest is reached by sorting and filtering).
+const TABLE_ROWS: usize = 200;
+
+/// β on a log slider: 10^-3 … 10^1.
+fn beta_to_slider(beta: f64) -> f64 {
+    beta.log10()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum SortKey {
+    Index,
+    Chosen,
+    Rejected,
+    Margin,
+    Loss,
+}
+
+/// File picker for DPO data; the file is read and parsed in the page.
+#[function_component(DpoFile)]
+fn dpo_file() -> Html {
+    let Some(Ctx { dispatch, .. }) = use_ctx() else { return html! {} };
+    let onchange = Callback::from(move |e: Event| {
+        let input: HtmlInputElement = e.target_unchecked_into();
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        let dispatch = dispatch.clone();
+        spawn_local(async move {
+            let name = file.name();
+            let blob = gloo::file::Blob::from(file);
+            match gloo::file::futures::read_as_bytes(&blob).await {
+                Ok(bytes) => match parse_preferences(&name, bytes) {
+                    Ok(data) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                },
+                Err(e) => dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}"))),
+            }
+        });
+    });
+    html! {
+        <label class="ps-control">{ "Load log-probabilities (JSONL, CSV, Parquet) " }
+            <input type="file" accept=".jsonl,.ndjson,.json,.csv,.parquet,.pq" {onchange} data-testid="dpo-file" />
+        </label>
+    }
+}
+
+fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
+    let range = column.range(i);
+    if range.is_empty() {
+        return html! {};
+    }
+    let rewards: Vec<f64> = token_rewards(column, beta)[range.clone()].to_vec();
+    let peak = rewards.iter().fold(0f64, |m, r| m.max(r.abs())).max(1e-12);
+    let tokens = column.tokens.get(i).cloned().unwrap_or_default();
+    html! {
+        <div class="ps-heat">
+            <span class="ps-heat-label">{ label.to_string() }</span>
+            { for rewards.iter().enumerate().map(|(t, &r)| {
+                let a = (r.abs() / peak).min(1.0);
+                let colour = if r >= 0.0 { format!("rgba(34,139,84,{a:.3})") } else { format!("rgba(200,60,60,{a:.3})") };
+                let text = tokens.get(t).cloned().unwrap_or_else(|| format!("#{t}"));
+                html! { <span class="ps-token" style={format!("background:{colour}")} title={format!("β(logπ − logπref) = {}", fmt(r))}
+                              data-testid="token" data-reward={r.to_string()}>{ text }</span> }
+            }) }
+        </div>
+    }
+}
+
+#[function_component(DpoView)]
+pub fn dpo_view() -> Html {
+    let sort = use_state(|| (SortKey::Index, false));
+    let filter = use_state(String::new);
+    let wrong_only = use_state(|| false);
+    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    let dpo = &state.dpo;
+
+    let losses = {
+        let selected = dpo.losses.clone();
+        let dispatch = dispatch.clone();
+        Objective::names().into_iter().map(move |name| {
+            let on = selected.iter().any(|l| l == name);
+            let dispatch = dispatch.clone();
+            let selected = selected.clone();
+            let onchange = Callback::from(move |_| {
+                let mut next: Vec<String> = selected.iter().filter(|l| *l != name).cloned().collect();
+                if !on {
+                    next.push(name.to_string());
+                }
+                if !next.is_empty() {
+                    dispatch.emit(Action::DpoLosses(next));
+                }
+            });
+            html! { <label class="ps-check"><input type="checkbox" checked={on} {onchange} data-loss={name} />{ name }</label> }
+        })
+    };
+    let on_beta = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Ok(x) = e.target_unchecked_into::<HtmlInputElement>().value().parse::<f64>() {
+                // Three significant digits, so the slider lands on readable values.
+                let beta = 10f64.powf(x);
+                let beta = format!("{beta:.2e}").parse().unwrap_or(beta);
+                dispatch.emit(Action::DpoBeta(beta));
+            }
+        })
+    };
+    let on_eps = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Ok(x) = e.target_unchecked_into::<HtmlInputElement>().value().parse::<f64>() {
+                dispatch.emit(Action::DpoLabelSmoothing(x));
+            }
+        })
+    };
+    let controls = html! {
+        <div class="ps-controls">
+            <DpoFile />
+            <fieldset class="ps-losses"><legend>{ "Loss types (several are summed)" }</legend>{ for losses }</fieldset>
+            <label class="ps-control">{ "β " }
+                <input type="range" min="-3" max="1" step="0.01" value={beta_to_slider(dpo.beta).to_string()} oninput={on_beta}
+                       data-testid="beta" aria-valuetext={fmt(dpo.beta)} />
+                <output data-testid="beta-value" data-value={dpo.beta.to_string()}>{ fmt(dpo.beta) }</output>
+            </label>
+            <label class="ps-control">{ "label smoothing ε " }
+                <input type="range" min="0" max="0.49" step="0.01" value={dpo.label_smoothing.to_string()} oninput={on_eps}
+                       data-testid="epsilon" aria-valuetext={fmt(dpo.label_smoothing)} />
+                <output>{ fmt(dpo.label_smoothing) }</output>
+            </label>
+        </div>
+    };
+    let source = dpo.source.clone().unwrap_or_default();
+    let (Some(data), Some(result)) = (dpo.data.clone(), dpo.result.clone()) else {
+        let what = if dpo.data.is_some() { "computing…" } else { "loading the bundled DPO export…" };
+        return html! { <section class="ps-view">{ controls }<p class="ps-muted">{ what }</p></section> };
+    };
+    let table = match &*data {
+        Preferences::Dpo(t) => Some(t),
+        Preferences::Diffusion(_) => None,
+    };
+    let metrics = result.metrics.iter().map(|(name, value)| {
+        html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
+    });
+    let r: &DpoResult = &result;
+    let n = r.ids.len();
+    let points: Vec<Point> = (0..n)
+        .map(|i| Point {
+            x: r.rejected_reward[i],
+            y: r.chosen_reward[i],
+            label: r.ids[i].clone(),
+            kind: if r.margin[i] > 0.0 { "right" } else { "wrong" },
+        })
+        .collect();
+    let mut diagonals = vec![0.0];
+    if let (Some(i), Some(t)) = (dpo.selected, table) {
+        if i < t.len() {
+            diagonals.push(flip_threshold(t.reference_chosen_logps[i], t.reference_rejected_logps[i], dpo.beta));
+        }
+    }
+    let onselect = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |i: usize| dispatch.emit(Action::DpoSelect(Some(i))))
+    };
+    // The pair table: filter, sort, first rows.
+    let needle = filter.to_lowercase();
+    let mut rows: Vec<usize> = (0..n)
+        .filter(|&i| !*wrong_only || r.margin[i] <= 0.0)
+        .filter(|&i| {
+            needle.is_empty()
+                || r.ids[i].to_lowercase().contains(&needle)
+                || table.and_then(|t| t.prompt.get(i)).is_some_and(|p| p.to_lowercase().contains(&needle))
+        })
+        .collect();
+    let (key, descending) = *sort;
+    let value = |i: usize| match key {
+        SortKey::Index => i as f64,
+        SortKey::Chosen => r.chosen_reward[i],
+        SortKey::Rejected => r.rejected_reward[i],
+        SortKey::Margin => r.margin[i],
+        SortKey::Loss => r.loss[i],
+    };
+    rows.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
+    if descending {
+        rows.reverse();
+    }
+    let shown = rows.len().min(TABLE_ROWS);
+    let header = |label: &'static str, k: SortKey| {
+        let sort = sort.clone();
+        let onclick = Callback::from(move |_| {
+            let (current, desc) = *sort;
+            sort.set((k, if current == k { !desc } else { true }));
+        });
+        let mark = if key == k {
+            if descending {
+                " ▼"
+            } else {
+                " ▲"
+            }
+        } else {
+            ""
+        };
+        let aria = if key == k {
+            if descending {
+                "descending"
+            } else {
+                "ascending"
+            }
+        } else {
+            "none"
+        };
+        html! { <th scope="col" aria-sort={aria}><button type="button" class="ps-sort" {onclick}>{ label }{ mark }</button></th> }
+    };
+    let on_filter = {
+        let filter = filter.clone();
+        Callback::from(move |e: InputEvent| filter.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    };
+    let on_wrong = {
+        let wrong_only = wrong_only.clone();
+        Callback::from(move |_| wrong_only.set(!*wrong_only))
+    };
+    let heatmap = match (dpo.selected, table) {
+        (Some(i), Some(t)) if i < t.len() => {
+            let text = |c: &prefscope_core::record::OptColumn<String>| c.get(i).cloned().unwrap_or_default();
+            html! {
+                <div class="ps-heatmap" data-testid="heatmap">
+                    <h4>{ format!("pair {} — per-token implicit reward β(logπ − logπref)", t.id[i]) }</h4>
+                    { if t.chosen_tokens.present(i) {
+                        html! { <>{ token_strip("chosen", &t.chosen_tokens, i, dpo.beta) }{ token_strip("rejected", &t.rejected_tokens, i, dpo.beta) }</> }
+                    } else {
+                        html! { <p class="ps-muted">{ format!("chosen: {} · rejected: {} (no per-token arrays in this file)", text(&t.chosen), text(&t.rejected)) }</p> }
+                    } }
+                </div>
+            }
+        }
+        _ => {
+            html! { <p class="ps-muted">{ "Select a pair (table row or scatter point) to see its per-token rewards." }</p> }
+        }
+    };
+    let ranking: Vec<Html> = ["ranking/accuracy", "ranking/idealized_accuracy"]
+        .iter()
+        .filter_map(|k| r.metrics.get(*k).map(|v| html! { <li>{ format!("{k}: {}", fmt(*v)) }</li> }))
+        .collect();
+    html! {
+        <section class="ps-view">
+            { controls }
+            <p class="ps-muted" data-testid="dpo-source">{ format!("{source}: {n} pairs, loss {} , β = {}", dpo.losses.join(" + "), fmt(dpo.beta)) }</p>
+            <div class="ps-grid">
+                <table class="ps-table ps-metrics"><caption>{ "Metrics (TRL names)" }</caption><tbody>{ for metrics }</tbody></table>
+                <div>
+                    <Histogram title="margins (chosen − rejected reward)" series={vec![("margin".into(), r.margin.clone())]} marker={Some(0.0)} />
+                    <Histogram title="implicit rewards" series={vec![("chosen".into(), r.chosen_reward.clone()), ("rejected".into(), r.rejected_reward.clone())]} />
+                </div>
+                <div>
+                    <Scatter title="chosen vs rejected reward (diagonal: equal rewards; second line: the selected pair's ranking flip threshold)"
+                             xlabel="rejected reward" ylabel="chosen reward" points={points} diagonals={diagonals}
+                             onselect={Some(onselect)} selected={dpo.selected} />
+                    { (!ranking.is_empty()).then(|| html! { <ul class="ps-muted" aria-label="ranking accuracy">{ for ranking }</ul> }) }
+                </div>
+            </div>
+            { heatmap }
+            <div class="ps-controls">
+                <label class="ps-control">{ "Filter by id or prompt " }<input type="search" value={(*filter).clone()} oninput={on_filter} data-testid="pair-filter" /></label>
+                <label class="ps-check"><input type="checkbox" checked={*wrong_only} onchange={on_wrong} />{ "only pairs with margin ≤ 0" }</label>
+                <span class="ps-muted">{ format!("{} of {} pairs{}", shown, rows.len(), if rows.len() > shown { " (sort or filter to see others)" } else { "" }) }</span>
+            </div>
+            <table class="ps-table ps-pairs">
+                <thead><tr>{ header("#", SortKey::Index) }<th scope="col">{ "id" }</th>{ header("chosen reward", SortKey::Chosen) }
+                    { header("rejected reward", SortKey::Rejected) }{ header("margin", SortKey::Margin) }{ header("loss", SortKey::Loss) }</tr></thead>
+                <tbody>
+                { for rows.iter().take(shown).map(|&i| {
+                    let dispatch = dispatch.clone();
+                    let selected = dpo.selected == Some(i);
+                    html! {
+                        <tr data-testid="pair-row" data-id={r.ids[i].clone()} class={classes!(selected.then_some("ps-selected"), (r.margin[i] <= 0.0).then_some("ps-wrong"))}
+                            tabindex="0" onclick={Callback::from(move |_| dispatch.emit(Action::DpoSelect(Some(i))))}>
+                            <td>{ i }</td><td>{ r.ids[i].clone() }</td><td>{ fmt(r.chosen_reward[i]) }</td><td>{ fmt(r.rejected_reward[i]) }</td>
+                            <td>{ fmt(r.margin[i]) }</td><td>{ fmt(r.loss[i]) }</td>
+                        </tr>
+                    }
+                }) }
+                </tbody>
+            </table>
+        </section>
+    }
+}

@@ -1,0 +1,130 @@
+//! Model: the loaded CLIP-style model, loading another from local files or from a URL prefix
+//! laid out like a Hugging Face repository (`…/resolve/main/`), and the browser's model cache.
+
+use prefscope_clip::ModelFiles;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use super::use_ctx;
+use crate::app::Ctx;
+use crate::fetch::{cache_usage, clear_cache};
+use crate::store::Action;
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+#[function_component(ModelView)]
+pub fn model_view() -> Html {
+    let usage = use_state(|| None::<(usize, u64)>);
+    let url = use_state(String::new);
+    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    {
+        let usage = usage.clone();
+        let model = state.model.as_ref().map(|m| m.name.clone());
+        use_effect_with(model, move |_| {
+            spawn_local(async move { usage.set(cache_usage().await.ok()) });
+        });
+    }
+    let on_files = {
+        let dispatch = dispatch.clone();
+        let runtime = state.runtime.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let Some(list) = input.files() else { return };
+            let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+            let (dispatch, runtime) = (dispatch.clone(), runtime.clone());
+            spawn_local(async move {
+                let Some(runtime) = runtime else { return };
+                let mut model = ModelFiles::new();
+                let mut names = Vec::new();
+                for file in files {
+                    let name = file.name();
+                    if !(name.ends_with(".json") || name.ends_with(".safetensors")) {
+                        continue;
+                    }
+                    match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
+                        Ok(bytes) => model.insert(&name, bytes),
+                        Err(e) => return dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}"))),
+                    }
+                    names.push(name);
+                }
+                let label = format!("local files ({})", names.join(", "));
+                match runtime.load(&label, &model) {
+                    Ok(m) => match m.encoder.warm_up().await {
+                        Ok(()) => dispatch.emit(Action::Model(m)),
+                        Err(e) => dispatch.emit(Action::Error(format!("{label}: {e}"))),
+                    },
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        })
+    };
+    let on_url = {
+        let url = url.clone();
+        Callback::from(move |e: InputEvent| url.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    };
+    let on_load = {
+        let dispatch = dispatch.clone();
+        let url = url.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let u = url.trim().to_string();
+            if !u.is_empty() {
+                dispatch.emit(Action::ModelUrl(u));
+            }
+        })
+    };
+    let on_clear = {
+        let usage = usage.clone();
+        let dispatch = dispatch.clone();
+        Callback::from(move |_| {
+            let (usage, dispatch) = (usage.clone(), dispatch.clone());
+            spawn_local(async move {
+                if let Err(e) = clear_cache().await {
+                    dispatch.emit(Action::Error(e));
+                }
+                usage.set(cache_usage().await.ok());
+            });
+        })
+    };
+    let current = match &state.model {
+        Some(m) => {
+            let c = m.encoder.config();
+            html! {
+                <dl class="ps-facts" data-testid="model-facts">
+                    <dt>{ "model" }</dt><dd>{ m.name.clone() }</dd>
+                    <dt>{ "embedding" }</dt><dd>{ c.projection }</dd>
+                    <dt>{ "text" }</dt><dd>{ format!("{} layers × {} wide, context {}", c.text.tower.layers, c.text.tower.width, c.text.context) }</dd>
+                    <dt>{ "vision" }</dt><dd>{ format!("{} layers × {} wide, {}px images in {}px patches", c.vision.tower.layers, c.vision.tower.width, c.vision.image_size, c.vision.patch_size) }</dd>
+                    <dt>{ "compute" }</dt><dd>{ format!("{:?}", m.encoder.dtype()) }</dd>
+                </dl>
+            }
+        }
+        None => html! { <p class="ps-muted">{ "No model loaded yet." }</p> },
+    };
+    html! {
+        <section class="ps-view">
+            { current }
+            <div class="ps-controls">
+                <label class="ps-control">{ "Local files (config.json, model.safetensors, tokenizer.json, …) " }
+                    <input type="file" multiple=true accept=".json,.safetensors" onchange={on_files} data-testid="model-files" />
+                </label>
+                <form class="ps-control" onsubmit={on_load}>
+                    <label>{ "URL prefix " }
+                        <input type="url" placeholder="https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/" value={(*url).clone()} oninput={on_url} data-testid="model-url" />
+                    </label>
+                    <button type="submit">{ "Load" }</button>
+                </form>
+            </div>
+            <p data-testid="cache">
+                { match *usage {
+                    Some((n, bytes)) => format!("Model cache: {n} files, {}", megabytes(bytes)),
+                    None => "Model cache: not available in this context".to_string(),
+                } }
+                { " " }<button type="button" onclick={on_clear}>{ "Clear cache" }</button>
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,63 @@
+// <prefscope-viewer>: the prefscope application as a custom element. Load this file with
+// <script type="module" src=".../prefscope-viewer.js"> from the built folder; everything else
+// (the wasm, the stylesheet, the demo model) is found relative to it, so the folder works
+// from any sub-path of any static host.
+//
+// Attributes: model (URL prefix of a Hugging Face-style model), data (URL of data for the
+// view), view (score | decompose | dpo | model), beta, reweight, device (auto | webgpu | cpu),
+// full (the whole application with navigation).
+// Events: prefscope-ready (device and model loaded), prefscope-scored (a view has results).
+import init, { mount } from "./pkg/prefscope_web.js";
+
+const base = new URL(".", import.meta.url).href;
+let wasm = null;
+
+function loadWasm() {
+  wasm ??= init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) });
+  return wasm;
+}
+
+function loadStyles() {
+  if (document.querySelector("link[data-prefscope]")) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("prefscope.css", base).href;
+  link.dataset.prefscope = "";
+  document.head.append(link);
+}
+
+const ATTRIBUTES = ["model", "data", "view", "beta", "reweight"];
+
+class PrefscopeViewer extends HTMLElement {
+  static observedAttributes = ATTRIBUTES;
+
+  async connectedCallback() {
+    if (this.viewer || this.mounting) return;
+    this.mounting = true;
+    loadStyles();
+    try {
+      await loadWasm();
+    } catch (e) {
+      this.textContent = `prefscope could not start: ${e}`;
+      this.dataset.failed = "";
+      return;
+    }
+    const query = new URLSearchParams(location.search);
+    const options = { base, full: this.hasAttribute("full") };
+    for (const name of [...ATTRIBUTES, "device"]) {
+      const value = this.getAttribute(name);
+      if (value !== null) options[name] = value;
+    }
+    // The page's ?device= overrides (tests and users forcing a path).
+    if (query.has("device")) options.device = query.get("device");
+    this.viewer = mount(this, JSON.stringify(options));
+  }
+
+  attributeChangedCallback(name, old, value) {
+    if (this.viewer && old !== value) this.viewer.attribute_changed(name, value);
+  }
+}
+
+if (!customElements.get("prefscope-viewer")) {
+  customElements.define("prefscope-viewer", PrefscopeViewer);
+}

@@ -1,0 +1,255 @@
+// End-to-end tests of the built page in headless Chromium (DESIGN.md "Testing strategy").
+// Run by `cargo xtask test`, which builds the site and the native CLI and sets:
+//   PREFSCOPE_SITE  the built folder        PREFSCOPE_CLI  the native `prefscope` binary
+//   PREFSCOPE_SHOTS where screenshots go
+// The page's numbers are compared with the CLI's on the same inputs: the CLI is the
+// reference the golden tests already tie to transformers, open_clip and TRL.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { readFile, mkdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const SITE = process.env.PREFSCOPE_SITE;
+const CLI = process.env.PREFSCOPE_CLI;
+const SHOTS = process.env.PREFSCOPE_SHOTS ?? "target/e2e";
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// SwiftShader runs the towers at about 0.2 GFLOP/s: scoring the gallery takes minutes.
+const SLOW = 480_000;
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm",
+  ".json": "application/json", ".jsonl": "application/x-ndjson" };
+
+let server, origin;
+
+before(async () => {
+  assert.ok(SITE && CLI, "PREFSCOPE_SITE and PREFSCOPE_CLI must be set (cargo xtask test does)");
+  await mkdir(SHOTS, { recursive: true });
+  server = createServer(async (req, res) => {
+    const url = new URL(req.url, "http://x");
+    let file = path.join(SITE, decodeURIComponent(url.pathname));
+    if (!file.startsWith(path.resolve(SITE))) return res.writeHead(403).end();
+    try {
+      if ((await stat(file)).isDirectory()) file = path.join(file, "index.html");
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      res.writeHead(404).end("not found");
+    }
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  origin = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server?.close());
+
+function cli(...args) {
+  return JSON.parse(execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 }));
+}
+
+const FLAGS = ["--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync"];
+
+/** A browser, with WebGPU (SwiftShader) or without; a page whose console errors are collected. */
+async function open(webgpu) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // playwright gives each launch a fresh profile (the --user-data-dir the brief asks for).
+    args: [...FLAGS, ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-webgpu"])],
+  });
+  const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("crash", () => problems.push("page crashed"));
+  return { browser, page, problems };
+}
+
+async function rankingRows(page) {
+  await page.waitForSelector('[data-testid="ranking-row"]', { timeout: SLOW });
+  return page.$$eval('[data-testid="ranking-row"]', (rows) => rows.map((r) => ({
+    prompt: r.dataset.prompt, id: r.dataset.id, rank: Number(r.dataset.rank), score: Number(r.dataset.score),
+    relevant: Number(r.dataset.relevant), irrelevant: Number(r.dataset.irrelevant),
+    probability: Number(r.dataset.probability) })));
+}
+
+function close(a, b, what, tol = 2e-3) {
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: page ${a}, cli ${b}`);
+}
+
+/** The page's rankings equal `prefscope demo`'s, row for row. */
+function assertSameRankings(rows, demo) {
+  const expected = demo.prompts.flatMap((p) => p.rows.map((r) => ({ ...r, prompt: p.prompt })));
+  assert.equal(rows.length, expected.length, "number of ranking rows");
+  const byKey = new Map(rows.map((r) => [`${r.prompt}\u0000${r.id}`, r]));
+  for (const e of expected) {
+    const r = byKey.get(`${e.prompt}\u0000${e.id}`);
+    assert.ok(r, `row ${e.id} of “${e.prompt}” is on the page`);
+    close(r.score, e.score, `${e.id} score`);
+    close(r.relevant, e.relevant, `${e.id} relevant`);
+    close(r.irrelevant, e.irrelevant, `${e.id} irrelevant`);
+    close(r.probability, e.probability, `${e.id} probability`);
+  }
+  // Ranks: equal wherever the scores are not within the tolerance of a neighbour's.
+  for (const p of demo.prompts) {
+    const scores = p.rows.map((r) => r.score);
+    for (const e of p.rows) {
+      const near = scores.some((s) => s !== e.score && Math.abs(s - e.score) < 2e-3 * Math.max(1, Math.abs(s)));
+      if (!near) assert.equal(byKey.get(`${p.prompt}\u0000${e.id}`).rank, e.rank, `${e.id} rank`);
+    }
+  }
+}
+
+async function metrics(page) {
+  await page.waitForSelector('[data-testid="metric"]', { timeout: SLOW });
+  return Object.fromEntries(await page.$$eval('[data-testid="metric"]',
+    (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+}
+
+function assertSameMetrics(page, cliMetrics, what) {
+  for (const name of ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+    "logps/chosen", "logps/rejected", "loss"]) {
+    assert.ok(name in page, `${what}: metric ${name} is shown`);
+    close(page[name], cliMetrics[name], `${what} ${name}`, 1e-5);
+  }
+}
+
+async function setRange(page, testid, value) {
+  await page.$eval(`[data-testid="${testid}"]`, (el, v) => {
+    el.value = String(v);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  }, value);
+}
+
+async function dpoChecks(page, label) {
+  await page.click('button[data-view="dpo"]');
+  const sample = path.join(ROOT, "tests/fixtures/dpo_sample.jsonl");
+  assertSameMetrics(await metrics(page), cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics, `${label} β=0.1`);
+  await page.screenshot({ path: path.join(SHOTS, `${label}-dpo.png`), fullPage: true });
+  // The slider is logarithmic in steps of 0.01: -0.3 is β = 10^-0.3, shown as 0.501.
+  await setRange(page, "beta", -0.3);
+  await page.waitForSelector('[data-testid="beta-value"][data-value="0.501"]');
+  const cli05 = cli("dpo", "--input", sample, "--beta", "0.501", "--device", "cpu").metrics;
+  await page.waitForFunction((want) => {
+    const m = document.querySelector('[data-testid="metric"][data-name="rewards/margins"]');
+    return m && Math.abs(Number(m.dataset.value) - want) <= 1e-5 * Math.max(1, Math.abs(want));
+  }, cli05["rewards/margins"], { timeout: SLOW });
+  assertSameMetrics(await metrics(page), cli05, `${label} β=0.501`);
+  // A pair's per-token heatmap.
+  await page.click('[data-testid="pair-row"]');
+  await page.waitForSelector('[data-testid="heatmap"] [data-testid="token"]');
+}
+
+const demoRankings = () => cli("demo", "--format", "json", "--device", "cpu");
+
+test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'s", { timeout: 2 * SLOW }, async () => {
+  const { browser, page, problems } = await open(true);
+  try {
+    await page.goto(`${origin}/index.html?device=webgpu`);
+    const rows = await rankingRows(page);
+    assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "webgpu");
+    assertSameRankings(rows, demoRankings());
+    const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
+    console.log(`webgpu: navigation to first ranking ${ms} ms; ${await page.textContent('[data-testid="device-badge"]')}`);
+    await page.screenshot({ path: path.join(SHOTS, "webgpu-score.png"), fullPage: true });
+    await page.click('button[data-view="decompose"]');
+    await setRange(page, "reweight", 0.9);
+    await page.waitForSelector('[data-testid="reweighted-winner"]');
+    await page.screenshot({ path: path.join(SHOTS, "webgpu-decompose.png"), fullPage: true });
+    await dpoChecks(page, "webgpu");
+    await page.click('button[data-view="model"]');
+    await page.waitForSelector('[data-testid="model-facts"]');
+    await page.screenshot({ path: path.join(SHOTS, "webgpu-model.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { timeout: 2 * SLOW }, async () => {
+  const { browser, page, problems } = await open(false);
+  try {
+    await page.goto(`${origin}/index.html`);
+    const rows = await rankingRows(page);
+    assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "cpu");
+    assertSameRankings(rows, demoRankings());
+    const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
+    console.log(`cpu: navigation to first ranking ${ms} ms`);
+    await page.screenshot({ path: path.join(SHOTS, "cpu-score.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });
+    await page.setViewportSize({ width: 1366, height: 900 });
+    await dpoChecks(page, "cpu");
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("the custom element example fires prefscope-ready and prefscope-scored for both viewers", { timeout: SLOW }, async () => {
+  const { browser, page, problems } = await open(false);
+  try {
+    await page.addInitScript(() => {
+      window.__events = [];
+      for (const name of ["prefscope-ready", "prefscope-scored"]) {
+        document.addEventListener(name, (e) => window.__events.push({ name, id: e.target.id, ...e.detail }), true);
+      }
+    });
+    await page.goto(`${origin}/examples/index.html`);
+    await page.waitForFunction(() => {
+      const e = window.__events;
+      return ["scores", "margins"].every((id) => e.some((x) => x.id === id && x.name === "prefscope-scored"));
+    }, null, { timeout: SLOW });
+    const events = await page.evaluate(() => window.__events);
+    assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-ready"), JSON.stringify(events));
+    assert.ok(events.some((e) => e.id === "margins" && e.name === "prefscope-scored" && e.view === "dpo" && e.beta === 0.2));
+    assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-scored" && e.view === "score" && e.rows > 0));
+    // An attribute change reaches the running viewer.
+    await page.$eval("#margins", (el) => el.setAttribute("beta", "0.05"));
+    await page.waitForFunction(() => window.__events.some((e) => e.id === "margins" && e.beta === 0.05), null, { timeout: SLOW });
+    await page.screenshot({ path: path.join(SHOTS, "example-embedding.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("bad files show an error naming them, and the page keeps working", { timeout: SLOW }, async () => {
+  const { browser, page, problems } = await open(false);
+  try {
+    await page.goto(`${origin}/index.html`);
+    await page.click('button[data-view="dpo"]');
+    await metrics(page);
+    // Malformed JSON Lines: the error names the file and the line.
+    await page.setInputFiles('[data-testid="dpo-file"]', { name: "broken.jsonl", mimeType: "application/x-ndjson",
+      buffer: Buffer.from('{"id": "a", "policy_chosen_logps": -1.0\n') });
+    const error = await page.waitForSelector('[data-testid="error"]');
+    assert.match(await error.textContent(), /broken\.jsonl/);
+    // Non-finite log-probabilities are refused by row.
+    await page.setInputFiles('[data-testid="dpo-file"]', { name: "nan.csv", mimeType: "text/csv",
+      buffer: Buffer.from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\np0,-1,-2,-1,-2\np1,NaN,-2,-1,-2\n") });
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="error"]')].some((e) => /nan\.csv/.test(e.textContent)));
+    // A good file still loads.
+    await page.setInputFiles('[data-testid="dpo-file"]', path.join(ROOT, "tests/fixtures/dpo_sample.jsonl"));
+    await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_sample.jsonl")');
+    await metrics(page);
+    // A wrong model: a config that is not a CLIP config, weights that are not safetensors.
+    await page.click('button[data-view="model"]');
+    await page.setInputFiles('[data-testid="model-files"]', [
+      { name: "config.json", mimeType: "application/json", buffer: Buffer.from('{"model_type": "bert"}') },
+      { name: "model.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("not safetensors") },
+      { name: "tokenizer.json", mimeType: "application/json", buffer: Buffer.from("{}") },
+    ]);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="error"]').length >= 3);
+    await page.screenshot({ path: path.join(SHOTS, "errors.png"), fullPage: true });
+    // Still working: the demo model is still loaded and the Score view still ranks.
+    await page.click('button[data-view="score"]');
+    await rankingRows(page);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
