@@ -47,7 +47,8 @@ before(async () => {
 after(() => server?.close());
 
 function cli(...args) {
-  return JSON.parse(execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 }));
+  const out = execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
+  return JSON.parse(out);
 }
 
 const FLAGS = ["--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -211,6 +212,50 @@ test("the custom element example fires prefscope-ready and prefscope-scored for 
     await page.$eval("#margins", (el) => el.setAttribute("beta", "0.05"));
     await page.waitForFunction(() => window.__events.some((e) => e.id === "margins" && e.beta === 0.05), null, { timeout: SLOW });
     await page.screenshot({ path: path.join(SHOTS, "example-embedding.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("your images and a manifest: the rankings equal `prefscope score`'s; export writes them", { timeout: SLOW }, async () => {
+  const { browser, page, problems } = await open(false);
+  try {
+    await page.goto(`${origin}/index.html`);
+    await rankingRows(page);
+    const manifest = path.join(ROOT, "web/tests/manifest.csv");
+    const images = ["square24.png", "wide.png", "rotated.jpg", "tall_rgba.png", "grey.png"]
+      .map((f) => path.join(ROOT, "tests/fixtures/clip/images", f));
+    await page.click(".ps-inputs summary");
+    await page.setInputFiles('[data-testid="image-files"]', [...images, manifest]);
+    await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded · manifest manifest.csv (8 rows)")');
+    await page.click('[data-testid="score-inputs"]');
+    await page.waitForSelector('[data-testid="scored-time"][data-source="user"]', { timeout: SLOW });
+    const rows = await rankingRows(page);
+    const want = cli("score", "--model", "crates/synth/demo-model", "--manifest", manifest, "--preset", "pickscore",
+      "--device", "cpu", "--format", "json").rows;
+    assert.equal(rows.length, want.length);
+    for (const w of want) {
+      const r = rows.find((x) => x.id === w.id);
+      assert.ok(r, `row ${w.id}`);
+      for (const k of ["score", "relevant", "irrelevant", "probability"]) close(r[k], w[k], `${w.id} ${k}`);
+      assert.equal(r.rank, w.rank, `${w.id} rank`);
+    }
+    // The long prompt is past the demo model's 32-token context: encoded in segments.
+    assert.match(await page.textContent(".ps-prompt:last-of-type h3"), /[2-9] segments/);
+    await page.screenshot({ path: path.join(SHOTS, "cpu-score-inputs.png"), fullPage: true });
+    // Export: the CSV download holds every row with the contract's columns.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click('button[data-format="csv"]')]);
+    const text = await readFile(await download.path(), "utf8");
+    const lines = text.trim().split("\n");
+    assert.equal(lines[0], "id,group,prompt,image,score,relevant,irrelevant,reweighted,probability,rank");
+    assert.equal(lines.length, want.length + 1);
+    // A corrupt image is reported by name; the images already loaded stay.
+    await page.setInputFiles('[data-testid="image-files"]', { name: "corrupt.png", mimeType: "image/png",
+      buffer: Buffer.from("\x89PNG\r\n\x1a\n this is not a png") });
+    const error = await page.waitForSelector('[data-testid="error"]');
+    assert.match(await error.textContent(), /corrupt\.png/);
+    await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded")');
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -10,7 +10,7 @@ use yew::prelude::*;
 
 use crate::host::Host;
 use crate::options::{Options, View};
-use crate::store::{Action, State};
+use crate::store::{Action, Source, State};
 use crate::{compute, tasks, views};
 
 #[derive(Properties)]
@@ -95,22 +95,35 @@ pub fn app(props: &AppProps) -> Html {
         });
     }
 
-    // The gallery's scores, when a model is loaded and nothing is scored for the preset.
+    // Scores, when a model is loaded and nothing is scored for the preset and source: the demo
+    // gallery, or the user's inputs when they asked.
     {
         let dispatch = dispatch.clone();
         let host = props.host.clone();
         let needs = state.model.is_some() && state.scored.is_none();
         let (runtime, model, scorer, reweight) =
             (state.runtime.clone(), state.model.clone(), state.scorer, state.reweight);
-        use_effect_with((needs, model.clone().map(|m| Rc::as_ptr(&m) as usize), scorer), move |_| {
+        let (source, inputs) = (state.source.clone(), state.inputs.clone());
+        let deps = (
+            needs,
+            model.clone().map(|m| Rc::as_ptr(&m) as usize),
+            scorer,
+            source.clone(),
+            state.score_requests,
+            inputs.bundled_reference,
+        );
+        use_effect_with(deps, move |_| {
             if let (true, Some(runtime), Some(model)) = (needs, runtime, model) {
                 spawn_local(async move {
-                    match tasks::score_demo(&runtime, &model, scorer, reweight, &dispatch).await {
+                    let result = match source {
+                        Source::Demo => tasks::score_demo(&runtime, &model, scorer, reweight, &dispatch).await,
+                        Source::User => tasks::score_user(&runtime, &model, &inputs, scorer, reweight, &dispatch).await,
+                    };
+                    match result {
                         Ok(scored) => {
-                            host.emit(
-                                "prefscope-scored",
-                                &json!({"view": "score", "rows": scored.rows.len(), "preset": scorer.name(), "millis": scored.millis}),
-                            );
+                            let detail = json!({"view": "score", "rows": scored.rows.len(), "preset": scorer.name(),
+                                "source": if scored.source == Source::Demo { "demo" } else { "user" }, "millis": scored.millis});
+                            host.emit("prefscope-scored", &detail);
                             dispatch.emit(Action::Scored(Rc::new(scored)));
                         }
                         Err(e) => dispatch.emit(Action::Error(e)),

@@ -53,29 +53,32 @@ pub fn table(state: &State) -> Option<(String, OutputTable)> {
         View::Score => {
             let s = state.scored.as_ref()?;
             let r = &s.rows;
-            let table = OutputTable::new(vec![
+            let reweighted = |row: &crate::store::Row| crate::views::score::reweighted(state, s, row);
+            let mut columns = vec![
                 ("id".into(), Column::Text(r.iter().map(|r| r.id.clone()).collect())),
+                ("group".into(), Column::Text(r.iter().map(|r| r.group.clone()).collect())),
                 ("prompt".into(), Column::Text(r.iter().map(|r| r.prompt.clone()).collect())),
-                ("rank".into(), Column::Int(r.iter().map(|r| r.rank as i64).collect())),
+                ("image".into(), Column::Text(r.iter().map(|r| s.image_names[r.image].clone()).collect())),
                 ("score".into(), floats(r.iter().map(|r| r.score))),
-                ("probability".into(), floats(r.iter().map(|r| r.probability))),
                 ("relevant".into(), floats(r.iter().map(|r| r.relevant))),
                 ("irrelevant".into(), floats(r.iter().map(|r| r.irrelevant))),
-                ("reweighted".into(), floats(r.iter().map(|r| r.relevant + state.reweight * r.irrelevant))),
-                ("alignment".into(), floats(r.iter().map(|r| r.alignment))),
-                ("quality".into(), floats(r.iter().map(|r| r.quality))),
-            ]);
-            Some((format!("prefscope-scores-{}", s.scorer.name()), table))
+                ("reweighted".into(), floats(r.iter().map(reweighted))),
+                ("probability".into(), floats(r.iter().map(|r| r.probability))),
+                ("rank".into(), Column::Int(r.iter().map(|r| r.rank as i64).collect())),
+            ];
+            if r.iter().all(|r| r.truth.is_some()) {
+                columns.push(("alignment".into(), floats(r.iter().map(|r| r.truth.map_or(f32::NAN, |t| t.0)))));
+                columns.push(("quality".into(), floats(r.iter().map(|r| r.truth.map_or(f32::NAN, |t| t.1)))));
+            }
+            Some((format!("prefscope-scores-{}", s.scorer.name()), OutputTable::new(columns)))
         }
         View::Decompose => {
             let s = state.scored.as_ref()?;
-            let prompts = crate::views::decompose::prompt_texts(s);
-            let cols = prompts.len();
+            let cols = s.prompts.len().max(1);
             let n = s.relevant.len();
-            let image = |k: usize| s.rows.get(k / cols.max(1)).map_or_else(String::new, |r| r.id.clone());
             let table = OutputTable::new(vec![
-                ("image".into(), Column::Text((0..n).map(image).collect())),
-                ("prompt".into(), Column::Text((0..n).map(|k| prompts[k % cols].clone()).collect())),
+                ("image".into(), Column::Text((0..n).map(|k| s.image_names[k / cols].clone()).collect())),
+                ("prompt".into(), Column::Text((0..n).map(|k| s.prompts[k % cols].clone()).collect())),
                 ("relevant".into(), floats(s.relevant.iter().copied())),
                 ("irrelevant".into(), floats(s.irrelevant.iter().copied())),
                 (

@@ -7,7 +7,6 @@ use std::rc::Rc;
 use prefscope_clip::scorer::Scorer;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::read::Preferences;
-use prefscope_synth::demo::{GalleryEmbeddings, GalleryRow};
 use yew::Reducible;
 
 use crate::compute::{Model, Runtime};
@@ -20,25 +19,96 @@ pub struct Progress {
     pub fraction: Option<f64>,
 }
 
-/// A scored gallery with everything the Score and Decompose views show.
+/// Where the scored images and prompts came from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The embedded demo gallery (with the shapes world's ground truth).
+    Demo,
+    /// The user's images and prompts (typed, dropped, fetched or from a manifest).
+    User,
+}
+
+/// One scored image × prompt row, as the Score view lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub id: String,
+    /// Rows of a group compete in the softmax and the ranking.
+    pub group: String,
+    pub prompt: String,
+    /// Index into the scored images and prompts (the split's matrix).
+    pub image: usize,
+    pub text: usize,
+    pub rank: u32,
+    pub score: f32,
+    pub relevant: f32,
+    pub irrelevant: f32,
+    pub probability: f32,
+    /// The shapes world's ground truth (alignment, quality), for the demo gallery.
+    pub truth: Option<(f32, f32)>,
+}
+
+/// A scored set with everything the Score and Decompose views show.
 pub struct Scored {
     pub scorer: Scorer,
-    pub rows: Vec<GalleryRow>,
-    pub embedded: GalleryEmbeddings,
-    /// Thumbnails by candidate id (data URLs).
-    pub thumbnails: BTreeMap<String, String>,
+    pub source: Source,
+    pub rows: Vec<Row>,
+    /// Names of the scored images and texts of the scored prompts (the matrix's axes).
+    pub image_names: Vec<String>,
+    pub prompts: Vec<String>,
+    /// LongAlign segments each prompt was encoded in.
+    pub segments: Vec<usize>,
+    /// Thumbnails, one per image (data or object URLs).
+    pub thumbnails: Vec<Option<String>>,
+    /// What the common direction is the mean of.
+    pub reference: String,
     /// Relevant and irrelevant parts of every image × prompt (images × prompts, row-major).
     pub relevant: Vec<f32>,
     pub irrelevant: Vec<f32>,
     /// The split kept on the GPU, when the towers ran there: the slider re-runs one kernel.
     pub resident: Option<prefscope_gpu::Decomposed>,
-    /// Milliseconds from navigation to the first ranking on screen.
+    /// Milliseconds from navigation to this result.
     pub millis: f64,
 }
 
 impl PartialEq for Scored {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self, other)
+    }
+}
+
+impl Scored {
+    /// The index of row `r`'s pair in the split's matrix.
+    pub fn cell(&self, r: &Row) -> usize {
+        r.image * self.prompts.len() + r.text
+    }
+}
+
+/// A decoded image the user gave.
+pub struct UserImage {
+    pub name: String,
+    pub rgba: prefscope_clip::Rgba,
+    pub thumbnail: Option<String>,
+}
+
+/// The user's inputs to the Score view.
+#[derive(Clone, Default)]
+pub struct Inputs {
+    pub images: Vec<Rc<UserImage>>,
+    /// Prompts typed or pasted, one per line; every image is ranked against each.
+    pub prompts: Vec<String>,
+    /// A manifest's rows (prompt, image, group, id): each row scores its image, by name.
+    pub manifest: Option<(String, Vec<prefscope_core::record::ManifestRow>)>,
+    /// Use the bundled reference prompts (else the user's prompts) for the common direction.
+    pub bundled_reference: bool,
+}
+
+impl PartialEq for Inputs {
+    fn eq(&self, other: &Self) -> bool {
+        self.images.len() == other.images.len()
+            && self.images.iter().zip(&other.images).all(|(a, b)| Rc::ptr_eq(a, b))
+            && self.prompts == other.prompts
+            && self.manifest == other.manifest
+            && self.bundled_reference == other.bundled_reference
     }
 }
 
@@ -93,6 +163,11 @@ pub struct State {
     pub scorer: Scorer,
     pub reweight: f32,
     pub scored: Option<Rc<Scored>>,
+    /// Score the user's inputs rather than the demo gallery.
+    pub source: Source,
+    pub inputs: Inputs,
+    /// Bumped by "Score" so the same inputs can be scored again.
+    pub score_requests: u32,
     /// Reweighted parts (images × prompts) for the current weight, from the GPU when resident.
     pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
     pub dpo: Dpo,
@@ -109,6 +184,9 @@ impl State {
             scorer: Scorer::PickScore,
             reweight: options.reweight.unwrap_or(DEFAULT_REWEIGHT),
             scored: None,
+            source: Source::Demo,
+            inputs: Inputs { bundled_reference: true, ..Inputs::default() },
+            score_requests: 0,
             reweighted: None,
             dpo: Dpo {
                 source: None,
@@ -133,6 +211,13 @@ pub enum Action {
     DismissError(usize),
     Scorer(Scorer),
     Scored(Rc<Scored>),
+    /// Add decoded images, replace the prompts or the manifest, then score them.
+    AddImages(Vec<Rc<UserImage>>),
+    ClearImages,
+    Prompts(Vec<String>),
+    Manifest(Option<(String, Vec<prefscope_core::record::ManifestRow>)>),
+    BundledReference(bool),
+    ScoreSource(Source),
     Reweight(f32),
     Reweighted(f32, Vec<f32>),
     DpoData(String, Rc<Preferences>),
@@ -198,8 +283,25 @@ impl Reducible for State {
                     s.reweighted = None;
                 }
             }
+            Action::AddImages(images) => s.inputs.images.extend(images),
+            Action::ClearImages => s.inputs.images.clear(),
+            Action::Prompts(p) => s.inputs.prompts = p,
+            Action::Manifest(m) => s.inputs.manifest = m,
+            Action::BundledReference(b) => {
+                s.inputs.bundled_reference = b;
+                if s.source == Source::User {
+                    s.scored = None;
+                    s.reweighted = None;
+                }
+            }
+            Action::ScoreSource(source) => {
+                s.source = source;
+                s.scored = None;
+                s.reweighted = None;
+                s.score_requests += 1;
+            }
             Action::Scored(scored) => {
-                if scored.scorer == s.scorer {
+                if scored.scorer == s.scorer && scored.source == s.source {
                     s.scored = Some(scored);
                     s.reweighted = None;
                 }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use prefscope_clip::scorer::Scorer;
-use prefscope_clip::ModelFiles;
+use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
+use prefscope_clip::{ModelFiles, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
+use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::decompose_all;
 use prefscope_core::read::{read_preferences, Input, Preferences};
 use prefscope_core::report::{report, ReportRequest};
@@ -17,7 +18,7 @@ use yew::Callback;
 
 use crate::compute::{Model, Runtime, MODEL_FILES};
 use crate::fetch::{fetch_bytes, fetch_cached};
-use crate::store::{Action, Dpo, DpoResult, Progress, Scored};
+use crate::store::{Action, Dpo, DpoResult, Inputs, Progress, Row, Scored, Source, UserImage};
 
 pub fn progress(label: &str, fraction: Option<f64>) -> Progress {
     Progress { label: label.to_string(), fraction }
@@ -82,6 +83,28 @@ fn now() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
+/// The split of every image × prompt score against `u`, on the GPU (kept resident for the
+/// slider) or with core's formula on the CPU path.
+async fn split(
+    runtime: &Runtime,
+    images: &Embeddings,
+    prompts: &Embeddings,
+    u: &[f32],
+    scale: f32,
+) -> Result<(Vec<f32>, Vec<f32>, Option<prefscope_gpu::Decomposed>), String> {
+    match &runtime.gpu {
+        Some(gpu) => {
+            let d =
+                gpu.decompose(images, prompts, u, scale).await.map_err(|e| format!("decomposition on the GPU: {e}"))?;
+            Ok((d.relevant.clone(), d.irrelevant.clone(), Some(d)))
+        }
+        None => {
+            let parts = decompose_all(images, prompts, u, scale);
+            Ok((parts.iter().map(|p| p.relevant).collect(), parts.iter().map(|p| p.irrelevant).collect(), None))
+        }
+    }
+}
+
 /// Embeds the demo gallery once, scores it (the rows `prefscope demo` prints) and splits every
 /// image × prompt score, on the runtime's device.
 pub async fn score_demo(
@@ -97,31 +120,176 @@ pub async fn score_demo(
     dispatch.emit(Action::Progress(Some(progress(&format!("embedding {candidates} images and their prompts"), None))));
     yield_now().await;
     let embedded = embed_gallery(encoder, &entries, scorer, None).await.map_err(|e| e.to_string())?;
-    let rows = score_embedded(encoder, &entries, &embedded, scorer, reweight).await.map_err(|e| e.to_string())?;
+    let gallery = score_embedded(encoder, &entries, &embedded, scorer, reweight).await.map_err(|e| e.to_string())?;
     let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-    let (relevant, irrelevant, resident) = match &runtime.gpu {
-        Some(gpu) => {
-            let d = gpu
-                .decompose(&embedded.images, &embedded.prompts, &embedded.u, scale)
-                .await
-                .map_err(|e| format!("decomposition on the GPU: {e}"))?;
-            (d.relevant.clone(), d.irrelevant.clone(), Some(d))
-        }
-        None => {
-            let parts = decompose_all(&embedded.images, &embedded.prompts, &embedded.u, scale);
-            (parts.iter().map(|p| p.relevant).collect(), parts.iter().map(|p| p.irrelevant).collect(), None)
-        }
-    };
-    let mut thumbnails = BTreeMap::new();
-    for entry in &entries {
+    let (relevant, irrelevant, resident) =
+        split(runtime, &embedded.images, &embedded.prompts, &embedded.u, scale).await?;
+    let mut thumbnails = Vec::new();
+    let mut image_names = Vec::new();
+    let mut rows = Vec::new();
+    let mut k = 0;
+    for (p, entry) in entries.iter().enumerate() {
         for c in &entry.candidates {
             let image = c.sample.render(SIZE);
-            if let Some(url) = data_url(image.width, image.height, &image.data) {
-                thumbnails.insert(c.id.clone(), url);
+            thumbnails.push(data_url(image.width, image.height, &image.data));
+            image_names.push(c.id.clone());
+            let g = &gallery[k];
+            rows.push(Row {
+                id: g.id.clone(),
+                group: format!("p{p}"),
+                prompt: g.prompt.clone(),
+                image: k,
+                text: p,
+                rank: g.rank,
+                score: g.score,
+                relevant: g.relevant,
+                irrelevant: g.irrelevant,
+                probability: g.probability,
+                truth: Some((g.alignment, g.quality)),
+            });
+            k += 1;
+        }
+    }
+    Ok(Scored {
+        scorer,
+        source: Source::Demo,
+        rows,
+        image_names,
+        prompts: entries.iter().map(|e| e.prompt.text.clone()).collect(),
+        segments: embedded.segments.clone(),
+        thumbnails,
+        reference: format!(
+            "{} shapes-world prompts (the gallery's reference set)",
+            prefscope_synth::demo::reference_prompts().len()
+        ),
+        relevant,
+        irrelevant,
+        resident,
+        millis: now(),
+    })
+}
+
+/// Decodes an image the user gave (the `image` crate, as `prefscope score` does natively, so
+/// both give the same pixels); the thumbnail is the original bytes as an object URL.
+pub fn decode_image(name: &str, bytes: &[u8]) -> Result<UserImage, String> {
+    let rgba = Rgba::decode(name, bytes).map_err(|e| e.to_string())?;
+    let array = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let thumbnail = web_sys::Blob::new_with_u8_array_sequence(&array)
+        .ok()
+        .and_then(|b| web_sys::Url::create_object_url_with_blob(&b).ok());
+    Ok(UserImage { name: name.to_string(), rgba, thumbnail })
+}
+
+/// Scores the user's inputs: each manifest row's image against its prompt, or every image
+/// against every typed prompt; the common direction from the bundled reference set or the
+/// user's prompts.
+pub async fn score_user(
+    runtime: &Runtime,
+    model: &Model,
+    inputs: &Inputs,
+    scorer: Scorer,
+    reweight: f32,
+    dispatch: &Callback<Action>,
+) -> Result<Scored, String> {
+    let encoder = &model.encoder;
+    let index: BTreeMap<&str, usize> = inputs.images.iter().enumerate().map(|(i, im)| (im.name.as_str(), i)).collect();
+    // (id, group, prompt, image index) per row.
+    let mut wanted: Vec<(String, Option<String>, String, usize)> = Vec::new();
+    match &inputs.manifest {
+        Some((name, rows)) => {
+            for (r, row) in rows.iter().enumerate() {
+                let file = row.image.rsplit('/').next().unwrap_or(&row.image);
+                let i = index.get(row.image.as_str()).or_else(|| index.get(file)).copied().ok_or_else(|| {
+                    format!(
+                        "{name}: row {}: image `{}` is not among the loaded images (add the file or its folder)",
+                        r + 1,
+                        row.image
+                    )
+                })?;
+                // As `prefscope score` numbers them: the row, from 1.
+                let id = row.id.clone().unwrap_or_else(|| (r + 1).to_string());
+                wanted.push((id, row.group.clone(), row.prompt.clone(), i));
+            }
+        }
+        None => {
+            if inputs.prompts.is_empty() || inputs.images.is_empty() {
+                return Err("add at least one image and one prompt (or a manifest) to score".into());
+            }
+            for prompt in &inputs.prompts {
+                for (i, im) in inputs.images.iter().enumerate() {
+                    wanted.push((im.name.clone(), None, prompt.clone(), i));
+                }
             }
         }
     }
-    Ok(Scored { scorer, rows, embedded, thumbnails, relevant, irrelevant, resident, millis: now() })
+    let mut prompts: Vec<String> = Vec::new();
+    for (_, _, p, _) in &wanted {
+        if !prompts.contains(p) {
+            prompts.push(p.clone());
+        }
+    }
+    dispatch.emit(Action::Progress(Some(progress(
+        &format!("embedding {} images and {} prompts", inputs.images.len(), prompts.len()),
+        None,
+    ))));
+    yield_now().await;
+    let reference = if inputs.bundled_reference { Reference::Bundled } else { Reference::Prompts(prompts.clone()) };
+    let reference_name = match &reference {
+        Reference::Bundled => format!("the {} bundled reference prompts", reference.prompts().len()),
+        Reference::Prompts(p) => format!("your {} prompts", p.len()),
+    };
+    let u = common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?;
+    let preset = scorer.preset(encoder.preset());
+    let rgba: Vec<Rgba> = inputs.images.iter().map(|im| im.rgba.clone()).collect();
+    let images = encoder.embed_images(&rgba, Some(&preset)).await.map_err(|e| e.to_string())?;
+    let items: Vec<Item<'_>> = wanted
+        .iter()
+        .map(|(id, group, prompt, i)| Item {
+            id: id.clone(),
+            group: group.clone(),
+            prompt,
+            image: *i,
+            image_name: &inputs.images[*i].name,
+        })
+        .collect();
+    let scored = score(encoder, &items, &images, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
+    let texts: Vec<String> = prompts.iter().map(|p| scorer.text(p)).collect();
+    let embedded = encoder.embed_texts(&texts).await.map_err(|e| e.to_string())?;
+    let vectors: Vec<&[f32]> = embedded.iter().map(|t| t.vector.as_slice()).collect();
+    let prompt_matrix = Embeddings::from_rows(&vectors).ok_or("no prompts to score")?;
+    let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
+    let (relevant, irrelevant, resident) = split(runtime, &images, &prompt_matrix, &u, scale).await?;
+    let rows = scored
+        .into_iter()
+        .zip(&wanted)
+        .map(|(r, (_, _, prompt, i))| Row {
+            id: r.id,
+            group: r.group,
+            text: prompts.iter().position(|p| p == prompt).unwrap_or(0),
+            prompt: r.prompt,
+            image: *i,
+            rank: r.rank,
+            score: r.score,
+            relevant: r.relevant,
+            irrelevant: r.irrelevant,
+            probability: r.probability,
+            truth: None,
+        })
+        .collect();
+    Ok(Scored {
+        scorer,
+        source: Source::User,
+        rows,
+        image_names: inputs.images.iter().map(|im| im.name.clone()).collect(),
+        prompts,
+        segments: embedded.iter().map(|t| t.segments).collect(),
+        thumbnails: inputs.images.iter().map(|im| im.thumbnail.clone()).collect(),
+        reference: reference_name,
+        relevant,
+        irrelevant,
+        resident,
+        millis: now(),
+    })
 }
 
 /// `relevant + w·irrelevant` for every image × prompt: the GPU kernel over the resident split,

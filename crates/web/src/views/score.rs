@@ -1,13 +1,19 @@
 //! Score: per prompt, the gallery's images ranked, with score, PickScore-style probability,
 //! the LongAlign parts and the reweighted score; the preset and the reweighting factor.
 
+use std::rc::Rc;
+
 use prefscope_clip::scorer::Scorer;
-use web_sys::{HtmlInputElement, HtmlSelectElement};
+use prefscope_core::read::read_manifest;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::{fmt, use_ctx};
 use crate::app::Ctx;
-use crate::store::{Action, State};
+use crate::fetch::fetch_bytes;
+use crate::store::{Action, Row, Scored, Source, State};
+use crate::tasks::decode_image;
 
 const PRESETS: [Scorer; 4] = [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps];
 
@@ -30,15 +36,176 @@ pub fn reweight_slider() -> Html {
     }
 }
 
-/// The reweighted score of gallery row `k` (image `k` against prompt `p`), from the GPU's
-/// matrix when it is current, else from the row's parts.
-pub fn reweighted(state: &State, k: usize, p: usize) -> f32 {
-    let scored = state.scored.as_ref();
-    let cols = scored.map_or(1, |s| s.embedded.prompts.len());
-    match (&state.reweighted, scored) {
-        (Some(r), _) if r.0 == state.reweight && k * cols + p < r.1.len() => r.1[k * cols + p],
-        (_, Some(s)) => s.rows[k].relevant + state.reweight * s.rows[k].irrelevant,
-        _ => f32::NAN,
+/// The reweighted score of row `r`: from the GPU's matrix when it is current, else from the
+/// row's parts.
+pub fn reweighted(state: &State, scored: &Scored, r: &Row) -> f32 {
+    match &state.reweighted {
+        Some(w) if w.0 == state.reweight && scored.cell(r) < w.1.len() => w.1[scored.cell(r)],
+        _ => r.relevant + state.reweight * r.irrelevant,
+    }
+}
+
+fn is_manifest(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".csv", ".jsonl", ".ndjson", ".json"].iter().any(|e| lower.ends_with(e))
+}
+
+/// Reads picked or dropped files: manifests (CSV/JSONL) are parsed, everything else decoded
+/// as an image. A bad file is reported by name and the others still load.
+pub fn ingest(files: Vec<web_sys::File>, dispatch: Callback<Action>) {
+    spawn_local(async move {
+        let mut images = Vec::new();
+        for file in files {
+            // A folder pick gives relative paths (`folder/a.png`); manifests name either form.
+            let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default();
+            let name = if path.is_empty() { file.name() } else { path };
+            let bytes = match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}")));
+                    continue;
+                }
+            };
+            if is_manifest(&name) {
+                match read_manifest(&name, &bytes) {
+                    Ok(rows) => dispatch.emit(Action::Manifest(Some((name, rows)))),
+                    Err(e) => dispatch.emit(Action::Error(e.to_string())),
+                }
+            } else {
+                match decode_image(&name, &bytes) {
+                    Ok(image) => images.push(Rc::new(image)),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            }
+        }
+        if !images.is_empty() {
+            dispatch.emit(Action::AddImages(images));
+        }
+    });
+}
+
+/// Fetches images by URL, one per line.
+fn fetch_images(urls: Vec<String>, dispatch: Callback<Action>) {
+    spawn_local(async move {
+        let mut images = Vec::new();
+        for url in urls {
+            match fetch_bytes(&url, &|_, _| {}).await.and_then(|b| decode_image(&url, &b)) {
+                Ok(image) => images.push(Rc::new(image)),
+                Err(e) => dispatch.emit(Action::Error(e)),
+            }
+        }
+        if !images.is_empty() {
+            dispatch.emit(Action::AddImages(images));
+        }
+    });
+}
+
+fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
+}
+
+/// The user's images, prompts and manifest, and the button that scores them.
+#[function_component(InputsPanel)]
+fn inputs_panel() -> Html {
+    let prompts = use_state(String::new);
+    let urls = use_state(String::new);
+    let dragging = use_state(|| false);
+    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    let inputs = &state.inputs;
+    let on_pick = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            ingest(files_of(input.files()), dispatch.clone());
+            input.set_value("");
+        })
+    };
+    let on_drop = {
+        let (dispatch, dragging) = (dispatch.clone(), dragging.clone());
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(false);
+            ingest(files_of(e.data_transfer().and_then(|d| d.files())), dispatch.clone());
+        })
+    };
+    let on_over = {
+        let dragging = dragging.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(true);
+        })
+    };
+    let on_leave = {
+        let dragging = dragging.clone();
+        Callback::from(move |_: DragEvent| dragging.set(false))
+    };
+    let on_prompts = {
+        let prompts = prompts.clone();
+        Callback::from(move |e: InputEvent| prompts.set(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
+    };
+    let on_urls = {
+        let urls = urls.clone();
+        Callback::from(move |e: InputEvent| urls.set(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
+    };
+    let on_fetch = {
+        let (dispatch, urls) = (dispatch.clone(), urls.clone());
+        Callback::from(move |_| {
+            let list: Vec<String> = urls.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            fetch_images(list, dispatch.clone());
+        })
+    };
+    let on_score = {
+        let (dispatch, prompts) = (dispatch.clone(), prompts.clone());
+        Callback::from(move |_| {
+            let list: Vec<String> =
+                prompts.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            dispatch.emit(Action::Prompts(list));
+            dispatch.emit(Action::ScoreSource(Source::User));
+        })
+    };
+    let on_demo = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |_| dispatch.emit(Action::ScoreSource(Source::Demo)))
+    };
+    let on_clear = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |_| {
+            dispatch.emit(Action::ClearImages);
+            dispatch.emit(Action::Manifest(None));
+        })
+    };
+    let manifest = inputs.manifest.as_ref().map(|(name, rows)| format!(" · manifest {name} ({} rows)", rows.len()));
+    html! {
+        <details class="ps-inputs" open={state.source == Source::User}>
+            <summary>{ "Your images and prompts" }</summary>
+            <div class={classes!("ps-drop", dragging.then_some("ps-dragging"))} ondrop={on_drop} ondragover={on_over} ondragleave={on_leave}
+                 data-testid="drop-zone">
+                <p>{ "Drop images, a folder or a manifest (CSV/JSONL with prompt, image, group, id) here, or " }
+                    <label class="ps-file">{ "pick files" }
+                        <input type="file" multiple=true accept="image/*,.csv,.jsonl,.ndjson,.json" onchange={on_pick.clone()} data-testid="image-files" /></label>
+                    { " or " }
+                    <label class="ps-file">{ "a folder" }<input type="file" webkitdirectory=true onchange={on_pick} /></label>
+                </p>
+                <p class="ps-muted" data-testid="inputs-summary">{ format!("{} images loaded", inputs.images.len()) }{ manifest }</p>
+            </div>
+            <div class="ps-grid">
+                <label class="ps-stack">{ "Prompts, one per line (every image is ranked against each; a manifest overrides)" }
+                    <textarea rows="4" value={(*prompts).clone()} oninput={on_prompts} data-testid="prompts" /></label>
+                <div class="ps-stack">
+                    <label class="ps-stack">{ "Image URLs, one per line" }
+                        <textarea rows="3" value={(*urls).clone()} oninput={on_urls} data-testid="image-urls" /></label>
+                    <button type="button" onclick={on_fetch}>{ "Fetch images" }</button>
+                </div>
+            </div>
+            <div class="ps-controls">
+                <button type="button" class="ps-primary" onclick={on_score} data-testid="score-inputs">{ "Score your inputs" }</button>
+                <button type="button" onclick={on_demo}>{ "Back to the demo gallery" }</button>
+                <button type="button" onclick={on_clear}>{ "Clear images and manifest" }</button>
+            </div>
+        </details>
     }
 }
 
@@ -66,51 +233,60 @@ pub fn score_view() -> Html {
         </div>
     };
     let Some(scored) = state.scored.clone() else {
-        return html! { <section class="ps-view">{ controls }<p class="ps-muted">{ "Scoring the demo gallery…" }</p></section> };
+        let what = if state.source == Source::Demo { "Scoring the demo gallery…" } else { "Scoring your inputs…" };
+        return html! { <section class="ps-view"><InputsPanel />{ controls }<p class="ps-muted">{ what }</p></section> };
     };
     let model = state.model.as_ref().map_or_else(String::new, |m| m.name.clone());
-    // Rows are in gallery order: prompt p's candidates follow each other.
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    // Groups in order of first appearance.
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (k, row) in scored.rows.iter().enumerate() {
-        match groups.last_mut() {
-            Some((_, ks)) if scored.rows[ks[0]].prompt == row.prompt => ks.push(k),
-            _ => groups.push((groups.len(), vec![k])),
+        match groups.iter_mut().find(|(g, _)| *g == row.group) {
+            Some((_, ks)) => ks.push(k),
+            None => groups.push((row.group.clone(), vec![k])),
         }
     }
-    let tables = groups.into_iter().map(|(p, mut ks)| {
+    let truth = scored.source == Source::Demo;
+    let tables = groups.into_iter().map(|(group, mut ks)| {
         ks.sort_by_key(|&k| scored.rows[k].rank);
-        let prompt = scored.rows[ks[0]].prompt.clone();
-        let segments = scored.embedded.segments.get(p).copied().unwrap_or(1);
+        let first = &scored.rows[ks[0]];
+        let same_prompt = ks.iter().all(|&k| scored.rows[k].prompt == first.prompt);
+        let title = if same_prompt { first.prompt.clone() } else { format!("group {group}") };
+        let segments = if same_prompt { scored.segments.get(first.text).copied().unwrap_or(1) } else { 1 };
         html! {
             <article class="ps-prompt">
-                <h3>{ prompt.clone() }
+                <h3>{ title }
                     { (segments > 1).then(|| html! { <span class="ps-tag" title="longer than the text context: encoded in segments and averaged (LongAlign)">{ format!("{segments} segments") }</span> }) }
                 </h3>
                 <table class="ps-table">
                     <thead><tr>
-                        <th scope="col">{ "rank" }</th><th scope="col">{ "image" }</th><th scope="col">{ "score" }</th>
+                        <th scope="col">{ "rank" }</th><th scope="col">{ "image" }</th>
+                        { (!same_prompt).then(|| html! { <th scope="col">{ "prompt" }</th> }) }
+                        <th scope="col">{ "score" }</th>
                         <th scope="col">{ "probability" }</th><th scope="col">{ "relevant" }</th><th scope="col">{ "irrelevant" }</th>
-                        <th scope="col">{ "reweighted" }</th><th scope="col" title="ground truth of the shapes world">{ "alignment · quality" }</th>
+                        <th scope="col">{ "reweighted" }</th>
+                        { truth.then(|| html! { <th scope="col" title="ground truth of the shapes world">{ "alignment · quality" }</th> }) }
                     </tr></thead>
                     <tbody>
                     { for ks.iter().map(|&k| {
                         let r = &scored.rows[k];
+                        let name = scored.image_names.get(r.image).cloned().unwrap_or_default();
                         html! {
-                            <tr data-testid="ranking-row" data-prompt={prompt.clone()} data-id={r.id.clone()}
+                            <tr data-testid="ranking-row" data-prompt={r.prompt.clone()} data-group={r.group.clone()} data-id={r.id.clone()}
                                 data-rank={r.rank.to_string()} data-score={r.score.to_string()}
                                 data-relevant={r.relevant.to_string()} data-irrelevant={r.irrelevant.to_string()}
                                 data-probability={r.probability.to_string()}>
                                 <td>{ r.rank }</td>
                                 <td class="ps-thumb">
-                                    { scored.thumbnails.get(&r.id).map(|src| html! { <img src={src.clone()} alt={format!("candidate {}", r.id)} width="48" height="48" /> }) }
-                                    <span>{ r.id.clone() }</span>
+                                    { scored.thumbnails.get(r.image).cloned().flatten().map(|src| html! { <img src={src} alt={format!("image {name}")} width="48" height="48" /> }) }
+                                    <span>{ if truth { r.id.clone() } else { name } }</span>
                                 </td>
+                                { (!same_prompt).then(|| html! { <td>{ r.prompt.clone() }</td> }) }
                                 <td>{ fmt(r.score as f64) }</td>
                                 <td><span class="ps-prob" title={fmt(r.probability as f64)}><span style={format!("width:{:.1}%", 100.0 * r.probability)}></span></span>{ format!(" {:.3}", r.probability) }</td>
                                 <td>{ fmt(r.relevant as f64) }</td>
                                 <td>{ fmt(r.irrelevant as f64) }</td>
-                                <td>{ fmt(reweighted(&state, k, p) as f64) }</td>
-                                <td class="ps-muted">{ format!("{:.2} · {:.2}", r.alignment, r.quality) }</td>
+                                <td>{ fmt(reweighted(&state, &scored, r) as f64) }</td>
+                                { r.truth.map(|(a, q)| html! { <td class="ps-muted">{ format!("{a:.2} · {q:.2}") }</td> }) }
                             </tr>
                         }
                     }) }
@@ -119,12 +295,14 @@ pub fn score_view() -> Html {
             </article>
         }
     });
+    let what = if truth { "the demo gallery" } else { "your inputs" };
     html! {
         <section class="ps-view">
+            <InputsPanel />
             { controls }
-            <p class="ps-muted" data-testid="scored-time" data-ms={format!("{:.0}", scored.millis)}>
-                { format!("{} images × {} prompts scored by the {model} ({}); split against the common direction of 64 shapes-world prompts.",
-                    scored.embedded.images.len(), scored.embedded.prompts.len(), scored.scorer.name()) }
+            <p class="ps-muted" data-testid="scored-time" data-ms={format!("{:.0}", scored.millis)} data-source={if truth { "demo" } else { "user" }}>
+                { format!("{what}: {} images × {} prompts scored by the {model} ({}); split against the common direction of {}.",
+                    scored.image_names.len(), scored.prompts.len(), scored.scorer.name(), scored.reference) }
             </p>
             { for tables }
         </section>
