@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { readFile, mkdir, stat } from "node:fs/promises";
+import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
@@ -256,6 +256,47 @@ test("your images and a manifest: the rankings equal `prefscope score`'s; export
     const error = await page.waitForSelector('[data-testid="error"]');
     assert.match(await error.textContent(), /corrupt\.png/);
     await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded")');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`'s, at any tie threshold", { timeout: SLOW }, async () => {
+  const { browser, page, problems } = await open(false);
+  try {
+    const dir = path.join(ROOT, "tests/fixtures/clip/images");
+    const bytes = async (f) => [...await readFile(path.join(dir, f))];
+    const pairs = [
+      ["a large red circle in the center", "square24.png", "wide.png", 1],
+      ["a small blue square on the left", "grey.png", "tall_rgba.png", 0],
+      ["a large red circle in the center", "rotated.jpg", "grey.png", 0.5],
+      ["a small blue square on the left", "square24.png", "wide.png", 1],
+    ];
+    const lines = [];
+    for (const [caption, a, b, label] of pairs) {
+      lines.push(JSON.stringify({ caption, jpg_0: await bytes(a), jpg_1: await bytes(b), label_0: label }));
+    }
+    const file = path.join(SHOTS, "pairs.jsonl");
+    await writeFile(file, lines.join("\n") + "\n");
+    await page.goto(`${origin}/index.html`);
+    await rankingRows(page);
+    await page.click('button[data-view="pairs"]');
+    await page.setInputFiles('[data-testid="pairs-file"]', file);
+    await page.waitForSelector('[data-testid="pairs-source"]', { timeout: SLOW });
+    for (const threshold of [0, 0.3]) {
+      await setRange(page, "tie-threshold", threshold);
+      const want = cli("pairs", "--model", "crates/synth/demo-model", "--input", file, "--tie-threshold", String(threshold),
+        "--device", "cpu").metrics;
+      await page.waitForFunction((w) => {
+        const m = document.querySelector('[data-testid="metric"][data-name="accuracy"]');
+        return m && Math.abs(Number(m.dataset.value) - w) < 1e-6;
+      }, want.accuracy);
+      const got = Object.fromEntries(await page.$$eval('[data-testid="metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+      for (const k of ["accuracy", "agreement", "predicted_ties", "labelled_ties", "pairs"]) close(got[k], want[k], `pairs ${k} at ${threshold}`, 1e-6);
+    }
+    assert.ok((await page.$$('[data-testid="disagreement"]')).length > 0);
+    await page.screenshot({ path: path.join(SHOTS, "cpu-pairs.png"), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -89,7 +89,7 @@ pub fn backend(device: Device) -> Result<Backend> {
     })
 }
 
-fn load(args: &ModelArgs) -> Result<Encoder> {
+pub fn load(args: &ModelArgs) -> Result<Encoder> {
     let files = ModelFiles::from_dir(&args.model)?;
     let mut encoder = Encoder::load_with(&files, backend(args.device)?, args.precision)?;
     eprintln!("towers compute in {}", dtype_name(encoder.dtype()));
@@ -194,7 +194,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     write_rows(args.model.format, args.model.out.as_ref(), &table)
 }
 
-fn resolve(manifest: &Path, image: &str) -> PathBuf {
+pub fn resolve(manifest: &Path, image: &str) -> PathBuf {
     let path = Path::new(image);
     if path.is_absolute() {
         path.to_path_buf()

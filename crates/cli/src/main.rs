@@ -5,6 +5,7 @@ mod clip;
 mod demo;
 mod dpo;
 mod output;
+mod pairs;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     /// Scores a manifest of prompts and images: preset score, LongAlign parts, softmax and
     /// rank within each group.
     Score(clip::ScoreArgs),
+    /// PickScore's evaluation of labelled image pairs: probabilities, accuracy with ties, agreement.
+    Pairs(pairs::PairsArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Dpo(args) => dpo::run(&args),
         Command::Embed(args) => clip::embed(&args),
         Command::Score(args) => clip::run_score(&args),
+        Command::Pairs(args) => pairs::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

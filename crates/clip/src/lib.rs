@@ -18,6 +18,7 @@ pub mod export;
 pub mod files;
 pub mod image;
 pub mod model;
+pub mod pairs;
 pub mod precision;
 pub mod scorer;
 pub mod tokenizer;

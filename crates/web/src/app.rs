@@ -173,6 +173,49 @@ pub fn app(props: &AppProps) -> Html {
         });
     }
 
+    // The page's `data` URL for the scoring views: a manifest (Score, Decompose) or labelled
+    // pairs (Pairs), once the model is there.
+    {
+        let dispatch = dispatch.clone();
+        let data = state.options.data.clone();
+        let model = state.model.clone();
+        let view = state.view;
+        let kind = match view {
+            View::Score | View::Decompose => Some("manifest"),
+            View::Pairs => Some("pairs"),
+            _ => None,
+        };
+        let loaded = state.inputs.images.clone();
+        use_effect_with((data.clone(), kind, model.is_some()), move |_| {
+            if let (Some(url), Some(kind), Some(model)) = (data, kind, model) {
+                spawn_local(async move {
+                    if kind == "pairs" {
+                        let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+                        let result = match crate::fetch::fetch_bytes(&url, &|_, _| {}).await {
+                            Ok(bytes) => tasks::load_pairs(&model, &name, bytes, Some(&url), &loaded, &dispatch).await,
+                            Err(e) => Err(e),
+                        };
+                        match result {
+                            Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
+                            Err(e) => dispatch.emit(Action::Error(e)),
+                        }
+                    } else {
+                        match tasks::load_manifest_url(&url, &dispatch).await {
+                            Ok((name, rows, images)) => {
+                                dispatch.emit(Action::ClearImages);
+                                dispatch.emit(Action::AddImages(images));
+                                dispatch.emit(Action::Manifest(Some((name, rows))));
+                                dispatch.emit(Action::ScoreSource(Source::User));
+                            }
+                            Err(e) => dispatch.emit(Action::Error(e)),
+                        }
+                    }
+                    dispatch.emit(Action::Progress(None));
+                });
+            }
+        });
+    }
+
     // The DPO report for the current settings.
     {
         let dispatch = dispatch.clone();
@@ -208,6 +251,7 @@ pub fn app(props: &AppProps) -> Html {
                     { match state.view {
                         View::Score => html! { <views::score::ScoreView /> },
                         View::Decompose => html! { <views::decompose::DecomposeView /> },
+                        View::Pairs => html! { <views::pairs::PairsView /> },
                         View::Dpo => html! { <views::dpo::DpoView /> },
                         View::Model => html! { <views::model::ModelView /> },
                     } }

@@ -43,6 +43,7 @@ pub fn available(state: &State) -> bool {
     match state.view {
         View::Score | View::Decompose => state.scored.is_some(),
         View::Dpo => state.dpo.result.is_some(),
+        View::Pairs => state.pairs.is_some(),
         View::Model => false,
     }
 }
@@ -98,6 +99,19 @@ pub fn table(state: &State) -> Option<(String, OutputTable)> {
                 ("loss".into(), Column::Float(r.loss.clone())),
             ]);
             Some(("prefscope-dpo-pairs".into(), table))
+        }
+        View::Pairs => {
+            let p = state.pairs.as_ref()?;
+            let t = state.tie_threshold;
+            let f = |g: &dyn Fn(&prefscope_clip::pairs::PairProbabilities) -> f32| floats(p.pairs.iter().map(g));
+            let table = OutputTable::new(vec![
+                ("caption".into(), Column::Text(p.pairs.iter().map(|q| q.caption.clone()).collect())),
+                ("p0".into(), f(&|q| q.p0)),
+                ("p1".into(), f(&|q| q.p1)),
+                ("label_0".into(), f(&|q| q.label_0)),
+                ("predicted".into(), f(&|q| prefscope_clip::pairs::predicted(q, t))),
+            ]);
+            Some(("prefscope-pairs".into(), table))
         }
         View::Model => None,
     }

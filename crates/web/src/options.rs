@@ -10,20 +10,22 @@ pub enum View {
     #[default]
     Score,
     Decompose,
+    Pairs,
     Dpo,
     Model,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Score, View::Decompose, View::Dpo, View::Model];
+    pub const ALL: [View; 5] = [View::Score, View::Decompose, View::Pairs, View::Dpo, View::Model];
 
     pub fn parse(name: &str) -> Result<Self, String> {
         Ok(match name.trim().to_ascii_lowercase().as_str() {
             "score" => View::Score,
             "decompose" => View::Decompose,
+            "pairs" => View::Pairs,
             "dpo" => View::Dpo,
             "model" => View::Model,
-            other => return Err(format!("unknown view `{other}` (score, decompose, dpo, model)")),
+            other => return Err(format!("unknown view `{other}` (score, decompose, pairs, dpo, model)")),
         })
     }
 
@@ -31,6 +33,7 @@ impl View {
         match self {
             View::Score => "score",
             View::Decompose => "decompose",
+            View::Pairs => "pairs",
             View::Dpo => "dpo",
             View::Model => "model",
         }
@@ -40,6 +43,7 @@ impl View {
         match self {
             View::Score => "Score",
             View::Decompose => "Decompose",
+            View::Pairs => "Pairs",
             View::Dpo => "DPO",
             View::Model => "Model",
         }

@@ -152,6 +152,20 @@ impl Dpo {
     }
 }
 
+/// Labelled pairs with the model's probabilities (the towers ran once; the threshold is free).
+pub struct Pairs {
+    pub source: String,
+    pub pairs: Vec<prefscope_clip::pairs::PairProbabilities>,
+    /// Thumbnails of images 0 and 1 of each pair.
+    pub thumbnails: Vec<(Option<String>, Option<String>)>,
+}
+
+impl PartialEq for Pairs {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 #[derive(Clone, PartialEq)]
 pub struct State {
     pub options: Rc<Options>,
@@ -171,6 +185,9 @@ pub struct State {
     /// Reweighted parts (images × prompts) for the current weight, from the GPU when resident.
     pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
     pub dpo: Dpo,
+    pub pairs: Option<Rc<Pairs>>,
+    /// PickScore's tie threshold on |p1 − p0|.
+    pub tie_threshold: f32,
 }
 
 impl State {
@@ -197,6 +214,8 @@ impl State {
                 result: None,
                 selected: None,
             },
+            pairs: None,
+            tie_threshold: 0.0,
             options,
         }
     }
@@ -226,6 +245,8 @@ pub enum Action {
     DpoLabelSmoothing(f64),
     DpoResult(Rc<DpoResult>),
     DpoSelect(Option<usize>),
+    Pairs(Rc<Pairs>),
+    TieThreshold(f32),
     /// The embedding element's `data` or `model` attribute changed.
     DataUrl(String),
     ModelUrl(String),
@@ -323,6 +344,8 @@ impl Reducible for State {
                 }
             }
             Action::DpoSelect(i) => s.dpo.selected = i,
+            Action::Pairs(p) => s.pairs = Some(p),
+            Action::TieThreshold(t) => s.tie_threshold = t,
             Action::DataUrl(url) => {
                 let mut o = (*s.options).clone();
                 o.data = Some(url);

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use prefscope_clip::pairs::pair_probabilities;
 use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
 use prefscope_clip::{ModelFiles, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::decompose_all;
 use prefscope_core::read::{read_preferences, Input, Preferences};
+use prefscope_core::record::ImageRef;
 use prefscope_core::report::{report, ReportRequest};
 use prefscope_synth::demo::{embed_gallery, score_embedded, SIZE};
 use wasm_bindgen::{Clamped, JsCast};
@@ -18,7 +20,7 @@ use yew::Callback;
 
 use crate::compute::{Model, Runtime, MODEL_FILES};
 use crate::fetch::{fetch_bytes, fetch_cached};
-use crate::store::{Action, Dpo, DpoResult, Inputs, Progress, Row, Scored, Source, UserImage};
+use crate::store::{Action, Dpo, DpoResult, Inputs, Pairs, Progress, Row, Scored, Source, UserImage};
 
 pub fn progress(label: &str, fraction: Option<f64>) -> Progress {
     Progress { label: label.to_string(), fraction }
@@ -352,4 +354,98 @@ pub async fn dpo_report(runtime: &Runtime, dpo: &Dpo) -> Result<DpoResult, Strin
         margin: p.margin.clone(),
         loss: p.loss.clone(),
     })
+}
+
+fn is_url(s: &str) -> bool {
+    ["http://", "https://", "data:", "blob:"].iter().any(|p| s.starts_with(p))
+}
+
+/// Labelled pairs from a file's bytes: images inline, by URL (relative ones against `base`,
+/// the file's own URL when it was fetched), or by the name of an image already loaded in the
+/// Score view; then the model's probabilities for each pair.
+pub async fn load_pairs(
+    model: &Model,
+    name: &str,
+    bytes: Vec<u8>,
+    base: Option<&str>,
+    loaded: &[Rc<UserImage>],
+    dispatch: &Callback<Action>,
+) -> Result<Pairs, String> {
+    let rows = prefscope_core::read::read_pairs(name, Bytes::from(bytes)).map_err(|e| e.to_string())?;
+    let mut images = Vec::with_capacity(2 * rows.len());
+    let mut thumbnails = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        dispatch.emit(Action::Progress(Some(progress(
+            &format!("decoding the images of {} pairs", rows.len()),
+            Some(i as f64 / rows.len() as f64),
+        ))));
+        let mut pair = Vec::with_capacity(2);
+        for (column, image) in [("jpg_0", &row.jpg_0), ("jpg_1", &row.jpg_1)] {
+            let label = format!("{name} row {} {column}", i + 1);
+            let decoded = match image {
+                ImageRef::Bytes(b) => decode_image(&label, b)?,
+                ImageRef::Path(p) => {
+                    let file = p.rsplit('/').next().unwrap_or(p);
+                    if let Some(im) = loaded.iter().find(|im| im.name == *p || im.name == file) {
+                        UserImage { name: label, rgba: im.rgba.clone(), thumbnail: im.thumbnail.clone() }
+                    } else {
+                        let url = match (is_url(p), base) {
+                            (true, _) => p.clone(),
+                            (false, Some(base)) => web_sys::Url::new_with_base(p, base)
+                                .map(|u| u.href())
+                                .map_err(|_| format!("{label}: `{p}` is not a URL"))?,
+                            (false, None) => {
+                                return Err(format!(
+                                    "{label}: `{p}` is a path; load that image in the Score view first, or give URLs or inline bytes"
+                                ))
+                            }
+                        };
+                        let b = fetch_bytes(&url, &|_, _| {}).await.map_err(|e| format!("{label}: {e}"))?;
+                        decode_image(&label, &b)?
+                    }
+                }
+            };
+            pair.push(decoded);
+        }
+        let (b, a) = (pair.pop(), pair.pop());
+        if let (Some(a), Some(b)) = (a, b) {
+            thumbnails.push((a.thumbnail.clone(), b.thumbnail.clone()));
+            images.push(a.rgba);
+            images.push(b.rgba);
+        }
+    }
+    dispatch.emit(Action::Progress(Some(progress(&format!("scoring {} pairs", rows.len()), None))));
+    yield_now().await;
+    let captions: Vec<String> = rows.iter().map(|r| r.caption.clone()).collect();
+    let labels: Vec<f32> = rows.iter().map(|r| r.label_0 as f32).collect();
+    let pairs =
+        pair_probabilities(&model.encoder, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?;
+    Ok(Pairs { source: name.to_string(), pairs, thumbnails })
+}
+
+/// A scoring manifest at `url` and its images (relative paths resolved against the manifest's
+/// URL, as `prefscope score` resolves them against its folder).
+pub async fn load_manifest_url(
+    url: &str,
+    dispatch: &Callback<Action>,
+) -> Result<(String, Vec<prefscope_core::record::ManifestRow>, Vec<Rc<UserImage>>), String> {
+    let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
+    let bytes = fetch_bytes(url, &|_, _| {}).await?;
+    let rows = prefscope_core::read::read_manifest(&name, &bytes).map_err(|e| e.to_string())?;
+    let mut images: Vec<Rc<UserImage>> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        if images.iter().any(|im| im.name == row.image) {
+            continue;
+        }
+        dispatch.emit(Action::Progress(Some(progress(
+            &format!("loading the images of {name}"),
+            Some(i as f64 / rows.len() as f64),
+        ))));
+        let absolute = web_sys::Url::new_with_base(&row.image, url)
+            .map(|u| u.href())
+            .map_err(|_| format!("{name} row {}: `{}` is not a path or URL", i + 1, row.image))?;
+        let b = fetch_bytes(&absolute, &|_, _| {}).await.map_err(|e| format!("{name} row {}: {e}", i + 1))?;
+        images.push(Rc::new(decode_image(&row.image, &b)?));
+    }
+    Ok((name, rows, images))
 }

@@ -7,6 +7,7 @@
 mod csv;
 mod jsonl;
 mod manifest;
+mod pairs;
 mod parquet;
 mod rows;
 
@@ -16,6 +17,7 @@ use std::path::Path;
 use bytes::Bytes;
 
 pub use manifest::read_manifest;
+pub use pairs::read_pairs;
 
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::{DiffusionTable, DpoTable};

@@ -3,6 +3,7 @@
 pub mod decompose;
 pub mod dpo;
 pub mod model;
+pub mod pairs;
 pub mod score;
 
 use yew::prelude::*;

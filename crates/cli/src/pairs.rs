@@ -1,0 +1,63 @@
+//! `prefscope pairs`: PickScore's evaluation of Pick-a-Pic style labelled pairs (the Pairs
+//! view's numbers): `p0`, `p1` per pair, accuracy with ties counted half, agreement.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::Args;
+use prefscope_clip::pairs::{pair_metrics, pair_probabilities, predicted};
+use prefscope_clip::Rgba;
+use prefscope_core::read::read_pairs;
+use prefscope_core::record::ImageRef;
+use prefscope_core::write::{Column, OutputTable};
+use prefscope_gpu::block_on;
+
+use crate::clip::{load, resolve, ModelArgs};
+use crate::output::{write_report, Result};
+
+#[derive(Args, Debug)]
+pub struct PairsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Pairs in JSON Lines or Parquet: `caption`, `jpg_0`, `jpg_1` (bytes or paths, relative
+    /// to the file's folder), `label_0` (1, 0 or 0.5).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The model predicts a tie when |p1 − p0| is at most this (PickScore's evaluation).
+    #[arg(long, default_value_t = 0.0)]
+    pub tie_threshold: f32,
+}
+
+pub fn run(args: &PairsArgs) -> Result<()> {
+    let name = args.input.display().to_string();
+    let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: {e}"))?;
+    let pairs = read_pairs(&name, Bytes::from(bytes))?;
+    let image = |r: &ImageRef, row: usize, column: &str| -> Result<Rgba> {
+        let label = format!("{name} row {} {column}", row + 1);
+        Ok(match r {
+            ImageRef::Bytes(b) => Rgba::decode(&label, b)?,
+            ImageRef::Path(p) => Rgba::open(&resolve(&args.input, p))?,
+        })
+    };
+    let mut images = Vec::with_capacity(2 * pairs.len());
+    for (i, p) in pairs.iter().enumerate() {
+        images.push(image(&p.jpg_0, i, "jpg_0")?);
+        images.push(image(&p.jpg_1, i, "jpg_1")?);
+    }
+    let encoder = load(&args.model)?;
+    let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
+    let labels: Vec<f32> = pairs.iter().map(|p| p.label_0 as f32).collect();
+    let probs = block_on(pair_probabilities(&encoder, &captions, &images, &labels))?;
+    let metrics = pair_metrics(&probs, args.tie_threshold);
+    let f = |g: fn(&prefscope_clip::pairs::PairProbabilities) -> f32| {
+        Column::Float(probs.iter().map(|p| g(p) as f64).collect())
+    };
+    let table = OutputTable::new(vec![
+        ("caption".into(), Column::Text(captions)),
+        ("p0".into(), f(|p| p.p0)),
+        ("p1".into(), f(|p| p.p1)),
+        ("label_0".into(), f(|p| p.label_0)),
+        ("predicted".into(), Column::Float(probs.iter().map(|p| predicted(p, args.tie_threshold) as f64).collect())),
+    ]);
+    write_report(args.model.format, args.model.out.as_ref(), &metrics, &table)
+}

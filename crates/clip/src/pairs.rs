@@ -1,0 +1,109 @@
+//! Labelled pairs, PickScore's evaluation: for each caption, the softmax of the two images'
+//! logits gives `p0`, `p1`; the model predicts a tie when they are within the threshold, and a
+//! pair scores 1 for a match, 0.5 when either side is a tie, 0 otherwise
+//! (prefscope-core's `pick_pair_accuracy`). The towers run once; the threshold is free after.
+
+use std::collections::BTreeMap;
+
+use prefscope_core::clip_score::{pick_pair_accuracy, pickscore};
+use prefscope_core::embedding::dot;
+
+use crate::encoder::Encoder;
+use crate::error::ClipError;
+use crate::image::Rgba;
+
+/// The model's view of one pair, before a tie threshold is applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairProbabilities {
+    pub caption: String,
+    pub p0: f32,
+    pub p1: f32,
+    pub label_0: f32,
+}
+
+/// `p0`, `p1` for every pair: images `2i`, `2i + 1` of `images` are pair `i`'s.
+pub async fn pair_probabilities(
+    encoder: &Encoder,
+    captions: &[String],
+    images: &[Rgba],
+    labels: &[f32],
+) -> Result<Vec<PairProbabilities>, ClipError> {
+    if images.len() != 2 * captions.len() || labels.len() != captions.len() {
+        return Err(ClipError::Input(format!(
+            "{} captions, {} labels and {} images: every pair needs one caption, one label and two images",
+            captions.len(),
+            labels.len(),
+            images.len()
+        )));
+    }
+    let mut distinct: Vec<String> = Vec::new();
+    let index: Vec<usize> = captions
+        .iter()
+        .map(|c| match distinct.iter().position(|d| d == c) {
+            Some(i) => i,
+            None => {
+                distinct.push(c.clone());
+                distinct.len() - 1
+            }
+        })
+        .collect();
+    let texts = encoder.embed_texts(&distinct).await?;
+    let embedded = encoder.embed_images(images, None).await?;
+    let scale = encoder.logit_scale();
+    Ok((0..captions.len())
+        .map(|i| {
+            let t = &texts[index[i]].vector;
+            let cosines = [dot(t, embedded.row(2 * i)) as f32, dot(t, embedded.row(2 * i + 1)) as f32];
+            let (_, p) = pickscore(&cosines, scale);
+            PairProbabilities { caption: captions[i].clone(), p0: p[0], p1: p[1], label_0: labels[i] }
+        })
+        .collect())
+}
+
+/// The model's call on a pair at `threshold`: 1 (image 0), 0 (image 1) or 0.5 (a tie).
+pub fn predicted(p: &PairProbabilities, threshold: f32) -> f32 {
+    if (p.p1 - p.p0).abs() <= threshold {
+        0.5
+    } else if p.p0 > p.p1 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Metrics at `threshold`: `accuracy` (PickScore's, ties counted half), `agreement` (share of
+/// pairs with a strict label where the model prefers the same image, ignoring the threshold),
+/// `predicted_ties`, `labelled_ties`, `pairs`.
+pub fn pair_metrics(pairs: &[PairProbabilities], threshold: f32) -> BTreeMap<String, f64> {
+    let n = pairs.len().max(1) as f64;
+    let accuracy = pairs.iter().map(|p| pick_pair_accuracy(p.p0, p.p1, p.label_0, threshold) as f64).sum::<f64>() / n;
+    let strict: Vec<&PairProbabilities> = pairs.iter().filter(|p| p.label_0 != 0.5).collect();
+    let agree = strict.iter().filter(|p| (p.p0 > p.p1) == (p.label_0 == 1.0)).count() as f64;
+    let mut m = BTreeMap::new();
+    m.insert("accuracy".to_string(), accuracy);
+    m.insert("agreement".to_string(), if strict.is_empty() { f64::NAN } else { agree / strict.len() as f64 });
+    m.insert("predicted_ties".to_string(), pairs.iter().filter(|p| predicted(p, threshold) == 0.5).count() as f64);
+    m.insert("labelled_ties".to_string(), pairs.iter().filter(|p| p.label_0 == 0.5).count() as f64);
+    m.insert("pairs".to_string(), pairs.len() as f64);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(p0: f32, label_0: f32) -> PairProbabilities {
+        PairProbabilities { caption: String::new(), p0, p1: 1.0 - p0, label_0 }
+    }
+
+    #[test]
+    fn ties_count_half_and_agreement_ignores_them() {
+        let pairs = [pair(0.9, 1.0), pair(0.2, 1.0), pair(0.52, 0.5), pair(0.48, 0.0)];
+        let m = pair_metrics(&pairs, 0.05);
+        // 1 + 0 + 1 (tie predicted and labelled) + 0.5 (tie predicted, label 0) = 2.5.
+        assert_eq!(m["accuracy"], 2.5 / 4.0);
+        assert_eq!(m["agreement"], 2.0 / 3.0);
+        assert_eq!((m["predicted_ties"], m["labelled_ties"]), (2.0, 1.0));
+        assert_eq!(pair_metrics(&pairs, 0.0)["predicted_ties"], 0.0);
+    }
+}
