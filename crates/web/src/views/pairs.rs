@@ -24,6 +24,17 @@ fn side(label: &str, p: f32, preferred: bool, thumb: Option<String>) -> Html {
     }
 }
 
+/// A label or a prediction in words.
+fn choice(x: f32) -> &'static str {
+    if x == 0.5 {
+        "a tie"
+    } else if x == 1.0 {
+        "image 0"
+    } else {
+        "image 1"
+    }
+}
+
 #[function_component(PairsView)]
 pub fn pairs_view() -> Html {
     let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
@@ -90,8 +101,7 @@ pub fn pairs_view() -> Html {
     let cards = wrong.iter().map(|&i| {
         let p = &pairs.pairs[i];
         let (a, b) = pairs.thumbnails[i].clone();
-        let call = match predicted(p, t) { x if x == 0.5 => "a tie", x if x == 1.0 => "image 0", _ => "image 1" };
-        let label = match p.label_0 { x if x == 0.5 => "a tie", x if x == 1.0 => "image 0", _ => "image 1" };
+        let (call, label) = (choice(predicted(p, t)), choice(p.label_0));
         html! {
             <article class="ps-pair" data-testid="disagreement">
                 <h4>{ format!("#{i}: {}", p.caption) }</h4>
