@@ -286,11 +286,18 @@ pub fn dpo_view() -> Html {
                     { header("rejected reward", SortKey::Rejected) }{ header("margin", SortKey::Margin) }{ header("loss", SortKey::Loss) }</tr></thead>
                 <tbody>
                 { for rows.iter().take(shown).map(|&i| {
-                    let dispatch = dispatch.clone();
+                    let (dispatch, keys) = (dispatch.clone(), dispatch.clone());
+                    let onkeydown = Callback::from(move |e: KeyboardEvent| {
+                        if e.key() == "Enter" || e.key() == " " {
+                            e.prevent_default();
+                            keys.emit(Action::DpoSelect(Some(i)));
+                        }
+                    });
                     let selected = dpo.selected == Some(i);
                     html! {
                         <tr data-testid="pair-row" data-id={r.ids[i].clone()} class={classes!(selected.then_some("ps-selected"), (r.margin[i] <= 0.0).then_some("ps-wrong"))}
-                            tabindex="0" onclick={Callback::from(move |_| dispatch.emit(Action::DpoSelect(Some(i))))}>
+                            tabindex="0" aria-selected={selected.to_string()} {onkeydown}
+                            onclick={Callback::from(move |_| dispatch.emit(Action::DpoSelect(Some(i))))}>
                             <td>{ i }</td><td>{ r.ids[i].clone() }</td><td>{ fmt(r.chosen_reward[i]) }</td><td>{ fmt(r.rejected_reward[i]) }</td>
                             <td>{ fmt(r.margin[i]) }</td><td>{ fmt(r.loss[i]) }</td>
                         </tr>

@@ -52,6 +52,29 @@ pub fn header() -> Html {
             </nav>
         }
     });
+    // The user's override: reloads the page with ?device= (the device is chosen once).
+    let on_device = Callback::from(|e: Event| {
+        let choice = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
+        if let Some(location) = web_sys::window().map(|w| w.location()) {
+            let _ = location.set_search(&format!("device={choice}"));
+        }
+    });
+    let current = match state.options.device {
+        prefscope_gpu::DeviceChoice::Auto => "auto",
+        prefscope_gpu::DeviceChoice::Gpu => "webgpu",
+        prefscope_gpu::DeviceChoice::Cpu => "cpu",
+    };
+    let device_select = state.options.full.then(|| {
+        html! {
+            <label class="ps-control ps-muted">{ "device " }
+                <select onchange={on_device} data-testid="device-choice">
+                    { for [("auto", "auto"), ("webgpu", "WebGPU"), ("cpu", "CPU")].iter().map(|(v, t)| html! {
+                        <option value={*v} selected={*v == current}>{ *t }</option>
+                    }) }
+                </select>
+            </label>
+        }
+    });
     let badge = match &state.runtime {
         Some(r) => html! {
             <span class="ps-badge" data-testid="device-badge" data-device={r.badge.device} title={r.badge.reason.clone()}>
@@ -109,6 +132,7 @@ pub fn header() -> Html {
                 <span class="ps-spacer"></span>
                 <span class="ps-exports" aria-label="export the current view">{ "Export " }{ for exports }</span>
                 { badge }
+                { device_select }
             </div>
             { progress }
             { for errors }

@@ -1,0 +1,98 @@
+//! `prefscope pairs`: PickScore's evaluation of labelled pairs, checked against `prefscope
+//! score` (each pair a group of two: its softmax is PickScore's p0, p1) and against the
+//! labels by hand.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/clip/images");
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../synth/demo-model");
+
+fn prefscope(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope");
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn pairs_match_the_pickscore_softmax_of_score_and_count_ties_half() {
+    let dir = std::env::temp_dir().join(format!("prefscope-pairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pairs = [
+        ("a large red circle in the center", "square24.png", "wide.png", 1.0),
+        ("a small blue square on the left", "grey.png", "tall_rgba.png", 0.0),
+        ("a large red circle in the center", "rotated.jpg", "grey.png", 0.5),
+    ];
+    let mut jsonl = String::new();
+    let mut manifest = String::from("prompt,image,group,id\n");
+    for (i, (caption, a, b, label)) in pairs.iter().enumerate() {
+        let (a, b) = (format!("{IMAGES}/{a}"), format!("{IMAGES}/{b}"));
+        jsonl += &serde_json::json!({"caption": caption, "jpg_0": a, "jpg_1": b, "label_0": label}).to_string();
+        jsonl.push('\n');
+        manifest += &format!("{caption},{a},g{i},{i}-0\n{caption},{b},g{i},{i}-1\n");
+    }
+    std::fs::write(dir.join("pairs.jsonl"), jsonl).unwrap();
+    std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
+    let input = dir.join("pairs.jsonl");
+    let doc = prefscope(&["pairs", "--model", MODEL, "--input", input.to_str().unwrap(), "--device", "cpu"]);
+    let manifest = dir.join("manifest.csv");
+    let scored = prefscope(&[
+        "score",
+        "--model",
+        MODEL,
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--preset",
+        "pickscore",
+        "--device",
+        "cpu",
+    ]);
+    let rows = scored["rows"].as_array().unwrap();
+    let probability = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap()["probability"].as_f64().unwrap();
+    let got = doc["pairs"].as_array().unwrap();
+    let mut accuracy = 0.0;
+    for (i, p) in got.iter().enumerate() {
+        let (p0, p1) = (p["p0"].as_f64().unwrap(), p["p1"].as_f64().unwrap());
+        assert!((p0 - probability(&format!("{i}-0"))).abs() < 1e-5, "pair {i}: {p0}");
+        assert!((p1 - probability(&format!("{i}-1"))).abs() < 1e-5, "pair {i}: {p1}");
+        let predicted = if p0 > p1 { 1.0 } else { 0.0 };
+        assert_eq!(p["predicted"].as_f64().unwrap(), predicted, "threshold 0: no ties predicted");
+        let label = pairs[i].3;
+        accuracy += if label == 0.5 { 0.5 } else { f64::from(u8::from(label == predicted)) };
+    }
+    let m = &doc["metrics"];
+    assert!((m["accuracy"].as_f64().unwrap() - accuracy / 3.0).abs() < 1e-12, "{m}");
+    assert_eq!(m["labelled_ties"].as_f64(), Some(1.0));
+    // Every pair a predicted tie at threshold 1: accuracy 0.5 on strict labels, 1 on the tie.
+    let all_ties = prefscope(&[
+        "pairs",
+        "--model",
+        MODEL,
+        "--input",
+        input.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--tie-threshold",
+        "1",
+    ]);
+    assert!((all_ties["metrics"]["accuracy"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_pairs_are_named() {
+    let dir = std::env::temp_dir().join(format!("prefscope-badpairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("bad.jsonl");
+    std::fs::write(&input, "{\"caption\": \"a\", \"jpg_0\": \"x.png\", \"jpg_1\": \"y.png\", \"label_0\": 2}\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prefscope"))
+        .args(["pairs", "--model", MODEL, "--input", input.to_str().unwrap(), "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl") && err.contains("label_0"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
