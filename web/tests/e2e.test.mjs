@@ -184,6 +184,19 @@ test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { t
     await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });
     await page.setViewportSize({ width: 1366, height: 900 });
     await dpoChecks(page, "cpu");
+    // A model by URL prefix (the demo model's folder, laid out like a Hub repository): streamed,
+    // cached in the browser, listed with its size, cleared.
+    await page.click('button[data-view="model"]');
+    await page.fill('[data-testid="model-url"]', `${origin}/demo-model/`);
+    await page.click('form.ps-control button[type="submit"]');
+    await page.waitForSelector(`[data-testid="model-facts"]:has-text("${origin}/demo-model/")`, { timeout: SLOW });
+    await page.waitForSelector('[data-testid="cache"]:has-text("4 files, 2.7 MB")');
+    await page.screenshot({ path: path.join(SHOTS, "cpu-model.png"), fullPage: true });
+    await page.click('[data-testid="cache"] button');
+    await page.waitForSelector('[data-testid="cache"]:has-text("0 files")');
+    // The scores follow the model: the same weights give the same rankings.
+    await page.click('button[data-view="score"]');
+    assertSameRankings(await rankingRows(page), demoRankings());
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();

@@ -172,8 +172,10 @@ pub fn end_to_end(site: &Path) -> Result {
     if !web.join("node_modules/playwright-core").exists() {
         run("npm", &["ci", "--prefix", web.to_str().ok_or("path")?, "--no-audit", "--no-fund"])?;
     }
-    // The native CLI gives the numbers the page must show.
-    cargo(&["build", "--locked", "-p", "prefscope-cli"])?;
+    // The native CLI gives the numbers the page must show. Built with the workspace test
+    // step's flags, so it is the binary that step already built (other features would
+    // rebuild burn).
+    cargo(&["build", "--workspace", "--all-features", "--locked", "--bins"])?;
     let cli = target_dir().join("debug/prefscope");
     let shots = target_dir().join("e2e");
     let env = [

@@ -155,7 +155,8 @@ pub fn app(props: &AppProps) -> Html {
     // DPO data: the page's `data` URL in the DPO view, else the bundled export.
     {
         let dispatch = dispatch.clone();
-        let wanted = (state.view == View::Dpo).then(|| state.options.data.clone());
+        let data = state.options.data.clone().filter(|_| state.data_view == View::Dpo);
+        let wanted = (state.view == View::Dpo).then_some(data);
         let loaded = state.dpo.source.is_some();
         let base = state.options.base.clone();
         use_effect_with(wanted.clone(), move |wanted| {
@@ -179,7 +180,7 @@ pub fn app(props: &AppProps) -> Html {
         let dispatch = dispatch.clone();
         let data = state.options.data.clone();
         let model = state.model.clone();
-        let view = state.view;
+        let view = state.data_view;
         let kind = match view {
             View::Score | View::Decompose => Some("manifest"),
             View::Pairs => Some("pairs"),

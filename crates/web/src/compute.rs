@@ -96,5 +96,7 @@ impl Runtime {
     }
 }
 
-/// The files of a model, by name (the Hugging Face layout's names).
+/// The files of a model in transformers' layout (config first).
 pub const MODEL_FILES: [&str; 4] = ["config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json"];
+/// The files of an open_clip repository on the Hub.
+pub const OPEN_CLIP_FILES: [&str; 3] = ["open_clip_config.json", "open_clip_model.safetensors", "tokenizer.json"];

@@ -170,6 +170,8 @@ impl PartialEq for Pairs {
 pub struct State {
     pub options: Rc<Options>,
     pub view: View,
+    /// The view the page's `data` URL is for (the element's `view` attribute).
+    pub data_view: View,
     pub runtime: Option<Runtime>,
     pub model: Option<Rc<Model>>,
     pub progress: Option<Progress>,
@@ -194,6 +196,7 @@ impl State {
     pub fn new(options: Rc<Options>) -> Self {
         State {
             view: options.view,
+            data_view: options.view,
             runtime: None,
             model: None,
             progress: None,
@@ -223,6 +226,8 @@ impl State {
 
 pub enum Action {
     View(View),
+    /// The element's `view` attribute: the view shown and the one its `data` is for.
+    ElementView(View),
     Runtime(Runtime),
     Model(Rc<Model>),
     Progress(Option<Progress>),
@@ -257,7 +262,7 @@ impl Action {
     pub fn from_attribute(name: &str, value: Option<&str>) -> Option<Action> {
         let value = value.unwrap_or("").trim();
         match name {
-            "view" => Some(View::parse(value).map(Action::View).unwrap_or_else(Action::Error)),
+            "view" => Some(View::parse(value).map(Action::ElementView).unwrap_or_else(Action::Error)),
             "beta" => Some(match value.parse::<f64>() {
                 Ok(b) if b > 0.0 && b.is_finite() => Action::DpoBeta(b),
                 _ => Action::Error(format!("beta must be a positive number, got `{value}`")),
@@ -280,6 +285,10 @@ impl Reducible for State {
         let mut s = (*self).clone();
         match action {
             Action::View(v) => s.view = v,
+            Action::ElementView(v) => {
+                s.view = v;
+                s.data_view = v;
+            }
             Action::Runtime(r) => s.runtime = Some(r),
             Action::Model(m) => {
                 s.model = Some(m);

@@ -18,7 +18,7 @@ use prefscope_synth::demo::{embed_gallery, score_embedded, SIZE};
 use wasm_bindgen::{Clamped, JsCast};
 use yew::Callback;
 
-use crate::compute::{Model, Runtime, MODEL_FILES};
+use crate::compute::{Model, Runtime, MODEL_FILES, OPEN_CLIP_FILES};
 use crate::fetch::{fetch_bytes, fetch_cached};
 use crate::store::{Action, Dpo, DpoResult, Inputs, Pairs, Progress, Row, Scored, Source, UserImage};
 
@@ -44,16 +44,33 @@ pub async fn load_model(
         None => (format!("{base}demo-model/"), "shapes-world demo model".to_string(), false),
     };
     let mut files = ModelFiles::new();
-    for file in MODEL_FILES {
+    let fetch = |file: &'static str| {
         let url = format!("{prefix}{file}");
         let label = format!("loading {file}");
-        let report = |done: u64, total: Option<u64>| {
-            let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);
-            dispatch.emit(Action::Progress(Some(progress(&label, fraction))));
-        };
-        let bytes =
-            if cached { fetch_cached(&url, &report).await.map(|(b, _)| b) } else { fetch_bytes(&url, &report).await };
-        match bytes {
+        let dispatch = dispatch.clone();
+        async move {
+            let report = |done: u64, total: Option<u64>| {
+                let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);
+                dispatch.emit(Action::Progress(Some(progress(&label, fraction))));
+            };
+            if cached {
+                fetch_cached(&url, &report).await.map(|(b, _)| b)
+            } else {
+                fetch_bytes(&url, &report).await
+            }
+        }
+    };
+    // transformers' layout first; a 404 on its config means an open_clip repository.
+    let names: &[&'static str] = match fetch(MODEL_FILES[0]).await {
+        Ok(bytes) => {
+            files.insert(MODEL_FILES[0], bytes);
+            &MODEL_FILES[1..]
+        }
+        Err(e) if e.contains("HTTP 404") => &OPEN_CLIP_FILES,
+        Err(e) => return Err(e),
+    };
+    for &file in names {
+        match fetch(file).await {
             Ok(bytes) => files.insert(file, bytes),
             // Only config, weights and tokenizer are required; the loader names what is missing.
             Err(e) if file == "preprocessor_config.json" && e.contains("HTTP 404") => {}
