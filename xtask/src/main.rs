@@ -10,8 +10,8 @@ use std::process::{Command, ExitCode};
 const BROWSER_CRATES: &[&str] =
     &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
 
-/// wasm-bindgen-test suites run in headless Chromium: (crate, test target).
-const BROWSER_TESTS: &[(&str, &str)] = &[("prefscope-gpu", "browser"), ("prefscope-clip", "browser")];
+/// Crates whose `browser` test suite (wasm-bindgen-test) runs in headless Chromium.
+const BROWSER_TESTS: &[&str] = &["prefscope-gpu", "prefscope-clip"];
 
 pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -144,19 +144,23 @@ fn test() -> Result {
     ensure_wasm_bindgen()?;
     let driver = chromedriver()?;
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for (krate, target) in BROWSER_TESTS {
-        // WebGPU on Chromium's SwiftShader adapter; flags in the crate's webdriver.json.
-        let args = ["test", "--locked", "--target", "wasm32-unknown-unknown", "-p", krate, "--test", target];
-        // The same RUSTFLAGS as the wasm builds above, so their dependencies are reused.
-        let env = [
-            ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
-            ("CHROMEDRIVER", &driver),
-            ("RUSTFLAGS", "-Dwarnings"),
-            // The towers on SwiftShader take about a minute; the runner's default is 20 s.
-            ("WASM_BINDGEN_TEST_TIMEOUT", "600"),
-        ];
-        run_with(&program, &args, &env)?;
+    // WebGPU on Chromium's SwiftShader adapter; flags in each crate's webdriver.json. One
+    // invocation with prefscope-web in it: the same feature resolution as the wasm build above,
+    // so the burn and wgpu stack built there is reused rather than built again.
+    let mut args = vec!["test", "--locked", "--target", "wasm32-unknown-unknown"];
+    for krate in BROWSER_TESTS {
+        args.extend(["-p", krate]);
     }
+    args.extend(["-p", "prefscope-web", "--test", "browser"]);
+    let env = [
+        ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
+        ("CHROMEDRIVER", &driver),
+        // The same RUSTFLAGS as the wasm builds above, so their dependencies are reused.
+        ("RUSTFLAGS", "-Dwarnings"),
+        // The towers on SwiftShader take about a minute; the runner's default is 20 s.
+        ("WASM_BINDGEN_TEST_TIMEOUT", "600"),
+    ];
+    run_with(&program, &args, &env)?;
     // The built page in headless Chromium (debug wasm: it shares the artifacts built above).
     let site = site::build(site::Profile::Debug)?;
     site::end_to_end(&site)
