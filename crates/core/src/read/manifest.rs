@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::Format;
+use super::{json_lines, Format};
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::ManifestRow;
 
@@ -63,23 +63,8 @@ fn csv_rows(name: &str, bytes: &[u8]) -> Result<Vec<ManifestRow>, InputError> {
 }
 
 fn jsonl_rows(name: &str, bytes: &[u8]) -> Result<Vec<ManifestRow>, InputError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        InputError::new(Location::file(name), ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() })
-    })?;
     let mut rows = Vec::new();
-    for (line_no, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = Location::file(name).row(rows.len() as u64 + 1).line(line_no as u64 + 1);
-        let value: Value = serde_json::from_str(line).map_err(|e| {
-            let kind = if e.is_eof() {
-                ErrorKind::Truncated(e.to_string())
-            } else {
-                ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() }
-            };
-            InputError::new(at.clone(), kind)
-        })?;
+    for (at, value) in json_lines(name, bytes)? {
         let field = |column: &'static str| -> Result<Option<String>, InputError> {
             match value.get(column) {
                 None | Some(Value::Null) => Ok(None),

@@ -75,6 +75,31 @@ impl Input<'_> {
     }
 }
 
+/// The JSON objects of a small JSON Lines file (manifests, labelled pairs), each with its
+/// location (row counted over non-blank lines, and the line); a bad line is an error naming it.
+pub(crate) fn json_lines(name: &str, bytes: &[u8]) -> Result<Vec<(Location, serde_json::Value)>, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        InputError::new(Location::file(name), ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() })
+    })?;
+    let mut values = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = Location::file(name).row(values.len() as u64 + 1).line(line_no as u64 + 1);
+        let value = serde_json::from_str(line).map_err(|e| {
+            let kind = if e.is_eof() {
+                ErrorKind::Truncated(e.to_string())
+            } else {
+                ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() }
+            };
+            InputError::new(at.clone(), kind)
+        })?;
+        values.push((at, value));
+    }
+    Ok(values)
+}
+
 /// Reads DPO log-probabilities or Diffusion-DPO rows, whichever the columns say, calling
 /// `progress` as it goes. Every row lands in the table or the read fails naming it.
 pub fn read_preferences(

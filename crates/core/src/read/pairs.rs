@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
-use super::Format;
+use super::{json_lines, Format};
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::{ImageRef, PickPair};
 
@@ -43,23 +43,8 @@ fn label(value: f64, at: &Location) -> Result<f64, InputError> {
 }
 
 fn jsonl(name: &str, bytes: &[u8]) -> Result<Vec<PickPair>, InputError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        InputError::new(Location::file(name), ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() })
-    })?;
     let mut pairs = Vec::new();
-    for (line_no, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = Location::file(name).row(pairs.len() as u64 + 1).line(line_no as u64 + 1);
-        let value: Value = serde_json::from_str(line).map_err(|e| {
-            let kind = if e.is_eof() {
-                ErrorKind::Truncated(e.to_string())
-            } else {
-                ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() }
-            };
-            InputError::new(at.clone(), kind)
-        })?;
+    for (at, value) in json_lines(name, bytes)? {
         let missing = |column: &'static str| InputError::new(at.clone().column(column), ErrorKind::MissingValue);
         let image = |column: &'static str| -> Result<ImageRef, InputError> {
             match value.get(column) {
