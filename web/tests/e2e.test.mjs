@@ -69,6 +69,17 @@ async function open(webgpu) {
   return { browser, page, problems };
 }
 
+/** Runs `body` on a fresh page and checks, whatever it did, that nothing reached the console as an error. */
+async function withPage(webgpu, body) {
+  const { browser, page, problems } = await open(webgpu);
+  try {
+    await body(page);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+}
+
 async function rankingRows(page) {
   await page.waitForSelector('[data-testid="ranking-row"]', { timeout: SLOW });
   return page.$$eval('[data-testid="ranking-row"]', (rows) => rows.map((r) => ({
@@ -146,209 +157,173 @@ async function dpoChecks(page, label) {
 
 const demoRankings = () => cli("demo", "--format", "json", "--device", "cpu");
 
-test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'s", { timeout: 2 * SLOW }, async () => {
-  const { browser, page, problems } = await open(true);
-  try {
-    await page.goto(`${origin}/index.html?device=webgpu`);
-    const rows = await rankingRows(page);
-    assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "webgpu");
-    assertSameRankings(rows, demoRankings());
-    const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
-    console.log(`webgpu: navigation to first ranking ${ms} ms; ${await page.textContent('[data-testid="device-badge"]')}`);
-    await page.screenshot({ path: path.join(SHOTS, "webgpu-score.png"), fullPage: true });
-    await page.click('button[data-view="decompose"]');
-    await setRange(page, "reweight", 0.9);
-    await page.waitForSelector('[data-testid="reweighted-winner"]');
-    await page.screenshot({ path: path.join(SHOTS, "webgpu-decompose.png"), fullPage: true });
-    await dpoChecks(page, "webgpu");
-    await page.click('button[data-view="model"]');
-    await page.waitForSelector('[data-testid="model-facts"]');
-    await page.screenshot({ path: path.join(SHOTS, "webgpu-model.png"), fullPage: true });
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
-});
+test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'s", { timeout: 2 * SLOW }, () => withPage(true, async (page) => {
+  await page.goto(`${origin}/index.html?device=webgpu`);
+  const rows = await rankingRows(page);
+  assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "webgpu");
+  assertSameRankings(rows, demoRankings());
+  const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
+  console.log(`webgpu: navigation to first ranking ${ms} ms; ${await page.textContent('[data-testid="device-badge"]')}`);
+  await page.screenshot({ path: path.join(SHOTS, "webgpu-score.png"), fullPage: true });
+  await page.click('button[data-view="decompose"]');
+  await setRange(page, "reweight", 0.9);
+  await page.waitForSelector('[data-testid="reweighted-winner"]');
+  await page.screenshot({ path: path.join(SHOTS, "webgpu-decompose.png"), fullPage: true });
+  await dpoChecks(page, "webgpu");
+  await page.click('button[data-view="model"]');
+  await page.waitForSelector('[data-testid="model-facts"]');
+  await page.screenshot({ path: path.join(SHOTS, "webgpu-model.png"), fullPage: true });
+}));
 
-test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { timeout: 2 * SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
-  try {
-    await page.goto(`${origin}/index.html`);
-    const rows = await rankingRows(page);
-    assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "cpu");
-    assertSameRankings(rows, demoRankings());
-    const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
-    console.log(`cpu: navigation to first ranking ${ms} ms`);
-    await page.screenshot({ path: path.join(SHOTS, "cpu-score.png"), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });
-    await page.setViewportSize({ width: 1366, height: 900 });
-    await dpoChecks(page, "cpu");
-    // A model by URL prefix (the demo model's folder, laid out like a Hub repository): streamed,
-    // cached in the browser, listed with its size, cleared.
-    await page.click('button[data-view="model"]');
-    await page.fill('[data-testid="model-url"]', `${origin}/demo-model/`);
-    await page.click('form.ps-control button[type="submit"]');
-    await page.waitForSelector(`[data-testid="model-facts"]:has-text("${origin}/demo-model/")`, { timeout: SLOW });
-    await page.waitForSelector('[data-testid="cache"]:has-text("4 files, 2.7 MB")');
-    await page.screenshot({ path: path.join(SHOTS, "cpu-model.png"), fullPage: true });
-    await page.click('[data-testid="cache"] button');
-    await page.waitForSelector('[data-testid="cache"]:has-text("0 files")');
-    // The scores follow the model: the same weights give the same rankings.
-    await page.click('button[data-view="score"]');
-    assertSameRankings(await rankingRows(page), demoRankings());
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
-});
+test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { timeout: 2 * SLOW }, () => withPage(false, async (page) => {
+  await page.goto(`${origin}/index.html`);
+  const rows = await rankingRows(page);
+  assert.equal(await page.getAttribute('[data-testid="device-badge"]', "data-device"), "cpu");
+  assertSameRankings(rows, demoRankings());
+  const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
+  console.log(`cpu: navigation to first ranking ${ms} ms`);
+  await page.screenshot({ path: path.join(SHOTS, "cpu-score.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });
+  await page.setViewportSize({ width: 1366, height: 900 });
+  await dpoChecks(page, "cpu");
+  // A model by URL prefix (the demo model's folder, laid out like a Hub repository): streamed,
+  // cached in the browser, listed with its size, cleared.
+  await page.click('button[data-view="model"]');
+  await page.fill('[data-testid="model-url"]', `${origin}/demo-model/`);
+  await page.click('form.ps-control button[type="submit"]');
+  await page.waitForSelector(`[data-testid="model-facts"]:has-text("${origin}/demo-model/")`, { timeout: SLOW });
+  await page.waitForSelector('[data-testid="cache"]:has-text("4 files, 2.7 MB")');
+  await page.screenshot({ path: path.join(SHOTS, "cpu-model.png"), fullPage: true });
+  await page.click('[data-testid="cache"] button');
+  await page.waitForSelector('[data-testid="cache"]:has-text("0 files")');
+  // The scores follow the model: the same weights give the same rankings.
+  await page.click('button[data-view="score"]');
+  assertSameRankings(await rankingRows(page), demoRankings());
+}));
 
-test("the custom element example fires prefscope-ready and prefscope-scored for both viewers", { timeout: SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
-  try {
-    await page.addInitScript(() => {
-      window.__events = [];
-      for (const name of ["prefscope-ready", "prefscope-scored"]) {
-        document.addEventListener(name, (e) => window.__events.push({ name, id: e.target.id, ...e.detail }), true);
-      }
-    });
-    await page.goto(`${origin}/examples/index.html`);
-    await page.waitForFunction(() => {
-      const e = window.__events;
-      return ["scores", "margins"].every((id) => e.some((x) => x.id === id && x.name === "prefscope-scored"));
-    }, null, { timeout: SLOW });
-    const events = await page.evaluate(() => window.__events);
-    assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-ready"), JSON.stringify(events));
-    assert.ok(events.some((e) => e.id === "margins" && e.name === "prefscope-scored" && e.view === "dpo" && e.beta === 0.2));
-    assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-scored" && e.view === "score" && e.rows > 0));
-    // An attribute change reaches the running viewer.
-    await page.$eval("#margins", (el) => el.setAttribute("beta", "0.05"));
-    await page.waitForFunction(() => window.__events.some((e) => e.id === "margins" && e.beta === 0.05), null, { timeout: SLOW });
-    await page.screenshot({ path: path.join(SHOTS, "example-embedding.png"), fullPage: true });
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
-});
-
-test("your images and a manifest: the rankings equal `prefscope score`'s; export writes them", { timeout: SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
-  try {
-    await page.goto(`${origin}/index.html`);
-    await rankingRows(page);
-    const manifest = path.join(ROOT, "web/tests/manifest.csv");
-    const images = ["square24.png", "wide.png", "rotated.jpg", "tall_rgba.png", "grey.png"]
-      .map((f) => path.join(ROOT, "tests/fixtures/clip/images", f));
-    await page.click(".ps-inputs summary");
-    await page.setInputFiles('[data-testid="image-files"]', [...images, manifest]);
-    await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded · manifest manifest.csv (8 rows)")');
-    await page.click('[data-testid="score-inputs"]');
-    await page.waitForSelector('[data-testid="scored-time"][data-source="user"]', { timeout: SLOW });
-    const rows = await rankingRows(page);
-    const want = cli("score", "--model", "crates/synth/demo-model", "--manifest", manifest, "--preset", "pickscore",
-      "--device", "cpu", "--format", "json").rows;
-    assert.equal(rows.length, want.length);
-    for (const w of want) {
-      const r = rows.find((x) => x.id === w.id);
-      assert.ok(r, `row ${w.id}`);
-      for (const k of ["score", "relevant", "irrelevant", "probability"]) close(r[k], w[k], `${w.id} ${k}`);
-      assert.equal(r.rank, w.rank, `${w.id} rank`);
+test("the custom element example fires prefscope-ready and prefscope-scored for both viewers", { timeout: SLOW }, () => withPage(false, async (page) => {
+  await page.addInitScript(() => {
+    window.__events = [];
+    for (const name of ["prefscope-ready", "prefscope-scored"]) {
+      document.addEventListener(name, (e) => window.__events.push({ name, id: e.target.id, ...e.detail }), true);
     }
-    // The long prompt is past the demo model's 32-token context: encoded in segments.
-    assert.match(await page.textContent(".ps-prompt:last-of-type h3"), /[2-9] segments/);
-    await page.screenshot({ path: path.join(SHOTS, "cpu-score-inputs.png"), fullPage: true });
-    // Export: the CSV download holds every row with the contract's columns.
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click('button[data-format="csv"]')]);
-    const text = await readFile(await download.path(), "utf8");
-    const lines = text.trim().split("\n");
-    assert.equal(lines[0], "id,group,prompt,image,score,relevant,irrelevant,reweighted,probability,rank");
-    assert.equal(lines.length, want.length + 1);
-    // A corrupt image is reported by name; the images already loaded stay.
-    await page.setInputFiles('[data-testid="image-files"]', { name: "corrupt.png", mimeType: "image/png",
-      buffer: Buffer.from("\x89PNG\r\n\x1a\n this is not a png") });
-    const error = await page.waitForSelector('[data-testid="error"]');
-    assert.match(await error.textContent(), /corrupt\.png/);
-    await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded")');
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
-});
+  });
+  await page.goto(`${origin}/examples/index.html`);
+  await page.waitForFunction(() => {
+    const e = window.__events;
+    return ["scores", "margins"].every((id) => e.some((x) => x.id === id && x.name === "prefscope-scored"));
+  }, null, { timeout: SLOW });
+  const events = await page.evaluate(() => window.__events);
+  assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-ready"), JSON.stringify(events));
+  assert.ok(events.some((e) => e.id === "margins" && e.name === "prefscope-scored" && e.view === "dpo" && e.beta === 0.2));
+  assert.ok(events.some((e) => e.id === "scores" && e.name === "prefscope-scored" && e.view === "score" && e.rows > 0));
+  // An attribute change reaches the running viewer.
+  await page.$eval("#margins", (el) => el.setAttribute("beta", "0.05"));
+  await page.waitForFunction(() => window.__events.some((e) => e.id === "margins" && e.beta === 0.05), null, { timeout: SLOW });
+  await page.screenshot({ path: path.join(SHOTS, "example-embedding.png"), fullPage: true });
+}));
 
-test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`'s, at any tie threshold", { timeout: SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
-  try {
-    const dir = path.join(ROOT, "tests/fixtures/clip/images");
-    const bytes = async (f) => [...await readFile(path.join(dir, f))];
-    const pairs = [
-      ["a large red circle in the center", "square24.png", "wide.png", 1],
-      ["a small blue square on the left", "grey.png", "tall_rgba.png", 0],
-      ["a large red circle in the center", "rotated.jpg", "grey.png", 0.5],
-      ["a small blue square on the left", "square24.png", "wide.png", 1],
-    ];
-    const lines = [];
-    for (const [caption, a, b, label] of pairs) {
-      lines.push(JSON.stringify({ caption, jpg_0: await bytes(a), jpg_1: await bytes(b), label_0: label }));
-    }
-    const file = path.join(SHOTS, "pairs.jsonl");
-    await writeFile(file, lines.join("\n") + "\n");
-    await page.goto(`${origin}/index.html`);
-    await rankingRows(page);
-    await page.click('button[data-view="pairs"]');
-    await page.setInputFiles('[data-testid="pairs-file"]', file);
-    await page.waitForSelector('[data-testid="pairs-source"]', { timeout: SLOW });
-    for (const threshold of [0, 0.3]) {
-      await setRange(page, "tie-threshold", threshold);
-      const want = cli("pairs", "--model", "crates/synth/demo-model", "--input", file, "--tie-threshold", String(threshold),
-        "--device", "cpu").metrics;
-      await page.waitForFunction((w) => {
-        const m = document.querySelector('[data-testid="metric"][data-name="accuracy"]');
-        return m && Math.abs(Number(m.dataset.value) - w) < 1e-6;
-      }, want.accuracy);
-      const got = Object.fromEntries(await page.$$eval('[data-testid="metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
-      for (const k of ["accuracy", "agreement", "predicted_ties", "labelled_ties", "pairs"]) close(got[k], want[k], `pairs ${k} at ${threshold}`, 1e-6);
-    }
-    assert.ok((await page.$$('[data-testid="disagreement"]')).length > 0);
-    await page.screenshot({ path: path.join(SHOTS, "cpu-pairs.png"), fullPage: true });
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
+test("your images and a manifest: the rankings equal `prefscope score`'s; export writes them", { timeout: SLOW }, () => withPage(false, async (page) => {
+  await page.goto(`${origin}/index.html`);
+  await rankingRows(page);
+  const manifest = path.join(ROOT, "web/tests/manifest.csv");
+  const images = ["square24.png", "wide.png", "rotated.jpg", "tall_rgba.png", "grey.png"]
+    .map((f) => path.join(ROOT, "tests/fixtures/clip/images", f));
+  await page.click(".ps-inputs summary");
+  await page.setInputFiles('[data-testid="image-files"]', [...images, manifest]);
+  await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded · manifest manifest.csv (8 rows)")');
+  await page.click('[data-testid="score-inputs"]');
+  await page.waitForSelector('[data-testid="scored-time"][data-source="user"]', { timeout: SLOW });
+  const rows = await rankingRows(page);
+  const want = cli("score", "--model", "crates/synth/demo-model", "--manifest", manifest, "--preset", "pickscore",
+    "--device", "cpu", "--format", "json").rows;
+  assert.equal(rows.length, want.length);
+  for (const w of want) {
+    const r = rows.find((x) => x.id === w.id);
+    assert.ok(r, `row ${w.id}`);
+    for (const k of ["score", "relevant", "irrelevant", "probability"]) close(r[k], w[k], `${w.id} ${k}`);
+    assert.equal(r.rank, w.rank, `${w.id} rank`);
   }
-});
+  // The long prompt is past the demo model's 32-token context: encoded in segments.
+  assert.match(await page.textContent(".ps-prompt:last-of-type h3"), /[2-9] segments/);
+  await page.screenshot({ path: path.join(SHOTS, "cpu-score-inputs.png"), fullPage: true });
+  // Export: the CSV download holds every row with the contract's columns.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click('button[data-format="csv"]')]);
+  const text = await readFile(await download.path(), "utf8");
+  const lines = text.trim().split("\n");
+  assert.equal(lines[0], "id,group,prompt,image,score,relevant,irrelevant,reweighted,probability,rank");
+  assert.equal(lines.length, want.length + 1);
+  // A corrupt image is reported by name; the images already loaded stay.
+  await page.setInputFiles('[data-testid="image-files"]', { name: "corrupt.png", mimeType: "image/png",
+    buffer: Buffer.from("\x89PNG\r\n\x1a\n this is not a png") });
+  const error = await page.waitForSelector('[data-testid="error"]');
+  assert.match(await error.textContent(), /corrupt\.png/);
+  await page.waitForSelector('[data-testid="inputs-summary"]:has-text("5 images loaded")');
+}));
 
-test("bad files show an error naming them, and the page keeps working", { timeout: SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
-  try {
-    await page.goto(`${origin}/index.html`);
-    await page.click('button[data-view="dpo"]');
-    await metrics(page);
-    // Malformed JSON Lines: the error names the file and the line.
-    await page.setInputFiles('[data-testid="dpo-file"]', { name: "broken.jsonl", mimeType: "application/x-ndjson",
-      buffer: Buffer.from('{"id": "a", "policy_chosen_logps": -1.0\n') });
-    const error = await page.waitForSelector('[data-testid="error"]');
-    assert.match(await error.textContent(), /broken\.jsonl/);
-    // Non-finite log-probabilities are refused by row.
-    await page.setInputFiles('[data-testid="dpo-file"]', { name: "nan.csv", mimeType: "text/csv",
-      buffer: Buffer.from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\np0,-1,-2,-1,-2\np1,NaN,-2,-1,-2\n") });
-    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="error"]')].some((e) => /nan\.csv/.test(e.textContent)));
-    // A good file still loads.
-    await page.setInputFiles('[data-testid="dpo-file"]', path.join(ROOT, "tests/fixtures/dpo_sample.jsonl"));
-    await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_sample.jsonl")');
-    await metrics(page);
-    // A wrong model: a config that is not a CLIP config, weights that are not safetensors.
-    await page.click('button[data-view="model"]');
-    await page.setInputFiles('[data-testid="model-files"]', [
-      { name: "config.json", mimeType: "application/json", buffer: Buffer.from('{"model_type": "bert"}') },
-      { name: "model.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("not safetensors") },
-      { name: "tokenizer.json", mimeType: "application/json", buffer: Buffer.from("{}") },
-    ]);
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="error"]').length >= 3);
-    await page.screenshot({ path: path.join(SHOTS, "errors.png"), fullPage: true });
-    // Still working: the demo model is still loaded and the Score view still ranks.
-    await page.click('button[data-view="score"]');
-    await rankingRows(page);
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
+test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`'s, at any tie threshold", { timeout: SLOW }, () => withPage(false, async (page) => {
+  const dir = path.join(ROOT, "tests/fixtures/clip/images");
+  const bytes = async (f) => [...await readFile(path.join(dir, f))];
+  const pairs = [
+    ["a large red circle in the center", "square24.png", "wide.png", 1],
+    ["a small blue square on the left", "grey.png", "tall_rgba.png", 0],
+    ["a large red circle in the center", "rotated.jpg", "grey.png", 0.5],
+    ["a small blue square on the left", "square24.png", "wide.png", 1],
+  ];
+  const lines = [];
+  for (const [caption, a, b, label] of pairs) {
+    lines.push(JSON.stringify({ caption, jpg_0: await bytes(a), jpg_1: await bytes(b), label_0: label }));
   }
-});
+  const file = path.join(SHOTS, "pairs.jsonl");
+  await writeFile(file, lines.join("\n") + "\n");
+  await page.goto(`${origin}/index.html`);
+  await rankingRows(page);
+  await page.click('button[data-view="pairs"]');
+  await page.setInputFiles('[data-testid="pairs-file"]', file);
+  await page.waitForSelector('[data-testid="pairs-source"]', { timeout: SLOW });
+  for (const threshold of [0, 0.3]) {
+    await setRange(page, "tie-threshold", threshold);
+    const want = cli("pairs", "--model", "crates/synth/demo-model", "--input", file, "--tie-threshold", String(threshold),
+      "--device", "cpu").metrics;
+    await page.waitForFunction((w) => {
+      const m = document.querySelector('[data-testid="metric"][data-name="accuracy"]');
+      return m && Math.abs(Number(m.dataset.value) - w) < 1e-6;
+    }, want.accuracy);
+    const got = Object.fromEntries(await page.$$eval('[data-testid="metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+    for (const k of ["accuracy", "agreement", "predicted_ties", "labelled_ties", "pairs"]) close(got[k], want[k], `pairs ${k} at ${threshold}`, 1e-6);
+  }
+  assert.ok((await page.$$('[data-testid="disagreement"]')).length > 0);
+  await page.screenshot({ path: path.join(SHOTS, "cpu-pairs.png"), fullPage: true });
+}));
+
+test("bad files show an error naming them, and the page keeps working", { timeout: SLOW }, () => withPage(false, async (page) => {
+  await page.goto(`${origin}/index.html`);
+  await page.click('button[data-view="dpo"]');
+  await metrics(page);
+  // Malformed JSON Lines: the error names the file and the line.
+  await page.setInputFiles('[data-testid="dpo-file"]', { name: "broken.jsonl", mimeType: "application/x-ndjson",
+    buffer: Buffer.from('{"id": "a", "policy_chosen_logps": -1.0\n') });
+  const error = await page.waitForSelector('[data-testid="error"]');
+  assert.match(await error.textContent(), /broken\.jsonl/);
+  // Non-finite log-probabilities are refused by row.
+  await page.setInputFiles('[data-testid="dpo-file"]', { name: "nan.csv", mimeType: "text/csv",
+    buffer: Buffer.from("id,policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\np0,-1,-2,-1,-2\np1,NaN,-2,-1,-2\n") });
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="error"]')].some((e) => /nan\.csv/.test(e.textContent)));
+  // A good file still loads.
+  await page.setInputFiles('[data-testid="dpo-file"]', path.join(ROOT, "tests/fixtures/dpo_sample.jsonl"));
+  await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_sample.jsonl")');
+  await metrics(page);
+  // A wrong model: a config that is not a CLIP config, weights that are not safetensors.
+  await page.click('button[data-view="model"]');
+  await page.setInputFiles('[data-testid="model-files"]', [
+    { name: "config.json", mimeType: "application/json", buffer: Buffer.from('{"model_type": "bert"}') },
+    { name: "model.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("not safetensors") },
+    { name: "tokenizer.json", mimeType: "application/json", buffer: Buffer.from("{}") },
+  ]);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="error"]').length >= 3);
+  await page.screenshot({ path: path.join(SHOTS, "errors.png"), fullPage: true });
+  // Still working: the demo model is still loaded and the Score view still ranks.
+  await page.click('button[data-view="score"]');
+  await rankingRows(page);
+}));
