@@ -117,8 +117,17 @@ fn ensure_system_packages() -> Result {
     let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
     let with = |args: &[&'static str]| -> Vec<&'static str> { [prefix, args].concat() };
     run(program, &with(&["update", "-qq"]))?;
-    let packages =
-        ["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1", "chromium", "chromium-driver", "nodejs", "npm"];
+    let mut packages = vec!["install", "-y", "-qq"];
+    if !have_vulkan {
+        packages.extend(["mesa-vulkan-drivers", "libvulkan1"]);
+    }
+    if !have_chrome {
+        packages.extend(["chromium", "chromium-driver"]);
+    }
+    // Only when there is no npm at all: a NodeSource Node.js (npm inside) conflicts with Debian's npm.
+    if !have_node {
+        packages.extend(["nodejs", "npm"]);
+    }
     run_with(program, &with(&packages), &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 
