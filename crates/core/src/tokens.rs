@@ -8,6 +8,12 @@ pub fn token_rewards(column: &TokenColumn, beta: f64) -> Vec<f64> {
     column.policy.iter().zip(&column.reference).map(|(p, r)| beta * (p - r)).collect()
 }
 
+/// Per-token rewards of pair `i` only (what a heatmap of one pair needs, without the rest).
+pub fn pair_token_rewards(column: &TokenColumn, i: usize, beta: f64) -> Vec<f64> {
+    let range = column.range(i);
+    column.policy[range.clone()].iter().zip(&column.reference[range]).map(|(p, r)| beta * (p - r)).collect()
+}
+
 /// Sum of `values` over each pair's token range: the segmented reduction behind sequence
 /// log-probs and per-pair reward totals.
 pub fn segment_sums(values: &[f64], offsets: &[usize]) -> Vec<f64> {
@@ -46,6 +52,8 @@ mod tests {
         assert_eq!(r, vec![0.25, -0.5, 0.0, 0.25, -0.5]);
         assert_eq!(segment_sums(&r, &col.offsets()), vec![-0.25, 0.0, -0.25]);
         assert!(col.present(0) && !col.present(1) && col.present(2));
+        assert_eq!(pair_token_rewards(col, 2, 0.5), r[2..5].to_vec());
+        assert_eq!(pair_token_rewards(col, 1, 0.5), Vec::<f64>::new());
         assert_eq!(reward_shares(&[1.0, -3.0]), vec![0.25, 0.75]);
     }
 }

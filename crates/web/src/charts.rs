@@ -133,6 +133,10 @@ pub struct ScatterProps {
     pub selected: Option<usize>,
 }
 
+/// Points a scatter draws at most: SVG nodes beyond a few thousand make the page sluggish;
+/// larger sets are thinned evenly (the axes still span every point).
+const MAX_POINTS: usize = 4000;
+
 #[function_component(Scatter)]
 pub fn scatter(p: &ScatterProps) -> Html {
     let (x0, x1) = range(p.points.iter().map(|q| &q.x));
@@ -147,7 +151,13 @@ pub fn scatter(p: &ScatterProps) -> Html {
         }
         html! { <line class="ps-diagonal" x1={sx(a).to_string()} y1={sy(a + c).to_string()} x2={sx(b).to_string()} y2={sy(b + c).to_string()} /> }
     });
-    let points = p.points.iter().enumerate().map(|(i, q)| {
+    let stride = p.points.len().div_ceil(MAX_POINTS).max(1);
+    let shown = p.points.len().div_ceil(stride);
+    let points = p.points.iter().enumerate().step_by(stride).chain(
+        // The selected point is always drawn.
+        p.selected.filter(|s| s % stride != 0).and_then(|s| p.points.get(s).map(|q| (s, q))),
+    );
+    let points = points.map(|(i, q)| {
         let onclick = p.onselect.clone().map(|cb| Callback::from(move |_: MouseEvent| cb.emit(i)));
         let selected = p.selected == Some(i);
         html! {
@@ -159,7 +169,9 @@ pub fn scatter(p: &ScatterProps) -> Html {
     });
     html! {
         <figure class="ps-chart">
-            <figcaption>{ p.title.clone() }</figcaption>
+            <figcaption>{ p.title.clone() }
+                { (stride > 1).then(|| html! { <span class="ps-muted">{ format!(" (every {stride}th of {} points: {shown} shown)", p.points.len()) }</span> }) }
+            </figcaption>
             <svg viewBox={format!("0 0 {W} {H}")} role="img" aria-label={p.title.clone()}>
                 { axes(x0, x1, y0, y1, &p.xlabel, &p.ylabel) }
                 { for lines }

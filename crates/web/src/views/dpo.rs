@@ -8,7 +8,7 @@ use prefscope_core::dpo::Objective;
 use prefscope_core::ranking::flip_threshold;
 use prefscope_core::read::Preferences;
 use prefscope_core::record::TokenColumn;
-use prefscope_core::tokens::token_rewards;
+use prefscope_core::tokens::pair_token_rewards;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -64,11 +64,10 @@ fn dpo_file() -> Html {
 }
 
 fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
-    let range = column.range(i);
-    if range.is_empty() {
+    let rewards = pair_token_rewards(column, i, beta);
+    if rewards.is_empty() {
         return html! {};
     }
-    let rewards: Vec<f64> = token_rewards(column, beta)[range.clone()].to_vec();
     let peak = rewards.iter().fold(0f64, |m, r| m.max(r.abs())).max(1e-12);
     let tokens = column.tokens.get(i).cloned().unwrap_or_default();
     html! {
