@@ -138,7 +138,9 @@ async function setRange(page, testid, value) {
 
 async function dpoChecks(page, label) {
   await page.click('button[data-view="dpo"]');
-  const sample = path.join(ROOT, "tests/fixtures/dpo_sample.jsonl");
+  // The default data: the bundled DPO demo run (cargo xtask train-dpo-demo).
+  await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_demo.jsonl")');
+  const sample = path.join(ROOT, "crates/synth/dpo-demo/heldout.jsonl");
   assertSameMetrics(await metrics(page), cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics, `${label} β=0.1`);
   await page.screenshot({ path: path.join(SHOTS, `${label}-dpo.png`), fullPage: true });
   // The slider is logarithmic in steps of 0.01: -0.3 is β = 10^-0.3, shown as 0.501.
@@ -153,6 +155,18 @@ async function dpoChecks(page, label) {
   // A pair's per-token heatmap.
   await page.click('[data-testid="pair-row"]');
   await page.waitForSelector('[data-testid="heatmap"] [data-testid="token"]');
+  await page.screenshot({ path: path.join(SHOTS, `${label}-dpo-heatmap.png`), fullPage: true });
+  const share = Number(await page.getAttribute('[data-testid="differing-share"]', "data-value"));
+  assert.ok(share > 0 && share <= 1, `differing-token share ${share}`);
+  // The early checkpoint of the same run, at the same β.
+  await page.selectOption('[data-testid="dpo-checkpoint"]', "dpo_demo_early.jsonl");
+  await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_demo_early.jsonl")');
+  const early = cli("dpo", "--input", path.join(ROOT, "crates/synth/dpo-demo/heldout_early.jsonl"), "--beta", "0.501", "--device", "cpu").metrics;
+  await page.waitForFunction((want) => {
+    const m = document.querySelector('[data-testid="metric"][data-name="rewards/margins"]');
+    return m && Math.abs(Number(m.dataset.value) - want) <= 1e-5 * Math.max(1, Math.abs(want));
+  }, early["rewards/margins"], { timeout: SLOW });
+  assertSameMetrics(await metrics(page), early, `${label} early checkpoint β=0.501`);
 }
 
 const demoRankings = () => cli("demo", "--format", "json", "--device", "cpu");

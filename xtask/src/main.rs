@@ -212,6 +212,16 @@ fn train_demo(extra: &[String]) -> Result {
     }
 }
 
+/// Trains the DPO demo (a caption language model: maximum likelihood, then DPO) from its seed
+/// and writes the held-out exports into crates/synth/dpo-demo (extra arguments go to the
+/// trainer: `--seed`, `--mle-steps`, `--dpo-steps`, `--early-step`, `--beta`, `--out`, ...).
+fn train_dpo_demo(extra: &[String]) -> Result {
+    let mut args = vec!["run", "--locked", "--release", "-p", "prefscope-synth", "--features", "train"];
+    args.extend(["--bin", "train-dpo-demo", "--"]);
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
 /// Regenerates tests/fixtures from the reference implementations (needs PyPI access once).
 fn fixtures() -> Result {
     let root = root();
@@ -256,8 +266,9 @@ fn main() -> ExitCode {
         "e2e" => site::build(site::Profile::Debug).and_then(|s| site::end_to_end(&s)),
         "fixtures" => fixtures(),
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench|demo|dist|fixtures|train-demo>");
+            eprintln!("usage: cargo xtask <test|bench|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>");
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");

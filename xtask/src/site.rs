@@ -96,7 +96,9 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     for file in ["config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json"] {
         copy(&root.join("crates/synth/demo-model").join(file), &out.join("demo-model").join(file))?;
     }
-    copy(&root.join("tests/fixtures/dpo_sample.jsonl"), &out.join("data/dpo_sample.jsonl"))?;
+    // The DPO demo run (cargo xtask train-dpo-demo): the DPO view's default data and its early checkpoint.
+    copy(&root.join("crates/synth/dpo-demo/heldout.jsonl"), &out.join("data/dpo_demo.jsonl"))?;
+    copy(&root.join("crates/synth/dpo-demo/heldout_early.jsonl"), &out.join("data/dpo_demo_early.jsonl"))?;
     let raw = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
     let gz = gzip_size(&bg).map_or("?".into(), |g| format!("{:.2} MB", g as f64 / 1e6));
     eprintln!("wasm: {:.2} MB raw, {gz} gzip ({})", raw as f64 / 1e6, bg.display());

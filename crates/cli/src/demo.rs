@@ -1,30 +1,28 @@
 //! `prefscope demo`: the embedded demo model (trained on the shapes world, crates/synth)
 //! scoring the demo gallery, or evaluated against the world's ground truth (`--evaluate`);
-//! `--dpo` runs the bundled DPO export (a byte-level GPT-2 policy trained with DPO from its
-//! reference, held-out pairs with per-token log-probs; see tests/fixtures/generate.py) through
-//! every objective, the ranking accuracies and the per-token rewards.
+//! `--dpo` runs the bundled DPO demo run (a caption language model trained with DPO in burn from
+//! its reference, crates/synth/dpo-demo; held-out pairs with per-token log-probs) through every
+//! objective, and checks the run: rewards and rankings against the reference's, and the share
+//! of the per-token reward on the one word each pair is about, early and at the end.
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use clap::Args;
 use prefscope_clip::scorer::Scorer;
 use prefscope_clip::Encoder;
 use prefscope_core::dpo::{LossType, PairwiseParams};
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
-use prefscope_core::read::{read_preferences, Format, Input, Preferences};
+use prefscope_core::read::Preferences;
 use prefscope_core::report::{report, ReportRequest};
 use prefscope_core::tokens::token_rewards;
 use prefscope_core::DpoTable;
 use prefscope_gpu::block_on;
 use prefscope_synth::demo::{self, GalleryRow};
+use prefscope_synth::dpo_demo;
 use serde_json::json;
 
 use crate::dpo::Device;
 use crate::output::{metrics_json, Result};
-
-/// The bundled DPO export.
-pub const SAMPLE: &str = include_str!("../../../tests/fixtures/dpo_sample.jsonl");
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -138,14 +136,6 @@ fn evaluate(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn sample_table() -> Result<DpoTable> {
-    let input = Input::Bytes { name: "bundled dpo_sample.jsonl", bytes: Bytes::from_static(SAMPLE.as_bytes()) };
-    match read_preferences(input, Some(Format::Jsonl), &mut |_| {})? {
-        Preferences::Dpo(t) => Ok(t),
-        Preferences::Diffusion(_) => Err("bundled sample is not DPO data".into()),
-    }
-}
-
 /// Objectives the demo evaluates: every pairwise type that needs no extra setting, then the
 /// standalone trainers.
 fn objectives() -> Vec<&'static str> {
@@ -156,7 +146,12 @@ fn objectives() -> Vec<&'static str> {
 }
 
 fn dpo_summary(args: &DemoArgs) -> Result<()> {
-    let table = sample_table()?;
+    let table = dpo_demo::table(false)?;
+    let early = dpo_demo::table(true)?;
+    let training = json!({
+        "early": dpo_demo::summarize(&early, args.beta)?,
+        "final": dpo_demo::summarize(&table, args.beta)?,
+    });
     let data = Preferences::Dpo(table.clone());
     let mut rows: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
     for name in objectives() {
@@ -174,6 +169,9 @@ fn dpo_summary(args: &DemoArgs) -> Result<()> {
     if args.format == "json" {
         let doc = json!({
             "pairs": table.len(),
+            "beta": args.beta,
+            "trained_beta": dpo_demo::BETA,
+            "training": training,
             "objectives": rows.iter().map(|(n, m)| (n.clone(), metrics_json(m))).collect::<serde_json::Map<_, _>>(),
             "token_highlights": highlights.iter().map(|h| json!({"id": h.0, "token": h.1, "reward": h.2, "share": h.3})).collect::<Vec<_>>(),
         });
@@ -181,8 +179,12 @@ fn dpo_summary(args: &DemoArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("prefscope demo --dpo — {} held-out pairs from the bundled DPO export (β = {})", table.len(), args.beta);
-    println!("policy: byte-level GPT-2 trained with the DPO sigmoid loss from its reference; warm colours preferred\n");
+    println!("prefscope demo --dpo — {} held-out pairs of the bundled DPO run (β = {})", table.len(), args.beta);
+    println!(
+        "policy: a caption language model trained with the DPO sigmoid loss (β = {}) from its maximum-likelihood",
+        dpo_demo::BETA
+    );
+    println!("reference, on pairs that differ in one colour word, warm preferred over cold\n");
     println!("{:<14} {:>10} {:>10} {:>10} {:>10}", "objective", "loss", "accuracy", "margin", "chosen");
     for (name, m) in &rows {
         let get = |k: &str| m.get(k).map_or("—".to_string(), |v| format!("{v:.4}"));
@@ -200,6 +202,18 @@ fn dpo_summary(args: &DemoArgs) -> Result<()> {
         if let Some(v) = sigmoid.get(key) {
             println!("{key:<28} {v:.4}");
         }
+    }
+    println!("\nthe run, early checkpoint → end of training:");
+    for (key, label) in [
+        ("reward_accuracy", "rewards/accuracies"),
+        ("reward_margin", "rewards/margins"),
+        ("ranking_accuracy", "ranking accuracy (policy)"),
+        ("reference_ranking_accuracy", "ranking accuracy (reference)"),
+        ("idealized_ranking_accuracy", "idealized ranking accuracy"),
+        ("differing_token_share", "reward share on the differing word"),
+    ] {
+        let (a, b) = (&training["early"][key], &training["final"][key]);
+        println!("  {label:<36} {:>8.4} → {:.4}", a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
     }
     println!("\nlargest per-token implicit rewards β(logπ − logπref) on chosen completions:");
     for (id, token, reward, share) in &highlights {

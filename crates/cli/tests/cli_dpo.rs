@@ -180,17 +180,72 @@ fn bad_input_names_file_row_and_column() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl: cannot read"));
 }
 
+/// Reward accuracy and the mean share of |per-token reward| on differing tokens, recomputed
+/// from a DPO demo export with plain arithmetic.
+fn recompute(path: &Path, beta: f64) -> (usize, f64, f64) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let f = |r: &Value, k: &str| r[k].as_f64().unwrap();
+    let floats = |r: &Value, k: &str| r[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
+    let words = |r: &Value, k: &str| {
+        r[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let (mut correct, mut shares) = (0, Vec::new());
+    for r in &rows {
+        let margin = beta
+            * ((f(r, "policy_chosen_logps") - f(r, "reference_chosen_logps"))
+                - (f(r, "policy_rejected_logps") - f(r, "reference_rejected_logps")));
+        correct += usize::from(margin > 0.0);
+        let (ct, rt) = (words(r, "chosen_tokens"), words(r, "rejected_tokens"));
+        let (mut on, mut all) = (0.0, 0.0);
+        for (side, tokens, other) in [("chosen", &ct, &rt), ("rejected", &rt, &ct)] {
+            let p = floats(r, &format!("policy_{side}_token_logps"));
+            let q = floats(r, &format!("reference_{side}_token_logps"));
+            for t in 0..p.len() {
+                let reward = (beta * (p[t] - q[t])).abs();
+                all += reward;
+                if tokens.get(t) != other.get(t) {
+                    on += reward;
+                }
+            }
+        }
+        shares.push(on / all);
+    }
+    (rows.len(), correct as f64 / rows.len() as f64, shares.iter().sum::<f64>() / shares.len() as f64)
+}
+
 #[test]
-fn demo_runs_every_objective_on_bundled_data() {
+fn demo_runs_every_objective_on_the_bundled_dpo_run_and_the_run_meets_its_goals() {
     let out = prefscope(&["demo", "--dpo", "--format", "json"]);
     let doc = json_of(&out);
-    assert_eq!(doc["pairs"], 40);
+    let dir = root().join("crates/synth/dpo-demo");
+    let (pairs, accuracy, share) = recompute(&dir.join("heldout.jsonl"), 0.1);
+    assert_eq!(doc["pairs"], pairs as u64);
+    assert!(pairs >= 100, "{pairs} held-out pairs");
     let objectives = doc["objectives"].as_object().unwrap();
     assert!(objectives.len() >= 19);
-    assert!(objectives["sigmoid"]["loss"].as_f64().unwrap() > 0.0);
+    assert!(close(objectives["sigmoid"]["rewards/accuracies"].as_f64().unwrap(), accuracy));
+    let (last, early) = (&doc["training"]["final"], &doc["training"]["early"]);
+    let get = |v: &Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    assert!(close(get(last, "reward_accuracy"), accuracy));
+    assert!(close(get(last, "differing_token_share"), share));
+    let (_, early_accuracy, early_share) = recompute(&dir.join("heldout_early.jsonl"), 0.1);
+    assert!(close(get(early, "reward_accuracy"), early_accuracy));
+    assert!(close(get(early, "differing_token_share"), early_share));
+    // The run's goals: held-out rewards and rankings above where the reference ranked, the
+    // preference carried by the one differing word, and training still moving after the
+    // early checkpoint.
+    let reference = get(last, "reference_ranking_accuracy");
+    assert!(accuracy > reference && get(last, "ranking_accuracy") > reference, "{last}");
+    assert!(share >= 0.7, "share of the reward on the differing word: {share}");
+    assert!(get(last, "reward_margin") > get(early, "reward_margin"), "{early} → {last}");
     let text = prefscope(&["demo", "--dpo"]);
     assert!(text.status.success());
-    assert!(String::from_utf8_lossy(&text.stdout).contains("ranking/idealized_accuracy"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("ranking/idealized_accuracy") && text.contains("reward share on the differing word"),
+        "{text}"
+    );
 }
 
 #[test]

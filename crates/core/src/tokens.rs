@@ -26,6 +26,35 @@ pub fn reward_shares(rewards: &[f64]) -> Vec<f64> {
     rewards.iter().map(|r| if total > 0.0 { r.abs() / total } else { 0.0 }).collect()
 }
 
+/// A pair's summed absolute per-token reward, both sides together, and the part of it on the
+/// positions where the chosen and rejected tokens differ (positions past the shorter side
+/// count as differing): how much of what training moved sits on the tokens the preference is
+/// about.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DifferingReward {
+    pub differing: f64,
+    pub total: f64,
+}
+
+impl DifferingReward {
+    pub fn of(chosen_tokens: &[String], rejected_tokens: &[String], chosen: &[f64], rejected: &[f64]) -> Self {
+        let differs = |t: usize| chosen_tokens.get(t) != rejected_tokens.get(t);
+        let mut split = DifferingReward::default();
+        for (t, r) in chosen.iter().enumerate().chain(rejected.iter().enumerate()) {
+            split.total += r.abs();
+            if differs(t) {
+                split.differing += r.abs();
+            }
+        }
+        split
+    }
+
+    /// `differing / total`; `None` when nothing moved.
+    pub fn share(self) -> Option<f64> {
+        (self.total > 0.0).then(|| self.differing / self.total)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +84,21 @@ mod tests {
         assert_eq!(pair_token_rewards(col, 2, 0.5), r[2..5].to_vec());
         assert_eq!(pair_token_rewards(col, 1, 0.5), Vec::<f64>::new());
         assert_eq!(reward_shares(&[1.0, -3.0]), vec![0.25, 0.75]);
+    }
+
+    #[test]
+    fn differing_share_counts_both_sides_at_differing_positions() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let (c, r) = (words("a red circle <eos>"), words("a blue circle <eos>"));
+        // |0.1| + |2| + |0.3| + 0 on the chosen side, |0.1| + |1| + |0.5| + 0 on the rejected.
+        let share = DifferingReward::of(&c, &r, &[0.1, 2.0, -0.3, 0.0], &[0.1, -1.0, 0.5, 0.0]).share().unwrap();
+        assert!((share - 3.0 / 4.0).abs() < 1e-12, "{share}");
+        // A longer rejected side: its extra token differs.
+        let long = words("a blue circle on <eos>");
+        let split = DifferingReward::of(&c, &long, &[0.0, 1.0, 0.0, 0.0], &[0.0, 1.0, 0.0, 2.0, 0.0]);
+        assert_eq!(split, DifferingReward { differing: 4.0, total: 4.0 });
+        let share = split.share().unwrap();
+        assert!((share - 1.0).abs() < 1e-12, "{share}");
+        assert_eq!(DifferingReward::of(&c, &r, &[0.0; 4], &[0.0; 4]).share(), None);
     }
 }

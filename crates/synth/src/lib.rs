@@ -9,9 +9,11 @@ pub mod align;
 pub mod caption;
 pub mod degrade;
 pub mod demo;
+pub mod dpo_demo;
 pub mod gallery;
 pub mod raster;
 pub mod scene;
+pub mod text_pairs;
 pub mod vocab;
 pub mod world;
 

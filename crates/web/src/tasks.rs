@@ -327,13 +327,18 @@ pub fn parse_preferences(name: &str, bytes: Vec<u8>) -> Result<Preferences, Stri
     read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(|e| e.to_string())
 }
 
+/// The bundled DPO demo run (crates/synth/dpo-demo, copied into the page's data folder): its
+/// held-out pairs after the whole budget and at the early checkpoint.
+pub const BUNDLED_FINAL: &str = "dpo_demo.jsonl";
+pub const BUNDLED_EARLY: &str = "dpo_demo_early.jsonl";
+
 /// The DPO data at `url`, or the bundled export shipped beside the page.
 pub async fn load_dpo(
     url: Option<&str>,
     base: &str,
     dispatch: &Callback<Action>,
 ) -> Result<(String, Preferences), String> {
-    let url = url.map(str::to_string).unwrap_or_else(|| format!("{base}data/dpo_sample.jsonl"));
+    let url = url.map(str::to_string).unwrap_or_else(|| format!("{base}data/{BUNDLED_FINAL}"));
     let name = url.rsplit('/').next().unwrap_or(&url).split('?').next().unwrap_or(&url).to_string();
     let report = |done: u64, total: Option<u64>| {
         let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);

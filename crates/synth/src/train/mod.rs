@@ -4,7 +4,9 @@
 //! utility `u = a + λ·q`, with the contrastive loss kept on the preferred picture so
 //! retrieval is not forgotten. The result is written as a transformers CLIPModel directory.
 
+pub mod caption_lm;
 pub mod data;
+pub mod dpo_run;
 
 use std::time::Instant;
 
@@ -193,7 +195,7 @@ fn preference_loss(
 }
 
 /// Warm-up over the first 5 % of steps, then cosine decay to a tenth.
-fn learning_rate(base: f64, step: usize, total: usize) -> f64 {
+pub(crate) fn learning_rate(base: f64, step: usize, total: usize) -> f64 {
     let warm = (total / 20).max(1);
     if step < warm {
         return base * (step + 1) as f64 / warm as f64;
@@ -202,7 +204,7 @@ fn learning_rate(base: f64, step: usize, total: usize) -> f64 {
     base * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-fn scalar(t: Tensor<1>) -> f32 {
+pub(crate) fn scalar(t: Tensor<1>) -> f32 {
     t.into_data().convert::<f32>().try_into_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(f32::NAN)
 }
 

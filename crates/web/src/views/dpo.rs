@@ -8,7 +8,7 @@ use prefscope_core::dpo::Objective;
 use prefscope_core::ranking::flip_threshold;
 use prefscope_core::read::Preferences;
 use prefscope_core::record::TokenColumn;
-use prefscope_core::tokens::pair_token_rewards;
+use prefscope_core::tokens::{pair_token_rewards, DifferingReward};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -17,7 +17,7 @@ use super::{fmt, use_ctx};
 use crate::app::Ctx;
 use crate::charts::{Histogram, Point, Scatter};
 use crate::store::{Action, DpoResult};
-use crate::tasks::parse_preferences;
+use crate::tasks::{load_dpo, parse_preferences, BUNDLED_EARLY, BUNDLED_FINAL};
 
 /// Rows the pair table renders at once (the rest is reached by sorting and filtering).
 const TABLE_ROWS: usize = 200;
@@ -59,6 +59,45 @@ fn dpo_file() -> Html {
     html! {
         <label class="ps-control">{ "Load log-probabilities (JSONL, CSV, Parquet) " }
             <input type="file" accept=".jsonl,.ndjson,.json,.csv,.parquet,.pq" {onchange} data-testid="dpo-file" />
+        </label>
+    }
+}
+
+/// Share of pair `i`'s absolute per-token reward on the tokens where its two sides differ.
+fn differing_share(t: &prefscope_core::DpoTable, i: usize, beta: f64) -> Option<f64> {
+    let (c, r) = (&t.chosen_tokens, &t.rejected_tokens);
+    let (ct, rt) = (c.tokens.get(i)?, r.tokens.get(i)?);
+    DifferingReward::of(ct, rt, &pair_token_rewards(c, i, beta), &pair_token_rewards(r, i, beta)).share()
+}
+
+/// The bundled DPO demo run at its end or at its early checkpoint, to compare two points of
+/// training.
+#[function_component(BundledRun)]
+fn bundled_run() -> Html {
+    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    let base = state.options.base.clone();
+    let current = state.dpo.source.clone().unwrap_or_default();
+    let onchange = Callback::from(move |e: Event| {
+        let file = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
+        let (dispatch, url) = (dispatch.clone(), format!("{base}data/{file}"));
+        spawn_local(async move {
+            match load_dpo(Some(&url), "", &dispatch).await {
+                Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
+                Err(e) => dispatch.emit(Action::Error(e)),
+            }
+            dispatch.emit(Action::Progress(None));
+        });
+    });
+    let option = |file: &str, label: &str| {
+        html! { <option value={file.to_string()} selected={current == file}>{ label.to_string() }</option> }
+    };
+    html! {
+        <label class="ps-control">{ "Bundled DPO run " }
+            <select {onchange} data-testid="dpo-checkpoint">
+                { (current != BUNDLED_FINAL && current != BUNDLED_EARLY).then(|| html! { <option value="" selected=true disabled=true>{ "choose" }</option> }) }
+                { option(BUNDLED_FINAL, "end of training") }
+                { option(BUNDLED_EARLY, "early checkpoint") }
+            </select>
         </label>
     }
 }
@@ -133,6 +172,7 @@ pub fn dpo_view() -> Html {
     let controls = html! {
         <div class="ps-controls">
             <DpoFile />
+            <BundledRun />
             <fieldset class="ps-losses"><legend>{ "Loss types (several are summed)" }</legend>{ for losses }</fieldset>
             <label class="ps-control">{ "β " }
                 <input type="range" min="-3" max="1" step="0.01" value={beta_to_slider(dpo.beta).to_string()} oninput={on_beta}
@@ -241,6 +281,11 @@ pub fn dpo_view() -> Html {
             html! {
                 <div class="ps-heatmap" data-testid="heatmap">
                     <h4>{ format!("pair {} — per-token implicit reward β(logπ − logπref)", t.id[i]) }</h4>
+                    { differing_share(t, i, dpo.beta).map(|share| html! {
+                        <p class="ps-muted" data-testid="differing-share" data-value={share.to_string()}>
+                            { format!("{:.0}% of the pair's |reward| sits on the tokens where chosen and rejected differ", share * 100.0) }
+                        </p>
+                    }) }
                     { if t.chosen_tokens.present(i) {
                         html! { <>{ token_strip("chosen", &t.chosen_tokens, i, dpo.beta) }{ token_strip("rejected", &t.rejected_tokens, i, dpo.beta) }</> }
                     } else {
