@@ -129,6 +129,21 @@ function assertSameMetrics(page, cliMetrics, what) {
   }
 }
 
+// The other checkpoint's metrics, shown beside this file's, against the CLI on that file.
+async function assertComparedWith(page, file, beta, what) {
+  const want = cli("dpo", "--input", path.join(ROOT, "crates/synth/dpo-demo", file), "--beta", String(beta), "--device", "cpu").metrics;
+  await page.waitForFunction((w) => {
+    const m = document.querySelector('[data-testid="compare-metric"][data-name="rewards/margins"]');
+    return m && Math.abs(Number(m.dataset.value) - w) <= 1e-5 * Math.max(1, Math.abs(w));
+  }, want["rewards/margins"], { timeout: SLOW });
+  const shown = Object.fromEntries(await page.$$eval('[data-testid="compare-metric"]',
+    (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+  for (const name of ["rewards/accuracies", "rewards/margins", "loss", "ranking/accuracy", "ranking/idealized_accuracy"]) {
+    assert.ok(name in shown, `${what}: compared ${name} is shown`);
+    close(shown[name], want[name], `${what} compared ${name}`, 1e-5);
+  }
+}
+
 async function setRange(page, testid, value) {
   await page.$eval(`[data-testid="${testid}"]`, (el, v) => {
     el.value = String(v);
@@ -142,6 +157,7 @@ async function dpoChecks(page, label) {
   await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_demo.jsonl")');
   const sample = path.join(ROOT, "crates/synth/dpo-demo/heldout.jsonl");
   assertSameMetrics(await metrics(page), cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics, `${label} β=0.1`);
+  await assertComparedWith(page, "heldout_early.jsonl", 0.1, `${label} β=0.1`);
   await page.screenshot({ path: path.join(SHOTS, `${label}-dpo.png`), fullPage: true });
   // The slider is logarithmic in steps of 0.01: -0.3 is β = 10^-0.3, shown as 0.501.
   await setRange(page, "beta", -0.3);
@@ -167,6 +183,8 @@ async function dpoChecks(page, label) {
     return m && Math.abs(Number(m.dataset.value) - want) <= 1e-5 * Math.max(1, Math.abs(want));
   }, early["rewards/margins"], { timeout: SLOW });
   assertSameMetrics(await metrics(page), early, `${label} early checkpoint β=0.501`);
+  await assertComparedWith(page, "heldout.jsonl", 0.501, `${label} early checkpoint β=0.501`);
+  await page.screenshot({ path: path.join(SHOTS, `${label}-dpo-checkpoints.png`), fullPage: true });
 }
 
 const demoRankings = () => cli("demo", "--format", "json", "--device", "cpu");

@@ -163,9 +163,14 @@ pub fn app(props: &AppProps) -> Html {
             if let Some(url) = wanted.clone() {
                 if url.is_some() || !loaded {
                     spawn_local(async move {
-                        match tasks::load_dpo(url.as_deref(), &base, &dispatch).await {
-                            Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
-                            Err(e) => dispatch.emit(Action::Error(e)),
+                        let loaded = match url.as_deref() {
+                            Some(url) => tasks::load_dpo(Some(url), &base, &dispatch)
+                                .await
+                                .map(|(name, data)| dispatch.emit(Action::DpoData(name, Rc::new(data)))),
+                            None => tasks::load_bundled(&base, false, &dispatch).await,
+                        };
+                        if let Err(e) = loaded {
+                            dispatch.emit(Action::Error(e));
                         }
                         dispatch.emit(Action::Progress(None));
                     });

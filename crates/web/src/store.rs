@@ -124,6 +124,8 @@ pub struct Dpo {
     pub result: Option<Rc<DpoResult>>,
     /// Selected pair (for the per-token heatmap).
     pub selected: Option<usize>,
+    /// A second file shown beside the first (the bundled run's other checkpoint).
+    pub compare: Option<(String, Rc<Preferences>)>,
 }
 
 /// What one computation of the DPO report gave.
@@ -216,6 +218,7 @@ impl State {
                 label_smoothing: 0.0,
                 result: None,
                 selected: None,
+                compare: None,
             },
             pairs: None,
             tie_threshold: 0.0,
@@ -245,6 +248,7 @@ pub enum Action {
     Reweight(f32),
     Reweighted(f32, Vec<f32>),
     DpoData(String, Rc<Preferences>),
+    DpoCompare(String, Rc<Preferences>),
     DpoLosses(Vec<String>),
     DpoBeta(f64),
     DpoLabelSmoothing(f64),
@@ -343,7 +347,9 @@ impl Reducible for State {
                 s.dpo.data = Some(data);
                 s.dpo.result = None;
                 s.dpo.selected = None;
+                s.dpo.compare = None;
             }
+            Action::DpoCompare(source, data) => s.dpo.compare = Some((source, data)),
             Action::DpoLosses(l) => s.dpo.losses = l,
             Action::DpoBeta(b) => s.dpo.beta = b,
             Action::DpoLabelSmoothing(e) => s.dpo.label_smoothing = e,

@@ -332,6 +332,16 @@ pub fn parse_preferences(name: &str, bytes: Vec<u8>) -> Result<Preferences, Stri
 pub const BUNDLED_FINAL: &str = "dpo_demo.jsonl";
 pub const BUNDLED_EARLY: &str = "dpo_demo_early.jsonl";
 
+/// One checkpoint of the bundled run as the DPO view's data, the other beside it.
+pub async fn load_bundled(base: &str, early: bool, dispatch: &Callback<Action>) -> Result<(), String> {
+    let (this, other) = if early { (BUNDLED_EARLY, BUNDLED_FINAL) } else { (BUNDLED_FINAL, BUNDLED_EARLY) };
+    let (name, data) = load_dpo(Some(&format!("{base}data/{this}")), base, dispatch).await?;
+    dispatch.emit(Action::DpoData(name, Rc::new(data)));
+    let (name, data) = load_dpo(Some(&format!("{base}data/{other}")), base, dispatch).await?;
+    dispatch.emit(Action::DpoCompare(name, Rc::new(data)));
+    Ok(())
+}
+
 /// The DPO data at `url`, or the bundled export shipped beside the page.
 pub async fn load_dpo(
     url: Option<&str>,
@@ -348,11 +358,9 @@ pub async fn load_dpo(
     Ok((name.clone(), parse_preferences(&name, bytes)?))
 }
 
-/// The DPO report for the view's settings: prefscope-gpu's kernels on WebGPU, core's CPU
-/// reference otherwise (the same function `prefscope dpo` calls).
-pub async fn dpo_report(runtime: &Runtime, dpo: &Dpo) -> Result<DpoResult, String> {
-    let data = dpo.data.as_ref().ok_or("no DPO data loaded")?;
-    let request = ReportRequest {
+/// The report request the view's settings make.
+pub fn dpo_request(dpo: &Dpo) -> ReportRequest {
+    ReportRequest {
         objective: dpo.losses.join(","),
         weights: None,
         beta: Some(dpo.beta),
@@ -361,7 +369,14 @@ pub async fn dpo_report(runtime: &Runtime, dpo: &Dpo) -> Result<DpoResult, Strin
             f_divergence: FDivergence::ReverseKl,
             ..PairwiseParams::default()
         },
-    };
+    }
+}
+
+/// The DPO report for the view's settings: prefscope-gpu's kernels on WebGPU, core's CPU
+/// reference otherwise (the same function `prefscope dpo` calls).
+pub async fn dpo_report(runtime: &Runtime, dpo: &Dpo) -> Result<DpoResult, String> {
+    let data = dpo.data.as_ref().ok_or("no DPO data loaded")?;
+    let request = dpo_request(dpo);
     let result = match &runtime.gpu {
         Some(gpu) => gpu.report(data, &request).await.map_err(|e| e.to_string())?,
         None => report(data, &request).map_err(|e| e.to_string())?,

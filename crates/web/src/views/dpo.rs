@@ -8,6 +8,7 @@ use prefscope_core::dpo::Objective;
 use prefscope_core::ranking::flip_threshold;
 use prefscope_core::read::Preferences;
 use prefscope_core::record::TokenColumn;
+use prefscope_core::report::report;
 use prefscope_core::tokens::{pair_token_rewards, DifferingReward};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
@@ -17,7 +18,11 @@ use super::{fmt, use_ctx};
 use crate::app::Ctx;
 use crate::charts::{Histogram, Point, Scatter};
 use crate::store::{Action, DpoResult};
-use crate::tasks::{load_dpo, parse_preferences, BUNDLED_EARLY, BUNDLED_FINAL};
+use crate::tasks::{dpo_request, load_bundled, parse_preferences, BUNDLED_EARLY, BUNDLED_FINAL};
+
+/// Metrics the comparison of two files shows.
+const COMPARED: [&str; 5] =
+    ["rewards/accuracies", "rewards/margins", "loss", "ranking/accuracy", "ranking/idealized_accuracy"];
 
 /// Rows the pair table renders at once (the rest is reached by sorting and filtering).
 const TABLE_ROWS: usize = 200;
@@ -78,12 +83,11 @@ fn bundled_run() -> Html {
     let base = state.options.base.clone();
     let current = state.dpo.source.clone().unwrap_or_default();
     let onchange = Callback::from(move |e: Event| {
-        let file = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
-        let (dispatch, url) = (dispatch.clone(), format!("{base}data/{file}"));
+        let early = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value() == BUNDLED_EARLY;
+        let (dispatch, base) = (dispatch.clone(), base.clone());
         spawn_local(async move {
-            match load_dpo(Some(&url), "", &dispatch).await {
-                Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
-                Err(e) => dispatch.emit(Action::Error(e)),
+            if let Err(e) = load_bundled(&base, early, &dispatch).await {
+                dispatch.emit(Action::Error(e));
             }
             dispatch.emit(Action::Progress(None));
         });
@@ -298,6 +302,31 @@ pub fn dpo_view() -> Html {
             html! { <p class="ps-muted">{ "Select a pair (table row or scatter point) to see its per-token rewards." }</p> }
         }
     };
+    // The other checkpoint beside this one, same settings, on the CPU (it is small).
+    let compared = dpo.compare.as_ref().and_then(|(name, other)| {
+        let result = report(other, &dpo_request(dpo)).ok()?;
+        Some((name.clone(), result.evaluation.metrics, result.evaluation.pairs.margin))
+    });
+    let comparison = compared.as_ref().map(|(name, other, _)| {
+        let rows = COMPARED.iter().filter_map(|k| {
+            let (a, b) = (r.metrics.get(*k)?, other.get(*k)?);
+            Some(html! {
+                <tr><th scope="row">{ k.to_string() }</th><td>{ fmt(*a) }</td>
+                    <td data-testid="compare-metric" data-name={k.to_string()} data-value={b.to_string()}>{ fmt(*b) }</td></tr>
+            })
+        });
+        html! {
+            <table class="ps-table ps-metrics" data-testid="compare">
+                <caption>{ "Two points of training, same settings" }</caption>
+                <thead><tr><th scope="col">{ "metric" }</th><th scope="col">{ source.clone() }</th><th scope="col">{ name.clone() }</th></tr></thead>
+                <tbody>{ for rows }</tbody>
+            </table>
+        }
+    });
+    let mut margins: Vec<(AttrValue, Vec<f64>)> = vec![(source.clone().into(), r.margin.clone())];
+    if let Some((name, _, margin)) = &compared {
+        margins.push((name.clone().into(), margin.clone()));
+    }
     let ranking: Vec<Html> = ["ranking/accuracy", "ranking/idealized_accuracy"]
         .iter()
         .filter_map(|k| r.metrics.get(*k).map(|v| html! { <li>{ format!("{k}: {}", fmt(*v)) }</li> }))
@@ -309,7 +338,7 @@ pub fn dpo_view() -> Html {
             <div class="ps-grid">
                 <table class="ps-table ps-metrics"><caption>{ "Metrics (TRL names)" }</caption><tbody>{ for metrics }</tbody></table>
                 <div>
-                    <Histogram title="margins (chosen − rejected reward)" series={vec![("margin".into(), r.margin.clone())]} marker={Some(0.0)} />
+                    <Histogram title="margins (chosen − rejected reward)" series={margins} marker={Some(0.0)} />
                     <Histogram title="implicit rewards" series={vec![("chosen".into(), r.chosen_reward.clone()), ("rejected".into(), r.rejected_reward.clone())]} />
                 </div>
                 <div>
@@ -319,6 +348,7 @@ pub fn dpo_view() -> Html {
                     { (!ranking.is_empty()).then(|| html! { <ul class="ps-muted" aria-label="ranking accuracy">{ for ranking }</ul> }) }
                 </div>
             </div>
+            { comparison }
             { heatmap }
             <div class="ps-controls">
                 <label class="ps-control">{ "Filter by id or prompt " }<input type="search" value={(*filter).clone()} oninput={on_filter} data-testid="pair-filter" /></label>
