@@ -134,6 +134,18 @@ pub fn dpo_view() -> Html {
     let wrong_only = use_state(|| false);
     let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
     let dpo = &state.dpo;
+    // The other checkpoint beside this one, same settings, on the CPU (it is small); computed
+    // when the settings or the file change, not on every render.
+    let compared = {
+        let other = dpo.compare.clone();
+        let request = dpo_request(dpo);
+        let key = (dpo.key(), other.as_ref().map(|(name, data)| (name.clone(), Rc::as_ptr(data) as usize)));
+        use_memo(key, move |_| {
+            let (name, other) = other?;
+            let result = report(&other, &request).ok()?;
+            Some((name, result.evaluation.metrics, result.evaluation.pairs.margin))
+        })
+    };
 
     let losses = {
         let selected = dpo.losses.clone();
@@ -302,12 +314,7 @@ pub fn dpo_view() -> Html {
             html! { <p class="ps-muted">{ "Select a pair (table row or scatter point) to see its per-token rewards." }</p> }
         }
     };
-    // The other checkpoint beside this one, same settings, on the CPU (it is small).
-    let compared = dpo.compare.as_ref().and_then(|(name, other)| {
-        let result = report(other, &dpo_request(dpo)).ok()?;
-        Some((name.clone(), result.evaluation.metrics, result.evaluation.pairs.margin))
-    });
-    let comparison = compared.as_ref().map(|(name, other, _)| {
+    let comparison = (*compared).as_ref().map(|(name, other, _)| {
         let rows = COMPARED.iter().filter_map(|k| {
             let (a, b) = (r.metrics.get(*k)?, other.get(*k)?);
             Some(html! {
@@ -324,7 +331,7 @@ pub fn dpo_view() -> Html {
         }
     });
     let mut margins: Vec<(AttrValue, Vec<f64>)> = vec![(source.clone().into(), r.margin.clone())];
-    if let Some((name, _, margin)) = &compared {
+    if let Some((name, _, margin)) = (*compared).as_ref() {
         margins.push((name.clone().into(), margin.clone()));
     }
     let ranking: Vec<Html> = ["ranking/accuracy", "ranking/idealized_accuracy"]
