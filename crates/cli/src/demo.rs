@@ -147,11 +147,8 @@ fn objectives() -> Vec<&'static str> {
 
 fn dpo_summary(args: &DemoArgs) -> Result<()> {
     let table = dpo_demo::table(false)?;
-    let early = dpo_demo::table(true)?;
-    let training = json!({
-        "early": dpo_demo::summarize(&early, args.beta)?,
-        "final": dpo_demo::summarize(&table, args.beta)?,
-    });
+    let early = dpo_demo::summarize(&dpo_demo::table(true)?, args.beta)?;
+    let last = dpo_demo::summarize(&table, args.beta)?;
     let data = Preferences::Dpo(table.clone());
     let mut rows: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
     for name in objectives() {
@@ -171,7 +168,7 @@ fn dpo_summary(args: &DemoArgs) -> Result<()> {
             "pairs": table.len(),
             "beta": args.beta,
             "trained_beta": dpo_demo::BETA,
-            "training": training,
+            "training": {"early": early, "final": last},
             "objectives": rows.iter().map(|(n, m)| (n.clone(), metrics_json(m))).collect::<serde_json::Map<_, _>>(),
             "token_highlights": highlights.iter().map(|h| json!({"id": h.0, "token": h.1, "reward": h.2, "share": h.3})).collect::<Vec<_>>(),
         });
@@ -204,16 +201,15 @@ fn dpo_summary(args: &DemoArgs) -> Result<()> {
         }
     }
     println!("\nthe run, early checkpoint → end of training:");
-    for (key, label) in [
-        ("reward_accuracy", "rewards/accuracies"),
-        ("reward_margin", "rewards/margins"),
-        ("ranking_accuracy", "ranking accuracy (policy)"),
-        ("reference_ranking_accuracy", "ranking accuracy (reference)"),
-        ("idealized_ranking_accuracy", "idealized ranking accuracy"),
-        ("differing_token_share", "reward share on the differing word"),
+    for (label, a, b) in [
+        ("rewards/accuracies", early.reward_accuracy, last.reward_accuracy),
+        ("rewards/margins", early.reward_margin, last.reward_margin),
+        ("ranking accuracy (policy)", early.ranking_accuracy, last.ranking_accuracy),
+        ("ranking accuracy (reference)", early.reference_ranking_accuracy, last.reference_ranking_accuracy),
+        ("idealized ranking accuracy", early.idealized_ranking_accuracy, last.idealized_ranking_accuracy),
+        ("reward share on the differing word", early.differing_token_share, last.differing_token_share),
     ] {
-        let (a, b) = (&training["early"][key], &training["final"][key]);
-        println!("  {label:<36} {:>8.4} → {:.4}", a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+        println!("  {label:<36} {a:>8.4} → {b:.4}");
     }
     println!("\nlargest per-token implicit rewards β(logπ − logπref) on chosen completions:");
     for (id, token, reward, share) in &highlights {

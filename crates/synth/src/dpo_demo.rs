@@ -1,6 +1,7 @@
 //! The DPO demo's bundled export: held-out pairs of a caption model trained with DPO in burn
 //! (`train::dpo_run`, reproduced by `cargo xtask train-dpo-demo`), at the end of training and at
-//! an early checkpoint; and the summary `prefscope demo --dpo` prints and training.json records.
+//! an early checkpoint (its training.json beside them); and the summary `prefscope demo --dpo`
+//! prints and training.json records.
 
 use bytes::Bytes;
 use prefscope_core::read::{read_preferences, Format, Input, Preferences};
@@ -13,8 +14,6 @@ use serde::{Deserialize, Serialize};
 pub const FINAL: &str = include_str!("../dpo-demo/heldout.jsonl");
 /// The same pairs at the early checkpoint.
 pub const EARLY: &str = include_str!("../dpo-demo/heldout_early.jsonl");
-/// Budget, losses and the summaries below, as the run wrote them.
-pub const TRAINING_LOG: &str = include_str!("../dpo-demo/training.json");
 /// β the policy was trained with.
 pub const BETA: f64 = 0.1;
 
@@ -24,7 +23,7 @@ pub fn table(early: bool) -> Result<DpoTable, String> {
     parse(name, text)
 }
 
-pub fn parse(name: &'static str, text: &'static str) -> Result<DpoTable, String> {
+fn parse(name: &'static str, text: &'static str) -> Result<DpoTable, String> {
     let input = Input::Bytes { name, bytes: Bytes::from_static(text.as_bytes()) };
     match read_preferences(input, Some(Format::Jsonl), &mut |_| {}).map_err(|e| e.to_string())? {
         Preferences::Dpo(t) => Ok(t),
@@ -59,7 +58,7 @@ pub struct Summary {
 /// The summary of a DPO table that has per-token arrays and rater shares.
 pub fn summarize(table: &DpoTable, beta: f64) -> Result<Summary, String> {
     let request = ReportRequest { beta: Some(beta), ..ReportRequest::default() };
-    let data = prefscope_core::read::Preferences::Dpo(table.clone());
+    let data = Preferences::Dpo(table.clone());
     let metrics = report(&data, &request).map_err(|e| e.to_string())?.evaluation.metrics;
     let get = |k: &str| metrics.get(k).copied().ok_or_else(|| format!("the report has no {k}"));
     let (mut shares, mut pooled) = (Vec::new(), DifferingReward::default());
