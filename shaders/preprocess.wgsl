@@ -13,7 +13,8 @@ struct Params {
     oh: u32,
     off_x: i32,
     off_y: i32,
-    pad0: u32,
+    // Where this image's planes start in `pixels` (a batch of images is one buffer).
+    base: u32,
     pad1: u32,
     mean: vec4<f32>,
     stdev: vec4<f32>,
@@ -87,6 +88,6 @@ fn vertical(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         rgb = vec3<u32>(clip8(s.x), clip8(s.y), clip8(s.z));
     }
     for (var c = 0u; c < 3u; c++) {
-        pixels[c * plane + idx] = (f32(rgb[c]) * (1.0 / 255.0) - p.mean[c]) / p.stdev[c];
+        pixels[p.base + c * plane + idx] = (f32(rgb[c]) * (1.0 / 255.0) - p.mean[c]) / p.stdev[c];
     }
 }

@@ -1,28 +1,33 @@
-//! A loaded model ready to embed: config → weights on a device, plus the tokenizer
-//! and the image preset. Texts longer than the context are encoded segment by segment and
+//! A loaded model ready to embed: config → weights on a device (prefscope-gpu's kernels on a
+//! GPU, burn-flex on the CPU), plus the tokenizer and the image preset. Texts longer than the context are encoded segment by segment and
 //! averaged (LongAlign); images are preprocessed on the GPU when the towers run there.
 
-use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
-use crate::config::{ClipConfig, Layout, Pooling, Tower};
+use crate::config::{ClipConfig, Layout, Pooling};
+use crate::device_towers::DeviceClip;
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
 use crate::model::Clip;
-use crate::precision::{element_bytes, Capabilities, Precision};
+use crate::precision::{Capabilities, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::Checkpoint;
 
 /// Where the towers run.
 pub enum Backend {
-    /// burn-wgpu on this GPU's device (shared with prefscope-gpu's kernels).
+    /// prefscope-gpu's transformer kernels on this GPU (the same device as the scoring kernels).
     Gpu(Gpu),
     /// burn-flex on the CPU.
     Cpu,
+    /// The burn modules on burn-wgpu sharing this GPU's device: the native benchmark's
+    /// comparison row, not a product path.
+    #[cfg(feature = "burn-wgpu")]
+    BurnWgpu(Gpu),
 }
 
 /// One text's embedding as scored.
@@ -35,14 +40,22 @@ pub struct TextEmbedding {
     pub segments: usize,
 }
 
+/// The loaded towers.
+enum Towers {
+    /// burn modules on a burn device (burn-flex; burn-wgpu for the comparison row).
+    Burn { model: Clip, device: Device },
+    Device(DeviceClip),
+}
+
 pub struct Encoder {
-    model: Clip,
+    towers: Towers,
+    config: ClipConfig,
+    logit_scale: f32,
+    dtype: FloatDType,
     tokenizer: ClipTokenizer,
-    device: Device,
     gpu: Option<Gpu>,
-    /// The device's largest buffer binding (`u64::MAX` on the CPU).
-    max_bytes: u64,
-    /// Texts / images per forward pass.
+    /// Texts / images per forward pass (the GPU towers split a batch whose activations would
+    /// not fit one buffer binding).
     pub batch: usize,
 }
 
@@ -66,11 +79,13 @@ impl Encoder {
             detail: "missing: the weights of the model".into(),
         })?;
         let checkpoint = Checkpoint::parse(&weights_name, &weights)?;
-        let (device, gpu, max_bytes) = match backend {
-            Backend::Gpu(gpu) => (Device::from(gpu.burn_device()?), Some(gpu.clone()), gpu.binding_limit()),
-            Backend::Cpu => (Device::flex(), None, u64::MAX),
+        let gpu = match &backend {
+            Backend::Gpu(gpu) => Some(gpu.clone()),
+            Backend::Cpu => None,
+            #[cfg(feature = "burn-wgpu")]
+            Backend::BurnWgpu(gpu) => Some(gpu.clone()),
         };
-        let gpu_f16 = gpu.as_ref().is_some_and(Gpu::has_shader_f16) && device.supports_dtype(DType::F16);
+        let gpu_f16 = gpu.as_ref().is_some_and(Gpu::has_shader_f16);
         let stored_half = checkpoint.stored_half();
         // The range scan reads every weight: only when f16 could be chosen.
         let may_use_f16 = gpu_f16 && (precision == Precision::F16 || (precision == Precision::Auto && stored_half));
@@ -80,29 +95,26 @@ impl Encoder {
             overflows_f16: may_use_f16.then(|| checkpoint.f16_overflow()).flatten(),
         };
         let dtype = precision.resolve(&caps)?;
-        let model = Clip::load(&config, &checkpoint, &device, max_bytes, dtype)?;
-        Ok(Encoder { model, tokenizer, device, gpu, max_bytes, batch: 16 })
-    }
-
-    /// Refuses a batch whose largest activation (the MLP's hidden layer or the attention
-    /// scores) would not fit one buffer binding, rather than letting the backend fail on it.
-    fn check_batch(&self, tower: &Tower, what: &str, batch: usize, tokens: usize) -> Result<(), ClipError> {
-        // Activations in the compute type; attention scores always in f32.
-        let activations = (batch * tokens * tower.mlp.max(3 * tower.width)) as u64 * element_bytes(self.model.dtype);
-        let scores = (batch * tower.heads * tokens * tokens) as u64 * 4;
-        let bytes = activations.max(scores);
-        if bytes > self.max_bytes {
-            return Err(ClipError::Input(format!(
-                "a batch of {batch} {what} needs a {bytes}-byte buffer, past the adapter's largest binding \
-                 ({} bytes): use a smaller batch",
-                self.max_bytes
-            )));
-        }
-        Ok(())
+        let logit_scale = checkpoint.read("logit_scale", &[])?[0];
+        let towers = match backend {
+            Backend::Gpu(gpu) => {
+                Towers::Device(DeviceClip::load(&config, &checkpoint, &gpu, dtype == FloatDType::F16)?)
+            }
+            Backend::Cpu => {
+                let device = Device::flex();
+                Towers::Burn { model: Clip::load(&config, &checkpoint, &device, dtype)?, device }
+            }
+            #[cfg(feature = "burn-wgpu")]
+            Backend::BurnWgpu(gpu) => {
+                let device = Device::from(gpu.burn_device()?);
+                Towers::Burn { model: Clip::load(&config, &checkpoint, &device, dtype)?, device }
+            }
+        };
+        Ok(Encoder { towers, config, logit_scale, dtype, tokenizer, gpu, batch: 16 })
     }
 
     pub fn config(&self) -> &ClipConfig {
-        &self.model.config
+        &self.config
     }
 
     pub fn tokenizer(&self) -> &ClipTokenizer {
@@ -111,12 +123,12 @@ impl Encoder {
 
     /// The checkpoint's `logit_scale` (a log; CLIP logits are `exp(logit_scale)·cos`).
     pub fn logit_scale(&self) -> f32 {
-        self.model.logit_scale
+        self.logit_scale
     }
 
     /// The type the towers compute in (`F16` or `F32`).
     pub fn dtype(&self) -> FloatDType {
-        self.model.dtype
+        self.dtype
     }
 
     /// The GPU the towers run on, if any.
@@ -126,7 +138,7 @@ impl Encoder {
 
     /// The checkpoint's own image preprocessing.
     pub fn preset(&self) -> Preset {
-        let image = &self.model.config.image;
+        let image = &self.config.image;
         let resize = if image.longest_side {
             Resize::LongestSidePad { size: image.size }
         } else {
@@ -141,7 +153,7 @@ impl Encoder {
     pub async fn warm_up(&self) -> Result<(), ClipError> {
         let tokens = self.tokenizer.encode("a photo")?;
         self.embed_tokens(std::slice::from_ref(&tokens)).await?;
-        let size = self.model.config.vision.image_size as u32;
+        let size = self.config.vision.image_size as u32;
         let blank =
             Rgba { name: "warm-up".into(), width: size, height: size, data: vec![127; (size * size * 4) as usize] };
         self.embed_images(std::slice::from_ref(&blank), None).await?;
@@ -150,7 +162,7 @@ impl Encoder {
 
     /// The position the config's pooling rule reads in `ids`.
     fn pool_position(&self, ids: &[u32]) -> usize {
-        match self.model.config.text.pooling {
+        match self.config.text.pooling {
             Pooling::FirstId(eos) => ids.iter().position(|&t| t == eos).unwrap_or(ids.len() - 1),
             // First maximum, as torch.argmax.
             Pooling::Argmax => ids.iter().enumerate().fold(0, |best, (i, &t)| if t > ids[best] { i } else { best }),
@@ -159,14 +171,13 @@ impl Encoder {
 
     /// Embeddings of tokenised texts (each at most the context long), L2-normalised.
     pub async fn embed_tokens(&self, texts: &[Tokens]) -> Result<Embeddings, ClipError> {
-        let dim = self.model.config.projection;
-        let vocab = self.model.config.text.vocab as u32;
+        let dim = self.config.projection;
+        let vocab = self.config.text.vocab as u32;
         let mut out = Vec::with_capacity(texts.len() * dim);
         for chunk in texts.chunks(self.batch.max(1)) {
             let pool: Vec<usize> = chunk.iter().map(|t| self.pool_position(&t.ids)).collect();
             // Causal attention: positions after the last pooled one cannot change the result.
             let tokens = pool.iter().max().map_or(1, |p| p + 1);
-            self.check_batch(&self.model.config.text.tower, "texts", chunk.len(), tokens)?;
             let mut ids = Vec::with_capacity(chunk.len() * tokens);
             for t in chunk {
                 if let Some(&bad) = t.ids.iter().find(|&&id| id >= vocab) {
@@ -174,12 +185,16 @@ impl Encoder {
                         "token id {bad} is outside the model's vocabulary of {vocab}"
                     )));
                 }
-                let padded = self.tokenizer.padded(t);
-                ids.extend(padded[..tokens].iter().map(|&id| id as i64));
+                ids.extend_from_slice(&self.tokenizer.padded(t)[..tokens]);
             }
-            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), tokens]), &self.device);
-            let embeds = self.model.text.forward(ids, &pool);
-            out.extend(self.read(embeds).await?);
+            match &self.towers {
+                Towers::Device(towers) => out.extend(towers.embed_text(&ids, tokens, &pool).await?),
+                Towers::Burn { model, device } => {
+                    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+                    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), tokens]), device);
+                    out.extend(read(model.text.forward(ids, &pool)).await?);
+                }
+            }
         }
         Ok(normalized(dim, out))
     }
@@ -214,7 +229,7 @@ impl Encoder {
             Some(gpu) => gpu.preprocess(&image.data, image.width, image.height, preset).await?,
             None => preprocess(&image.data, image.width, image.height, preset).map_err(|e| bad(e.to_string()))?,
         };
-        let size = self.model.config.vision.image_size as u32;
+        let size = self.config.vision.image_size as u32;
         if pixels.width != size || pixels.height != size {
             return Err(bad(format!(
                 "is {}×{} after preprocessing and the model takes {size}×{size}: HPS v2's resize leaves an image \
@@ -228,27 +243,30 @@ impl Encoder {
     /// L2-normalised image embeddings, with `preset` (the checkpoint's own when `None`).
     pub async fn embed_images(&self, images: &[Rgba], preset: Option<&Preset>) -> Result<Embeddings, ClipError> {
         let preset = preset.copied().unwrap_or_else(|| self.preset());
-        let dim = self.model.config.projection;
-        let size = self.model.config.vision.image_size;
+        let dim = self.config.projection;
+        let size = self.config.vision.image_size;
         let mut out = Vec::with_capacity(images.len() * dim);
-        let vision = &self.model.config.vision;
-        self.check_batch(&vision.tower, "images", self.batch.max(1).min(images.len()), vision.patches() + 1)?;
         for chunk in images.chunks(self.batch.max(1)) {
-            let mut data = Vec::with_capacity(chunk.len() * 3 * size * size);
-            for image in chunk {
-                data.extend(self.pixels(image, &preset).await?.data);
+            match &self.towers {
+                Towers::Device(towers) => out.extend(towers.embed_images(chunk, &preset).await?),
+                Towers::Burn { model, device } => {
+                    let mut data = Vec::with_capacity(chunk.len() * 3 * size * size);
+                    for image in chunk {
+                        data.extend(self.pixels(image, &preset).await?.data);
+                    }
+                    let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, size, size]), device);
+                    out.extend(read(model.vision.forward(pixels)).await?);
+                }
             }
-            let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, size, size]), &self.device);
-            out.extend(self.read(self.model.vision.forward(pixels)).await?);
         }
         Ok(normalized(dim, out))
     }
+}
 
-    /// Reads a result back to the host, turning backend failures into errors.
-    async fn read(&self, tensor: Tensor<2>) -> Result<Vec<f32>, ClipError> {
-        let data = tensor.into_data_async().await.map_err(|e| ClipError::Execution(format!("{e:?}")))?;
-        data.try_into_vec::<f32>().map_err(|e| ClipError::Execution(format!("{e:?}")))
-    }
+/// Reads a burn result back to the host, turning backend failures into errors.
+async fn read(tensor: Tensor<2>) -> Result<Vec<f32>, ClipError> {
+    let data = tensor.into_data_async().await.map_err(|e| ClipError::Execution(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| ClipError::Execution(format!("{e:?}")))
 }
 
 /// Rows of width `dim` (the config's projection, never 0), L2-normalised.

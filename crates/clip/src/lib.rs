@@ -12,6 +12,7 @@
 
 pub mod clean;
 pub mod config;
+pub mod device_towers;
 pub mod encoder;
 pub mod error;
 pub mod export;

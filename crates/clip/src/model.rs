@@ -14,7 +14,11 @@ use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::module::{embedding, layer_norm, linear};
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
-use crate::config::{Activation, ClipConfig};
+use crate::config::{Activation, ClipConfig, Tower};
+use crate::weights::{LayerParts, LinearParts, NormParts, TextParts, VisionParts};
+
+type P2 = Param<Tensor<2>>;
+type P1 = Param<Tensor<1>>;
 
 /// `x · W + b` with `W` stored `[in, out]`.
 #[derive(Module, Debug)]
@@ -24,6 +28,10 @@ pub struct Linear {
 }
 
 impl Linear {
+    fn from_parts(parts: LinearParts<P2, P1>) -> Self {
+        Linear { weight: parts.weight, bias: parts.bias }
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
@@ -37,6 +45,10 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    fn from_parts(parts: NormParts<P1>) -> Self {
+        LayerNorm { gamma: parts.gamma, beta: parts.beta, epsilon: parts.eps }
+    }
+
     /// Normalises in f32 and returns `x`'s type.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
@@ -85,6 +97,17 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    fn from_parts(parts: LayerParts<P2, P1>, tower: &Tower) -> Self {
+        EncoderLayer {
+            ln1: LayerNorm::from_parts(parts.ln1),
+            attn: Attention { qkv: Linear::from_parts(parts.qkv), out: Linear::from_parts(parts.out), heads: tower.heads },
+            ln2: LayerNorm::from_parts(parts.ln2),
+            fc1: Linear::from_parts(parts.fc1),
+            fc2: Linear::from_parts(parts.fc2),
+            activation: tower.activation,
+        }
+    }
+
     /// Pre-LN: `x += attn(LN1(x))`, then `x += fc2(act(fc1(LN2(x))))`.
     pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln1.forward(x), mask);
@@ -110,6 +133,16 @@ pub struct TextTower {
 }
 
 impl TextTower {
+    pub(crate) fn from_parts(parts: TextParts<P2, P1>, tower: &Tower) -> Self {
+        TextTower {
+            token_embedding: parts.token_embedding,
+            position_embedding: parts.position_embedding,
+            layers: parts.layers.into_iter().map(|l| EncoderLayer::from_parts(l, tower)).collect(),
+            final_layer_norm: LayerNorm::from_parts(parts.final_norm),
+            projection: parts.projection,
+        }
+    }
+
     /// `ids`: `[batch, tokens]` (already cut after the last pooled position: with the causal
     /// mask, later tokens cannot change it); `pool[b]` is the position pooled for row `b`.
     /// Returns the projected, not yet normalised, embeddings `[batch, projection]`.
@@ -154,6 +187,19 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
+    pub(crate) fn from_parts(parts: VisionParts<P2, P1>, tower: &Tower, patch_size: usize) -> Self {
+        VisionTower {
+            patch_embedding: parts.patch_embedding,
+            class_embedding: parts.class_embedding,
+            position_embedding: parts.position_embedding,
+            pre_layernorm: LayerNorm::from_parts(parts.pre_norm),
+            layers: parts.layers.into_iter().map(|l| EncoderLayer::from_parts(l, tower)).collect(),
+            post_layernorm: LayerNorm::from_parts(parts.post_norm),
+            projection: parts.projection,
+            patch_size,
+        }
+    }
+
     /// `pixels`: `[batch, 3, size, size]`, normalised. Returns `[batch, projection]`.
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
         let [batch, channels, height, width_px] = pixels.dims();

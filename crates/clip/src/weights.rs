@@ -1,8 +1,9 @@
 //! Weights from safetensors bytes (the browser has no paths) into the towers, for both
 //! layouts: transformers' names, and open_clip's with its stacked q/k/v and transposed
 //! projections. Every tensor is checked against the shape the config implies and for finite
-//! values, then put on the device in the compute type (`precision.rs`): matrices and
-//! embeddings in f32 or f16, LayerNorm parameters always in f32.
+//! values, then handed to a [`Target`] — burn parameters for the CPU towers, device buffers
+//! for the GPU towers — in the compute type (`precision.rs`): matrices and embeddings in f32
+//! or f16, LayerNorm parameters always in f32.
 
 use burn::module::Param;
 use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
@@ -10,8 +11,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::{ClipConfig, Layout, Tower};
 use crate::error::ClipError;
-use crate::model::{Attention, Clip, EncoderLayer, LayerNorm, Linear, TextTower, VisionTower};
-use crate::precision::element_bytes;
+use crate::model::{Clip, TextTower, VisionTower};
 
 /// A parsed safetensors file.
 pub struct Checkpoint<'a> {
@@ -112,79 +112,104 @@ pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Builds burn parameters from a checkpoint on one device.
-struct Loader<'c, 'a> {
-    ckpt: &'c Checkpoint<'a>,
-    device: &'c Device,
-    /// The device's largest binding in bytes: a tensor past it is refused with its name.
-    max_bytes: u64,
-    /// The compute type of matrices and embeddings.
-    dtype: FloatDType,
+/// Where loaded tensors go: burn parameters (the CPU towers, [`crate::model`]) or device
+/// buffers (the GPU towers, [`crate::device_towers`]). The loader below knows the checkpoint
+/// names of both layouts; a target only decides how a tensor is stored. Tensors arrive one
+/// at a time, so a target can move each to the device and drop it.
+pub(crate) trait Target {
+    type Matrix;
+    type Vector;
+    /// A matrix multiplied by the activations, `[rows, cols]` in `x · W` orientation, or the
+    /// token table: stored in the compute type.
+    fn matrix(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
+    /// An embedding added to the activations (positions), `[rows, cols]`.
+    fn added(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
+    /// A bias or the class embedding.
+    fn vector(&self, name: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError>;
+    /// LayerNorm parameters: always f32, the statistics are computed in f32 in any precision.
+    fn norm(&self, name: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError>;
 }
 
-impl Loader<'_, '_> {
-    /// A parameter in the compute type.
-    fn param<const D: usize>(
-        &self,
-        name: &str,
-        values: Vec<f32>,
-        shape: [usize; D],
-    ) -> Result<Param<Tensor<D>>, ClipError> {
-        self.param_as(name, values, shape, self.dtype)
+/// `x · W + b` with `W` stored `[in, out]`.
+pub struct LinearParts<M, V> {
+    pub weight: M,
+    pub bias: Option<V>,
+}
+
+pub struct NormParts<V> {
+    pub gamma: V,
+    pub beta: V,
+    pub eps: f64,
+}
+
+/// One pre-LN encoder layer, q, k and v fused into one `[w, 3w]` projection.
+pub struct LayerParts<M, V> {
+    pub ln1: NormParts<V>,
+    pub qkv: LinearParts<M, V>,
+    pub out: LinearParts<M, V>,
+    pub ln2: NormParts<V>,
+    pub fc1: LinearParts<M, V>,
+    pub fc2: LinearParts<M, V>,
+}
+
+pub struct TextParts<M, V> {
+    /// `[vocab, width]`
+    pub token_embedding: M,
+    /// `[context, width]`
+    pub position_embedding: M,
+    pub layers: Vec<LayerParts<M, V>>,
+    pub final_norm: NormParts<V>,
+    /// `[width, projection]`
+    pub projection: M,
+}
+
+pub struct VisionParts<M, V> {
+    /// The patch convolution as `[3·patch², width]` over channel-major patches.
+    pub patch_embedding: M,
+    pub class_embedding: V,
+    /// `[patches + 1, width]`
+    pub position_embedding: M,
+    pub pre_norm: NormParts<V>,
+    pub layers: Vec<LayerParts<M, V>>,
+    pub post_norm: NormParts<V>,
+    /// `[width, projection]`
+    pub projection: M,
+}
+
+/// Reads both towers' tensors from a checkpoint into a [`Target`].
+pub(crate) struct Loader<'c, 'a, T> {
+    pub ckpt: &'c Checkpoint<'a>,
+    pub target: &'c T,
+}
+
+type Linear<T> = LinearParts<<T as Target>::Matrix, <T as Target>::Vector>;
+type Layer<T> = LayerParts<<T as Target>::Matrix, <T as Target>::Vector>;
+
+impl<T: Target> Loader<'_, '_, T> {
+    fn vector(&self, name: &str, len: usize) -> Result<T::Vector, ClipError> {
+        self.target.vector(name, self.ckpt.read(name, &[len])?)
     }
 
-    fn param_as<const D: usize>(
-        &self,
-        name: &str,
-        values: Vec<f32>,
-        shape: [usize; D],
-        dtype: FloatDType,
-    ) -> Result<Param<Tensor<D>>, ClipError> {
-        let bytes = values.len() as u64 * element_bytes(dtype);
-        if bytes > self.max_bytes {
-            return Err(ClipError::Input(format!(
-                "{}: tensor `{name}` needs {bytes} bytes on the device, past the adapter's largest buffer binding ({} bytes)",
-                self.ckpt.file, self.max_bytes
-            )));
-        }
-        let data = TensorData::new(values, shape);
-        Ok(Param::from_tensor(Tensor::from_data(data, (self.device, DType::from(dtype)))))
-    }
-
-    fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Result<Param<Tensor<D>>, ClipError> {
-        let values = self.ckpt.read(name, &shape)?;
-        self.param(name, values, shape)
-    }
-
-    /// A `[out, in]` torch weight as burn's `[in, out]`.
-    fn weight_t(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<Param<Tensor<2>>, ClipError> {
+    /// A `[out, in]` torch weight as `[in, out]`.
+    fn weight_t(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<T::Matrix, ClipError> {
         let w = self.ckpt.read(name, &[out_dim, in_dim])?;
-        self.param(name, transpose(&w, out_dim, in_dim), [in_dim, out_dim])
+        self.target.matrix(name, transpose(&w, out_dim, in_dim), [in_dim, out_dim])
     }
 
-    fn linear(&self, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Linear, ClipError> {
-        Ok(Linear {
+    fn linear(&self, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Linear<T>, ClipError> {
+        Ok(LinearParts {
             weight: self.weight_t(&format!("{prefix}.weight"), out_dim, in_dim)?,
-            bias: Some(self.tensor(&format!("{prefix}.bias"), [out_dim])?),
+            bias: Some(self.vector(&format!("{prefix}.bias"), out_dim)?),
         })
     }
 
-    /// LayerNorm parameters stay f32: the statistics are computed in f32 in any precision.
-    fn layer_norm(&self, prefix: &str, width: usize, eps: f64) -> Result<LayerNorm, ClipError> {
-        let f32_param = |name: String| {
-            let values = self.ckpt.read(&name, &[width])?;
-            self.param_as(&name, values, [width], FloatDType::F32)
-        };
-        Ok(LayerNorm {
-            gamma: f32_param(format!("{prefix}.weight"))?,
-            beta: f32_param(format!("{prefix}.bias"))?,
-            epsilon: eps,
-        })
+    fn layer_norm(&self, prefix: &str, width: usize, eps: f64) -> Result<NormParts<T::Vector>, ClipError> {
+        let read = |name: String| self.target.norm(&name, self.ckpt.read(&name, &[width])?);
+        Ok(NormParts { gamma: read(format!("{prefix}.weight"))?, beta: read(format!("{prefix}.bias"))?, eps })
     }
 
     /// transformers: separate q/k/v projections, fused here into one `[w, 3w]` matrix.
-    fn hf_attention(&self, prefix: &str, tower: &Tower) -> Result<Attention, ClipError> {
-        let w = tower.width;
+    fn hf_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
         let mut weight = Vec::with_capacity(3 * w * w);
         let mut bias = Vec::with_capacity(3 * w);
         for part in ["q_proj", "k_proj", "v_proj"] {
@@ -192,82 +217,82 @@ impl Loader<'_, '_> {
             bias.extend(self.ckpt.read(&format!("{prefix}.{part}.bias"), &[w])?);
         }
         let name = format!("{prefix}.qkv");
-        Ok(Attention {
-            qkv: Linear {
-                weight: self.param(&name, transpose(&weight, 3 * w, w), [w, 3 * w])?,
-                bias: Some(self.param(&name, bias, [3 * w])?),
-            },
-            out: self.linear(&format!("{prefix}.out_proj"), w, w)?,
-            heads: tower.heads,
+        Ok(LinearParts {
+            weight: self.target.matrix(&name, transpose(&weight, 3 * w, w), [w, 3 * w])?,
+            bias: Some(self.target.vector(&name, bias)?),
         })
     }
 
     /// open_clip (torch.nn.MultiheadAttention): q, k, v already stacked in `in_proj`.
-    fn open_clip_attention(&self, prefix: &str, tower: &Tower) -> Result<Attention, ClipError> {
-        let w = tower.width;
-        Ok(Attention {
-            qkv: Linear {
-                weight: self.weight_t(&format!("{prefix}.in_proj_weight"), 3 * w, w)?,
-                bias: Some(self.tensor(&format!("{prefix}.in_proj_bias"), [3 * w])?),
-            },
-            out: self.linear(&format!("{prefix}.out_proj"), w, w)?,
-            heads: tower.heads,
+    fn open_clip_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
+        Ok(LinearParts {
+            weight: self.weight_t(&format!("{prefix}.in_proj_weight"), 3 * w, w)?,
+            bias: Some(self.vector(&format!("{prefix}.in_proj_bias"), 3 * w)?),
         })
     }
 
-    fn layers(&self, layout: Layout, prefix: &str, tower: &Tower) -> Result<Vec<EncoderLayer>, ClipError> {
+    fn layers(&self, layout: Layout, prefix: &str, tower: &Tower) -> Result<Vec<Layer<T>>, ClipError> {
         let (w, m, eps) = (tower.width, tower.mlp, tower.eps);
         (0..tower.layers)
             .map(|i| match layout {
                 Layout::HuggingFace => {
                     let p = format!("{prefix}.encoder.layers.{i}");
-                    Ok(EncoderLayer {
+                    Ok(LayerParts {
                         ln1: self.layer_norm(&format!("{p}.layer_norm1"), w, eps)?,
-                        attn: self.hf_attention(&format!("{p}.self_attn"), tower)?,
+                        qkv: self.hf_qkv(&format!("{p}.self_attn"), w)?,
+                        out: self.linear(&format!("{p}.self_attn.out_proj"), w, w)?,
                         ln2: self.layer_norm(&format!("{p}.layer_norm2"), w, eps)?,
                         fc1: self.linear(&format!("{p}.mlp.fc1"), m, w)?,
                         fc2: self.linear(&format!("{p}.mlp.fc2"), w, m)?,
-                        activation: tower.activation,
                     })
                 }
                 Layout::OpenClip => {
                     let p = format!("{prefix}transformer.resblocks.{i}");
-                    Ok(EncoderLayer {
+                    Ok(LayerParts {
                         ln1: self.layer_norm(&format!("{p}.ln_1"), w, eps)?,
-                        attn: self.open_clip_attention(&format!("{p}.attn"), tower)?,
+                        qkv: self.open_clip_qkv(&format!("{p}.attn"), w)?,
+                        out: self.linear(&format!("{p}.attn.out_proj"), w, w)?,
                         ln2: self.layer_norm(&format!("{p}.ln_2"), w, eps)?,
                         fc1: self.linear(&format!("{p}.mlp.c_fc"), m, w)?,
                         fc2: self.linear(&format!("{p}.mlp.c_proj"), w, m)?,
-                        activation: tower.activation,
                     })
                 }
             })
             .collect()
     }
 
-    fn text(&self, config: &ClipConfig) -> Result<TextTower, ClipError> {
+    pub fn text(&self, config: &ClipConfig) -> Result<TextParts<T::Matrix, T::Vector>, ClipError> {
         let t = &config.text;
         let (w, p) = (t.tower.width, config.projection);
-        Ok(match config.layout {
-            Layout::HuggingFace => TextTower {
-                token_embedding: self.tensor("text_model.embeddings.token_embedding.weight", [t.vocab, w])?,
-                position_embedding: self.tensor("text_model.embeddings.position_embedding.weight", [t.context, w])?,
-                layers: self.layers(Layout::HuggingFace, "text_model", &t.tower)?,
-                final_layer_norm: self.layer_norm("text_model.final_layer_norm", w, t.tower.eps)?,
-                projection: self.weight_t("text_projection.weight", p, w)?,
-            },
-            Layout::OpenClip => TextTower {
-                token_embedding: self.tensor("token_embedding.weight", [t.vocab, w])?,
-                position_embedding: self.tensor("positional_embedding", [t.context, w])?,
-                layers: self.layers(Layout::OpenClip, "", &t.tower)?,
-                final_layer_norm: self.layer_norm("ln_final", w, t.tower.eps)?,
-                // Stored [width, embed]: already burn's orientation.
-                projection: self.tensor("text_projection", [w, p])?,
+        let (token, position, final_norm, prefix) = match config.layout {
+            Layout::HuggingFace => (
+                "text_model.embeddings.token_embedding.weight",
+                "text_model.embeddings.position_embedding.weight",
+                "text_model.final_layer_norm",
+                "text_model",
+            ),
+            Layout::OpenClip => ("token_embedding.weight", "positional_embedding", "ln_final", ""),
+        };
+        Ok(TextParts {
+            token_embedding: self.target.matrix(token, self.ckpt.read(token, &[t.vocab, w])?, [t.vocab, w])?,
+            position_embedding: self.target.added(
+                position,
+                self.ckpt.read(position, &[t.context, w])?,
+                [t.context, w],
+            )?,
+            layers: self.layers(config.layout, prefix, &t.tower)?,
+            final_norm: self.layer_norm(final_norm, w, t.tower.eps)?,
+            projection: match config.layout {
+                Layout::HuggingFace => self.weight_t("text_projection.weight", p, w)?,
+                // Stored [width, embed]: already the `x · W` orientation.
+                Layout::OpenClip => {
+                    self.target.matrix("text_projection", self.ckpt.read("text_projection", &[w, p])?, [w, p])?
+                }
             },
         })
     }
 
-    fn vision(&self, config: &ClipConfig) -> Result<VisionTower, ClipError> {
+    pub fn vision(&self, config: &ClipConfig) -> Result<VisionParts<T::Matrix, T::Vector>, ClipError> {
         let v = &config.vision;
         let (w, p, ps) = (v.tower.width, config.projection, v.patch_size);
         let tokens = v.patches() + 1;
@@ -289,44 +314,75 @@ impl Loader<'_, '_> {
         };
         // The convolution [width, 3, p, p] is a [width, 3·p²] matrix over channel-major patches.
         let conv_w = self.ckpt.read(conv, &[w, 3, ps, ps])?;
-        let patch_embedding = self.param(conv, transpose(&conv_w, w, 3 * ps * ps), [3 * ps * ps, w])?;
+        let patch_embedding = self.target.matrix(conv, transpose(&conv_w, w, 3 * ps * ps), [3 * ps * ps, w])?;
         let (layers, projection) = match config.layout {
             Layout::HuggingFace => (
                 self.layers(Layout::HuggingFace, "vision_model", &v.tower)?,
                 self.weight_t("visual_projection.weight", p, w)?,
             ),
-            Layout::OpenClip => {
-                (self.layers(Layout::OpenClip, "visual.", &v.tower)?, self.tensor("visual.proj", [w, p])?)
-            }
+            Layout::OpenClip => (
+                self.layers(Layout::OpenClip, "visual.", &v.tower)?,
+                self.target.matrix("visual.proj", self.ckpt.read("visual.proj", &[w, p])?, [w, p])?,
+            ),
         };
-        Ok(VisionTower {
+        Ok(VisionParts {
             patch_embedding,
-            class_embedding: self.tensor(class, [w])?,
-            position_embedding: self.tensor(position, [tokens, w])?,
-            pre_layernorm: self.layer_norm(pre, w, v.tower.eps)?,
+            class_embedding: self.vector(class, w)?,
+            position_embedding: self.target.added(position, self.ckpt.read(position, &[tokens, w])?, [tokens, w])?,
+            pre_norm: self.layer_norm(pre, w, v.tower.eps)?,
             layers,
-            post_layernorm: self.layer_norm(post, w, v.tower.eps)?,
+            post_norm: self.layer_norm(post, w, v.tower.eps)?,
             projection,
-            patch_size: ps,
         })
     }
 }
 
+/// burn parameters on one device (the CPU towers).
+struct BurnTarget<'d> {
+    device: &'d Device,
+    /// The compute type of matrices and embeddings.
+    dtype: FloatDType,
+}
+
+impl BurnTarget<'_> {
+    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D], dtype: FloatDType) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), (self.device, DType::from(dtype))))
+    }
+}
+
+impl Target for BurnTarget<'_> {
+    type Matrix = Param<Tensor<2>>;
+    type Vector = Param<Tensor<1>>;
+
+    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+        Ok(self.param(values, shape, self.dtype))
+    }
+
+    fn added(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+        Ok(self.param(values, shape, self.dtype))
+    }
+
+    fn vector(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
+        let len = values.len();
+        Ok(self.param(values, [len], self.dtype))
+    }
+
+    fn norm(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
+        let len = values.len();
+        Ok(self.param(values, [len], FloatDType::F32))
+    }
+}
+
 impl Clip {
-    /// Builds the model described by `config` from a checkpoint, on `device`, computing in
-    /// `dtype`. `max_bytes` is the device's largest buffer binding (`u64::MAX` on the CPU).
-    pub fn load(
-        config: &ClipConfig,
-        ckpt: &Checkpoint,
-        device: &Device,
-        max_bytes: u64,
-        dtype: FloatDType,
-    ) -> Result<Self, ClipError> {
-        let loader = Loader { ckpt, device, max_bytes, dtype };
+    /// Builds the model described by `config` from a checkpoint, on `device` (burn-flex, or
+    /// burn-wgpu for the native comparison), computing in `dtype`.
+    pub fn load(config: &ClipConfig, ckpt: &Checkpoint, device: &Device, dtype: FloatDType) -> Result<Self, ClipError> {
+        let target = BurnTarget { device, dtype };
+        let loader = Loader { ckpt, target: &target };
         let scale = ckpt.read("logit_scale", &[])?[0];
         Ok(Clip {
-            text: loader.text(config)?,
-            vision: loader.vision(config)?,
+            text: TextTower::from_parts(loader.text(config)?, &config.text.tower),
+            vision: VisionTower::from_parts(loader.vision(config)?, &config.vision.tower, config.vision.patch_size),
             logit_scale: scale,
             dtype,
             config: config.clone(),

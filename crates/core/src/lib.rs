@@ -18,6 +18,7 @@ pub mod read;
 pub mod record;
 pub mod report;
 pub mod tokens;
+pub mod transformer;
 pub mod write;
 
 pub use error::{ConfigError, ErrorKind, InputError, Location};

@@ -28,6 +28,17 @@ macro_rules! shader {
             ),
         }
     };
+    // A module assembled from several files: a kernel and the variant it is built with
+    // (the weight type of the transformer kernels).
+    ($name:literal, [$($part:literal),+]) => {
+        $crate::kernel::Shader {
+            name: $name,
+            source: concat!(
+                include_str!("../../../shaders/common.wgsl"),
+                $(include_str!(concat!("../../../shaders/", $part, ".wgsl"))),+
+            ),
+        }
+    };
 }
 pub(crate) use shader;
 
@@ -91,6 +102,12 @@ impl Gpu {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         Ok(Scope { oom, validation, op })
+    }
+
+    /// How many distinct compute pipelines this device has created (each costs a shader
+    /// compilation, slow on software adapters and repeated on every visit in a browser).
+    pub fn pipelines_created(&self) -> usize {
+        self.pipelines.map.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub(crate) fn pipeline(&self, shader: &Shader, entry: &'static str) -> wgpu::ComputePipeline {

@@ -23,6 +23,7 @@ mod report;
 mod similarity;
 mod stats;
 mod tokens;
+mod transformer;
 
 pub use calibrate::{seconds, Peaks};
 pub use device::{is_software, open, AdapterSummary, DeviceChoice, Gpu};
@@ -32,6 +33,7 @@ pub use longalign::Decomposed;
 pub use preference::DpoError;
 pub use similarity::DeviceMatrix;
 pub use tokens::TokenRewards;
+pub use transformer::{Pass, Tensor, MAX_HEAD_DIM, MAX_TOKENS};
 
 /// Runs a future to completion on this thread (native only; the browser awaits instead).
 #[cfg(not(target_arch = "wasm32"))]

@@ -209,14 +209,14 @@ impl Gpu {
         let on_device = n <= chunk && (n.next_power_of_two() as u64) * 16 <= self.binding_limit();
         let host_sorted = (setup.aot && !on_device).then(|| host_sort(p));
         let (sums, rows) = match setup.constant {
-            Constant::None => self.pass(&setup, p, chunk, host_sorted.as_deref(), true).await?,
+            Constant::None => self.preference_pass(&setup, p, chunk, host_sorted.as_deref(), true).await?,
             constant => {
-                let (first, _) = self.pass(&setup, p, chunk, host_sorted.as_deref(), false).await?;
+                let (first, _) = self.preference_pass(&setup, p, chunk, host_sorted.as_deref(), false).await?;
                 setup.c0 = match constant {
                     Constant::Nll(scale) => scale * nll(&first),
                     _ => 0.5 * (first[0] + first[1]) / n as f64,
                 };
-                self.pass(&setup, p, chunk, host_sorted.as_deref(), true).await?
+                self.preference_pass(&setup, p, chunk, host_sorted.as_deref(), true).await?
             }
         };
         Ok(assemble(objective, &setup, n, &sums, rows))
@@ -224,7 +224,7 @@ impl Gpu {
 
     /// One pass of `pair_values` over all chunks: column sums, and the per-pair rows
     /// (reward_c, reward_r, margin, loss) when `read_rows`.
-    async fn pass(
+    async fn preference_pass(
         &self,
         setup: &Setup,
         p: &PairLogps<'_>,

@@ -1,0 +1,112 @@
+// y = epilogue(x·W + b): the towers' matrix products with their activation or residual add
+// fused. x: [rows, k] f32, W: [k, n] (weights_*.wgsl: f32 or packed f16), b: [n].
+// Accumulation in f32.
+
+struct Params {
+    rows: u32,
+    k: u32,
+    n: u32,
+    // 0 none, 1 quick_gelu, 2 exact GELU, 3 residual (y += x·W + b)
+    epilogue: u32,
+    has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26); WGSL has none.
+fn erf(v: f32) -> f32 {
+    let a = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    return sign(v) * (1.0 - poly * exp(-a * a));
+}
+
+fn apply_epilogue(v: f32, idx: u32) -> f32 {
+    switch p.epilogue {
+        case 1u: { return v / (1.0 + exp(-1.702 * v)); }
+        case 2u: { return 0.5 * v * (1.0 + erf(v * 0.70710678118654752)); }
+        case 3u: { return y[idx] + v; }
+        default: { return v; }
+    }
+}
+
+const TILE: u32 = 64u;
+const KT: u32 = 16u;
+// Staged operands, [k][row] and [k][col], so that the inner loop reads both along a row.
+var<workgroup> tile_x: array<array<f32, 64>, 16>;
+var<workgroup> tile_w: array<array<f32, 64>, 16>;
+
+// 64×64 output tiles; 16×16 threads each hold a 4×4 block of results in registers; the shared
+// dimension is staged through workgroup memory 16 at a time with coalesced loads (x along k,
+// W along n).
+@compute @workgroup_size(16, 16)
+fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let tx = lid3.x;
+    let ty = lid3.y;
+    let lin = ty * 16u + tx;
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    for (var k0 = 0u; k0 < p.k; k0 += KT) {
+        for (var l = 0u; l < 4u; l++) {
+            let idx = lin + l * 256u;
+            // x: 64 rows × 16 k
+            let r = idx / KT;
+            let kx = idx % KT;
+            var vx = 0.0;
+            if (row0 + r < p.rows && k0 + kx < p.k) {
+                vx = x[(row0 + r) * p.k + k0 + kx];
+            }
+            tile_x[kx][r] = vx;
+            // W: 16 k × 64 columns
+            let kw = idx / TILE;
+            let c = idx % TILE;
+            var vw = 0.0;
+            if (k0 + kw < p.k && col0 + c < p.n) {
+                vw = weight((k0 + kw) * p.n + col0 + c);
+            }
+            tile_w[kw][c] = vw;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < KT; kk++) {
+            var xv: array<f32, 4>;
+            var wv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                xv[i] = tile_x[kk][ty * 4u + i];
+                wv[i] = tile_w[kk][tx + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + ty * 4u + i;
+        if (r >= p.rows) {
+            continue;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            // Columns interleaved by 16: neighbouring threads store neighbouring values.
+            let col = col0 + tx + 16u * j;
+            if (col < p.n) {
+                var v = acc[i][j];
+                if (p.has_bias == 1u) {
+                    v += bias[col];
+                }
+                let idx = r * p.n + col;
+                y[idx] = apply_epilogue(v, idx);
+            }
+        }
+    }
+}
