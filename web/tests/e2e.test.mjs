@@ -204,6 +204,10 @@ test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'
   await dpoChecks(page, "webgpu");
   await page.click('button[data-view="model"]');
   await page.waitForSelector('[data-testid="model-facts"]');
+  const towers = await page.textContent('[data-testid="model-towers"]');
+  console.log(`webgpu: ${towers}`);
+  const pipelines = Number(/(\d+) compute pipelines for the towers/.exec(towers)?.[1]);
+  assert.ok(pipelines > 0 && pipelines <= 16, `the towers use ${pipelines} pipelines (at most 16)`);
   await page.screenshot({ path: path.join(SHOTS, "webgpu-model.png"), fullPage: true });
 }));
 

@@ -10,6 +10,9 @@ use std::process::{Command, ExitCode};
 const BROWSER_CRATES: &[&str] =
     &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
 
+/// The features `cargo xtask test` builds the workspace's tests with.
+const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
+
 /// Crates whose `browser` test suite (wasm-bindgen-test) runs in headless Chromium.
 const BROWSER_TESTS: &[&str] = &["prefscope-gpu", "prefscope-clip"];
 
@@ -146,8 +149,11 @@ fn test() -> Result {
     ensure_system_packages()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--locked", "--", "-D", "warnings"])?;
-    // The GPU suites run on whatever adapter wgpu finds (Mesa's lavapipe in CI).
-    cargo(&["test", "--workspace", "--all-features", "--locked"])?;
+    // The GPU suites run on whatever adapter wgpu finds (Mesa's lavapipe in CI). Every feature
+    // but `prefscope-clip/burn-wgpu` (and the `prefscope-gpu/burn` it turns on): that is the
+    // benchmark's comparison row, checked by clippy above and run by `cargo xtask bench`, and
+    // building burn-wgpu's runtime would cost CI minutes for no product path.
+    cargo(&["test", "--workspace", "--features", TEST_FEATURES, "--locked"])?;
     ensure_wasm_target()?;
     cargo_wasm(BROWSER_CRATES)?;
     ensure_wasm_bindgen()?;
@@ -179,7 +185,8 @@ fn test() -> Result {
 fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
     cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])?;
-    cargo(&["bench", "--locked", "-p", "prefscope-clip", "--bench", "towers"])
+    // burn-wgpu is the towers' comparison row, built only here.
+    cargo(&["bench", "--locked", "-p", "prefscope-clip", "--features", "burn-wgpu", "--bench", "towers"])
 }
 
 /// Builds the page (release wasm) and serves it at http://127.0.0.1:8080 until interrupted.

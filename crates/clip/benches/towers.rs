@@ -145,14 +145,22 @@ fn main() {
     let mut rows = Vec::new();
     match pollster::block_on(Gpu::new(true)) {
         Ok(gpu) => {
-            let name = format!("burn-wgpu ({})", gpu.adapter());
+            let name = format!("prefscope kernels ({})", gpu.adapter());
             rows.push((name.clone(), time(&files, Backend::Gpu(gpu.clone()), batch, Precision::F32)));
-            // What a half-precision checkpoint runs in on this adapter.
+            // What a half-precision checkpoint runs in on this adapter (f16 weights).
             if gpu.has_shader_f16() {
-                rows.push((format!("{name} f16"), time(&files, Backend::Gpu(gpu), batch, Precision::F16)));
+                rows.push((format!("{name} f16"), time(&files, Backend::Gpu(gpu.clone()), batch, Precision::F16)));
             }
+            // The towers as burn modules on burn-wgpu, on the same device: the comparison row.
+            #[cfg(feature = "burn-wgpu")]
+            rows.push((
+                format!("burn-wgpu ({})", gpu.adapter()),
+                time(&files, Backend::BurnWgpu(gpu), batch, Precision::F32),
+            ));
+            #[cfg(not(feature = "burn-wgpu"))]
+            println!("(the burn-wgpu row needs --features burn-wgpu; `cargo xtask bench` sets it)");
         }
-        Err(e) => println!("(burn-wgpu skipped: {e})"),
+        Err(e) => println!("(GPU rows skipped: {e})"),
     }
     rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch, Precision::F32)));
     let baseline = torch(batch);
@@ -167,6 +175,15 @@ fn main() {
         );
     }
     println!("(1st: one text and one image, embedded one after the other)");
+    let kernels = rows.iter().find(|(n, _)| n.starts_with("prefscope kernels"));
+    let burn = rows.iter().find(|(n, _)| n.starts_with("burn-wgpu"));
+    if let (Some((_, k)), Some((_, b))) = (kernels, burn) {
+        println!(
+            "\nprefscope kernels vs burn-wgpu, same adapter (higher is better; goal ≥ 1.5): texts {:.2}×, images {:.2}×",
+            k.text_per_s / b.text_per_s,
+            k.image_per_s / b.image_per_s
+        );
+    }
     if let Some(b) = baseline {
         let (tps, ips) = (b["text_per_s"].as_f64().unwrap_or(f64::NAN), b["image_per_s"].as_f64().unwrap_or(f64::NAN));
         println!(

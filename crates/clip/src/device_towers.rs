@@ -103,6 +103,7 @@ pub struct DeviceClip {
     text_scratch: ScratchSlot,
     vision_scratch: ScratchSlot,
     half: bool,
+    pipelines: usize,
 }
 
 impl DeviceClip {
@@ -113,7 +114,7 @@ impl DeviceClip {
         let loader = Loader { ckpt, target: &target };
         let text = loader.text(config)?;
         let vision = loader.vision(config)?;
-        gpu.prepare_tower_pipelines(half);
+        let pipelines = gpu.prepare_tower_pipelines(half);
         Ok(DeviceClip {
             gpu: gpu.clone(),
             config: config.clone(),
@@ -122,11 +123,17 @@ impl DeviceClip {
             text_scratch: ScratchSlot::default(),
             vision_scratch: ScratchSlot::default(),
             half,
+            pipelines,
         })
     }
 
     pub fn half(&self) -> bool {
         self.half
+    }
+
+    /// The distinct compute pipelines both towers use (created at load).
+    pub fn pipelines(&self) -> usize {
+        self.pipelines
     }
 
     /// How many sequences of `tokens` one dispatch may hold: the widest activation (the MLP's
@@ -241,7 +248,9 @@ impl DeviceClip {
         }
         // The patch rows are as wide as 3·patch² (wider than the MLP for small models).
         let rows_width = (3 * patch * patch) as u64 * 4 * grid2 as u64;
-        let per = self.sub_batch(tower, tokens, "images")?.min((self.gpu.binding_limit() / rows_width.max(1)).max(1) as usize);
+        let per = self
+            .sub_batch(tower, tokens, "images")?
+            .min((self.gpu.binding_limit() / rows_width.max(1)).max(1) as usize);
         let plane = 3 * size * size;
         let mut out = Vec::with_capacity(images.len() * self.config.projection);
         for chunk in images.chunks(per) {

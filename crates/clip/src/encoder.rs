@@ -43,7 +43,10 @@ pub struct TextEmbedding {
 /// The loaded towers.
 enum Towers {
     /// burn modules on a burn device (burn-flex; burn-wgpu for the comparison row).
-    Burn { model: Clip, device: Device },
+    Burn {
+        model: Clip,
+        device: Device,
+    },
     Device(DeviceClip),
 }
 
@@ -129,6 +132,14 @@ impl Encoder {
     /// The type the towers compute in (`F16` or `F32`).
     pub fn dtype(&self) -> FloatDType {
         self.dtype
+    }
+
+    /// How many compute pipelines the towers run on the GPU (`None` on the CPU).
+    pub fn tower_pipelines(&self) -> Option<usize> {
+        match &self.towers {
+            Towers::Device(towers) => Some(towers.pipelines()),
+            Towers::Burn { .. } => None,
+        }
     }
 
     /// The GPU the towers run on, if any.

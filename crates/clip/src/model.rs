@@ -100,7 +100,11 @@ impl EncoderLayer {
     fn from_parts(parts: LayerParts<P2, P1>, tower: &Tower) -> Self {
         EncoderLayer {
             ln1: LayerNorm::from_parts(parts.ln1),
-            attn: Attention { qkv: Linear::from_parts(parts.qkv), out: Linear::from_parts(parts.out), heads: tower.heads },
+            attn: Attention {
+                qkv: Linear::from_parts(parts.qkv),
+                out: Linear::from_parts(parts.out),
+                heads: tower.heads,
+            },
             ln2: LayerNorm::from_parts(parts.ln2),
             fc1: Linear::from_parts(parts.fc1),
             fc2: Linear::from_parts(parts.fc2),

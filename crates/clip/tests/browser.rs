@@ -1,5 +1,5 @@
-//! The golden checks of tests/clip inside headless Chromium: burn-wgpu on WebGPU (SwiftShader
-//! in CI) and burn-flex compiled to wasm, against transformers and open_clip. Run by
+//! The golden checks of tests/clip inside headless Chromium: prefscope-gpu's kernels on WebGPU
+//! (SwiftShader in CI) and burn-flex compiled to wasm, against transformers and open_clip. Run by
 //! `cargo xtask test` through wasm-bindgen-test-runner and chromedriver.
 #![cfg(target_arch = "wasm32")]
 
@@ -35,10 +35,10 @@ async fn towers_match_the_references_on_the_wasm_cpu_backend() {
 async fn towers_match_the_references_on_webgpu() {
     let gpu = Gpu::new(true).await.expect("WebGPU adapter (Chromium needs --enable-unsafe-webgpu)");
     assert_eq!(gpu.adapter().backend, "webgpu");
-    // SwiftShader has no shader-f16: half checkpoints are widened to f32 and meet the f32 bars.
+    // SwiftShader has no shader-f16: half checkpoints run in f32 and meet the f32 bars.
     let want = if gpu.has_shader_f16() { FloatDType::F16 } else { FloatDType::F32 };
     for name in common::MODELS {
-        let dtype = golden::check_model(name, "burn-wgpu (WebGPU)", Backend::Gpu(gpu.clone()), Precision::Auto).await;
+        let dtype = golden::check_model(name, "gpu kernels (WebGPU)", Backend::Gpu(gpu.clone()), Precision::Auto).await;
         assert_eq!(dtype, if common::stored_half(name) { want } else { FloatDType::F32 }, "{name}");
     }
 }

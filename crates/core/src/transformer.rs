@@ -73,14 +73,7 @@ pub fn linear(
 
 /// LayerNorm over rows of `width`: `(x − mean) / sqrt(var + eps) · gamma + beta`, with the
 /// biased variance as torch computes it. `rows` picks (gathers) the input rows; `None` is all.
-pub fn layer_norm(
-    x: &[f32],
-    width: usize,
-    rows: Option<&[u32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f64,
-) -> Vec<f32> {
+pub fn layer_norm(x: &[f32], width: usize, rows: Option<&[u32]>, gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f32> {
     let all: Vec<u32> = (0..(x.len() / width.max(1)) as u32).collect();
     let rows = rows.unwrap_or(&all);
     let mut out = Vec::with_capacity(rows.len() * width);
@@ -89,7 +82,12 @@ pub fn layer_norm(
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / width as f64;
         let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / width as f64;
         let inv = 1.0 / (var + eps).sqrt();
-        out.extend(row.iter().zip(gamma).zip(beta).map(|((&v, &g), &b)| ((v as f64 - mean) * inv * g as f64 + b as f64) as f32));
+        out.extend(
+            row.iter()
+                .zip(gamma)
+                .zip(beta)
+                .map(|((&v, &g), &b)| ((v as f64 - mean) * inv * g as f64 + b as f64) as f32),
+        );
     }
     out
 }
@@ -115,10 +113,13 @@ pub fn attention(qkv: &[f32], batch: usize, tokens: usize, heads: usize, head_di
                     *s = (0..head_dim).map(|d| at(b, i, 0, h, d) * at(b, j, 1, h, d)).sum::<f64>() * scale;
                 }
                 let max = scores[..keys].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = scores[..keys].iter_mut().map(|s| {
-                    *s = (*s - max).exp();
-                    *s
-                }).sum();
+                let sum: f64 = scores[..keys]
+                    .iter_mut()
+                    .map(|s| {
+                        *s = (*s - max).exp();
+                        *s
+                    })
+                    .sum();
                 for d in 0..head_dim {
                     let v: f64 = (0..keys).map(|j| scores[j] * at(b, j, 2, h, d)).sum();
                     out[(b * tokens + i) * width + h * head_dim + d] = (v / sum) as f32;
@@ -183,9 +184,9 @@ mod tests {
 
     #[test]
     fn activations_at_known_points() {
-        // Φ(1) = 0.841344746..., σ(1.702) = 0.845851...
-        assert!((gelu(1.0) - 0.841_344_746_068_543).abs() < 1e-12);
-        assert!((gelu(-3.0) - -0.004_049_694_568_684_6).abs() < 1e-12);
+        // Python's `0.5 * v * (1 + math.erf(v / math.sqrt(2)))` (the C library's erf).
+        assert!((gelu(1.0) - 0.841_344_746_068_542_9).abs() < 1e-15);
+        assert!((gelu(-3.0) - -0.004_049_694_094_890_31).abs() < 1e-15);
         assert!((quick_gelu(1.0) - 1.0 / (1.0 + (-1.702f64).exp())).abs() < 1e-15);
     }
 
@@ -224,7 +225,8 @@ mod tests {
     #[test]
     fn patches_follow_the_convolution_weight_order() {
         // One 4×4 image of 3 channels, patch 2: pixel value = c·100 + y·10 + x.
-        let pixels: Vec<f32> = (0..3).flat_map(|c| (0..16).map(move |i| (c * 100 + (i / 4) * 10 + i % 4) as f32)).collect();
+        let pixels: Vec<f32> =
+            (0..3).flat_map(|c| (0..16).map(move |i| (c * 100 + (i / 4) * 10 + i % 4) as f32)).collect();
         let rows = im2col(&pixels, 1, 4, 2);
         assert_eq!(rows.len(), 4 * 12);
         // Patch (0, 1): x 2..4, y 0..2.

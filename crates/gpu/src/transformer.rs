@@ -87,18 +87,25 @@ impl Gpu {
 
     /// Creates every pipeline the towers use now (model load) rather than at the first input:
     /// software adapters take seconds per pipeline, and browsers compile on every visit.
-    pub fn prepare_tower_pipelines(&self, half: bool) {
+    /// Returns how many distinct pipelines the towers use.
+    pub fn prepare_tower_pipelines(&self, half: bool) -> usize {
         let (linear, embed) = if half { (&LINEAR_F16, &EMBED_F16) } else { (&LINEAR_F32, &EMBED_F32) };
-        self.pipeline(linear, "linear");
-        self.pipeline(embed, "embed_tokens");
-        // Patch rows and projections always read f32 activations; the patch matrix follows `half`.
-        self.pipeline(&EMBED_F32, "im2col");
-        self.pipeline(&EMBED_F32, "vision_tokens");
-        self.pipeline(&LAYER_NORM, "layer_norm");
-        self.pipeline(&ATTENTION, "attention");
-        self.pipeline(&crate::similarity::SHADER, "normalize_rows");
-        self.pipeline(&PREPROCESS, "horizontal");
-        self.pipeline(&PREPROCESS, "vertical");
+        let pipelines: [(&Shader, &'static str); 9] = [
+            (linear, "linear"),
+            (embed, "embed_tokens"),
+            // Patch rows and vision tokens read f32 activations whatever the weights' type.
+            (&EMBED_F32, "im2col"),
+            (&EMBED_F32, "vision_tokens"),
+            (&LAYER_NORM, "layer_norm"),
+            (&ATTENTION, "attention"),
+            (&crate::similarity::SHADER, "normalize_rows"),
+            (&PREPROCESS, "horizontal"),
+            (&PREPROCESS, "vertical"),
+        ];
+        for (shader, entry) in pipelines {
+            self.pipeline(shader, entry);
+        }
+        pipelines.len()
     }
 }
 
@@ -163,12 +170,8 @@ impl<'g> Pass<'g> {
         }
         let shader = if w.half { &LINEAR_F16 } else { &LINEAR_F32 };
         let dummy = self.dummy();
-        let params = Params::default()
-            .u(rows as u32)
-            .u(k as u32)
-            .u(n as u32)
-            .u(epilogue.code())
-            .u(bias.is_some() as u32);
+        let params =
+            Params::default().u(rows as u32).u(k as u32).u(n as u32).u(epilogue.code()).u(bias.is_some() as u32);
         let b = bias.map_or(&dummy, |b| &b.buffer);
         let groups = [(n as u32).div_ceil(TILE), (rows as u32).div_ceil(TILE), 1];
         self.gpu.dispatch_at(
@@ -414,7 +417,14 @@ impl<'g> Pass<'g> {
             params = params.f(*v);
         }
         let h = [(1, &src), (2, &bx), (3, &wx), (4, &temp)];
-        gpu.dispatch_at(&mut self.encoder, &PREPROCESS, "horizontal", &params, &h, groups_for(height as u64 * rw as u64));
+        gpu.dispatch_at(
+            &mut self.encoder,
+            &PREPROCESS,
+            "horizontal",
+            &params,
+            &h,
+            groups_for(height as u64 * rw as u64),
+        );
         let v = [(4, &temp), (5, &by), (6, &wy), (7, &out.buffer)];
         gpu.dispatch_at(&mut self.encoder, &PREPROCESS, "vertical", &params, &v, groups_for(ow as u64 * oh as u64));
         Ok((ow, oh))

@@ -5,6 +5,8 @@
 
 #[path = "kernels/common.rs"]
 mod common;
+#[path = "kernels/transformer.rs"]
+mod transformer;
 
 use common::{assert_close, Rng};
 use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
@@ -113,4 +115,17 @@ async fn preprocessing_matches_core() {
         let got = g.preprocess(&rgba, w, h, &preset).await.unwrap();
         assert_close("pixels", &got.data, &want.data, 1e-6, 0.0);
     }
+}
+
+#[wasm_bindgen_test]
+async fn transformer_kernels_match_core() {
+    let g = gpu().await;
+    // Off the tiles, f32 and f16 weights (packed: no shader-f16 needed), batch above 64.
+    transformer::check_linear(&g, 7, 37, 23, 1).await;
+    transformer::check_linear(&g, 65, 19, 6, 2).await;
+    transformer::check_layer_norm(&g, 7, 37, 3).await;
+    transformer::check_attention(&g, 3, 7, 2, 5, 4).await;
+    transformer::check_attention(&g, 65, 2, 1, 3, 5).await;
+    transformer::check_embeddings(&g, 2, 6).await;
+    transformer::check_refusals(&g).await;
 }

@@ -22,7 +22,9 @@ mod transformer_native {
     #[test]
     fn linear_matches_core_off_the_tiles() {
         let g = gpu();
-        for (i, &(rows, k, n)) in [(1, 37, 23), (7, 5, 130), (65, 64, 1), (257, 19, 70), (66, 129, 66)].iter().enumerate() {
+        for (i, &(rows, k, n)) in
+            [(1, 37, 23), (7, 5, 130), (65, 64, 1), (257, 19, 70), (66, 129, 66)].iter().enumerate()
+        {
             block_on(check_linear(&g, rows, k, n, i as u64));
         }
     }
@@ -39,7 +41,9 @@ mod transformer_native {
     fn attention_matches_core() {
         let g = gpu();
         // Batch above 64, a ViT-H-sized sequence, heads not a multiple of 4 wide.
-        for (i, &(batch, tokens, heads, dim)) in [(1, 1, 1, 3), (3, 7, 2, 5), (65, 5, 1, 8), (2, 257, 3, 7)].iter().enumerate() {
+        for (i, &(batch, tokens, heads, dim)) in
+            [(1, 1, 1, 3), (3, 7, 2, 5), (65, 5, 1, 8), (2, 257, 3, 7)].iter().enumerate()
+        {
             block_on(check_attention(&g, batch, tokens, heads, dim, 20 + i as u64));
         }
     }

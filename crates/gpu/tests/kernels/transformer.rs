@@ -59,7 +59,8 @@ pub async fn check_layer_norm(g: &Gpu, rows: usize, width: usize, seed: u64) {
     let gamma = normals(&mut rng, width, 1.0);
     let beta = normals(&mut rng, width, 1.0);
     let picks: Vec<u32> = (0..rows.div_ceil(3)).map(|_| rng.below(rows as u64) as u32).collect();
-    let (xd, gd, bd) = (g.tensor("x", &x).unwrap(), g.tensor("gamma", &gamma).unwrap(), g.tensor("beta", &beta).unwrap());
+    let (xd, gd, bd) =
+        (g.tensor("x", &x).unwrap(), g.tensor("gamma", &gamma).unwrap(), g.tensor("beta", &beta).unwrap());
     let yd = g.zeros("y", rows * width).unwrap();
     let picked = g.zeros("picked", picks.len() * width).unwrap();
     let index = g.ids(&picks).unwrap();
@@ -98,7 +99,8 @@ pub async fn check_embeddings(g: &Gpu, batch: usize, seed: u64) {
     let positions = normals(&mut rng, 9 * width, 1.0);
     let ids: Vec<u32> = (0..batch * tokens).map(|_| rng.below(vocab as u64) as u32).collect();
     for half in [false, true] {
-        let (td, pd, idd) = (g.weight("table", &table, half).unwrap(), g.tensor("pos", &positions).unwrap(), g.ids(&ids).unwrap());
+        let (td, pd, idd) =
+            (g.weight("table", &table, half).unwrap(), g.tensor("pos", &positions).unwrap(), g.ids(&ids).unwrap());
         let out = g.zeros("x", ids.len() * width).unwrap();
         let mut pass = g.pass("embedding test").unwrap();
         pass.embed_tokens(&idd, &td, &pd, width, tokens, &out).unwrap();

@@ -229,7 +229,7 @@ pub fn train(
     let device = Device::flex().autodiff();
     let weights = initial_weights(config, budget.seed)?;
     let checkpoint = Checkpoint::parse("initial weights", &weights)?;
-    let clip = Clip::load(config, &checkpoint, &device, u64::MAX, FloatDType::F32)?;
+    let clip = Clip::load(config, &checkpoint, &device, FloatDType::F32)?;
     let log_scale = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(vec![clip.logit_scale], [1]), &device));
     let mut model = Trainable { clip, log_scale };
     let parameters = model.num_params();

@@ -99,6 +99,15 @@ pub fn model_view() -> Html {
                     <dt>{ "text" }</dt><dd>{ format!("{} layers × {} wide, context {}", c.text.tower.layers, c.text.tower.width, c.text.context) }</dd>
                     <dt>{ "vision" }</dt><dd>{ format!("{} layers × {} wide, {}px images in {}px patches", c.vision.tower.layers, c.vision.tower.width, c.vision.image_size, c.vision.patch_size) }</dd>
                     <dt>{ "compute" }</dt><dd>{ format!("{:?}", m.encoder.dtype()) }</dd>
+                    <dt>{ "towers" }</dt><dd data-testid="model-towers">{ match m.encoder.gpu() {
+                        Some(gpu) => format!(
+                            "prefscope's WGSL kernels on {}: {} compute pipelines for the towers, {} on the device in all",
+                            gpu.adapter().name,
+                            m.encoder.tower_pipelines().unwrap_or(0),
+                            gpu.pipelines_created()
+                        ),
+                        None => "burn-flex on the CPU".to_string(),
+                    } }</dd>
                 </dl>
             }
         }
