@@ -1,6 +1,9 @@
-// Multi-head self-attention on the fused q/k/v projection, one workgroup per (image or text,
-// head, query): scores q·kᵀ·scale, the causal mask for text, softmax in f32, then ·V. The
-// scores of one query stay in workgroup memory (at most MAX_TOKENS keys).
+// Multi-head self-attention on the fused q/k/v projection: one invocation per (image or text,
+// head, query), streaming over the keys with the running maximum and sum of an online softmax
+// (in f32), so no scores are stored and no workgroup barrier is needed (software adapters turn
+// every barrier into a context switch). Neighbouring invocations are neighbouring queries of
+// one head: they read the same key and value rows at the same time. The causal mask (text)
+// stops each query at its own position.
 
 struct Params {
     batch: u32,
@@ -17,15 +20,12 @@ struct Params {
 // [batch·tokens, width]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const MAX_TOKENS: u32 = 1024u;
-const MAX_HEAD_DIM: u32 = 256u;
-var<workgroup> query: array<f32, MAX_HEAD_DIM>;
-var<workgroup> probs: array<f32, MAX_TOKENS>;
+const MAX_HEAD_DIM: u32 = 128u;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let item = group_index(wid, nwg);
+    let item = group_index(wid, nwg) * 64u + lid;
     if (item >= p.batch * p.heads * p.tokens) {
         return;
     }
@@ -36,38 +36,36 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let stride = 3u * width;
     let first = b * p.tokens;
     let col = h * p.head_dim;
-    for (var d = lid; d < p.head_dim; d += WG) {
-        query[d] = qkv[(first + i) * stride + col + d] * p.scale;
+    var q: array<f32, MAX_HEAD_DIM>;
+    var o: array<f32, MAX_HEAD_DIM>;
+    for (var d = 0u; d < p.head_dim; d++) {
+        q[d] = qkv[(first + i) * stride + col + d] * p.scale;
+        o[d] = 0.0;
     }
-    workgroupBarrier();
     var keys = p.tokens;
     if (p.causal == 1u) {
         keys = i + 1u;
     }
     var m = -F32_MAX;
-    for (var j = lid; j < keys; j += WG) {
+    var total = 0.0;
+    for (var j = 0u; j < keys; j++) {
         let kb = (first + j) * stride + width + col;
         var s = 0.0;
         for (var d = 0u; d < p.head_dim; d++) {
-            s = fma(query[d], qkv[kb + d], s);
+            s = fma(q[d], qkv[kb + d], s);
         }
-        probs[j] = s;
-        m = max(m, s);
+        let m_new = max(m, s);
+        let rescale = exp(m - m_new);
+        let e = exp(s - m_new);
+        total = total * rescale + e;
+        let vb = kb + width;
+        for (var d = 0u; d < p.head_dim; d++) {
+            o[d] = fma(e, qkv[vb + d], o[d] * rescale);
+        }
+        m = m_new;
     }
-    m = workgroup_reduce(lid, m, 1u);
-    var total = 0.0;
-    for (var j = lid; j < keys; j += WG) {
-        let e = exp(probs[j] - m);
-        probs[j] = e;
-        total += e;
-    }
-    total = workgroup_reduce(lid, total, 0u);
     let inv = 1.0 / total;
-    for (var d = lid; d < p.head_dim; d += WG) {
-        var o = 0.0;
-        for (var j = 0u; j < keys; j++) {
-            o = fma(probs[j], qkv[(first + j) * stride + 2u * width + col + d], o);
-        }
-        out[(first + i) * width + col + d] = o * inv;
+    for (var d = 0u; d < p.head_dim; d++) {
+        out[(first + i) * width + col + d] = o[d] * inv;
     }
 }

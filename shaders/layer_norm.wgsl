@@ -1,6 +1,7 @@
 // LayerNorm over rows, statistics in f32 (two passes: mean, then the biased variance of the
-// deviations, as torch). Optionally gathers its input rows through an index (the pooled
-// tokens), so pooling and the final LayerNorm are one dispatch.
+// deviations, as torch). One invocation per row: no workgroup barriers, which software
+// adapters pay for dearly, and rows are many (batch·tokens). Optionally gathers its input rows
+// through an index (the pooled tokens), so pooling and the final LayerNorm are one dispatch.
 
 struct Params {
     rows: u32,
@@ -16,11 +17,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-// One workgroup per output row.
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let row = group_index(wid, nwg);
+    let row = group_index(wid, nwg) * 64u + lid;
     if (row >= p.rows) {
         return;
     }
@@ -30,18 +30,18 @@ fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     let base = src * p.width;
     var s = 0.0;
-    for (var c = lid; c < p.width; c += WG) {
+    for (var c = 0u; c < p.width; c++) {
         s += x[base + c];
     }
-    let mean = workgroup_reduce(lid, s, 0u) / f32(p.width);
+    let mean = s / f32(p.width);
     var q = 0.0;
-    for (var c = lid; c < p.width; c += WG) {
+    for (var c = 0u; c < p.width; c++) {
         let d = x[base + c] - mean;
         q += d * d;
     }
-    let inv = inverseSqrt(workgroup_reduce(lid, q, 0u) / f32(p.width) + p.eps);
+    let inv = inverseSqrt(q / f32(p.width) + p.eps);
     let out = row * p.width;
-    for (var c = lid; c < p.width; c += WG) {
+    for (var c = 0u; c < p.width; c++) {
         y[out + c] = (x[base + c] - mean) * inv * gamma[c] + beta[c];
     }
 }

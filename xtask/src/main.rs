@@ -11,7 +11,7 @@ const BROWSER_CRATES: &[&str] =
     &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
 
 /// The features `cargo xtask test` builds the workspace's tests with.
-const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
+pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
 
 /// Crates whose `browser` test suite (wasm-bindgen-test) runs in headless Chromium.
 const BROWSER_TESTS: &[&str] = &["prefscope-gpu", "prefscope-clip"];

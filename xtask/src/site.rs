@@ -177,7 +177,7 @@ pub fn end_to_end(site: &Path) -> Result {
     // The native CLI gives the numbers the page must show. Built with the workspace test
     // step's flags, so it is the binary that step already built (other features would
     // rebuild burn).
-    cargo(&["build", "--workspace", "--all-features", "--locked", "--bins"])?;
+    cargo(&["build", "--workspace", "--features", crate::TEST_FEATURES, "--locked", "--bins"])?;
     let cli = target_dir().join("debug/prefscope");
     let shots = target_dir().join("e2e");
     let env = [

@@ -21,9 +21,12 @@ pub(crate) const PREPROCESS: Shader = shader!("preprocess");
 
 /// Output tile edge of the matrix product.
 const TILE: u32 = 64;
-/// Longest sequence and widest head the attention kernel holds in workgroup memory.
+/// Longest sequence the towers accept (the attention kernel streams keys, so this bounds only
+/// the work of one invocation) and widest head it holds in registers.
 pub const MAX_TOKENS: usize = 1024;
-pub const MAX_HEAD_DIM: usize = 256;
+pub const MAX_HEAD_DIM: usize = 128;
+/// Invocations per workgroup of the row-per-invocation kernels (attention, LayerNorm).
+const ROWS_PER_GROUP: u64 = 64;
 
 /// A tensor resident on the device: f32 values, or f16 values packed two to a word (weights
 /// only). `len` counts values.
@@ -221,7 +224,7 @@ impl<'g> Pass<'g> {
             "layer_norm",
             &params,
             &[&x.buffer, index, &gamma.buffer, &beta.buffer, &y.buffer],
-            groups_per_item(rows as u64),
+            groups_per_item((rows as u64).div_ceil(ROWS_PER_GROUP)),
         );
         Ok(())
     }
@@ -266,7 +269,7 @@ impl<'g> Pass<'g> {
             "attention",
             &params,
             &[&qkv.buffer, &out.buffer],
-            groups_per_item(items),
+            groups_per_item(items.div_ceil(ROWS_PER_GROUP)),
         );
         Ok(())
     }

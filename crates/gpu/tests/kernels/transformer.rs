@@ -141,6 +141,8 @@ pub async fn check_refusals(g: &Gpu) {
     assert!(err.to_string().contains("y holds 4 values, 6 needed"), "{err}");
     let err = pass.attention(&x, 1, 2000, 1, 1, false, &y).unwrap_err();
     assert!(err.to_string().contains("at most 1024 tokens"), "{err}");
+    let err = pass.attention(&x, 1, 1, 1, 200, false, &y).unwrap_err();
+    assert!(err.to_string().contains("heads of 128"), "{err}");
     let small = g.clone().with_binding_limit(1024);
     let err = small.weight("visual.proj", &[0.0; 300], false).unwrap_err();
     assert!(err.to_string().contains("tensor `visual.proj`"), "{err}");

@@ -102,7 +102,7 @@ pub fn model_view() -> Html {
                     <dt>{ "towers" }</dt><dd data-testid="model-towers">{ match m.encoder.gpu() {
                         Some(gpu) => format!(
                             "prefscope's WGSL kernels on {}: {} compute pipelines for the towers, {} on the device in all",
-                            gpu.adapter().name,
+                            if gpu.adapter().name.is_empty() { "WebGPU" } else { gpu.adapter().name.as_str() },
                             m.encoder.tower_pipelines().unwrap_or(0),
                             gpu.pipelines_created()
                         ),
