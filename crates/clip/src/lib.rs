@@ -1,12 +1,13 @@
-//! prefscope-clip: CLIP-family text and vision towers as burn modules, loading the
-//! checkpoints people have (transformers CLIPModel and open_clip safetensors), with the
-//! tokenizer, image preprocessing and scorer presets around them.
+//! prefscope-clip: CLIP-family text and vision towers, loading the checkpoints people have
+//! (transformers CLIPModel and open_clip safetensors), with the tokenizer, image preprocessing
+//! and scorer presets around them.
 //!
 //! ```text
-//! ModelFiles ──config──▶ ClipConfig ──weights──▶ Clip (burn modules on a Device)
+//! ModelFiles ──config──▶ ClipConfig ──weights──▶ DeviceClip (prefscope-gpu's kernels) or
+//!      │                                         Clip (burn modules on burn-flex)
 //!      └─tokenizer.json──▶ ClipTokenizer        └──▶ Encoder::{embed_texts, embed_images}
 //! ```
-//! The towers run on burn-wgpu sharing prefscope-gpu's device, or on burn-flex on the CPU;
+//! The towers run on prefscope-gpu's WGSL kernels on a GPU, or on burn-flex on the CPU;
 //! scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
 //! their prefscope-core twins.
 

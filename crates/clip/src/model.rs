@@ -1,13 +1,11 @@
-//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers").
+//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers"): the CPU
+//! towers, on burn-flex natively and in wasm. (The GPU towers are `device_towers.rs`; with the
+//! `burn-wgpu` feature these same modules also run on burn-wgpu, as a benchmark's baseline.)
+//! Weights are laid out for burn's `x · W` convention (`[in, out]`) when they are loaded, and
+//! q, k and v are fused into one projection, so a layer is four matrix products.
 //!
-//! burn 0.22 picks the backend at run time from the [`Device`]: the same modules run on
-//! burn-wgpu (sharing prefscope-gpu's device) and on burn-flex on the CPU. Weights are laid
-//! out for burn's `x · W` convention (`[in, out]`) when they are loaded, and q, k and v are
-//! fused into one projection, so a layer is four matrix products.
-//!
-//! The residual stream runs in the weights' compute type (f32, or f16 on GPUs with
-//! shader-f16); LayerNorm and the attention softmax always compute in f32, and the towers
-//! return f32.
+//! The residual stream runs in the weights' compute type; LayerNorm and the attention softmax
+//! always compute in f32, and the towers return f32.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, sigmoid, softmax};
