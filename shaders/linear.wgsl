@@ -110,3 +110,57 @@ fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         }
     }
 }
+
+// The same product without workgroup memory or barriers, for software adapters (SwiftShader,
+// lavapipe): they run a workgroup as a loop on a CPU core, where staging through workgroup
+// memory only adds copies and every barrier is a context switch, while the operands already
+// sit in the CPU's caches. 8×8 invocations each hold a 4×4 block (rows 4·ty.., columns
+// tx + 8·j), a 32×32 tile per workgroup.
+@compute @workgroup_size(8, 8)
+fn linear_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let row0 = wid.y * 32u + lid3.y * 4u;
+    let col0 = wid.x * 32u + lid3.x;
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            acc[i][j] = 0.0;
+        }
+    }
+    // Rows and columns past the edge read row/column 0 and are never stored.
+    var rows: array<u32, 4>;
+    var cols: array<u32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        rows[i] = select(0u, row0 + i, row0 + i < p.rows) * p.k;
+        cols[i] = select(0u, col0 + 8u * i, col0 + 8u * i < p.n);
+    }
+    for (var k = 0u; k < p.k; k++) {
+        var xv: array<f32, 4>;
+        var wv: array<f32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            xv[i] = x[rows[i] + k];
+            wv[i] = weight(k * p.n + cols[i]);
+        }
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
+            }
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + i;
+        if (r >= p.rows) {
+            continue;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + 8u * j;
+            if (col < p.n) {
+                var v = acc[i][j];
+                if (p.has_bias == 1u) {
+                    v += bias[col];
+                }
+                let idx = r * p.n + col;
+                y[idx] = apply_epilogue(v, idx);
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@ use prefscope_core::dpo::{LossType, Objective, PairLogps, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::record::{DpoRecord, DpoTable};
 use prefscope_core::tokens::{segment_sums, token_rewards};
+use prefscope_core::transformer::Epilogue;
 use prefscope_gpu::{bench, block_on, Gpu};
 
 fn scale() -> f64 {
@@ -99,6 +100,37 @@ fn main() {
         cpu / kernel
     );
     drop((ra, rb));
+
+    // The towers' matrix product at ViT-B/32's MLP shape (16 images × 50 tokens, 768 → 3072,
+    // quick_gelu fused), both kernels, resident operands.
+    let (rows, k, n) = (800, 768, 3072);
+    let flops = 2.0 * rows as f64 * k as f64 * n as f64;
+    let x = noise(rows * k, 7);
+    let w = noise(k * n, 8);
+    let b = noise(n, 9);
+    let mut y_cpu = vec![0f32; rows * n];
+    let (cpu, _) =
+        best(1, || prefscope_core::transformer::linear(&x, rows, k, &w, n, Some(&b), Epilogue::QuickGelu, &mut y_cpu));
+    for direct in [false, true] {
+        let g = gpu.clone().with_direct_matmul(direct);
+        let (xd, wd, bd) = (g.tensor("x", &x).unwrap(), g.weight("w", &w, false).unwrap(), g.tensor("b", &b).unwrap());
+        let yd = g.zeros("y", rows * n).unwrap();
+        let run = || {
+            let mut pass = g.pass("bench").unwrap();
+            pass.linear(&xd, rows, k, &wd, n, Some(&bd), Epilogue::QuickGelu, &yd).unwrap();
+            block_on(pass.finish(&[])).unwrap()
+        };
+        run();
+        let (kernel, _) = best(3, run);
+        let gf = flops / kernel / 1e9;
+        println!(
+            "| towers' linear {rows}×{k}·{k}×{n} ({}) | {kernel:.3} s, {gf:.1} GFLOP/s ({:.0}% of peak) | | {cpu:.3} s, {:.2} GFLOP/s (f64, 1 thread) | {:.1}× |",
+            if direct { "barrier-free" } else { "workgroup-tiled" },
+            100.0 * gf / peaks.gflops,
+            flops / cpu / 1e9,
+            cpu / kernel
+        );
+    }
 
     // Preference metrics: sigmoid DPO with TRL's metrics at 1 M pairs.
     let pairs = scaled(1 << 20);

@@ -66,6 +66,8 @@ pub struct Gpu {
     pub(crate) binding_limit: u64,
     pub(crate) lost: Arc<Mutex<Option<String>>>,
     pub(crate) pipelines: Arc<crate::kernel::PipelineCache>,
+    /// Matrix products without workgroup memory (software adapters: see `linear.wgsl`).
+    pub(crate) direct_matmul: bool,
     /// burn-wgpu's handle to this same device, once registered.
     #[cfg(feature = "burn")]
     pub(crate) burn: Arc<Mutex<Option<cubecl::wgpu::WgpuDevice>>>,
@@ -154,6 +156,7 @@ impl Gpu {
             binding_limit,
             lost,
             pipelines: Arc::new(crate::kernel::PipelineCache::default()),
+            direct_matmul: is_software(&info),
             #[cfg(feature = "burn")]
             burn: Arc::default(),
         }
@@ -198,6 +201,18 @@ impl Gpu {
     pub fn with_binding_limit(mut self, bytes: u64) -> Self {
         self.binding_limit = bytes.clamp(256, self.binding_limit);
         self
+    }
+
+    /// Chooses the matrix-product kernel: the barrier-free one (`true`, the default on
+    /// software adapters) or the workgroup-tiled one (the default on GPUs). Tests and
+    /// benchmarks run both on any adapter.
+    pub fn with_direct_matmul(mut self, direct: bool) -> Self {
+        self.direct_matmul = direct;
+        self
+    }
+
+    pub fn direct_matmul(&self) -> bool {
+        self.direct_matmul
     }
 
     pub fn binding_limit(&self) -> u64 {

@@ -19,8 +19,9 @@ const LAYER_NORM: Shader = shader!("layer_norm");
 const ATTENTION: Shader = shader!("attention");
 pub(crate) const PREPROCESS: Shader = shader!("preprocess");
 
-/// Output tile edge of the matrix product.
+/// Output tile edge of the matrix product: workgroup-tiled, and barrier-free.
 const TILE: u32 = 64;
+const DIRECT_TILE: u32 = 32;
 /// Longest sequence the towers accept (the attention kernel streams keys, so this bounds only
 /// the work of one invocation) and widest head it holds in registers.
 pub const MAX_TOKENS: usize = 1024;
@@ -88,13 +89,21 @@ impl Gpu {
         Ok(Pass { scope: self.scope(op)?, encoder: self.encoder(), gpu: self, dummy: None })
     }
 
+    fn linear_entry(&self) -> &'static str {
+        if self.direct_matmul {
+            "linear_direct"
+        } else {
+            "linear"
+        }
+    }
+
     /// Creates every pipeline the towers use now (model load) rather than at the first input:
     /// software adapters take seconds per pipeline, and browsers compile on every visit.
     /// Returns how many distinct pipelines the towers use.
     pub fn prepare_tower_pipelines(&self, half: bool) -> usize {
         let (linear, embed) = if half { (&LINEAR_F16, &EMBED_F16) } else { (&LINEAR_F32, &EMBED_F32) };
         let pipelines: [(&Shader, &'static str); 9] = [
-            (linear, "linear"),
+            (linear, self.linear_entry()),
             (embed, "embed_tokens"),
             // Patch rows and vision tokens read f32 activations whatever the weights' type.
             (&EMBED_F32, "im2col"),
@@ -176,11 +185,12 @@ impl<'g> Pass<'g> {
         let params =
             Params::default().u(rows as u32).u(k as u32).u(n as u32).u(epilogue.code()).u(bias.is_some() as u32);
         let b = bias.map_or(&dummy, |b| &b.buffer);
-        let groups = [(n as u32).div_ceil(TILE), (rows as u32).div_ceil(TILE), 1];
+        let tile = if self.gpu.direct_matmul { DIRECT_TILE } else { TILE };
+        let groups = [(n as u32).div_ceil(tile), (rows as u32).div_ceil(tile), 1];
         self.gpu.dispatch_at(
             &mut self.encoder,
             shader,
-            "linear",
+            self.gpu.linear_entry(),
             &params,
             &[(1, &x.buffer), (2, &w.buffer), (3, b), (4, &y.buffer)],
             groups,

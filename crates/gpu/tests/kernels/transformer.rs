@@ -24,8 +24,15 @@ fn rounded(values: &[f32], half: bool) -> Vec<f32> {
     }
 }
 
-/// `linear` for each epilogue, with and without bias, f32 and f16 weights.
+/// `linear` for each epilogue, with and without bias, f32 and f16 weights, in both kernels
+/// (workgroup-tiled and barrier-free).
 pub async fn check_linear(g: &Gpu, rows: usize, k: usize, n: usize, seed: u64) {
+    for direct in [false, true] {
+        check_linear_with(&g.clone().with_direct_matmul(direct), rows, k, n, seed).await;
+    }
+}
+
+async fn check_linear_with(g: &Gpu, rows: usize, k: usize, n: usize, seed: u64) {
     let mut rng = Rng::new(seed);
     let x = normals(&mut rng, rows * k, 1.0);
     let w = normals(&mut rng, k * n, 1.0 / (k as f64).sqrt());
@@ -44,7 +51,10 @@ pub async fn check_linear(g: &Gpu, rows: usize, k: usize, n: usize, seed: u64) {
                 let got = pass.finish(&[(&yd, rows * n)]).await.unwrap().remove(0);
                 let mut want = residual.clone();
                 linear(&x, rows, k, &w_cpu, n, bias.then_some(b.as_slice()), epilogue, &mut want);
-                let what = format!("linear {rows}×{k}·{k}×{n} {epilogue:?} bias {bias} f16 weights {half}");
+                let what = format!(
+                    "linear {rows}×{k}·{k}×{n} {epilogue:?} bias {bias} f16 weights {half} direct {}",
+                    g.direct_matmul()
+                );
                 assert_close(&what, &got, &want, 3e-6 * (k as f64).sqrt(), 1e-5);
             }
         }
