@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_clip::precision::dtype_name;
-use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
+use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
@@ -249,7 +249,9 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
             image_name: &r.image,
         })
         .collect();
-    let scored = block_on(score(&encoder, &items, &images, scorer, args.reweight, &u))?;
+    let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
+    let prompts = block_on(PromptEmbeddings::embed(&encoder, scorer, &prompts))?;
+    let scored = block_on(score(&encoder, &items, &images, &prompts, scorer, args.reweight, &u))?;
     let text = |f: fn(&prefscope_clip::ScoreRow) -> String| Column::Text(scored.iter().map(f).collect());
     let float = |f: fn(&prefscope_clip::ScoreRow) -> f32| Column::Float(scored.iter().map(|r| f(r) as f64).collect());
     let table = OutputTable::new(vec![

@@ -32,5 +32,5 @@ pub use error::ClipError;
 pub use files::ModelFiles;
 pub use image::Rgba;
 pub use precision::Precision;
-pub use scorer::{Reference, ScoreRow, Scorer};
+pub use scorer::{PromptEmbeddings, Reference, ScoreRow, Scorer};
 pub use tokenizer::{ClipTokenizer, Convention, Tokens};

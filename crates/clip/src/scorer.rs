@@ -146,32 +146,82 @@ pub async fn common_text_direction(
     Ok(common_direction(&texts))
 }
 
+/// Prompts as a preset encodes them, each distinct prompt embedded once, so that scoring,
+/// the LongAlign split and a prompt-set direction share one run of the text tower.
+pub struct PromptEmbeddings {
+    prompts: Vec<String>,
+    index: HashMap<String, usize>,
+    /// One row per distinct prompt (segment averages for long prompts, not renormalised).
+    pub embeddings: Embeddings,
+    /// LongAlign segments each prompt was encoded in (1 when it fits the context).
+    pub segments: Vec<usize>,
+}
+
+impl PromptEmbeddings {
+    /// Embeds the distinct prompts of `prompts` (in first-seen order) as `scorer` encodes them.
+    pub async fn embed<S: AsRef<str>>(encoder: &Encoder, scorer: Scorer, prompts: &[S]) -> Result<Self, ClipError> {
+        let mut distinct: Vec<String> = Vec::new();
+        let mut index = HashMap::new();
+        for p in prompts {
+            index.entry(p.as_ref().to_string()).or_insert_with(|| {
+                distinct.push(p.as_ref().to_string());
+                distinct.len() - 1
+            });
+        }
+        let texts: Vec<String> = distinct.iter().map(|p| scorer.text(p)).collect();
+        let embedded = encoder.embed_texts(&texts).await?;
+        let rows: Vec<&[f32]> = embedded.iter().map(|t| t.vector.as_slice()).collect();
+        let embeddings = Embeddings::from_rows(&rows).ok_or_else(|| ClipError::Input("no prompts to score".into()))?;
+        let segments = embedded.iter().map(|t| t.segments).collect();
+        Ok(PromptEmbeddings { prompts: distinct, index, embeddings, segments })
+    }
+
+    /// Prompts already embedded (one row of `embeddings` each, as the preset encodes them).
+    pub fn from_parts(prompts: Vec<String>, embeddings: Embeddings, segments: Vec<usize>) -> Self {
+        let mut index = HashMap::new();
+        for (i, p) in prompts.iter().enumerate() {
+            index.entry(p.clone()).or_insert(i);
+        }
+        PromptEmbeddings { prompts, index, embeddings, segments }
+    }
+
+    pub fn prompts(&self) -> &[String] {
+        &self.prompts
+    }
+
+    /// The row of `prompt`, if it was embedded.
+    pub fn index(&self, prompt: &str) -> Option<usize> {
+        self.index.get(prompt).copied()
+    }
+
+    /// The common direction of these prompts (what `Reference::Prompts` of the same prompts
+    /// gives, without running the text tower again).
+    pub fn direction(&self) -> Vec<f32> {
+        common_direction(&self.embeddings)
+    }
+}
+
 /// Scores rows against image embeddings (L2-normalised, from [`Encoder::embed_images`] with
-/// [`Scorer::preset`]); each distinct prompt is embedded once.
+/// [`Scorer::preset`]) and the rows' prompts, embedded once in `prompts`.
 pub async fn score(
     encoder: &Encoder,
     items: &[Item<'_>],
     images: &Embeddings,
+    prompts: &PromptEmbeddings,
     scorer: Scorer,
     reweight: f32,
     u: &[f32],
 ) -> Result<Vec<ScoreRow>, ClipError> {
-    let mut prompt_index: HashMap<&str, usize> = HashMap::new();
-    let mut prompts = Vec::new();
-    for item in items {
-        prompt_index.entry(item.prompt).or_insert_with(|| {
-            prompts.push(scorer.text(item.prompt));
-            prompts.len() - 1
-        });
-    }
-    let texts = encoder.embed_texts(&prompts).await?;
     let pair = scorer.pair_score(encoder.logit_scale());
     let (scale, _) = pair.affine();
     let mut group_ids: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     let mut groups = Vec::with_capacity(items.len());
     for item in items {
-        let text = &texts[prompt_index[item.prompt]].vector;
+        let row = prompts.index(item.prompt).ok_or_else(|| {
+            ClipError::Input(format!("the prompt of row `{}` was not embedded: {:?}", item.id, item.prompt))
+        })?;
+        let text = prompts.embeddings.row(row);
         let image = images.row(item.image);
         let parts = decompose(text, image, u, scale);
         let cosine = dot(text, image) as f32;

@@ -2,7 +2,7 @@
 //! gallery (PickScore-style, with the LongAlign split against a shapes-world reference set)
 //! and evaluate the model on held-out draws of the world against the ground truth.
 
-use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
+use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
 use prefscope_core::correlation::spearman;
 use prefscope_core::embedding::{dot, Embeddings};
@@ -147,7 +147,9 @@ pub async fn score_embedded(
             k += 1;
         }
     }
-    let rows = score(encoder, &items, &embedded.images, scorer, reweight, &embedded.u).await?;
+    let texts: Vec<String> = entries.iter().map(|e| e.prompt.text.clone()).collect();
+    let prompts = PromptEmbeddings::from_parts(texts, embedded.prompts.clone(), embedded.segments.clone());
+    let rows = score(encoder, &items, &embedded.images, &prompts, scorer, reweight, &embedded.u).await?;
     Ok(rows
         .into_iter()
         .zip(truths)

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use prefscope_clip::pairs::pair_probabilities;
-use prefscope_clip::scorer::{common_text_direction, score, Item, Reference, Scorer};
+use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{ModelFiles, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
@@ -257,7 +257,13 @@ pub async fn score_user(
         Reference::Bundled => format!("the {} bundled reference prompts", reference.prompts().len()),
         Reference::Prompts(p) => format!("your {} prompts", p.len()),
     };
-    let u = common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?;
+    // The prompts run through the text tower once: for the scores, the split and (when they
+    // are the reference set) the common direction.
+    let embedded = PromptEmbeddings::embed(encoder, scorer, &prompts).await.map_err(|e| e.to_string())?;
+    let u = match &reference {
+        Reference::Prompts(_) => embedded.direction(),
+        Reference::Bundled => common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?,
+    };
     let preset = scorer.preset(encoder.preset());
     let rgba: Vec<Rgba> = inputs.images.iter().map(|im| im.rgba.clone()).collect();
     let images = encoder.embed_images(&rgba, Some(&preset)).await.map_err(|e| e.to_string())?;
@@ -271,13 +277,10 @@ pub async fn score_user(
             image_name: &inputs.images[*i].name,
         })
         .collect();
-    let scored = score(encoder, &items, &images, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
-    let texts: Vec<String> = prompts.iter().map(|p| scorer.text(p)).collect();
-    let embedded = encoder.embed_texts(&texts).await.map_err(|e| e.to_string())?;
-    let vectors: Vec<&[f32]> = embedded.iter().map(|t| t.vector.as_slice()).collect();
-    let prompt_matrix = Embeddings::from_rows(&vectors).ok_or("no prompts to score")?;
+    let scored = score(encoder, &items, &images, &embedded, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
+    let prompt_matrix = &embedded.embeddings;
     let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-    let (relevant, irrelevant, resident) = split(runtime, &images, &prompt_matrix, &u, scale).await?;
+    let (relevant, irrelevant, resident) = split(runtime, &images, prompt_matrix, &u, scale).await?;
     let rows = scored
         .into_iter()
         .zip(&wanted)
@@ -301,7 +304,7 @@ pub async fn score_user(
         rows,
         image_names: inputs.images.iter().map(|im| im.name.clone()).collect(),
         prompts,
-        segments: embedded.iter().map(|t| t.segments).collect(),
+        segments: embedded.segments.clone(),
         thumbnails: inputs.images.iter().map(|im| im.thumbnail.clone()).collect(),
         reference: reference_name,
         relevant,

@@ -76,3 +76,18 @@ fn oversized_weights_are_refused_and_oversized_batches_split() {
         assert!(common::cosine(&a.vector, &b.vector) > 0.99999);
     }
 }
+
+#[test]
+fn a_device_lost_before_or_during_a_batch_is_an_error() {
+    let gpu = Gpu::new(true);
+    let gpu = pollster::block_on(gpu).expect("adapter");
+    let encoder =
+        prefscope_clip::Encoder::load(&common::model_files("hf-quickgelu-f32"), Backend::Gpu(gpu.clone())).unwrap();
+    let images = vec![common::image("square32.png"); 3];
+    assert_eq!(pollster::block_on(encoder.embed_images(&images, None)).unwrap().len(), 3);
+    gpu.destroy();
+    let err = pollster::block_on(encoder.embed_images(&images, None)).expect_err("a lost device");
+    assert!(err.to_string().contains("the GPU device was lost"), "{err}");
+    let err = pollster::block_on(encoder.embed_texts(&["a photo".to_string()])).expect_err("a lost device");
+    assert!(err.to_string().contains("the GPU device was lost"), "{err}");
+}

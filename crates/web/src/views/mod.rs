@@ -117,9 +117,21 @@ pub fn header() -> Html {
     });
     let errors = state.errors.iter().enumerate().map(|(i, e)| {
         let dispatch = dispatch.clone();
+        // A GPU that went away (or ran out of memory) leaves the CPU path: offer it rather
+        // than a page that can no longer compute.
+        let gpu_gone = e.contains("the GPU device was lost") || e.contains("the GPU ran out of memory");
+        let use_cpu = gpu_gone.then(|| {
+            let onclick = Callback::from(|_| {
+                if let Some(location) = web_sys::window().map(|w| w.location()) {
+                    let _ = location.set_search("device=cpu");
+                }
+            });
+            html! { <button type="button" {onclick} data-testid="use-cpu">{ "Continue on the CPU" }</button> }
+        });
         html! {
             <div class="ps-error" role="alert" data-testid="error">
                 <span>{ e.clone() }</span>
+                { for use_cpu }
                 <button type="button" aria-label="dismiss" onclick={Callback::from(move |_| dispatch.emit(Action::DismissError(i)))}>{ "×" }</button>
             </div>
         }
