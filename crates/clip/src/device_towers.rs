@@ -13,9 +13,10 @@ use prefscope_gpu::{Gpu, Pass, Tensor};
 use crate::config::{Activation, ClipConfig, Tower};
 use crate::error::ClipError;
 use crate::image::Rgba;
-use crate::weights::{Checkpoint, LayerParts, Loader, NormParts, Target, TextParts, VisionParts};
+use crate::weights::{Checkpoint, LayerParts, Loader, NormParts, Source, Target, TextParts, VisionParts};
 
-/// Weights go to the device as they are read: the host never holds more than one tensor.
+/// Weights go to the device as they are read: the host holds one tensor at a time (with a
+/// streamed [`Source`], not the file either).
 struct DeviceTarget<'g> {
     gpu: &'g Gpu,
     file: &'g str,
@@ -109,11 +110,16 @@ pub struct DeviceClip {
 impl DeviceClip {
     /// Uploads the checkpoint's towers (matrices as f16 when `half`) and creates every
     /// pipeline they use.
-    pub fn load(config: &ClipConfig, ckpt: &Checkpoint, gpu: &Gpu, half: bool) -> Result<Self, ClipError> {
+    pub async fn load<S: Source>(
+        config: &ClipConfig,
+        ckpt: &Checkpoint<S>,
+        gpu: &Gpu,
+        half: bool,
+    ) -> Result<Self, ClipError> {
         let target = DeviceTarget { gpu, file: ckpt.file(), half };
         let loader = Loader { ckpt, target: &target };
-        let text = loader.text(config)?;
-        let vision = loader.vision(config)?;
+        let text = loader.text(config).await?;
+        let vision = loader.vision(config).await?;
         let pipelines = gpu.prepare_tower_pipelines(half);
         Ok(DeviceClip {
             gpu: gpu.clone(),

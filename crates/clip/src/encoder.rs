@@ -16,7 +16,7 @@ use crate::image::Rgba;
 use crate::model::Clip;
 use crate::precision::{Capabilities, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
-use crate::weights::Checkpoint;
+use crate::weights::{ready, Checkpoint, Source};
 
 /// Where the towers run.
 pub enum Backend {
@@ -71,17 +71,40 @@ impl Encoder {
 
     /// [`Encoder::load`] with an explicit compute precision.
     pub fn load_with(files: &ModelFiles, backend: Backend, precision: Precision) -> Result<Self, ClipError> {
-        let (config, weights_name) = files.config()?;
-        let tokenizer_bytes = files.read("tokenizer.json")?.ok_or_else(|| ClipError::File {
-            file: "tokenizer.json".into(),
-            detail: "missing: the model directory needs the tokenizer.json of its CLIP tokenizer".into(),
-        })?;
-        let tokenizer = ClipTokenizer::from_json(&tokenizer_bytes, config.layout.into(), config.text.context)?;
+        let (_, weights_name) = files.config()?;
         let weights = files.read(&weights_name)?.ok_or_else(|| ClipError::File {
             file: weights_name.clone(),
             detail: "missing: the weights of the model".into(),
         })?;
         let checkpoint = Checkpoint::parse(&weights_name, &weights)?;
+        ready(Self::load_from(files, &checkpoint, backend, precision))
+    }
+
+    /// Loads the model with its weights streamed from `weights` (the file `files.config()`
+    /// names; in the browser a `Blob` outside wasm memory), tensor by tensor.
+    pub async fn load_streamed<S: Source>(
+        files: &ModelFiles,
+        weights: S,
+        backend: Backend,
+        precision: Precision,
+    ) -> Result<Self, ClipError> {
+        let (_, weights_name) = files.config()?;
+        let checkpoint = Checkpoint::open(&weights_name, weights).await?;
+        Self::load_from(files, &checkpoint, backend, precision).await
+    }
+
+    async fn load_from<S: Source>(
+        files: &ModelFiles,
+        checkpoint: &Checkpoint<S>,
+        backend: Backend,
+        precision: Precision,
+    ) -> Result<Self, ClipError> {
+        let (config, _) = files.config()?;
+        let tokenizer_bytes = files.read("tokenizer.json")?.ok_or_else(|| ClipError::File {
+            file: "tokenizer.json".into(),
+            detail: "missing: the model directory needs the tokenizer.json of its CLIP tokenizer".into(),
+        })?;
+        let tokenizer = ClipTokenizer::from_json(&tokenizer_bytes, config.layout.into(), config.text.context)?;
         let gpu = match &backend {
             Backend::Gpu(gpu) => Some(gpu.clone()),
             Backend::Cpu => None,
@@ -92,25 +115,22 @@ impl Encoder {
         let stored_half = checkpoint.stored_half();
         // The range scan reads every weight: only when f16 could be chosen.
         let may_use_f16 = gpu_f16 && (precision == Precision::F16 || (precision == Precision::Auto && stored_half));
-        let caps = Capabilities {
-            stored_half,
-            gpu_f16,
-            overflows_f16: may_use_f16.then(|| checkpoint.f16_overflow()).flatten(),
-        };
+        let overflows_f16 = if may_use_f16 { checkpoint.f16_overflow().await? } else { None };
+        let caps = Capabilities { stored_half, gpu_f16, overflows_f16 };
         let dtype = precision.resolve(&caps)?;
-        let logit_scale = checkpoint.read("logit_scale", &[])?[0];
+        let logit_scale = checkpoint.read("logit_scale", &[]).await?[0];
         let towers = match backend {
             Backend::Gpu(gpu) => {
-                Towers::Device(DeviceClip::load(&config, &checkpoint, &gpu, dtype == FloatDType::F16)?)
+                Towers::Device(DeviceClip::load(&config, checkpoint, &gpu, dtype == FloatDType::F16).await?)
             }
             Backend::Cpu => {
                 let device = Device::flex();
-                Towers::Burn { model: Clip::load(&config, &checkpoint, &device, dtype)?, device }
+                Towers::Burn { model: Clip::load_from(&config, checkpoint, &device, dtype).await?, device }
             }
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => {
                 let device = Device::from(gpu.burn_device()?);
-                Towers::Burn { model: Clip::load(&config, &checkpoint, &device, dtype)?, device }
+                Towers::Burn { model: Clip::load_from(&config, checkpoint, &device, dtype).await?, device }
             }
         };
         Ok(Encoder { towers, config, logit_scale, dtype, tokenizer, gpu, batch: 16 })

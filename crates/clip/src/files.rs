@@ -15,6 +15,9 @@ const OPEN_CLIP_WEIGHTS: &str = "open_clip_model.safetensors";
 
 enum Entry {
     Bytes(Vec<u8>),
+    /// A file the caller streams from its own [`crate::weights::Source`] (the weights in the
+    /// browser): named here so the layout can be recognised, never read into memory.
+    Streamed,
     #[cfg(not(target_arch = "wasm32"))]
     Path(std::path::PathBuf),
 }
@@ -34,6 +37,11 @@ impl ModelFiles {
         self.entries.insert(name.to_string(), Entry::Bytes(bytes));
     }
 
+    /// Names a file whose bytes the caller streams itself ([`crate::Encoder::load_streamed`]).
+    pub fn insert_streamed(&mut self, name: &str) {
+        self.entries.insert(name.to_string(), Entry::Streamed);
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }
@@ -43,6 +51,10 @@ impl ModelFiles {
         match self.entries.get(name) {
             None => Ok(None),
             Some(Entry::Bytes(b)) => Ok(Some(Cow::Borrowed(b))),
+            Some(Entry::Streamed) => Err(ClipError::File {
+                file: name.to_string(),
+                detail: "is streamed from its own source and not held in memory".into(),
+            }),
             #[cfg(not(target_arch = "wasm32"))]
             Some(Entry::Path(path)) => std::fs::read(path)
                 .map(|b| Some(Cow::Owned(b)))
@@ -65,6 +77,11 @@ impl ModelFiles {
             }
         }
         Ok(files)
+    }
+
+    /// The name of the weights file the config calls for (what a caller streams).
+    pub fn weights_name(&self) -> Result<String, ClipError> {
+        Ok(self.config()?.1)
     }
 
     /// The config and the weights' file name. transformers' layout wins when a folder has both

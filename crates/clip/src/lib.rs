@@ -11,6 +11,7 @@
 //! scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
 //! their prefscope-core twins.
 
+pub mod blob;
 pub mod clean;
 pub mod config;
 pub mod device_towers;

@@ -7,28 +7,104 @@
 
 use burn::module::Param;
 use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::Dtype;
 
 use crate::config::{ClipConfig, Layout, Tower};
 use crate::error::ClipError;
 use crate::model::{Clip, TextTower, VisionTower};
 
-/// A parsed safetensors file.
-pub struct Checkpoint<'a> {
-    file: String,
-    tensors: SafeTensors<'a>,
+/// Where a checkpoint's bytes come from: a slice in memory (a file read natively, bytes a test
+/// built), or, in the browser, a `Blob` that stays outside wasm memory (`blob.rs`) so that a
+/// ViT-H checkpoint of gigabytes streams to the device one tensor at a time.
+pub trait Source {
+    /// The file's size in bytes.
+    fn size(&self) -> u64;
+    /// Bytes `start..end` of the file (the caller keeps the range inside `size`).
+    fn range(&self, start: u64, end: u64) -> impl Future<Output = Result<Cow<'_, [u8]>, String>>;
 }
 
-impl<'a> Checkpoint<'a> {
+impl Source for &[u8] {
+    fn size(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn range(&self, start: u64, end: u64) -> impl Future<Output = Result<Cow<'_, [u8]>, String>> {
+        std::future::ready(Ok(Cow::Borrowed(&self[start as usize..end as usize])))
+    }
+}
+
+/// Runs a future that never waits (every read from an in-memory [`Source`]) to its end, so
+/// the synchronous loads share the streaming loader.
+pub(crate) fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("an in-memory checkpoint never waits"),
+    }
+}
+
+/// Longest safetensors header read (the format's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// A parsed safetensors header over its [`Source`]: tensors are read (and checked) one at a
+/// time, when the loader asks for them.
+pub struct Checkpoint<S> {
+    file: String,
+    tensors: BTreeMap<String, TensorInfo>,
+    /// Offset of the data section (after the 8-byte length and the header).
+    data_start: u64,
+    source: S,
+}
+
+impl<'a> Checkpoint<&'a [u8]> {
+    /// A checkpoint held in memory.
     pub fn parse(file: &str, bytes: &'a [u8]) -> Result<Self, ClipError> {
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| ClipError::Checkpoint {
-            file: file.to_string(),
-            detail: match e {
-                safetensors::SafeTensorError::HeaderTooSmall => "shorter than its 8-byte header length".into(),
-                other => other.to_string(),
-            },
-        })?;
-        Ok(Checkpoint { file: file.to_string(), tensors })
+        ready(Checkpoint::open(file, bytes))
+    }
+}
+
+impl<S: Source> Checkpoint<S> {
+    /// Reads and checks the header: offsets contiguous from 0, each tensor's bytes matching its
+    /// dtype and shape, and the data section exactly as long as the file's remainder.
+    pub async fn open(file: &str, source: S) -> Result<Self, ClipError> {
+        let bad = |detail: String| ClipError::Checkpoint { file: file.to_string(), detail };
+        let len = source.size();
+        if len < 8 {
+            return Err(bad("shorter than its 8-byte header length".into()));
+        }
+        let head = source.range(0, 8).await.map_err(bad)?;
+        let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        if n > MAX_HEADER || n > len - 8 {
+            return Err(bad(format!("its header claims {n} bytes, past the file's {len} bytes or the format's limit")));
+        }
+        let header = source.range(8, 8 + n).await.map_err(bad)?;
+        let metadata: Metadata = serde_json::from_slice(&header).map_err(|e| bad(format!("invalid header: {e}")))?;
+        let mut tensors: Vec<(String, TensorInfo)> =
+            metadata.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect();
+        tensors.sort_by_key(|(_, info)| info.data_offsets);
+        let mut end = 0usize;
+        for (name, info) in &tensors {
+            let (s, e) = info.data_offsets;
+            let elements = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let bytes = elements.and_then(|n| n.checked_mul(info.dtype.bitsize())).map(|bits| bits.div_ceil(8));
+            if s != end || Some(e.wrapping_sub(s)) != bytes || e < s {
+                return Err(bad(format!("tensor `{name}` has invalid data offsets {s}..{e}")));
+            }
+            end = e;
+        }
+        if end as u64 != len - 8 - n {
+            return Err(bad(format!(
+                "the header describes {end} bytes of tensor data, the file holds {} (truncated or padded)",
+                len - 8 - n
+            )));
+        }
+        Ok(Checkpoint { file: file.to_string(), tensors: tensors.into_iter().collect(), data_start: 8 + n, source })
     }
 
     pub fn file(&self) -> &str {
@@ -36,63 +112,72 @@ impl<'a> Checkpoint<'a> {
     }
 
     pub fn names(&self) -> Vec<&str> {
-        self.tensors.names()
+        self.tensors.keys().map(String::as_str).collect()
     }
 
     /// Every tensor is stored as F16 or BF16 (a half-precision checkpoint).
     pub fn stored_half(&self) -> bool {
-        self.tensors.tensors().iter().all(|(_, view)| matches!(view.dtype(), Dtype::F16 | Dtype::BF16))
+        self.tensors.values().all(|info| matches!(info.dtype, Dtype::F16 | Dtype::BF16))
+    }
+
+    async fn bytes(&self, info: &TensorInfo) -> Result<Cow<'_, [u8]>, ClipError> {
+        let (s, e) = info.data_offsets;
+        self.source
+            .range(self.data_start + s as u64, self.data_start + e as u64)
+            .await
+            .map_err(|detail| ClipError::Checkpoint { file: self.file.clone(), detail })
     }
 
     /// The first tensor with a finite value past f16's largest (65504), which f16 compute
-    /// would turn into infinity. F16 tensors fit by construction.
-    pub fn f16_overflow(&self) -> Option<String> {
+    /// would turn into infinity. F16 tensors fit by construction. Reads one tensor at a time.
+    pub async fn f16_overflow(&self) -> Result<Option<String>, ClipError> {
         let limit = half::f16::MAX.to_f32();
         let too_big = |v: f32| v.is_finite() && v.abs() > limit;
-        let mut names = self.tensors.names();
-        names.sort_unstable();
-        names
-            .into_iter()
-            .find(|name| {
-                let Ok(view) = self.tensors.tensor(name) else { return false };
-                let bytes = view.data();
-                match view.dtype() {
-                    Dtype::F32 => bytes.chunks_exact(4).any(|b| too_big(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-                    Dtype::BF16 => {
-                        bytes.chunks_exact(2).any(|b| too_big(half::bf16::from_le_bytes([b[0], b[1]]).to_f32()))
-                    }
-                    _ => false,
+        for (name, info) in &self.tensors {
+            let over = match info.dtype {
+                Dtype::F32 => {
+                    let bytes = self.bytes(info).await?;
+                    bytes.chunks_exact(4).any(|b| too_big(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
                 }
-            })
-            .map(str::to_string)
+                Dtype::BF16 => {
+                    let bytes = self.bytes(info).await?;
+                    bytes.chunks_exact(2).any(|b| too_big(half::bf16::from_le_bytes([b[0], b[1]]).to_f32()))
+                }
+                _ => false,
+            };
+            if over {
+                return Ok(Some(name.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The tensor `name` as f32, after checking it has exactly `shape` and finite values.
-    pub fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ClipError> {
-        let view = self
+    pub async fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ClipError> {
+        let info = self
             .tensors
-            .tensor(name)
-            .map_err(|_| ClipError::MissingTensor { file: self.file.clone(), tensor: name.to_string() })?;
-        if view.shape() != shape {
+            .get(name)
+            .ok_or_else(|| ClipError::MissingTensor { file: self.file.clone(), tensor: name.to_string() })?;
+        if info.shape != shape {
             return Err(ClipError::Shape {
                 file: self.file.clone(),
                 tensor: name.to_string(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        let bytes = view.data();
-        let values: Vec<f32> = match view.dtype() {
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(ClipError::DType {
+                file: self.file.clone(),
+                tensor: name.to_string(),
+                dtype: format!("{:?}", info.dtype),
+            });
+        }
+        let bytes = self.bytes(info).await?;
+        let values: Vec<f32> = match info.dtype {
             Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => {
-                return Err(ClipError::DType {
-                    file: self.file.clone(),
-                    tensor: name.to_string(),
-                    dtype: format!("{other:?}"),
-                })
-            }
+            _ => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         };
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
             return Err(ClipError::NonFinite { file: self.file.clone(), tensor: name.to_string(), index });
@@ -177,44 +262,46 @@ pub struct VisionParts<M, V> {
 }
 
 /// Reads both towers' tensors from a checkpoint into a [`Target`].
-pub(crate) struct Loader<'c, 'a, T> {
-    pub ckpt: &'c Checkpoint<'a>,
+pub(crate) struct Loader<'c, S, T> {
+    pub ckpt: &'c Checkpoint<S>,
     pub target: &'c T,
 }
 
 type Linear<T> = LinearParts<<T as Target>::Matrix, <T as Target>::Vector>;
 type Layer<T> = LayerParts<<T as Target>::Matrix, <T as Target>::Vector>;
 
-impl<T: Target> Loader<'_, '_, T> {
-    fn vector(&self, name: &str, len: usize) -> Result<T::Vector, ClipError> {
-        self.target.vector(name, self.ckpt.read(name, &[len])?)
+impl<S: Source, T: Target> Loader<'_, S, T> {
+    async fn vector(&self, name: &str, len: usize) -> Result<T::Vector, ClipError> {
+        self.target.vector(name, self.ckpt.read(name, &[len]).await?)
     }
 
     /// A `[out, in]` torch weight as `[in, out]`.
-    fn weight_t(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<T::Matrix, ClipError> {
-        let w = self.ckpt.read(name, &[out_dim, in_dim])?;
+    async fn weight_t(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<T::Matrix, ClipError> {
+        let w = self.ckpt.read(name, &[out_dim, in_dim]).await?;
         self.target.matrix(name, transpose(&w, out_dim, in_dim), [in_dim, out_dim])
     }
 
-    fn linear(&self, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Linear<T>, ClipError> {
+    async fn linear(&self, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Linear<T>, ClipError> {
         Ok(LinearParts {
-            weight: self.weight_t(&format!("{prefix}.weight"), out_dim, in_dim)?,
-            bias: Some(self.vector(&format!("{prefix}.bias"), out_dim)?),
+            weight: self.weight_t(&format!("{prefix}.weight"), out_dim, in_dim).await?,
+            bias: Some(self.vector(&format!("{prefix}.bias"), out_dim).await?),
         })
     }
 
-    fn layer_norm(&self, prefix: &str, width: usize, eps: f64) -> Result<NormParts<T::Vector>, ClipError> {
-        let read = |name: String| self.target.norm(&name, self.ckpt.read(&name, &[width])?);
-        Ok(NormParts { gamma: read(format!("{prefix}.weight"))?, beta: read(format!("{prefix}.bias"))?, eps })
+    async fn layer_norm(&self, prefix: &str, width: usize, eps: f64) -> Result<NormParts<T::Vector>, ClipError> {
+        let (g, b) = (format!("{prefix}.weight"), format!("{prefix}.bias"));
+        let gamma = self.target.norm(&g, self.ckpt.read(&g, &[width]).await?)?;
+        let beta = self.target.norm(&b, self.ckpt.read(&b, &[width]).await?)?;
+        Ok(NormParts { gamma, beta, eps })
     }
 
     /// transformers: separate q/k/v projections, fused here into one `[w, 3w]` matrix.
-    fn hf_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
+    async fn hf_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
         let mut weight = Vec::with_capacity(3 * w * w);
         let mut bias = Vec::with_capacity(3 * w);
         for part in ["q_proj", "k_proj", "v_proj"] {
-            weight.extend(self.ckpt.read(&format!("{prefix}.{part}.weight"), &[w, w])?);
-            bias.extend(self.ckpt.read(&format!("{prefix}.{part}.bias"), &[w])?);
+            weight.extend(self.ckpt.read(&format!("{prefix}.{part}.weight"), &[w, w]).await?);
+            bias.extend(self.ckpt.read(&format!("{prefix}.{part}.bias"), &[w]).await?);
         }
         let name = format!("{prefix}.qkv");
         Ok(LinearParts {
@@ -224,44 +311,46 @@ impl<T: Target> Loader<'_, '_, T> {
     }
 
     /// open_clip (torch.nn.MultiheadAttention): q, k, v already stacked in `in_proj`.
-    fn open_clip_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
+    async fn open_clip_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
         Ok(LinearParts {
-            weight: self.weight_t(&format!("{prefix}.in_proj_weight"), 3 * w, w)?,
-            bias: Some(self.vector(&format!("{prefix}.in_proj_bias"), 3 * w)?),
+            weight: self.weight_t(&format!("{prefix}.in_proj_weight"), 3 * w, w).await?,
+            bias: Some(self.vector(&format!("{prefix}.in_proj_bias"), 3 * w).await?),
         })
     }
 
-    fn layers(&self, layout: Layout, prefix: &str, tower: &Tower) -> Result<Vec<Layer<T>>, ClipError> {
+    async fn layers(&self, layout: Layout, prefix: &str, tower: &Tower) -> Result<Vec<Layer<T>>, ClipError> {
         let (w, m, eps) = (tower.width, tower.mlp, tower.eps);
-        (0..tower.layers)
-            .map(|i| match layout {
+        let mut layers = Vec::with_capacity(tower.layers);
+        for i in 0..tower.layers {
+            layers.push(match layout {
                 Layout::HuggingFace => {
                     let p = format!("{prefix}.encoder.layers.{i}");
-                    Ok(LayerParts {
-                        ln1: self.layer_norm(&format!("{p}.layer_norm1"), w, eps)?,
-                        qkv: self.hf_qkv(&format!("{p}.self_attn"), w)?,
-                        out: self.linear(&format!("{p}.self_attn.out_proj"), w, w)?,
-                        ln2: self.layer_norm(&format!("{p}.layer_norm2"), w, eps)?,
-                        fc1: self.linear(&format!("{p}.mlp.fc1"), m, w)?,
-                        fc2: self.linear(&format!("{p}.mlp.fc2"), w, m)?,
-                    })
+                    LayerParts {
+                        ln1: self.layer_norm(&format!("{p}.layer_norm1"), w, eps).await?,
+                        qkv: self.hf_qkv(&format!("{p}.self_attn"), w).await?,
+                        out: self.linear(&format!("{p}.self_attn.out_proj"), w, w).await?,
+                        ln2: self.layer_norm(&format!("{p}.layer_norm2"), w, eps).await?,
+                        fc1: self.linear(&format!("{p}.mlp.fc1"), m, w).await?,
+                        fc2: self.linear(&format!("{p}.mlp.fc2"), w, m).await?,
+                    }
                 }
                 Layout::OpenClip => {
                     let p = format!("{prefix}transformer.resblocks.{i}");
-                    Ok(LayerParts {
-                        ln1: self.layer_norm(&format!("{p}.ln_1"), w, eps)?,
-                        qkv: self.open_clip_qkv(&format!("{p}.attn"), w)?,
-                        out: self.linear(&format!("{p}.attn.out_proj"), w, w)?,
-                        ln2: self.layer_norm(&format!("{p}.ln_2"), w, eps)?,
-                        fc1: self.linear(&format!("{p}.mlp.c_fc"), m, w)?,
-                        fc2: self.linear(&format!("{p}.mlp.c_proj"), w, m)?,
-                    })
+                    LayerParts {
+                        ln1: self.layer_norm(&format!("{p}.ln_1"), w, eps).await?,
+                        qkv: self.open_clip_qkv(&format!("{p}.attn"), w).await?,
+                        out: self.linear(&format!("{p}.attn.out_proj"), w, w).await?,
+                        ln2: self.layer_norm(&format!("{p}.ln_2"), w, eps).await?,
+                        fc1: self.linear(&format!("{p}.mlp.c_fc"), m, w).await?,
+                        fc2: self.linear(&format!("{p}.mlp.c_proj"), w, m).await?,
+                    }
                 }
-            })
-            .collect()
+            });
+        }
+        Ok(layers)
     }
 
-    pub fn text(&self, config: &ClipConfig) -> Result<TextParts<T::Matrix, T::Vector>, ClipError> {
+    pub async fn text(&self, config: &ClipConfig) -> Result<TextParts<T::Matrix, T::Vector>, ClipError> {
         let t = &config.text;
         let (w, p) = (t.tower.width, config.projection);
         let (token, position, final_norm, prefix) = match config.layout {
@@ -274,25 +363,25 @@ impl<T: Target> Loader<'_, '_, T> {
             Layout::OpenClip => ("token_embedding.weight", "positional_embedding", "ln_final", ""),
         };
         Ok(TextParts {
-            token_embedding: self.target.matrix(token, self.ckpt.read(token, &[t.vocab, w])?, [t.vocab, w])?,
+            token_embedding: self.target.matrix(token, self.ckpt.read(token, &[t.vocab, w]).await?, [t.vocab, w])?,
             position_embedding: self.target.added(
                 position,
-                self.ckpt.read(position, &[t.context, w])?,
+                self.ckpt.read(position, &[t.context, w]).await?,
                 [t.context, w],
             )?,
-            layers: self.layers(config.layout, prefix, &t.tower)?,
-            final_norm: self.layer_norm(final_norm, w, t.tower.eps)?,
+            layers: self.layers(config.layout, prefix, &t.tower).await?,
+            final_norm: self.layer_norm(final_norm, w, t.tower.eps).await?,
             projection: match config.layout {
-                Layout::HuggingFace => self.weight_t("text_projection.weight", p, w)?,
+                Layout::HuggingFace => self.weight_t("text_projection.weight", p, w).await?,
                 // Stored [width, embed]: already the `x · W` orientation.
                 Layout::OpenClip => {
-                    self.target.matrix("text_projection", self.ckpt.read("text_projection", &[w, p])?, [w, p])?
+                    self.target.matrix("text_projection", self.ckpt.read("text_projection", &[w, p]).await?, [w, p])?
                 }
             },
         })
     }
 
-    pub fn vision(&self, config: &ClipConfig) -> Result<VisionParts<T::Matrix, T::Vector>, ClipError> {
+    pub async fn vision(&self, config: &ClipConfig) -> Result<VisionParts<T::Matrix, T::Vector>, ClipError> {
         let v = &config.vision;
         let (w, p, ps) = (v.tower.width, config.projection, v.patch_size);
         let tokens = v.patches() + 1;
@@ -313,25 +402,29 @@ impl<T: Target> Loader<'_, '_, T> {
             ),
         };
         // The convolution [width, 3, p, p] is a [width, 3·p²] matrix over channel-major patches.
-        let conv_w = self.ckpt.read(conv, &[w, 3, ps, ps])?;
+        let conv_w = self.ckpt.read(conv, &[w, 3, ps, ps]).await?;
         let patch_embedding = self.target.matrix(conv, transpose(&conv_w, w, 3 * ps * ps), [3 * ps * ps, w])?;
         let (layers, projection) = match config.layout {
             Layout::HuggingFace => (
-                self.layers(Layout::HuggingFace, "vision_model", &v.tower)?,
-                self.weight_t("visual_projection.weight", p, w)?,
+                self.layers(Layout::HuggingFace, "vision_model", &v.tower).await?,
+                self.weight_t("visual_projection.weight", p, w).await?,
             ),
             Layout::OpenClip => (
-                self.layers(Layout::OpenClip, "visual.", &v.tower)?,
-                self.target.matrix("visual.proj", self.ckpt.read("visual.proj", &[w, p])?, [w, p])?,
+                self.layers(Layout::OpenClip, "visual.", &v.tower).await?,
+                self.target.matrix("visual.proj", self.ckpt.read("visual.proj", &[w, p]).await?, [w, p])?,
             ),
         };
         Ok(VisionParts {
             patch_embedding,
-            class_embedding: self.vector(class, w)?,
-            position_embedding: self.target.added(position, self.ckpt.read(position, &[tokens, w])?, [tokens, w])?,
-            pre_norm: self.layer_norm(pre, w, v.tower.eps)?,
+            class_embedding: self.vector(class, w).await?,
+            position_embedding: self.target.added(
+                position,
+                self.ckpt.read(position, &[tokens, w]).await?,
+                [tokens, w],
+            )?,
+            pre_norm: self.layer_norm(pre, w, v.tower.eps).await?,
             layers,
-            post_norm: self.layer_norm(post, w, v.tower.eps)?,
+            post_norm: self.layer_norm(post, w, v.tower.eps).await?,
             projection,
         })
     }
@@ -376,13 +469,32 @@ impl Target for BurnTarget<'_> {
 impl Clip {
     /// Builds the model described by `config` from a checkpoint, on `device` (burn-flex, or
     /// burn-wgpu for the native comparison), computing in `dtype`.
-    pub fn load(config: &ClipConfig, ckpt: &Checkpoint, device: &Device, dtype: FloatDType) -> Result<Self, ClipError> {
+    pub fn load(
+        config: &ClipConfig,
+        ckpt: &Checkpoint<&[u8]>,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Self, ClipError> {
+        ready(Self::load_from(config, ckpt, device, dtype))
+    }
+
+    /// [`Clip::load`] from any [`Source`] (the browser's streamed files).
+    pub async fn load_from<S: Source>(
+        config: &ClipConfig,
+        ckpt: &Checkpoint<S>,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Self, ClipError> {
         let target = BurnTarget { device, dtype };
         let loader = Loader { ckpt, target: &target };
-        let scale = ckpt.read("logit_scale", &[])?[0];
+        let scale = ckpt.read("logit_scale", &[]).await?[0];
         Ok(Clip {
-            text: TextTower::from_parts(loader.text(config)?, &config.text.tower),
-            vision: VisionTower::from_parts(loader.vision(config)?, &config.vision.tower, config.vision.patch_size),
+            text: TextTower::from_parts(loader.text(config).await?, &config.text.tower),
+            vision: VisionTower::from_parts(
+                loader.vision(config).await?,
+                &config.vision.tower,
+                config.vision.patch_size,
+            ),
             logit_scale: scale,
             dtype,
             config: config.clone(),
@@ -401,9 +513,9 @@ mod tests {
         let too_big =
             safetensors_f32(&[("a".into(), vec![1], vec![1.0]), ("b.weight".into(), vec![2], vec![3.0, 1.0e6])])
                 .expect("serialize");
-        assert_eq!(Checkpoint::parse("fits", &fits).expect("parse").f16_overflow(), None);
+        assert_eq!(ready(Checkpoint::parse("fits", &fits).expect("parse").f16_overflow()).unwrap(), None);
         let ckpt = Checkpoint::parse("too_big", &too_big).expect("parse");
-        assert_eq!(ckpt.f16_overflow().as_deref(), Some("b.weight"));
+        assert_eq!(ready(ckpt.f16_overflow()).unwrap().as_deref(), Some("b.weight"));
         assert!(!ckpt.stored_half());
     }
 }

@@ -3,8 +3,10 @@
 
 use std::rc::Rc;
 
-use prefscope_clip::{Backend, Encoder, ModelFiles};
+use prefscope_clip::blob::BlobSource;
+use prefscope_clip::{Backend, Encoder, ModelFiles, Precision};
 use prefscope_gpu::{DeviceChoice, Gpu, GpuError};
+use web_sys::Blob;
 
 /// What the header shows.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,15 +90,20 @@ impl Runtime {
         }
     }
 
-    /// Loads a model's files onto this device.
-    pub fn load(&self, name: &str, files: &ModelFiles) -> Result<Rc<Model>, String> {
-        let mut encoder = Encoder::load(files, self.backend()).map_err(|e| format!("{name}: {e}"))?;
+    /// Loads a model onto this device: its JSON files in `files`, its weights streamed from
+    /// `weights` (the file `files.weights_name()` names) one tensor at a time.
+    pub async fn load(&self, name: &str, files: &ModelFiles, weights: Blob) -> Result<Rc<Model>, String> {
+        let mut encoder = Encoder::load_streamed(files, BlobSource(weights), self.backend(), Precision::Auto)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
         encoder.batch = 64;
         Ok(Rc::new(Model { name: name.to_string(), encoder }))
     }
 }
 
-/// The files of a model in transformers' layout (config first).
-pub const MODEL_FILES: [&str; 4] = ["config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json"];
-/// The files of an open_clip repository on the Hub.
-pub const OPEN_CLIP_FILES: [&str; 3] = ["open_clip_config.json", "open_clip_model.safetensors", "tokenizer.json"];
+/// The JSON files of a model in transformers' layout (config first), and its weights.
+pub const MODEL_FILES: [&str; 3] = ["config.json", "preprocessor_config.json", "tokenizer.json"];
+pub const MODEL_WEIGHTS: &str = "model.safetensors";
+/// The JSON files of an open_clip repository on the Hub, and its weights.
+pub const OPEN_CLIP_FILES: [&str; 2] = ["open_clip_config.json", "tokenizer.json"];
+pub const OPEN_CLIP_WEIGHTS: &str = "open_clip_model.safetensors";

@@ -4,7 +4,7 @@
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Cache, ReadableStreamDefaultReader, Response};
+use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response};
 
 /// The cache the Model view fills and clears.
 pub const MODEL_CACHE: &str = "prefscope-models";
@@ -78,6 +78,59 @@ pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Res
         }
     }
     Ok((bytes, false))
+}
+
+/// GETs `url` into a `Blob` (through the model cache when `cached`): the chunks go from the
+/// network into the browser's blob store without being copied into wasm memory, so weights of
+/// gigabytes can be streamed to the device tensor by tensor afterwards.
+pub async fn fetch_blob(url: &str, cached: bool, progress: &dyn Fn(u64, Option<u64>)) -> Result<Blob, String> {
+    let cache = if cached { cache().await } else { None };
+    if let Some(cache) = &cache {
+        if let Ok(hit) = JsFuture::from(cache.match_with_str(url)).await {
+            if let Ok(response) = hit.dyn_into::<Response>() {
+                let blob = response.blob().map_err(|e| js_error(url, e))?;
+                return JsFuture::from(blob).await.map_err(|e| js_error(url, e)).map(JsCast::unchecked_into);
+            }
+        }
+    }
+    let response = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
+    let response: Response = response.dyn_into().map_err(|e| js_error(url, e))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
+    }
+    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    let parts = js_sys::Array::new();
+    if let Some(body) = response.body() {
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        let mut done_bytes = 0u64;
+        loop {
+            let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_error(url, e))?;
+            if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
+                break;
+            }
+            let value: Uint8Array =
+                Reflect::get(&chunk, &"value".into()).map_err(|e| js_error(url, e))?.unchecked_into();
+            done_bytes += value.length() as u64;
+            parts.push(&value);
+            progress(done_bytes, total);
+        }
+    }
+    let blob = Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e))?;
+    if let Some(cache) = &cache {
+        if let Ok(response) = Response::new_with_opt_blob(Some(&blob)) {
+            // A full cache (quota) only costs the next visit a download.
+            let _ = JsFuture::from(cache.put_with_str(url, &response)).await;
+        }
+    }
+    Ok(blob)
+}
+
+/// Bytes of wasm memory the page holds (it only grows: the peak so far).
+pub fn wasm_memory_bytes() -> u64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| m.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64)
+        .unwrap_or(0)
 }
 
 /// Entries and total bytes in the model cache.

@@ -18,8 +18,8 @@ use prefscope_synth::demo::{embed_gallery, score_embedded, SIZE};
 use wasm_bindgen::{Clamped, JsCast};
 use yew::Callback;
 
-use crate::compute::{Model, Runtime, MODEL_FILES, OPEN_CLIP_FILES};
-use crate::fetch::{fetch_bytes, fetch_cached};
+use crate::compute::{Model, Runtime, MODEL_FILES, MODEL_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS};
+use crate::fetch::{fetch_blob, fetch_bytes, fetch_cached};
 use crate::store::{Action, Dpo, DpoResult, Inputs, Pairs, Progress, Row, Scored, Source, UserImage};
 
 pub fn progress(label: &str, fraction: Option<f64>) -> Progress {
@@ -44,15 +44,17 @@ pub async fn load_model(
         None => (format!("{base}demo-model/"), "shapes-world demo model".to_string(), false),
     };
     let mut files = ModelFiles::new();
+    let report = |label: String| {
+        let dispatch = dispatch.clone();
+        move |done: u64, total: Option<u64>| {
+            let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);
+            dispatch.emit(Action::Progress(Some(progress(&label, fraction))));
+        }
+    };
     let fetch = |file: &'static str| {
         let url = format!("{prefix}{file}");
-        let label = format!("loading {file}");
-        let dispatch = dispatch.clone();
+        let report = report(format!("loading {file}"));
         async move {
-            let report = |done: u64, total: Option<u64>| {
-                let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);
-                dispatch.emit(Action::Progress(Some(progress(&label, fraction))));
-            };
             if cached {
                 fetch_cached(&url, &report).await.map(|(b, _)| b)
             } else {
@@ -60,13 +62,14 @@ pub async fn load_model(
             }
         }
     };
-    // transformers' layout first; a 404 on its config means an open_clip repository.
-    let names: &[&'static str] = match fetch(MODEL_FILES[0]).await {
+    // transformers' layout first; a 404 on its config means an open_clip repository. The
+    // JSON files are read into memory; the weights stay a Blob and stream to the device.
+    let (names, weights): (&[&'static str], &str) = match fetch(MODEL_FILES[0]).await {
         Ok(bytes) => {
             files.insert(MODEL_FILES[0], bytes);
-            &MODEL_FILES[1..]
+            (&MODEL_FILES[1..], MODEL_WEIGHTS)
         }
-        Err(e) if e.contains("HTTP 404") => &OPEN_CLIP_FILES,
+        Err(e) if e.contains("HTTP 404") => (&OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS),
         Err(e) => return Err(e),
     };
     for &file in names {
@@ -77,9 +80,11 @@ pub async fn load_model(
             Err(e) => return Err(e),
         }
     }
+    let blob = fetch_blob(&format!("{prefix}{weights}"), cached, &report(format!("loading {weights}"))).await?;
+    files.insert_streamed(weights);
     dispatch.emit(Action::Progress(Some(progress("building the towers", None))));
     yield_now().await;
-    let model = runtime.load(&name, &files)?;
+    let model = runtime.load(&name, &files, blob).await?;
     dispatch.emit(Action::Progress(Some(progress("warming up the towers", None))));
     yield_now().await;
     model.encoder.warm_up().await.map_err(|e| format!("{name}: {e}"))?;

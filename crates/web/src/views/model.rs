@@ -8,7 +8,7 @@ use yew::prelude::*;
 
 use super::use_ctx;
 use crate::app::Ctx;
-use crate::fetch::{cache_usage, clear_cache};
+use crate::fetch::{cache_usage, clear_cache, wasm_memory_bytes};
 use crate::store::Action;
 
 fn megabytes(bytes: u64) -> String {
@@ -39,19 +39,34 @@ pub fn model_view() -> Html {
                 let Some(runtime) = runtime else { return };
                 let mut model = ModelFiles::new();
                 let mut names = Vec::new();
+                // JSON files are read; .safetensors files stay Blobs and stream to the device.
+                let mut blobs = Vec::new();
                 for file in files {
                     let name = file.name();
-                    if !(name.ends_with(".json") || name.ends_with(".safetensors")) {
+                    if name.ends_with(".safetensors") {
+                        model.insert_streamed(&name);
+                        blobs.push((name.clone(), web_sys::Blob::from(file)));
+                    } else if name.ends_with(".json") {
+                        match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
+                            Ok(bytes) => model.insert(&name, bytes),
+                            Err(e) => {
+                                return dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}")))
+                            }
+                        }
+                    } else {
                         continue;
-                    }
-                    match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
-                        Ok(bytes) => model.insert(&name, bytes),
-                        Err(e) => return dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}"))),
                     }
                     names.push(name);
                 }
                 let label = format!("local files ({})", names.join(", "));
-                match runtime.load(&label, &model) {
+                let weights = match model.weights_name() {
+                    Ok(w) => w,
+                    Err(e) => return dispatch.emit(Action::Error(format!("{label}: {e}"))),
+                };
+                let Some((_, blob)) = blobs.into_iter().find(|(n, _)| *n == weights) else {
+                    return dispatch.emit(Action::Error(format!("{label}: {weights} is missing")));
+                };
+                match runtime.load(&label, &model, blob).await {
                     Ok(m) => match m.encoder.warm_up().await {
                         Ok(()) => dispatch.emit(Action::Model(m)),
                         Err(e) => dispatch.emit(Action::Error(format!("{label}: {e}"))),
@@ -99,6 +114,7 @@ pub fn model_view() -> Html {
                     <dt>{ "text" }</dt><dd>{ format!("{} layers × {} wide, context {}", c.text.tower.layers, c.text.tower.width, c.text.context) }</dd>
                     <dt>{ "vision" }</dt><dd>{ format!("{} layers × {} wide, {}px images in {}px patches", c.vision.tower.layers, c.vision.tower.width, c.vision.image_size, c.vision.patch_size) }</dd>
                     <dt>{ "compute" }</dt><dd>{ format!("{:?}", m.encoder.dtype()) }</dd>
+                    <dt>{ "wasm memory" }</dt><dd data-testid="wasm-memory" data-bytes={wasm_memory_bytes().to_string()}>{ megabytes(wasm_memory_bytes()) }</dd>
                     <dt>{ "towers" }</dt><dd data-testid="model-towers">{ match m.encoder.gpu() {
                         Some(gpu) => format!(
                             "prefscope's WGSL kernels on {}: {} compute pipelines for the towers, {} on the device in all",
