@@ -34,8 +34,8 @@ pub struct ModelArgs {
     /// Texts or images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Compute type of the towers: `auto` runs F16/BF16 checkpoints in f16 on GPUs with
-    /// shader-f16 and everything else in f32; `f16` insists (errors on the CPU backend).
+    /// Weight type of the towers: `auto` keeps F16/BF16 checkpoints' matrices in f16 on the
+    /// GPU (activations f32) and everything else in f32; `f16` insists (errors on the CPU).
     #[arg(long, default_value = "auto", value_parser = Precision::parse)]
     pub precision: Precision,
     #[arg(long, value_enum, default_value = "json")]

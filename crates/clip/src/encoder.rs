@@ -44,10 +44,10 @@ pub struct TextEmbedding {
 enum Towers {
     /// burn modules on a burn device (burn-flex; burn-wgpu for the comparison row).
     Burn {
-        model: Clip,
+        model: Box<Clip>,
         device: Device,
     },
-    Device(DeviceClip),
+    Device(Box<DeviceClip>),
 }
 
 pub struct Encoder {
@@ -63,8 +63,8 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads a model from its files onto `backend`, in f16 when the checkpoint is stored in
-    /// half precision and the GPU has shader-f16, in f32 otherwise.
+    /// Loads a model from its files onto `backend`, with f16 weights when the checkpoint is
+    /// stored in half precision and the towers run on the GPU, in f32 otherwise.
     pub fn load(files: &ModelFiles, backend: Backend) -> Result<Self, ClipError> {
         Self::load_with(files, backend, Precision::Auto)
     }
@@ -111,7 +111,14 @@ impl Encoder {
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => Some(gpu.clone()),
         };
-        let gpu_f16 = gpu.as_ref().is_some_and(Gpu::has_shader_f16);
+        // prefscope's kernels unpack f16 weights with core WGSL on any adapter; burn-wgpu
+        // computes in f16 and needs shader-f16.
+        let gpu_f16 = match &backend {
+            Backend::Gpu(_) => true,
+            Backend::Cpu => false,
+            #[cfg(feature = "burn-wgpu")]
+            Backend::BurnWgpu(gpu) => gpu.has_shader_f16(),
+        };
         let stored_half = checkpoint.stored_half();
         // The range scan reads every weight: only when f16 could be chosen.
         let may_use_f16 = gpu_f16 && (precision == Precision::F16 || (precision == Precision::Auto && stored_half));
@@ -121,16 +128,16 @@ impl Encoder {
         let logit_scale = checkpoint.read("logit_scale", &[]).await?[0];
         let towers = match backend {
             Backend::Gpu(gpu) => {
-                Towers::Device(DeviceClip::load(&config, checkpoint, &gpu, dtype == FloatDType::F16).await?)
+                Towers::Device(Box::new(DeviceClip::load(&config, checkpoint, &gpu, dtype == FloatDType::F16).await?))
             }
             Backend::Cpu => {
                 let device = Device::flex();
-                Towers::Burn { model: Clip::load_from(&config, checkpoint, &device, dtype).await?, device }
+                Towers::Burn { model: Box::new(Clip::load_from(&config, checkpoint, &device, dtype).await?), device }
             }
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => {
                 let device = Device::from(gpu.burn_device()?);
-                Towers::Burn { model: Clip::load_from(&config, checkpoint, &device, dtype).await?, device }
+                Towers::Burn { model: Box::new(Clip::load_from(&config, checkpoint, &device, dtype).await?), device }
             }
         };
         Ok(Encoder { towers, config, logit_scale, dtype, tokenizer, gpu, batch: 16 })

@@ -1,8 +1,8 @@
-//! Which float type the towers compute in. Checkpoints stored in F16 or BF16 run in f16 on a
-//! GPU that has shader-f16 (half the memory and bandwidth, as PyTorch users run them), with
-//! LayerNorm statistics and the attention softmax in f32 as autocast does; everywhere else
-//! (f32 checkpoints, the CPU backend, adapters without shader-f16 such as Chromium's
-//! SwiftShader) the weights are widened to f32 at load.
+//! Which float type the towers' weights are kept in. Checkpoints stored in F16 or BF16 keep
+//! f16 matrices on the GPU (half the memory and bandwidth, as PyTorch users run them): the
+//! kernels unpack them with core WGSL, so every adapter can, SwiftShader included, and
+//! activations, accumulation, LayerNorm statistics and the attention softmax stay f32.
+//! Elsewhere (f32 checkpoints, the CPU backend) the weights are widened to f32 at load.
 
 use burn::tensor::{DType, FloatDType};
 
@@ -37,7 +37,8 @@ pub struct Capabilities {
     pub stored_half: bool,
     /// A BF16 weight outside f16's range, named.
     pub overflows_f16: Option<String>,
-    /// The towers run on a GPU whose device has shader-f16 and burn supports F16 on it.
+    /// The towers run where f16 weights are kept: prefscope's GPU kernels on any adapter
+    /// (burn-wgpu, the benchmark's row, only with shader-f16).
     pub gpu_f16: bool,
 }
 
@@ -50,7 +51,7 @@ impl Precision {
             Precision::Auto if caps.stored_half && caps.gpu_f16 && caps.overflows_f16.is_none() => Ok(FloatDType::F16),
             Precision::Auto => Ok(FloatDType::F32),
             Precision::F16 if !caps.gpu_f16 => {
-                refuse("it needs a GPU adapter with shader-f16 (the CPU backend and this adapter compute in f32)")
+                refuse("it needs the GPU towers: the CPU backend computes in f32 (prefscope's kernels keep f16 weights on any adapter, with or without shader-f16)")
             }
             Precision::F16 => match &caps.overflows_f16 {
                 Some(tensor) => refuse(&format!("BF16 tensor `{tensor}` holds values outside f16's range")),

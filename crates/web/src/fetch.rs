@@ -1,10 +1,14 @@
 //! Bytes from URLs the user or the embedding page gives: streamed with progress, and for
 //! model weights kept in the browser's Cache API so a second visit reads them locally.
 
+use std::rc::Rc;
+
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response};
+
+use crate::opfs;
 
 /// The cache the Model view fills and clears.
 pub const MODEL_CACHE: &str = "prefscope-models";
@@ -80,17 +84,14 @@ pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Res
     Ok((bytes, false))
 }
 
-/// GETs `url` into a `Blob` (through the model cache when `cached`): the chunks go from the
-/// network into the browser's blob store without being copied into wasm memory, so weights of
-/// gigabytes can be streamed to the device tensor by tensor afterwards.
-pub async fn fetch_blob(url: &str, cached: bool, progress: &dyn Fn(u64, Option<u64>)) -> Result<Blob, String> {
-    let cache = if cached { cache().await } else { None };
-    if let Some(cache) = &cache {
-        if let Ok(hit) = JsFuture::from(cache.match_with_str(url)).await {
-            if let Ok(response) = hit.dyn_into::<Response>() {
-                let blob = response.blob().map_err(|e| js_error(url, e))?;
-                return JsFuture::from(blob).await.map_err(|e| js_error(url, e)).map(JsCast::unchecked_into);
-            }
+/// GETs `url` as a `Blob` that wasm memory never holds: with `stored`, a disk-backed file in
+/// the origin's private file system (a second visit reads it without the network); otherwise,
+/// or where that is missing, the browser's Blob store. Weights of gigabytes then stream to the
+/// device tensor by tensor.
+pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option<u64>)>) -> Result<Blob, String> {
+    if stored {
+        if let Some(file) = opfs::get(url).await {
+            return Ok(file.into());
         }
     }
     let response = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
@@ -99,6 +100,12 @@ pub async fn fetch_blob(url: &str, cached: bool, progress: &dyn Fn(u64, Option<u
         return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
     }
     let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    if stored {
+        let report = progress.clone();
+        if let Some(file) = opfs::put(url, &response, Rc::new(move |done| report(done, total))).await? {
+            return Ok(file.into());
+        }
+    }
     let parts = js_sys::Array::new();
     if let Some(body) = response.body() {
         let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
@@ -115,14 +122,7 @@ pub async fn fetch_blob(url: &str, cached: bool, progress: &dyn Fn(u64, Option<u
             progress(done_bytes, total);
         }
     }
-    let blob = Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e))?;
-    if let Some(cache) = &cache {
-        if let Ok(response) = Response::new_with_opt_blob(Some(&blob)) {
-            // A full cache (quota) only costs the next visit a download.
-            let _ = JsFuture::from(cache.put_with_str(url, &response)).await;
-        }
-    }
-    Ok(blob)
+    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e))
 }
 
 /// Bytes of wasm memory the page holds (it only grows: the peak so far).
@@ -133,9 +133,11 @@ pub fn wasm_memory_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// Entries and total bytes in the model cache.
+/// Entries and total bytes in the model cache (the Cache API's JSON files and the weights in
+/// the origin's private file system).
 pub async fn cache_usage() -> Result<(usize, u64), String> {
-    let Some(cache) = cache().await else { return Ok((0, 0)) };
+    let (stored_files, stored_bytes) = opfs::usage().await;
+    let Some(cache) = cache().await else { return Ok((stored_files, stored_bytes)) };
     let keys = JsFuture::from(cache.keys()).await.map_err(|e| js_error("model cache", e))?;
     let keys: js_sys::Array = keys.unchecked_into();
     let mut total = 0u64;
@@ -151,11 +153,12 @@ pub async fn cache_usage() -> Result<(usize, u64), String> {
             }
         }
     }
-    Ok((keys.length() as usize, total))
+    Ok((keys.length() as usize + stored_files, total + stored_bytes))
 }
 
 /// Empties the model cache.
 pub async fn clear_cache() -> Result<(), String> {
+    opfs::clear().await;
     let caches = window()?.caches().map_err(|e| js_error("model cache", e))?;
     JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| js_error("model cache", e))?;
     Ok(())

@@ -8,6 +8,7 @@ pub mod compute;
 pub mod export;
 pub mod fetch;
 pub mod host;
+pub mod opfs;
 pub mod options;
 pub mod store;
 pub mod tasks;

@@ -80,7 +80,7 @@ pub async fn load_model(
             Err(e) => return Err(e),
         }
     }
-    let blob = fetch_blob(&format!("{prefix}{weights}"), cached, &report(format!("loading {weights}"))).await?;
+    let blob = fetch_blob(&format!("{prefix}{weights}"), cached, Rc::new(report(format!("loading {weights}")))).await?;
     files.insert_streamed(weights);
     dispatch.emit(Action::Progress(Some(progress("building the towers", None))));
     yield_now().await;

@@ -27,10 +27,11 @@ const F16_COS: f64 = 0.9999;
 const F16_LOGIT: f64 = 1e-2;
 const F16_NORM: f64 = 1e-3;
 
-/// f32 meets the bars. f16 compute (GPUs with shader-f16, on half checkpoints) rounds
-/// every activation to 11 significant bits, as PyTorch's half inference does: embeddings keep
-/// the f32 cosine bars (measured ≥ 0.999999 on lavapipe) while logits, a difference of nearly
-/// cancelling products, move by up to 4e-3 relative (bar 1e-2).
+/// f32 meets the bars. With f16 weights (half checkpoints on the GPU towers) the bars
+/// are those of f16 inference: cos ≥ 0.9999 and logits within 1e-2 relative. The GPU towers
+/// keep activations in f32, so they measure far inside them (worst cos 0.9999998, logits
+/// within 1.1e-6 relative on lavapipe and SwiftShader): F16 weights are stored exactly, BF16
+/// ones lose what f16's narrower exponent cannot hold, which these models' weights never reach.
 fn tolerance(dtype: FloatDType) -> Tolerance {
     match dtype {
         FloatDType::F16 => Tolerance { cos: F16_COS, cos_resized: 0.999, logit: F16_LOGIT, norm: F16_NORM },
