@@ -125,7 +125,7 @@ fn main() {
         let gf = flops / kernel / 1e9;
         println!(
             "| towers' linear {rows}×{k}·{k}×{n} ({}) | {kernel:.3} s, {gf:.1} GFLOP/s ({:.0}% of peak) | | {cpu:.3} s, {:.2} GFLOP/s (f64, 1 thread) | {:.1}× |",
-            if direct { "barrier-free" } else { "workgroup-tiled" },
+            if direct { "barrier-free, vec4" } else { "workgroup-tiled" },
             100.0 * gf / peaks.gflops,
             flops / cpu / 1e9,
             cpu / kernel

@@ -13,6 +13,8 @@ use crate::{Gpu, GpuError};
 
 const LINEAR_F32: Shader = shader!("linear_f32", ["weights_f32", "linear"]);
 const LINEAR_F16: Shader = shader!("linear_f16", ["weights_f16", "linear"]);
+const LINEAR4_F32: Shader = shader!("linear4_f32", ["weights4_f32", "linear4"]);
+const LINEAR4_F16: Shader = shader!("linear4_f16", ["weights4_f16", "linear4"]);
 const EMBED_F32: Shader = shader!("embed_f32", ["weights_f32", "embed"]);
 const EMBED_F16: Shader = shader!("embed_f16", ["weights_f16", "embed"]);
 const LAYER_NORM: Shader = shader!("layer_norm");
@@ -89,11 +91,17 @@ impl Gpu {
         Ok(Pass { scope: self.scope(op)?, encoder: self.encoder(), gpu: self, dummy: None })
     }
 
-    fn linear_entry(&self) -> &'static str {
-        if self.direct_matmul {
-            "linear_direct"
+    /// The matrix-product kernel for a `k`-wide input and `n`-wide output: workgroup-tiled on
+    /// GPUs; on software adapters barrier-free, reading four values at a time when both
+    /// widths are multiples of 4.
+    fn linear_kernel(&self, half: bool, k: usize, n: usize) -> (&'static Shader, &'static str, u32) {
+        let pick = |f32: &'static Shader, f16: &'static Shader| if half { f16 } else { f32 };
+        if !self.direct_matmul {
+            (pick(&LINEAR_F32, &LINEAR_F16), "linear", TILE)
+        } else if k % 4 == 0 && n % 4 == 0 {
+            (pick(&LINEAR4_F32, &LINEAR4_F16), "linear4", DIRECT_TILE)
         } else {
-            "linear"
+            (pick(&LINEAR_F32, &LINEAR_F16), "linear_direct", DIRECT_TILE)
         }
     }
 
@@ -101,9 +109,14 @@ impl Gpu {
     /// software adapters take seconds per pipeline, and browsers compile on every visit.
     /// Returns how many distinct pipelines the towers use.
     pub fn prepare_tower_pipelines(&self, half: bool) -> usize {
-        let (linear, embed) = if half { (&LINEAR_F16, &EMBED_F16) } else { (&LINEAR_F32, &EMBED_F32) };
-        let pipelines: [(&Shader, &'static str); 9] = [
-            (linear, self.linear_entry()),
+        let embed = if half { &EMBED_F16 } else { &EMBED_F32 };
+        // Both product kernels a software adapter may pick (aligned and not).
+        let (aligned, other) = (self.linear_kernel(half, 4, 4), self.linear_kernel(half, 1, 1));
+        let mut pipelines: Vec<(&Shader, &'static str)> = vec![(aligned.0, aligned.1)];
+        if other.1 != aligned.1 {
+            pipelines.push((other.0, other.1));
+        }
+        pipelines.extend([
             (embed, "embed_tokens"),
             // Patch rows and vision tokens read f32 activations whatever the weights' type.
             (&EMBED_F32, "im2col"),
@@ -113,8 +126,8 @@ impl Gpu {
             (&crate::similarity::SHADER, "normalize_rows"),
             (&PREPROCESS, "horizontal"),
             (&PREPROCESS, "vertical"),
-        ];
-        for (shader, entry) in pipelines {
+        ]);
+        for &(shader, entry) in &pipelines {
             self.pipeline(shader, entry);
         }
         pipelines.len()
@@ -127,7 +140,7 @@ pub struct Pass<'g> {
     gpu: &'g Gpu,
     encoder: wgpu::CommandEncoder,
     scope: Scope,
-    /// A 4-byte buffer for optional bindings that an entry point declares but a call skips.
+    /// A small buffer for optional bindings that an entry point declares but a call skips.
     dummy: Option<wgpu::Buffer>,
 }
 
@@ -151,7 +164,8 @@ impl<'g> Pass<'g> {
     }
 
     fn dummy(&mut self) -> wgpu::Buffer {
-        self.dummy.get_or_insert_with(|| self.gpu.scratch("unused", 4)).clone()
+        // 16 bytes: the smallest binding of an array of vec4.
+        self.dummy.get_or_insert_with(|| self.gpu.scratch("unused", 16)).clone()
     }
 
     /// `y = epilogue(x·W + b)`, `x: [rows, k]`, `w: [k, n]`, `bias: [n]` (twin of
@@ -180,17 +194,16 @@ impl<'g> Pass<'g> {
         if rows == 0 || n == 0 {
             return Ok(());
         }
-        let shader = if w.half { &LINEAR_F16 } else { &LINEAR_F32 };
+        let (shader, entry, tile) = self.gpu.linear_kernel(w.half, k, n);
         let dummy = self.dummy();
         let params =
             Params::default().u(rows as u32).u(k as u32).u(n as u32).u(epilogue.code()).u(bias.is_some() as u32);
         let b = bias.map_or(&dummy, |b| &b.buffer);
-        let tile = if self.gpu.direct_matmul { DIRECT_TILE } else { TILE };
         let groups = [(n as u32).div_ceil(tile), (rows as u32).div_ceil(tile), 1];
         self.gpu.dispatch_at(
             &mut self.encoder,
             shader,
-            self.gpu.linear_entry(),
+            entry,
             &params,
             &[(1, &x.buffer), (2, &w.buffer), (3, b), (4, &y.buffer)],
             groups,

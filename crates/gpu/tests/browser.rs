@@ -123,6 +123,7 @@ async fn transformer_kernels_match_core() {
     // Off the tiles, f32 and f16 weights (packed: no shader-f16 needed), batch above 64.
     transformer::check_linear(&g, 7, 37, 23, 1).await;
     transformer::check_linear(&g, 65, 19, 6, 2).await;
+    transformer::check_linear(&g, 9, 12, 20, 7).await;
     transformer::check_layer_norm(&g, 7, 37, 3).await;
     transformer::check_attention(&g, 3, 7, 2, 5, 4).await;
     transformer::check_attention(&g, 65, 2, 1, 3, 5).await;

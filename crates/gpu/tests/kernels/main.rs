@@ -22,9 +22,18 @@ mod transformer_native {
     #[test]
     fn linear_matches_core_off_the_tiles() {
         let g = gpu();
-        for (i, &(rows, k, n)) in
-            [(1, 37, 23), (7, 5, 130), (65, 64, 1), (257, 19, 70), (66, 129, 66)].iter().enumerate()
-        {
+        // Widths off every tile and not multiples of 4, and multiples of 4 (the vectorised kernel).
+        let sizes = [
+            (1, 37, 23),
+            (7, 5, 130),
+            (65, 64, 1),
+            (257, 19, 70),
+            (66, 129, 66),
+            (7, 4, 8),
+            (65, 64, 36),
+            (257, 12, 100),
+        ];
+        for (i, &(rows, k, n)) in sizes.iter().enumerate() {
             block_on(check_linear(&g, rows, k, n, i as u64));
         }
     }

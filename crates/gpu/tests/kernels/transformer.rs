@@ -24,8 +24,8 @@ fn rounded(values: &[f32], half: bool) -> Vec<f32> {
     }
 }
 
-/// `linear` for each epilogue, with and without bias, f32 and f16 weights, in both kernels
-/// (workgroup-tiled and barrier-free).
+/// `linear` for each epilogue, with and without bias, f32 and f16 weights, in the
+/// workgroup-tiled kernel and the barrier-free ones (vectorised when k and n are multiples of 4).
 pub async fn check_linear(g: &Gpu, rows: usize, k: usize, n: usize, seed: u64) {
     for direct in [false, true] {
         check_linear_with(&g.clone().with_direct_matmul(direct), rows, k, n, seed).await;
