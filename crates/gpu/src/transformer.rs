@@ -98,7 +98,7 @@ impl Gpu {
         let pick = |f32: &'static Shader, f16: &'static Shader| if half { f16 } else { f32 };
         if !self.direct_matmul {
             (pick(&LINEAR_F32, &LINEAR_F16), "linear", TILE)
-        } else if k % 4 == 0 && n % 4 == 0 {
+        } else if k.is_multiple_of(4) && n.is_multiple_of(4) {
             (pick(&LINEAR4_F32, &LINEAR4_F16), "linear4", DIRECT_TILE)
         } else {
             (pick(&LINEAR_F32, &LINEAR_F16), "linear_direct", DIRECT_TILE)
