@@ -181,15 +181,14 @@ fn test() -> Result {
     site::end_to_end(&site)
 }
 
-/// The browser checks too large for every CI run (a ViT-H/14-shaped checkpoint streamed onto
-/// WebGPU, about 2 GB): the ignored tests of prefscope-clip's browser suite.
-fn test_big() -> Result {
+/// prefscope-clip's ignored browser tests whose names contain `filter`, in headless Chromium.
+fn browser_ignored(filter: &str) -> Result {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
     let driver = chromedriver()?;
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let args = ["test", "--locked", "--target", "wasm32-unknown-unknown", "-p", "prefscope-clip", "--test", "browser"];
-    let args = [&args[..], &["--", "--include-ignored"]].concat();
+    let args = [&args[..], &["--", "--include-ignored", "--nocapture", filter]].concat();
     let env = [
         ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
         ("CHROMEDRIVER", driver.as_str()),
@@ -285,7 +284,10 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "test" => test(),
-        "test-big" => test_big(),
+        // The browser checks too large for every CI run (a ViT-H/14-shaped checkpoint streamed
+        // onto WebGPU, about 2 GB) and the towers' browser benchmark (B/32 on WebGPU).
+        "test-big" => browser_ignored("vit_h"),
+        "bench-browser" => browser_ignored("bench_"),
         "bench" => bench(),
         "demo" => demo(),
         "dist" => dist(),
@@ -294,7 +296,9 @@ fn main() -> ExitCode {
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <test|test-big|bench|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>");
+            eprintln!(
+                "usage: cargo xtask <test|test-big|bench|bench-browser|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>"
+            );
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!(
                 "  test-big  the browser checks too large for CI (a ViT-H/14-sized checkpoint streamed onto WebGPU)"
