@@ -59,6 +59,15 @@ fn log1mexp(x: f32) -> f32 {
     return log(u) * (y / (u - 1.0));
 }
 
+// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26), four at a time (the GELU
+// epilogues); WGSL has none.
+fn erf4(v: vec4<f32>) -> vec4<f32> {
+    let a = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    return sign(v) * (1.0 - poly * exp(-a * a));
+}
+
 // A u32 whose unsigned order is f32's total order (Rust's `total_cmp`).
 fn order_key(x: f32) -> u32 {
     let b = bitcast<u32>(x);

@@ -16,18 +16,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26); WGSL has none.
-fn erf(v: f32) -> f32 {
-    let a = abs(v);
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-    return sign(v) * (1.0 - poly * exp(-a * a));
-}
-
 fn apply_epilogue(v: f32, idx: u32) -> f32 {
     switch p.epilogue {
         case 1u: { return v / (1.0 + exp(-1.702 * v)); }
-        case 2u: { return 0.5 * v * (1.0 + erf(v * 0.70710678118654752)); }
+        case 2u: { return 0.5 * v * (1.0 + erf4(vec4<f32>(v * 0.70710678118654752)).x); }
         case 3u: { return y[idx] + v; }
         default: { return v; }
     }

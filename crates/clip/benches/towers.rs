@@ -16,15 +16,8 @@ use prefscope_gpu::Gpu;
 
 const REPEATS: usize = 2;
 
-/// openai/clip-vit-base-patch32's config.json (its legacy eos_token_id 2 included).
-const CONFIG: &str = r#"{
-  "model_type": "clip", "projection_dim": 512, "logit_scale_init_value": 2.6592,
-  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
-    "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408,
-    "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},
-  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"}
-}"#;
+/// openai/clip-vit-base-patch32's config.json.
+const CONFIG: &str = prefscope_clip::export::VIT_B32_CONFIG;
 
 /// Deterministic N(0, σ²)-ish values (sum of uniforms): timing does not care about the law.
 struct Rng(u64);

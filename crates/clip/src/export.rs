@@ -222,3 +222,24 @@ impl ClipConfig {
         })
     }
 }
+
+/// openai/clip-vit-base-patch32's config.json (its legacy eos_token_id 2 included): the shape
+/// benchmarks build random-weight models of.
+pub const VIT_B32_CONFIG: &str = r#"{
+  "model_type": "clip", "projection_dim": 512, "logit_scale_init_value": 2.6592,
+  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
+    "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408,
+    "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},
+  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"}
+}"#;
+
+/// laion/CLIP-ViT-H-14-laion2B-s32B-b79K's shapes (PickScore and HPS v2 are this model).
+pub const VIT_H14_CONFIG: &str = r#"{
+  "model_type": "clip", "projection_dim": 1024,
+  "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
+    "num_hidden_layers": 24, "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu",
+    "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
+  "vision_config": {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 16,
+    "num_hidden_layers": 32, "image_size": 224, "patch_size": 14, "hidden_act": "gelu"}
+}"#;

@@ -12,6 +12,7 @@ mod tokenizer;
 
 use burn::tensor::FloatDType;
 use prefscope_clip::blob::BlobSource;
+use prefscope_clip::export::{VIT_B32_CONFIG as B32, VIT_H14_CONFIG as VIT_H};
 use prefscope_clip::{Backend, Encoder, ModelFiles, Precision};
 use prefscope_gpu::Gpu;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -149,17 +150,7 @@ fn model_files(config: &str) -> ModelFiles {
     files
 }
 
-/// laion/CLIP-ViT-H-14-laion2B-s32B-b79K's shapes (PickScore and HPS v2 are this model).
-const VIT_H: &str = r#"{
-  "model_type": "clip", "projection_dim": 1024,
-  "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
-    "num_hidden_layers": 24, "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu",
-    "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
-  "vision_config": {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 16,
-    "num_hidden_layers": 32, "image_size": 224, "patch_size": 14, "hidden_act": "gelu"}
-}"#;
-
-/// A ViT-H/14-shaped f16 checkpoint (about 2 GB) loads onto WebGPU from a Blob with wasm
+/// A ViT-H/14-shaped f16 checkpoint (about 2 GB) loads onto WebGPU from a disk-backed file with wasm
 /// memory under a quarter of the file. Minutes on SwiftShader in a debug build, so it runs on
 /// demand: `cargo xtask test-big` (the number is in BENCHMARKS.md).
 #[wasm_bindgen_test]
@@ -184,16 +175,6 @@ async fn a_vit_h_checkpoint_loads_with_wasm_memory_under_a_quarter_of_the_file()
     remove_file("vit-h.safetensors").await;
     assert!(peak * 4 < size as u64, "wasm memory {peak} bytes for a {size}-byte checkpoint");
 }
-
-/// openai/clip-vit-base-patch32's config.json (its legacy eos_token_id 2 included).
-const B32: &str = r#"{
-  "model_type": "clip", "projection_dim": 512, "logit_scale_init_value": 2.6592,
-  "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8,
-    "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408,
-    "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1},
-  "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-    "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"}
-}"#;
 
 fn now() -> f64 {
     js_sys::Date::now()
