@@ -100,3 +100,30 @@ fn reweight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         out[0] = y[0];
     }
 }
+
+// The rows a manifest scores, picked from the products x and the projections y (as `split`
+// reads them): picks holds, per row, the product's index, u·image's index and text·u's index
+// in y. out: [relevant, irrelevant, score, reweighted] (rows each) in score units; the score
+// clamps at 0 when dim == 1 (CLIPScore's convention).
+@group(0) @binding(4) var<storage, read> picks: array<u32>;
+
+@compute @workgroup_size(256)
+fn pick_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let r = group_index(wid, nwg) * WG + lid;
+    let m = p.rows;
+    if (r >= m) {
+        return;
+    }
+    let irrelevant = y[picks[3u * r + 1u]] * y[picks[3u * r + 2u]];
+    let relevant = (x[picks[3u * r]] - irrelevant) * p.scale;
+    let scaled = irrelevant * p.scale;
+    var score = relevant + scaled;
+    if (p.dim == 1u) {
+        score = max(score, 0.0);
+    }
+    out[r] = relevant;
+    out[m + r] = scaled;
+    out[2u * m + r] = score;
+    out[3u * m + r] = relevant + p.weight * scaled;
+}

@@ -9,6 +9,8 @@ use prefscope_core::embedding::{dot, Embeddings};
 use prefscope_core::longalign::{common_direction, decompose};
 use prefscope_core::preprocess::{Preset, Resize};
 
+use prefscope_gpu::{GpuError, RowRequest};
+
 use crate::encoder::Encoder;
 use crate::error::ClipError;
 
@@ -202,7 +204,9 @@ impl PromptEmbeddings {
 }
 
 /// Scores rows against image embeddings (L2-normalised, from [`Encoder::embed_images`] with
-/// [`Scorer::preset`]) and the rows' prompts, embedded once in `prompts`.
+/// [`Scorer::preset`]) and the rows' prompts, embedded once in `prompts`. With the towers on a
+/// GPU the scores, the split, the softmax and the ranks run there in one pass with one
+/// read-back (prefscope-gpu's `score_rows`); on the CPU they are prefscope-core's twins.
 pub async fn score(
     encoder: &Encoder,
     items: &[Item<'_>],
@@ -213,18 +217,19 @@ pub async fn score(
     u: &[f32],
 ) -> Result<Vec<ScoreRow>, ClipError> {
     let pair = scorer.pair_score(encoder.logit_scale());
-    let (scale, _) = pair.affine();
+    let (scale, clamp) = pair.affine();
     let mut group_ids: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     let mut groups = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
     for item in items {
         let row = prompts.index(item.prompt).ok_or_else(|| {
             ClipError::Input(format!("the prompt of row `{}` was not embedded: {:?}", item.id, item.prompt))
         })?;
-        let text = prompts.embeddings.row(row);
-        let image = images.row(item.image);
-        let parts = decompose(text, image, u, scale);
-        let cosine = dot(text, image) as f32;
+        if item.image >= images.len() {
+            return Err(ClipError::Input(format!("row `{}` names image {} of {}", item.id, item.image, images.len())));
+        }
+        rows.push((item.image, row));
         let group = item.group.clone().unwrap_or_else(|| item.prompt.to_string());
         let next = group_ids.len() as u32;
         groups.push(*group_ids.entry(group.clone()).or_insert(next));
@@ -233,13 +238,41 @@ pub async fn score(
             group,
             prompt: item.prompt.to_string(),
             image: item.image_name.to_string(),
-            score: pair.apply(cosine),
-            relevant: parts.relevant,
-            irrelevant: parts.irrelevant,
-            reweighted: parts.reweighted(reweight),
+            score: 0.0,
+            relevant: 0.0,
+            irrelevant: 0.0,
+            reweighted: 0.0,
             probability: 0.0,
             rank: 0,
         });
+    }
+    if let Some(gpu) = encoder.gpu() {
+        let request =
+            RowRequest { images, texts: &prompts.embeddings, u, rows: &rows, groups: &groups, scale, clamp, reweight };
+        match gpu.score_rows(&request).await {
+            Ok(scored) => {
+                for (k, row) in out.iter_mut().enumerate() {
+                    row.score = scored.score[k];
+                    row.relevant = scored.relevant[k];
+                    row.irrelevant = scored.irrelevant[k];
+                    row.reweighted = scored.reweighted[k];
+                    row.probability = scored.probability[k];
+                    row.rank = scored.rank[k];
+                }
+                return Ok(out);
+            }
+            // Larger than one binding: the CPU scores it.
+            Err(GpuError::TooLarge { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (row, &(image, text)) in out.iter_mut().zip(&rows) {
+        let (text, image) = (prompts.embeddings.row(text), images.row(image));
+        let parts = decompose(text, image, u, scale);
+        row.score = pair.apply(dot(text, image) as f32);
+        row.relevant = parts.relevant;
+        row.irrelevant = parts.irrelevant;
+        row.reweighted = parts.reweighted(reweight);
     }
     let scores: Vec<f32> = out.iter().map(|r| r.score).collect();
     for ((row, p), r) in out.iter_mut().zip(grouped_softmax(&scores, &groups)).zip(grouped_ranks(&scores, &groups)) {

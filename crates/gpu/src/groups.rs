@@ -4,7 +4,7 @@
 use crate::kernel::{cast, groups_per_item, shader, Params, Shader};
 use crate::{Gpu, GpuError};
 
-const SHADER: Shader = shader!("groups");
+pub(crate) const SHADER: Shader = shader!("groups");
 
 /// Per-element results, in the caller's order.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -9,7 +9,7 @@ use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, S
 use crate::similarity::SHADER as SIMILARITY;
 use crate::{Gpu, GpuError};
 
-const SHADER: Shader = shader!("longalign");
+pub(crate) const SHADER: Shader = shader!("longalign");
 
 /// One block of image rows × text rows whose parts live on the device.
 struct Block {

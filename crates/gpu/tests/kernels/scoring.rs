@@ -113,3 +113,84 @@ fn longalign_matches_core() {
         }
     }
 }
+
+/// A manifest's rows in one pass: parts, score (clamped or not), reweighted score, softmax and
+/// ranks within groups, against core's formulas combined as prefscope-clip's scorer does.
+/// Ranks must agree wherever a row's score is not within 1e-4 of another in its group.
+#[test]
+fn rows_scored_in_one_pass_match_core() {
+    let g = gpu();
+    let mut rng = Rng::new(41);
+    let images = rng.embeddings(23, 17).normalized();
+    let texts = rng.embeddings(6, 17);
+    let u = common_direction(&rng.embeddings(9, 17));
+    let rows: Vec<(usize, usize)> = (0..70).map(|_| (rng.below(23) as usize, rng.below(6) as usize)).collect();
+    let groups: Vec<u32> = rows.iter().map(|&(_, j)| (j % 4) as u32).collect();
+    for score in PRESETS {
+        let (scale, clamp) = score.affine();
+        let request = prefscope_gpu::RowRequest {
+            images: &images,
+            texts: &texts,
+            u: &u,
+            rows: &rows,
+            groups: &groups,
+            scale,
+            clamp,
+            reweight: 0.3,
+        };
+        let got = block_on(g.score_rows(&request)).unwrap();
+        let parts: Vec<_> = rows
+            .iter()
+            .map(|&(i, j)| prefscope_core::longalign::decompose(texts.row(j), images.row(i), &u, scale))
+            .collect();
+        let want_score: Vec<f32> = rows
+            .iter()
+            .map(|&(i, j)| score.apply(prefscope_core::embedding::dot(texts.row(j), images.row(i)) as f32))
+            .collect();
+        let what = format!("{score:?}");
+        let tol = 2e-5 * scale as f64;
+        assert_close(
+            &format!("{what} relevant"),
+            &got.relevant,
+            &parts.iter().map(|p| p.relevant).collect::<Vec<_>>(),
+            tol,
+            0.0,
+        );
+        assert_close(
+            &format!("{what} irrelevant"),
+            &got.irrelevant,
+            &parts.iter().map(|p| p.irrelevant).collect::<Vec<_>>(),
+            tol,
+            0.0,
+        );
+        assert_close(&format!("{what} score"), &got.score, &want_score, tol, 0.0);
+        let reweighted: Vec<f32> = parts.iter().map(|p| p.reweighted(0.3)).collect();
+        assert_close(&format!("{what} reweighted"), &got.reweighted, &reweighted, tol, 0.0);
+        let probability = grouped_softmax(&want_score, &groups);
+        assert_close(&format!("{what} probability"), &got.probability, &probability, 1e-5, 1e-4);
+        let ranks = grouped_ranks(&want_score, &groups);
+        for r in 0..rows.len() {
+            let near = (0..rows.len())
+                .any(|o| o != r && groups[o] == groups[r] && (want_score[o] - want_score[r]).abs() < 1e-4 * scale);
+            if !near {
+                assert_eq!(got.rank[r], ranks[r], "{what}: rank of row {r}");
+            }
+        }
+    }
+    // Out-of-range rows and mismatched groups are errors.
+    let bad = prefscope_gpu::RowRequest {
+        images: &images,
+        texts: &texts,
+        u: &u,
+        rows: &[(23, 0)],
+        groups: &[0],
+        scale: 1.0,
+        clamp: false,
+        reweight: 0.3,
+    };
+    assert!(block_on(g.score_rows(&bad)).unwrap_err().to_string().contains("row (23, 0)"));
+    // Past one binding: refused, so the caller can score on the CPU.
+    let small = tiny(256);
+    let request = prefscope_gpu::RowRequest { rows: &rows, groups: &groups, ..bad };
+    assert!(matches!(block_on(small.score_rows(&request)), Err(prefscope_gpu::GpuError::TooLarge { .. })));
+}

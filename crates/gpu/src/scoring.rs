@@ -1,0 +1,152 @@
+//! A manifest's rows scored in one pass on the device: the products of every image with every
+//! prompt, the LongAlign projections, each row's parts, score and reweighted score, then the
+//! softmax and ranks within its group — one submit, one read-back. Twin of
+//! `prefscope_core::longalign::decompose` and `prefscope_core::clip_score::{grouped_softmax,
+//! grouped_ranks}` as prefscope-clip's scorer combines them.
+
+use prefscope_core::embedding::Embeddings;
+
+use crate::groups::SHADER as GROUPS;
+use crate::kernel::{cast, groups_for, groups_per_item, Params};
+use crate::longalign::SHADER as LONGALIGN;
+use crate::similarity::SHADER as SIMILARITY;
+use crate::{Gpu, GpuError};
+
+/// One value per row, in the order the rows were given.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowScores {
+    pub score: Vec<f32>,
+    pub relevant: Vec<f32>,
+    pub irrelevant: Vec<f32>,
+    pub reweighted: Vec<f32>,
+    pub probability: Vec<f32>,
+    pub rank: Vec<u32>,
+}
+
+/// What to score: `rows[r] = (image, text)` rows of the two matrices, `groups[r]` the group
+/// row `r` competes in; parts in units of `scale`, the score clamped at 0 when `clamp`.
+pub struct RowRequest<'a> {
+    /// L2-normalised image embeddings.
+    pub images: &'a Embeddings,
+    /// Text embeddings as scored (LongAlign segment averages are not renormalised).
+    pub texts: &'a Embeddings,
+    /// The common text direction.
+    pub u: &'a [f32],
+    pub rows: &'a [(usize, usize)],
+    pub groups: &'a [u32],
+    pub scale: f32,
+    pub clamp: bool,
+    pub reweight: f32,
+}
+
+impl Gpu {
+    /// Scores `request`'s rows; inputs past one binding are refused with
+    /// [`GpuError::TooLarge`] (the caller scores on the CPU then).
+    pub async fn score_rows(&self, request: &RowRequest<'_>) -> Result<RowScores, GpuError> {
+        let RowRequest { images, texts, u, rows, groups, scale, clamp, reweight } = *request;
+        let dim = images.dim;
+        if texts.dim != dim || u.len() != dim {
+            return Err(GpuError::Shape(format!(
+                "widths differ: images {dim}, texts {}, direction {}",
+                texts.dim,
+                u.len()
+            )));
+        }
+        if groups.len() != rows.len() {
+            return Err(GpuError::Shape(format!("{} rows but {} group ids", rows.len(), groups.len())));
+        }
+        let (ni, np, m) = (images.len(), texts.len(), rows.len());
+        if let Some(&(i, j)) = rows.iter().find(|&&(i, j)| i >= ni || j >= np) {
+            return Err(GpuError::Shape(format!("row ({i}, {j}) is past {ni} images and {np} texts")));
+        }
+        if m == 0 {
+            return Ok(RowScores::default());
+        }
+        for (what, bytes) in [
+            ("the image embeddings", images.data.len() * 4),
+            ("the text embeddings", texts.data.len() * 4),
+            ("the image × text products", ni * np * 4),
+            ("the rows' parts", 4 * m * 4),
+            ("the rows' picks", 3 * m * 4),
+        ] {
+            self.check_fits(|| what.to_string(), bytes as u64)?;
+        }
+        // Rows gathered by group (a stable counting sort), as the softmax kernel reads them.
+        let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
+        let mut offsets = vec![0u32; n_groups + 1];
+        for &g in groups {
+            offsets[g as usize + 1] += 1;
+        }
+        for g in 0..n_groups {
+            offsets[g + 1] += offsets[g];
+        }
+        let mut next = offsets.clone();
+        let mut order = vec![0usize; m];
+        for (r, &g) in groups.iter().enumerate() {
+            order[next[g as usize] as usize] = r;
+            next[g as usize] += 1;
+        }
+        let picks: Vec<u32> = order
+            .iter()
+            .flat_map(|&r| {
+                let (i, j) = rows[r];
+                [(i * np + j) as u32, i as u32, (ni + j) as u32]
+            })
+            .collect();
+
+        let scope = self.scope("scoring")?;
+        let mut enc = self.encoder();
+        let a = self.upload("images", &images.data);
+        let an = self.scratch("images normalised", (ni * dim * 4) as u64);
+        let b = self.upload("texts", &texts.data);
+        let ub = self.upload("direction", u);
+        let prod = self.scratch("products", (ni * np * 4) as u64);
+        let ui = self.scratch("u·image", (ni * 4) as u64);
+        let tu = self.scratch("text·u", (np * 4) as u64);
+        let y = self.scratch("projections", ((ni + np) * 4) as u64);
+        let pk = self.upload("picks", &picks);
+        let parts = self.scratch("parts", (4 * m * 4) as u64);
+        let scores = self.scratch("scores", (m * 4) as u64);
+        let off = self.upload("offsets", &offsets);
+        let prob = self.scratch("probabilities", (m * 4) as u64);
+        let rank = self.scratch("ranks", (m * 4) as u64);
+        self.normalize_into(&mut enc, &a, ni, dim, &an);
+        let mm = Params::default().u(ni as u32).u(np as u32).u(dim as u32).u(0).f(1.0);
+        let tiles = [(np as u32).div_ceil(64), (ni as u32).div_ceil(64), 1];
+        self.dispatch(&mut enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], tiles);
+        let pa = Params::default().u(ni as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        self.dispatch(&mut enc, &LONGALIGN, "dot_rows", &pa, &[&an, &ub, &ui], groups_per_item(ni as u64));
+        let pb = Params::default().u(np as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        self.dispatch(&mut enc, &LONGALIGN, "dot_rows", &pb, &[&b, &ub, &tu], groups_per_item(np as u64));
+        enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (ni * 4) as u64);
+        enc.copy_buffer_to_buffer(&tu, 0, &y, (ni * 4) as u64, (np * 4) as u64);
+        let pr = Params::default().u(m as u32).u(0).u(clamp as u32).f(scale).f(reweight);
+        let bindings = [(1, &prod), (2, &y), (3, &parts), (4, &pk)];
+        self.dispatch_at(&mut enc, &LONGALIGN, "pick_rows", &pr, &bindings, groups_for(m as u64));
+        enc.copy_buffer_to_buffer(&parts, (2 * m * 4) as u64, &scores, 0, (m * 4) as u64);
+        let pg = Params::default().u(n_groups as u32);
+        let bindings = [&off, &scores, &prob, &rank];
+        self.dispatch(&mut enc, &GROUPS, "softmax_ranks", &pg, &bindings, groups_per_item(n_groups as u64));
+        let bytes = self
+            .finish(scope, enc, &[(&parts, (4 * m * 4) as u64), (&prob, (m * 4) as u64), (&rank, (m * 4) as u64)])
+            .await?;
+        let (parts, prob, rank): (Vec<f32>, Vec<f32>, Vec<u32>) = (cast(&bytes[0]), cast(&bytes[1]), cast(&bytes[2]));
+        let mut out = RowScores {
+            score: vec![0.0; m],
+            relevant: vec![0.0; m],
+            irrelevant: vec![0.0; m],
+            reweighted: vec![0.0; m],
+            probability: vec![0.0; m],
+            rank: vec![0; m],
+        };
+        for (k, &r) in order.iter().enumerate() {
+            out.relevant[r] = parts[k];
+            out.irrelevant[r] = parts[m + k];
+            out.score[r] = parts[2 * m + k];
+            out.reweighted[r] = parts[3 * m + k];
+            out.probability[r] = prob[k];
+            out.rank[r] = rank[k];
+        }
+        Ok(out)
+    }
+}
