@@ -1,5 +1,5 @@
-// LongAlign: segment averages, the common direction of a prompt set, and the split of every
-// image×text score into text-relevant and text-irrelevant parts.
+// LongAlign: the split of every image×text score into text-relevant and text-irrelevant parts,
+// and the rows a manifest scores.
 
 struct Params {
     rows: u32,
@@ -13,43 +13,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-// out[d] = Σ_rows x[row, d] (one thread per dimension; the host divides and combines chunks).
-@compute @workgroup_size(256)
-fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let d = gid.x;
-    if (d >= p.dim) {
-        return;
-    }
-    var s = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        s += x[r * p.dim + d];
-    }
-    out[d] = s;
-    if (p.cols == 0xffffffffu) {
-        out[0] = y[0];
-    }
-}
-
-// Segment averages of already normalised segment rows x: y holds offsets (as u32 bits);
-// out[t, d] = mean over text t's segments. One thread per (text, dimension).
-@compute @workgroup_size(256)
-fn segment_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let idx = group_index(wid, nwg) * WG + lid;
-    if (idx >= p.rows * p.dim) {
-        return;
-    }
-    let t = idx / p.dim;
-    let d = idx % p.dim;
-    let s0 = bitcast<u32>(y[t]);
-    let s1 = bitcast<u32>(y[t + 1u]);
-    var s = 0.0;
-    for (var k = s0; k < s1; k++) {
-        s += x[k * p.dim + d];
-    }
-    out[idx] = s / f32(s1 - s0);
-}
 
 // out[r] = x[r, :] · y (row-vector products with the common direction).
 @compute @workgroup_size(256)

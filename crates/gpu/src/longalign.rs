@@ -1,8 +1,9 @@
-//! LongAlign on the GPU: segment averages, the common direction of a prompt set, and the
-//! relevant/irrelevant split of every image×text score, kept on the device so that moving
-//! the reweighting slider re-runs one small kernel. Twins of `prefscope_core::longalign`.
+//! LongAlign on the GPU: the relevant/irrelevant split of every image×text score, kept on the
+//! device so that moving the reweighting slider re-runs one small kernel. Twin of
+//! `prefscope_core::longalign::decompose_all`. (Segment averages and the common direction are
+//! computed once per prompt set on the host, where the text tower's embeddings arrive.)
 
-use prefscope_core::embedding::{normalize, Embeddings};
+use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::Decomposition;
 
 use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, Shader};
@@ -67,70 +68,6 @@ impl Decomposed {
 }
 
 impl Gpu {
-    /// The common direction `normalise(mean_p t_p)`: column sums on the device (in chunks of
-    /// rows), combined and normalised on the host.
-    pub async fn common_direction(&self, texts: &Embeddings) -> Result<Vec<f32>, GpuError> {
-        let dim = texts.dim;
-        self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
-        let mut total = vec![0f64; dim];
-        for r in chunks(texts.len(), self.items_per_binding(dim as u64 * 4)) {
-            let scope = self.scope("common direction")?;
-            let x = self.upload("texts", &texts.data[r.start * dim..r.end * dim]);
-            let out = self.scratch("column sums", dim as u64 * 4);
-            let mut enc = self.encoder();
-            let params = Params::default().u(r.len() as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-            self.dispatch(&mut enc, &SHADER, "column_sums", &params, &[&x, &x, &out], groups_for(dim as u64));
-            let bytes = self.finish(scope, enc, &[(&out, dim as u64 * 4)]).await?;
-            for (t, s) in total.iter_mut().zip(cast::<f32>(&bytes[0])) {
-                *t += s as f64;
-            }
-        }
-        let n = texts.len() as f64;
-        Ok(normalize(&total.iter().map(|s| (s / n) as f32).collect::<Vec<_>>()))
-    }
-
-    /// Segment-averaged text embeddings (twin of `longalign::segment_averages`): text `k` owns
-    /// rows `offsets[k]..offsets[k+1]` of `segments`, each normalised before averaging.
-    pub async fn segment_averages(&self, segments: &Embeddings, offsets: &[usize]) -> Result<Embeddings, GpuError> {
-        let dim = segments.dim;
-        if offsets.windows(2).any(|w| w[1] <= w[0]) || offsets.last().is_some_and(|&e| e != segments.len()) {
-            return Err(GpuError::Shape("segment offsets must rise and end at the number of segments".into()));
-        }
-        let texts = offsets.len().saturating_sub(1);
-        let row_cap = self.items_per_binding(dim as u64 * 4);
-        let mut data = Vec::with_capacity(texts * dim);
-        let mut t0 = 0;
-        while t0 < texts {
-            self.check_fits(|| format!("text {t0}'s segments"), ((offsets[t0 + 1] - offsets[t0]) * dim * 4) as u64)?;
-            let mut t1 = t0 + 1;
-            while t1 < texts && offsets[t1 + 1] - offsets[t0] <= row_cap && t1 - t0 + 2 <= self.items_per_binding(4) {
-                t1 += 1;
-            }
-            let (s0, s1) = (offsets[t0], offsets[t1]);
-            let local: Vec<u32> = offsets[t0..=t1].iter().map(|o| (o - s0) as u32).collect();
-            let scope = self.scope("segment average")?;
-            let x = self.upload("segments", &segments.data[s0 * dim..s1 * dim]);
-            let xn = self.scratch("normalised", ((s1 - s0) * dim * 4) as u64);
-            let off = self.upload("offsets", &local);
-            let out = self.scratch("averages", ((t1 - t0) * dim * 4) as u64);
-            let mut enc = self.encoder();
-            self.normalize_into(&mut enc, &x, s1 - s0, dim, &xn);
-            let params = Params::default().u((t1 - t0) as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-            self.dispatch(
-                &mut enc,
-                &SHADER,
-                "segment_mean",
-                &params,
-                &[&xn, &off, &out],
-                groups_for(((t1 - t0) * dim) as u64),
-            );
-            let bytes = self.finish(scope, enc, &[(&out, ((t1 - t0) * dim * 4) as u64)]).await?;
-            data.extend(cast::<f32>(&bytes[0]));
-            t0 = t1;
-        }
-        Ok(Embeddings { dim, data })
-    }
-
     /// Splits every image×text score against `u` (twin of `longalign::decompose_all`):
     /// images are normalised here, texts used as given (segment averages are not renormalised).
     pub async fn decompose(

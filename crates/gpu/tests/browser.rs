@@ -57,8 +57,7 @@ async fn longalign_matches_core() {
     let g = gpu().await;
     let mut rng = Rng::new(22);
     let prompts = rng.embeddings(20, 16);
-    let u = g.common_direction(&prompts).await.unwrap();
-    assert_close("direction", &u, &common_direction(&prompts), 1e-6, 0.0);
+    let u = common_direction(&prompts);
     let (images, texts) = (rng.embeddings(9, 16), rng.embeddings(5, 16));
     let parts = g.decompose(&images, &texts, &u, 100.0).await.unwrap();
     let want = decompose_all(&images, &texts, &u, 100.0);
