@@ -79,7 +79,10 @@ impl<S: Source> Checkpoint<S> {
             return Err(bad("shorter than its 8-byte header length".into()));
         }
         let head = source.range(0, 8).await.map_err(bad)?;
-        let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let Ok(head) = <[u8; 8]>::try_from(&head[..]) else {
+            return Err(bad(format!("reading its 8-byte header length gave {} bytes", head.len())));
+        };
+        let n = u64::from_le_bytes(head);
         if n > MAX_HEADER || n > len - 8 {
             return Err(bad(format!("its header claims {n} bytes, past the file's {len} bytes or the format's limit")));
         }
@@ -122,10 +125,12 @@ impl<S: Source> Checkpoint<S> {
 
     async fn bytes(&self, info: &TensorInfo) -> Result<Cow<'_, [u8]>, ClipError> {
         let (s, e) = info.data_offsets;
-        self.source
-            .range(self.data_start + s as u64, self.data_start + e as u64)
-            .await
-            .map_err(|detail| ClipError::Checkpoint { file: self.file.clone(), detail })
+        let bad = |detail: String| ClipError::Checkpoint { file: self.file.clone(), detail };
+        let bytes = self.source.range(self.data_start + s as u64, self.data_start + e as u64).await.map_err(bad)?;
+        if bytes.len() != e - s {
+            return Err(bad(format!("reading bytes {s}..{e} of the data gave {} bytes", bytes.len())));
+        }
+        Ok(bytes)
     }
 
     /// The first tensor with a finite value past f16's largest (65504), which f16 compute

@@ -13,6 +13,26 @@ pub struct GroupedScores {
     pub ranks: Vec<u32>,
 }
 
+/// Members gathered by group with a stable counting sort (ties keep their order by position):
+/// group `g` owns `order[offsets[g]..offsets[g + 1]]`, the members' original positions.
+pub(crate) fn group_order(groups: &[u32]) -> (Vec<u32>, Vec<usize>) {
+    let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
+    let mut offsets = vec![0u32; n_groups + 1];
+    for &g in groups {
+        offsets[g as usize + 1] += 1;
+    }
+    for g in 0..n_groups {
+        offsets[g + 1] += offsets[g];
+    }
+    let mut next = offsets.clone();
+    let mut order = vec![0usize; groups.len()];
+    for (i, &g) in groups.iter().enumerate() {
+        order[next[g as usize] as usize] = i;
+        next[g as usize] += 1;
+    }
+    (offsets, order)
+}
+
 impl Gpu {
     /// `groups[i]` is the group of `xs[i]` (any order, as in core). Members are gathered by a
     /// stable counting sort, so ties keep their order by position.
@@ -20,20 +40,8 @@ impl Gpu {
         if xs.len() != groups.len() {
             return Err(GpuError::Shape(format!("{} scores but {} group ids", xs.len(), groups.len())));
         }
-        let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
-        let mut offsets = vec![0u32; n_groups + 1];
-        for &g in groups {
-            offsets[g as usize + 1] += 1;
-        }
-        for g in 0..n_groups {
-            offsets[g + 1] += offsets[g];
-        }
-        let mut next = offsets.clone();
-        let mut order = vec![0usize; xs.len()];
-        for (i, &g) in groups.iter().enumerate() {
-            order[next[g as usize] as usize] = i;
-            next[g as usize] += 1;
-        }
+        let (offsets, order) = group_order(groups);
+        let n_groups = offsets.len() - 1;
         let sorted: Vec<f32> = order.iter().map(|&i| xs[i]).collect();
         let mut out = GroupedScores { probabilities: vec![0.0; xs.len()], ranks: vec![0; xs.len()] };
         // Whole groups per chunk, each chunk's members within one binding.

@@ -68,6 +68,38 @@ impl Decomposed {
 }
 
 impl Gpu {
+    /// Records what every split reads: `images` (rows of `dim`) normalised, their products with
+    /// `texts` (`images × texts`), and the projections `[u·image…, text·u…]` on `u`. Returns
+    /// the products and the projections.
+    pub(crate) fn record_projections(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        images: &[f32],
+        texts: &[f32],
+        u: &wgpu::Buffer,
+        dim: usize,
+    ) -> (wgpu::Buffer, wgpu::Buffer) {
+        let (ni, np) = (images.len() / dim.max(1), texts.len() / dim.max(1));
+        let a = self.upload("images", images);
+        let b = self.upload("texts", texts);
+        let an = self.scratch("images normalised", (ni * dim * 4) as u64);
+        let prod = self.scratch("products", (ni * np * 4) as u64);
+        let ui = self.scratch("u·image", (ni * 4) as u64);
+        let tu = self.scratch("text·u", (np * 4) as u64);
+        let y = self.scratch("projections", ((ni + np) * 4) as u64);
+        self.normalize_into(enc, &a, ni, dim, &an);
+        let mm = Params::default().u(ni as u32).u(np as u32).u(dim as u32).u(0).f(1.0);
+        let tiles = [(np as u32).div_ceil(64), (ni as u32).div_ceil(64), 1];
+        self.dispatch(enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], tiles);
+        let pa = Params::default().u(ni as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        self.dispatch(enc, &SHADER, "dot_rows", &pa, &[&an, u, &ui], groups_per_item(ni as u64));
+        let pb = Params::default().u(np as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        self.dispatch(enc, &SHADER, "dot_rows", &pb, &[&b, u, &tu], groups_per_item(np as u64));
+        enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (ni * 4) as u64);
+        enc.copy_buffer_to_buffer(&tu, 0, &y, (ni * 4) as u64, (np * 4) as u64);
+        (prod, y)
+    }
+
     /// Splits every image×text score against `u` (twin of `longalign::decompose_all`):
     /// images are normalised here, texts used as given (segment averages are not renormalised).
     pub async fn decompose(
@@ -101,25 +133,15 @@ impl Gpu {
             for rb in chunks(cols, side) {
                 let (na, nb) = (ra.len(), rb.len());
                 let scope = self.scope("decomposition")?;
-                let a = self.upload("images", &images.data[ra.start * dim..ra.end * dim]);
-                let b = self.upload("texts", &texts.data[rb.start * dim..rb.end * dim]);
-                let an = self.scratch("images normalised", (na * dim * 4) as u64);
-                let prod = self.scratch("products", (na * nb * 4) as u64);
-                let ui = self.scratch("u·image", (na * 4) as u64);
-                let tu = self.scratch("text·u", (nb * 4) as u64);
-                let y = self.scratch("projections", ((na + nb) * 4) as u64);
-                let parts = self.scratch("parts", (2 * na * nb * 4) as u64);
                 let mut enc = self.encoder();
-                self.normalize_into(&mut enc, &a, na, dim, &an);
-                let mm = Params::default().u(na as u32).u(nb as u32).u(dim as u32).u(0).f(1.0);
-                let groups = [(nb as u32).div_ceil(64), (na as u32).div_ceil(64), 1];
-                self.dispatch(&mut enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], groups);
-                let pa = Params::default().u(na as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-                self.dispatch(&mut enc, &SHADER, "dot_rows", &pa, &[&an, &ub, &ui], groups_per_item(na as u64));
-                let pb = Params::default().u(nb as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-                self.dispatch(&mut enc, &SHADER, "dot_rows", &pb, &[&b, &ub, &tu], groups_per_item(nb as u64));
-                enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (na * 4) as u64);
-                enc.copy_buffer_to_buffer(&tu, 0, &y, (na * 4) as u64, (nb * 4) as u64);
+                let (prod, y) = self.record_projections(
+                    &mut enc,
+                    &images.data[ra.start * dim..ra.end * dim],
+                    &texts.data[rb.start * dim..rb.end * dim],
+                    &ub,
+                    dim,
+                );
+                let parts = self.scratch("parts", (2 * na * nb * 4) as u64);
                 let ps = Params::default().u(na as u32).u(nb as u32).u(dim as u32).f(scale).f(0.0);
                 self.dispatch(&mut enc, &SHADER, "split", &ps, &[&prod, &y, &parts], groups_for((na * nb) as u64));
                 let bytes = self.finish(scope, enc, &[(&parts, (2 * na * nb * 4) as u64)]).await?;

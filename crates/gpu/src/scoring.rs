@@ -6,10 +6,9 @@
 
 use prefscope_core::embedding::Embeddings;
 
-use crate::groups::SHADER as GROUPS;
+use crate::groups::{group_order, SHADER as GROUPS};
 use crate::kernel::{cast, groups_for, groups_per_item, Params};
 use crate::longalign::SHADER as LONGALIGN;
-use crate::similarity::SHADER as SIMILARITY;
 use crate::{Gpu, GpuError};
 
 /// One value per row, in the order the rows were given.
@@ -71,21 +70,9 @@ impl Gpu {
         ] {
             self.check_fits(|| what.to_string(), bytes as u64)?;
         }
-        // Rows gathered by group (a stable counting sort), as the softmax kernel reads them.
-        let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
-        let mut offsets = vec![0u32; n_groups + 1];
-        for &g in groups {
-            offsets[g as usize + 1] += 1;
-        }
-        for g in 0..n_groups {
-            offsets[g + 1] += offsets[g];
-        }
-        let mut next = offsets.clone();
-        let mut order = vec![0usize; m];
-        for (r, &g) in groups.iter().enumerate() {
-            order[next[g as usize] as usize] = r;
-            next[g as usize] += 1;
-        }
+        // Rows gathered by group, as the softmax kernel reads them.
+        let (offsets, order) = group_order(groups);
+        let n_groups = offsets.len() - 1;
         let picks: Vec<u32> = order
             .iter()
             .flat_map(|&r| {
@@ -96,30 +83,14 @@ impl Gpu {
 
         let scope = self.scope("scoring")?;
         let mut enc = self.encoder();
-        let a = self.upload("images", &images.data);
-        let an = self.scratch("images normalised", (ni * dim * 4) as u64);
-        let b = self.upload("texts", &texts.data);
         let ub = self.upload("direction", u);
-        let prod = self.scratch("products", (ni * np * 4) as u64);
-        let ui = self.scratch("u·image", (ni * 4) as u64);
-        let tu = self.scratch("text·u", (np * 4) as u64);
-        let y = self.scratch("projections", ((ni + np) * 4) as u64);
         let pk = self.upload("picks", &picks);
         let parts = self.scratch("parts", (4 * m * 4) as u64);
         let scores = self.scratch("scores", (m * 4) as u64);
         let off = self.upload("offsets", &offsets);
         let prob = self.scratch("probabilities", (m * 4) as u64);
         let rank = self.scratch("ranks", (m * 4) as u64);
-        self.normalize_into(&mut enc, &a, ni, dim, &an);
-        let mm = Params::default().u(ni as u32).u(np as u32).u(dim as u32).u(0).f(1.0);
-        let tiles = [(np as u32).div_ceil(64), (ni as u32).div_ceil(64), 1];
-        self.dispatch(&mut enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], tiles);
-        let pa = Params::default().u(ni as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-        self.dispatch(&mut enc, &LONGALIGN, "dot_rows", &pa, &[&an, &ub, &ui], groups_per_item(ni as u64));
-        let pb = Params::default().u(np as u32).u(0).u(dim as u32).f(1.0).f(0.0);
-        self.dispatch(&mut enc, &LONGALIGN, "dot_rows", &pb, &[&b, &ub, &tu], groups_per_item(np as u64));
-        enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (ni * 4) as u64);
-        enc.copy_buffer_to_buffer(&tu, 0, &y, (ni * 4) as u64, (np * 4) as u64);
+        let (prod, y) = self.record_projections(&mut enc, &images.data, &texts.data, &ub, dim);
         let pr = Params::default().u(m as u32).u(0).u(clamp as u32).f(scale).f(reweight);
         let bindings = [(1, &prod), (2, &y), (3, &parts), (4, &pk)];
         self.dispatch_at(&mut enc, &LONGALIGN, "pick_rows", &pr, &bindings, groups_for(m as u64));
