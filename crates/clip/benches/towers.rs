@@ -6,11 +6,14 @@
 //! of REPEATS batches). PyTorch eager
 //! fp32 (xtask/bench/clip_torch.py) runs on its best device when .venv-reference exists.
 //!
-//! `cargo xtask bench` runs it; `PREFSCOPE_BENCH_BATCH` (default 64) sets the batch.
+//! `cargo xtask bench` runs it; `PREFSCOPE_BENCH_BATCH` (default 64) sets the batch. On a GPU
+//! adapter it then scores at PickScore's and HPS v2's size (ViT-H/14, f16 weights): load, the
+//! first score, and warm scoring through `scorer::score` (`PREFSCOPE_BENCH_VITH=0` skips it).
 
 use std::time::Instant;
 
 use prefscope_clip::export::{hf_shapes, safetensors_f32};
+use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{Backend, ClipConfig, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_gpu::Gpu;
 
@@ -35,9 +38,10 @@ impl Rng {
     }
 }
 
-fn model_files() -> ModelFiles {
+/// A checkpoint with `config`'s shapes and random weights, in transformers' layout.
+fn model_files(config_json: &str) -> ModelFiles {
     let mut rng = Rng(0x5eed);
-    let config = ClipConfig::from_huggingface(CONFIG.as_bytes(), None).expect("B/32 config");
+    let config = ClipConfig::from_huggingface(config_json.as_bytes(), None).expect("config");
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = hf_shapes(&config)
         .into_iter()
         .map(|(name, shape)| {
@@ -48,7 +52,7 @@ fn model_files() -> ModelFiles {
         })
         .collect();
     let mut files = ModelFiles::new();
-    files.insert("config.json", CONFIG.as_bytes().to_vec());
+    files.insert("config.json", config_json.as_bytes().to_vec());
     files.insert("model.safetensors", safetensors_f32(&tensors).expect("serialize"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clip/tokenizer.json");
     files.insert("tokenizer.json", std::fs::read(root).expect("tests/fixtures/clip/tokenizer.json"));
@@ -133,7 +137,7 @@ fn torch(batch: usize) -> Option<serde_json::Value> {
 
 fn main() {
     let batch: usize = std::env::var("PREFSCOPE_BENCH_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(64);
-    let files = model_files();
+    let files = model_files(CONFIG);
     println!("CLIP ViT-B/32 shapes, random weights, fp32, batch {batch}");
     let mut rows = Vec::new();
     match pollster::block_on(Gpu::new(true)) {
@@ -155,6 +159,7 @@ fn main() {
         }
         Err(e) => println!("(GPU rows skipped: {e})"),
     }
+    let vit_h = std::env::var("PREFSCOPE_BENCH_VITH").map_or(true, |v| v != "0");
     rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch, Precision::F32)));
     let baseline = torch(batch);
     println!(
@@ -191,4 +196,53 @@ fn main() {
             println!("{name:<44} texts {:>6.2}×   images {:>6.2}×", tps / t.text_per_s, ips / t.image_per_s);
         }
     }
+    if vit_h {
+        match pollster::block_on(Gpu::new(true)) {
+            Ok(gpu) => score_vit_h(gpu),
+            Err(e) => println!("(ViT-H/14 scoring skipped: {e})"),
+        }
+    }
+}
+
+/// Scoring at PickScore's size on the device: ViT-H/14 towers with f16 weights, PickScore's
+/// preset, `SCORED` images against one prompt each plus the reference prompts' direction.
+fn score_vit_h(gpu: Gpu) {
+    const SCORED: usize = 4;
+    println!(
+        "\nViT-H/14 shapes (PickScore, HPS v2), random weights stored f32, run with f16 weights on {}",
+        gpu.adapter()
+    );
+    let t = Instant::now();
+    let files = model_files(prefscope_clip::export::VIT_H14_CONFIG);
+    let bytes = files.read("model.safetensors").ok().flatten().map_or(0, |b| b.len());
+    println!("checkpoint built in {:.1} s ({bytes} bytes)", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let encoder = Encoder::load_with(&files, Backend::Gpu(gpu), Precision::F16).expect("ViT-H/14 load");
+    drop(files);
+    let load = t.elapsed().as_secs_f64();
+    let (texts, images) = inputs(SCORED);
+    let scorer = Scorer::PickScore;
+    let reference = Reference::Prompts(vec!["a photo".into(), "an image of something".into()]);
+    let run = |n: usize| {
+        let t = Instant::now();
+        let u = pollster::block_on(common_text_direction(&encoder, scorer, &reference)).expect("direction");
+        let embedded = pollster::block_on(encoder.embed_images(&images[..n], Some(&scorer.preset(encoder.preset()))))
+            .expect("images");
+        let prompts = pollster::block_on(PromptEmbeddings::embed(&encoder, scorer, &texts[..n])).expect("prompts");
+        let names: Vec<String> = (0..n).map(|i| format!("img{i}")).collect();
+        let items: Vec<Item> = (0..n)
+            .map(|i| Item { id: i.to_string(), group: None, prompt: &texts[i], image: i, image_name: &names[i] })
+            .collect();
+        let rows = pollster::block_on(score(&encoder, &items, &embedded, &prompts, scorer, 0.0, &u)).expect("score");
+        assert_eq!(rows.len(), n);
+        t.elapsed().as_secs_f64()
+    };
+    let first = run(1);
+    let warm = run(SCORED);
+    println!(
+        "{:<44} {:>8} {:>14} {:>22}",
+        "ViT-H/14 on prefscope kernels", "load s", "first score s", "scored rows/s (warm)"
+    );
+    println!("{:<44} {load:>8.1} {first:>14.1} {:>22.2}", "", SCORED as f64 / warm);
+    println!("(a row: one image, one prompt; each run also embeds {} reference prompts)", reference.prompts().len());
 }
