@@ -12,8 +12,15 @@ import init, { mount } from "./pkg/prefscope_web.js";
 const base = new URL(".", import.meta.url).href;
 let wasm = null;
 
+// Stages of the first result are marked in the performance timeline ("prefscope:…").
 function loadWasm() {
-  wasm ??= init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) });
+  if (!wasm) {
+    performance.mark("prefscope:wasm-start");
+    wasm = init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) }).then((w) => {
+      performance.mark("prefscope:wasm-ready");
+      return w;
+    });
+  }
   return wasm;
 }
 
@@ -27,6 +34,18 @@ function loadStyles() {
 }
 
 const ATTRIBUTES = ["model", "data", "view", "beta", "reweight"];
+const URL_ATTRIBUTES = new Set(["model", "data"]);
+
+// A relative `model` or `data` resolves against the page, as a link would; the manifest's
+// own rows then resolve against the manifest.
+function attributeValue(name, value) {
+  if (value === null || !URL_ATTRIBUTES.has(name) || value.trim() === "") return value;
+  try {
+    return new URL(value.trim(), document.baseURI).href;
+  } catch {
+    return value; // the application reports it as not a URL
+  }
+}
 
 class PrefscopeViewer extends HTMLElement {
   static observedAttributes = ATTRIBUTES;
@@ -46,7 +65,7 @@ class PrefscopeViewer extends HTMLElement {
     const options = { base, full: this.hasAttribute("full") };
     for (const name of [...ATTRIBUTES, "device"]) {
       const value = this.getAttribute(name);
-      if (value !== null) options[name] = value;
+      if (value !== null) options[name] = attributeValue(name, value);
     }
     // The page's ?device= overrides (tests and users forcing a path).
     if (query.has("device")) options.device = query.get("device");
@@ -54,7 +73,7 @@ class PrefscopeViewer extends HTMLElement {
   }
 
   attributeChangedCallback(name, old, value) {
-    if (this.viewer && old !== value) this.viewer.attribute_changed(name, value);
+    if (this.viewer && old !== value) this.viewer.attribute_changed(name, attributeValue(name, value));
   }
 }
 

@@ -1,96 +1,20 @@
-// End-to-end tests of the built page in headless Chromium (DESIGN.md "Testing strategy").
-// Run by `cargo xtask test`, which builds the site and the native CLI and sets:
-//   PREFSCOPE_SITE  the built folder        PREFSCOPE_CLI  the native `prefscope` binary
-//   PREFSCOPE_SHOTS where screenshots go
+// End-to-end tests of the built page in headless Chromium (DESIGN.md "Testing strategy"),
+// run by `cargo xtask test` (harness.mjs says what it sets).
 // The page's numbers are compared with the CLI's on the same inputs: the CLI is the
 // reference the golden tests already tie to transformers, open_clip and TRL.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { chromium } from "playwright-core";
-
-const SITE = process.env.PREFSCOPE_SITE;
-const CLI = process.env.PREFSCOPE_CLI;
-const SHOTS = process.env.PREFSCOPE_SHOTS ?? "target/e2e";
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-// SwiftShader runs the towers at about 0.2 GFLOP/s: scoring the gallery takes minutes.
-const SLOW = 480_000;
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm",
-  ".json": "application/json", ".jsonl": "application/x-ndjson" };
+import { ROOT, SHOTS, SLOW, breakdown, cli, close, rankingRows, serve, withPage } from "./harness.mjs";
 
 let server, origin;
 
 before(async () => {
-  assert.ok(SITE && CLI, "PREFSCOPE_SITE and PREFSCOPE_CLI must be set (cargo xtask test does)");
-  await mkdir(SHOTS, { recursive: true });
-  server = createServer(async (req, res) => {
-    const url = new URL(req.url, "http://x");
-    let file = path.join(SITE, decodeURIComponent(url.pathname));
-    if (!file.startsWith(path.resolve(SITE))) return res.writeHead(403).end();
-    try {
-      if ((await stat(file)).isDirectory()) file = path.join(file, "index.html");
-      const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" }).end(body);
-    } catch {
-      res.writeHead(404).end("not found");
-    }
-  });
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  origin = `http://127.0.0.1:${server.address().port}`;
+  ({ server, origin } = await serve());
 });
 
 after(() => server?.close());
-
-function cli(...args) {
-  const out = execFileSync(CLI, args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
-  return JSON.parse(out);
-}
-
-const FLAGS = ["--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync"];
-
-/** A browser, with WebGPU (SwiftShader) or without; a page whose console errors are collected. */
-async function open(webgpu) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // playwright gives each launch a fresh profile (the --user-data-dir the brief asks for).
-    args: [...FLAGS, ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-webgpu"])],
-  });
-  const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-  const problems = [];
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("crash", () => problems.push("page crashed"));
-  return { browser, page, problems };
-}
-
-/** Runs `body` on a fresh page and checks, whatever it did, that nothing reached the console as an error. */
-async function withPage(webgpu, body) {
-  const { browser, page, problems } = await open(webgpu);
-  try {
-    await body(page);
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
-}
-
-async function rankingRows(page) {
-  await page.waitForSelector('[data-testid="ranking-row"]', { timeout: SLOW });
-  return page.$$eval('[data-testid="ranking-row"]', (rows) => rows.map((r) => ({
-    prompt: r.dataset.prompt, id: r.dataset.id, rank: Number(r.dataset.rank), score: Number(r.dataset.score),
-    relevant: Number(r.dataset.relevant), irrelevant: Number(r.dataset.irrelevant),
-    probability: Number(r.dataset.probability) })));
-}
-
-function close(a, b, what, tol = 2e-3) {
-  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: page ${a}, cli ${b}`);
-}
 
 /** The page's rankings equal `prefscope demo`'s, row for row. */
 function assertSameRankings(rows, demo) {
@@ -196,6 +120,7 @@ test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'
   assertSameRankings(rows, demoRankings());
   const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
   console.log(`webgpu: navigation to first ranking ${ms} ms; ${await page.textContent('[data-testid="device-badge"]')}`);
+  console.log(`webgpu: ${await breakdown(page)}`);
   await page.screenshot({ path: path.join(SHOTS, "webgpu-score.png"), fullPage: true });
   await page.click('button[data-view="decompose"]');
   await setRange(page, "reweight", 0.9);
@@ -218,6 +143,7 @@ test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { t
   assertSameRankings(rows, demoRankings());
   const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
   console.log(`cpu: navigation to first ranking ${ms} ms`);
+  console.log(`cpu: ${await breakdown(page)}`);
   await page.screenshot({ path: path.join(SHOTS, "cpu-score.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });

@@ -10,6 +10,12 @@ use std::process::{Command, ExitCode};
 const BROWSER_CRATES: &[&str] =
     &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
 
+/// RUSTFLAGS of every wasm build (tests, page, benchmarks), identical so that they share their
+/// artifacts: warnings are errors (clippy only sees the native cfg), and wasm SIMD is on, which
+/// burn-flex's matrix products and element-wise kernels use on the CPU path (Chrome 91, Firefox
+/// 89 and Safari 16.4 run it).
+pub(crate) const WASM_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128";
+
 /// The features `cargo xtask test` builds the workspace's tests with.
 pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
 
@@ -56,7 +62,7 @@ fn cargo_wasm(crates: &[&str]) -> Result {
     for krate in crates {
         args.extend(["-p", krate]);
     }
-    run_with(&program, &args, &[("RUSTFLAGS", "-Dwarnings")])
+    run_with(&program, &args, &[("RUSTFLAGS", WASM_RUSTFLAGS)])
 }
 
 /// Installs the wasm target when rustup is there and the target is not.
@@ -170,8 +176,7 @@ fn test() -> Result {
     let env = [
         ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
         ("CHROMEDRIVER", &driver),
-        // The same RUSTFLAGS as the wasm builds above, so their dependencies are reused.
-        ("RUSTFLAGS", "-Dwarnings"),
+        ("RUSTFLAGS", WASM_RUSTFLAGS),
         // The towers on SwiftShader take about a minute; the runner's default is 20 s.
         ("WASM_BINDGEN_TEST_TIMEOUT", "600"),
     ];
@@ -194,7 +199,7 @@ fn clip_browser_target(target: &str) -> Result {
     let env = [
         ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
         ("CHROMEDRIVER", driver.as_str()),
-        ("RUSTFLAGS", "-Dwarnings"),
+        ("RUSTFLAGS", WASM_RUSTFLAGS),
         ("WASM_BINDGEN_TEST_TIMEOUT", "1200"),
     ];
     run_with(&program, &args, &env)
@@ -205,6 +210,73 @@ fn bench_browser() -> Result {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
     clip_browser_target("bench_webgpu")
+}
+
+/// prefscope's page against transformers.js in the same headless Chromium (web/bench/run.mjs),
+/// on the release build. `DEVICES=cpu,webgpu` adds the WebGPU row; `THREADS` sets
+/// transformers.js's WASM threads (default 1, as prefscope's CPU path).
+fn bench_web() -> Result {
+    let site = site::build(site::Profile::Release)?;
+    let tjs = ensure_transformersjs()?;
+    site::ensure_playwright()?;
+    let (site, tjs) = (site.to_str().ok_or("path")?.to_string(), tjs.to_str().ok_or("path")?.to_string());
+    run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs)])
+}
+
+/// The transformers.js harness (../shared/bench/transformersjs, or `$PREFSCOPE_TJS`) set up in
+/// its working folder (`$TJS_WORK`, default ~/.cache/prefscope-tjs) as its README says: npm's
+/// transformers.js, ONNX exports of the random B/32 towers and the same weights as safetensors
+/// for prefscope. About ten minutes the first time; returns the folder.
+fn ensure_transformersjs() -> Result<PathBuf> {
+    let source = std::env::var("PREFSCOPE_TJS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("../shared/bench/transformersjs"));
+    if !source.join("run.mjs").exists() {
+        return Err(format!(
+            "{} has no transformers.js harness: set PREFSCOPE_TJS to its folder (shared/bench/transformersjs)",
+            source.display()
+        ));
+    }
+    let home = std::env::var("HOME").map_err(|_| "HOME is not set")?;
+    let work =
+        std::env::var("TJS_WORK").map(PathBuf::from).unwrap_or_else(|_| Path::new(&home).join(".cache/prefscope-tjs"));
+    std::fs::create_dir_all(work.join("web")).map_err(|e| format!("{}: {e}", work.display()))?;
+    for file in ["run.mjs", "server.py", "web/bench.html", "web/bench.js"] {
+        std::fs::copy(source.join(file), work.join(file)).map_err(|e| format!("{file}: {e}"))?;
+    }
+    let work_str = work.to_str().ok_or("path")?;
+    if !work.join("node_modules/@huggingface/transformers").exists() {
+        // --ignore-scripts: onnxruntime-node's postinstall downloads, and the page needs only onnxruntime-web.
+        run(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                work_str,
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "@huggingface/transformers@4",
+                "playwright-core",
+            ],
+        )?;
+    }
+    if !work.join("models/clip-b32-random/hf/model.safetensors").exists() {
+        let python = root().join(".venv-reference/bin/python");
+        if !python.exists() {
+            return Err("the ONNX export needs .venv-reference: run ../shared/tools/reference-venv.sh".into());
+        }
+        let python = python.to_str().ok_or("path")?.to_string();
+        run(&python, &["-m", "pip", "install", "-q", "onnx", "onnxscript", "onnxruntime"])?;
+        let tokenizer = root().join("tests/fixtures/clip/tokenizer.json");
+        let export = source.join("export_clip.py");
+        run_with(
+            &python,
+            &[export.to_str().ok_or("path")?, "b32"],
+            &[("TJS_WORK", work_str), ("TJS_TOKENIZER", tokenizer.to_str().ok_or("path")?)],
+        )?;
+    }
+    Ok(work)
 }
 
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
@@ -294,6 +366,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test(),
         "bench-browser" => bench_browser(),
+        "bench-web" => bench_web(),
         "bench" => bench(),
         "demo" => demo(),
         "dist" => dist(),
@@ -302,9 +375,12 @@ fn main() -> ExitCode {
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench|bench-browser|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>");
+            eprintln!(
+                "usage: cargo xtask <test|bench|bench-browser|bench-web|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>"
+            );
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench-browser  B/32 on WebGPU in headless Chromium (image batches 1 and 8, text batch 8)");
+            eprintln!("  bench-web the page against transformers.js in headless Chromium (CPU path vs WASM; DEVICES=cpu,webgpu)");
             eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
             eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");

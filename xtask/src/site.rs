@@ -75,8 +75,7 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
         }
         Profile::Debug => ("debug", target_dir().join("dist-debug")),
     };
-    // The same RUSTFLAGS as the test builds, so dependencies are shared with them.
-    run_with(&program, &args, &[("RUSTFLAGS", "-Dwarnings")])?;
+    run_with(&program, &args, &[("RUSTFLAGS", crate::WASM_RUSTFLAGS)])?;
     let _ = std::fs::remove_dir_all(&out);
     let wasm = target_dir().join("wasm32-unknown-unknown").join(dir).join("prefscope_web.wasm");
     let pkg = out.join("pkg");
@@ -90,7 +89,19 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     }
     let root = root();
     copy(&root.join("index.html"), &out.join("index.html"))?;
-    for file in ["prefscope-viewer.js", "prefscope.css", "examples/index.html"] {
+    // The element, the JavaScript API (module and types) and their examples.
+    for file in [
+        "prefscope-viewer.js",
+        "prefscope.css",
+        "prefscope.js",
+        "prefscope.d.ts",
+        "examples/index.html",
+        "examples/api.html",
+        "examples/api-example.js",
+        "examples/api-worker.js",
+        // prefscope's side of `cargo xtask bench-web`.
+        "bench/index.html",
+    ] {
         copy(&root.join("web").join(file), &out.join(file))?;
     }
     for file in ["config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json"] {
@@ -167,13 +178,19 @@ pub fn serve(dir: &Path, address: &str) -> Result {
     Ok(())
 }
 
-/// The page's end-to-end tests (web/tests/e2e.mjs) on the built folder, with playwright-core
-/// from npm driving the system's Chromium. Screenshots land in target/e2e.
-pub fn end_to_end(site: &Path) -> Result {
+/// npm's playwright-core in web/node_modules (the browser tests and benchmarks drive Chromium with it).
+pub fn ensure_playwright() -> Result {
     let web = root().join("web");
     if !web.join("node_modules/playwright-core").exists() {
         run("npm", &["ci", "--prefix", web.to_str().ok_or("path")?, "--no-audit", "--no-fund"])?;
     }
+    Ok(())
+}
+
+/// The page's end-to-end tests (web/tests/e2e.mjs) on the built folder, with playwright-core
+/// from npm driving the system's Chromium. Screenshots land in target/e2e.
+pub fn end_to_end(site: &Path) -> Result {
+    ensure_playwright()?;
     // The native CLI gives the numbers the page must show. Built with the workspace test
     // step's flags, so it is the binary that step already built (other features would
     // rebuild burn).

@@ -252,20 +252,7 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
     let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
     let prompts = block_on(PromptEmbeddings::embed(&encoder, scorer, &prompts))?;
     let scored = block_on(score(&encoder, &items, &images, &prompts, scorer, args.reweight, &u))?;
-    let text = |f: fn(&prefscope_clip::ScoreRow) -> String| Column::Text(scored.iter().map(f).collect());
-    let float = |f: fn(&prefscope_clip::ScoreRow) -> f32| Column::Float(scored.iter().map(|r| f(r) as f64).collect());
-    let table = OutputTable::new(vec![
-        ("id".into(), text(|r| r.id.clone())),
-        ("group".into(), text(|r| r.group.clone())),
-        ("prompt".into(), text(|r| r.prompt.clone())),
-        ("image".into(), text(|r| r.image.clone())),
-        ("score".into(), float(|r| r.score)),
-        ("relevant".into(), float(|r| r.relevant)),
-        ("irrelevant".into(), float(|r| r.irrelevant)),
-        ("reweighted".into(), float(|r| r.reweighted)),
-        ("probability".into(), float(|r| r.probability)),
-        ("rank".into(), Column::Int(scored.iter().map(|r| r.rank as i64).collect())),
-    ]);
+    let table = prefscope_clip::scorer::rows_table(&scored);
     eprintln!(
         "{} rows scored with {} ({}); common direction from {} reference prompts",
         scored.len(),

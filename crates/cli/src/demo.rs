@@ -22,7 +22,8 @@ use prefscope_synth::dpo_demo;
 use serde_json::json;
 
 use crate::dpo::Device;
-use crate::output::{metrics_json, Result};
+use crate::output::Result;
+use prefscope_core::write::metrics_json;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use prefscope_core::write::OutputTable;
+use prefscope_core::write::{metrics_json, OutputTable};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,16 +27,6 @@ fn sink(out: Option<&PathBuf>) -> Result<Box<dyn Write + Send>> {
         }
         None => Box::new(BufWriter::new(std::io::stdout())),
     })
-}
-
-/// JSON numbers for metrics; a non-finite value (an empty batch) becomes null.
-pub fn metrics_json(metrics: &BTreeMap<String, f64>) -> Value {
-    Value::Object(
-        metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)))
-            .collect(),
-    )
 }
 
 /// Writes `{"metrics": …, "pairs": […]}` for JSON; the rows alone for the tabular formats,

@@ -8,6 +8,7 @@ use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, PairScore};
 use prefscope_core::embedding::{dot, Embeddings};
 use prefscope_core::longalign::{common_direction, decompose};
 use prefscope_core::preprocess::{Preset, Resize};
+use prefscope_core::write::{Column, OutputTable};
 
 use prefscope_gpu::{GpuError, RowRequest};
 
@@ -201,6 +202,25 @@ impl PromptEmbeddings {
     pub fn direction(&self) -> Vec<f32> {
         common_direction(&self.embeddings)
     }
+}
+
+/// The rows of `prefscope score` with the contract's column names (DESIGN.md), shared by the
+/// command and the JavaScript API so that both name them alike.
+pub fn rows_table(rows: &[ScoreRow]) -> OutputTable {
+    let text = |f: fn(&ScoreRow) -> String| Column::Text(rows.iter().map(f).collect());
+    let float = |f: fn(&ScoreRow) -> f32| Column::Float(rows.iter().map(|r| f(r) as f64).collect());
+    OutputTable::new(vec![
+        ("id".into(), text(|r| r.id.clone())),
+        ("group".into(), text(|r| r.group.clone())),
+        ("prompt".into(), text(|r| r.prompt.clone())),
+        ("image".into(), text(|r| r.image.clone())),
+        ("score".into(), float(|r| r.score)),
+        ("relevant".into(), float(|r| r.relevant)),
+        ("irrelevant".into(), float(|r| r.irrelevant)),
+        ("reweighted".into(), float(|r| r.reweighted)),
+        ("probability".into(), float(|r| r.probability)),
+        ("rank".into(), Column::Int(rows.iter().map(|r| r.rank as i64).collect())),
+    ])
 }
 
 /// Scores rows against image embeddings (L2-normalised, from [`Encoder::embed_images`] with

@@ -42,6 +42,12 @@ impl Report<'_> {
         &self.evaluation.metrics
     }
 
+    /// The document `prefscope dpo --format json` prints (and the JavaScript API returns):
+    /// `{"metrics": {TRL's names: value}, "pairs": [rows]}`, a non-finite metric as null.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "metrics": crate::write::metrics_json(self.metrics()), "pairs": self.pairs_table().json_rows() })
+    }
+
     /// The per-pair rows with the contract's column names.
     pub fn pairs_table(&self) -> OutputTable {
         let p = &self.evaluation.pairs;

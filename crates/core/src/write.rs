@@ -63,6 +63,16 @@ fn format_float(x: f64) -> String {
     }
 }
 
+/// JSON numbers for metrics; a non-finite value (an empty batch) becomes null.
+pub fn metrics_json(metrics: &std::collections::BTreeMap<String, f64>) -> Value {
+    Value::Object(
+        metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)))
+            .collect(),
+    )
+}
+
 /// Named columns of equal length.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OutputTable {

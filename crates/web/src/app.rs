@@ -54,6 +54,7 @@ pub fn app(props: &AppProps) -> Html {
             spawn_local(async move {
                 dispatch.emit(Action::Progress(Some(tasks::progress("opening the device", None))));
                 let runtime = compute::open(choice).await;
+                crate::scope::mark("device-open");
                 if !needs_model {
                     host.emit(
                         "prefscope-ready",
@@ -79,7 +80,7 @@ pub fn app(props: &AppProps) -> Html {
             if let Some(runtime) = runtime.clone() {
                 let url = url.clone();
                 spawn_local(async move {
-                    match tasks::load_model(&runtime, url.as_deref(), &base, &dispatch).await {
+                    match tasks::load_model(&runtime, url.as_deref(), &base, tasks::report_to(&dispatch)).await {
                         Ok(model) => {
                             host.emit(
                                 "prefscope-ready",
@@ -199,7 +200,7 @@ pub fn app(props: &AppProps) -> Html {
                         let name = url.rsplit('/').next().unwrap_or(&url).to_string();
                         let result = match crate::fetch::fetch_bytes(&url, &|_, _| {}).await {
                             Ok(bytes) => tasks::load_pairs(&model, &name, bytes, Some(&url), &loaded, &dispatch).await,
-                            Err(e) => Err(e),
+                            Err(e) => Err(e.into()),
                         };
                         match result {
                             Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),

@@ -32,12 +32,6 @@ impl PartialEq for Runtime {
     }
 }
 
-fn has_webgpu() -> bool {
-    web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"gpu".into()).ok())
-        .is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
-}
-
 fn cpu(reason: String) -> Runtime {
     Runtime { gpu: None, badge: Badge { device: "cpu", label: "CPU".into(), reason } }
 }
@@ -48,7 +42,7 @@ pub async fn open(choice: DeviceChoice) -> Runtime {
     if choice == DeviceChoice::Cpu {
         return cpu("the CPU path was chosen (device=cpu)".into());
     }
-    if !has_webgpu() {
+    if !crate::scope::has_webgpu() {
         return cpu("this browser has no WebGPU (navigator.gpu is missing)".into());
     }
     let insist = choice == DeviceChoice::Gpu;

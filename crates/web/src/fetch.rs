@@ -4,47 +4,81 @@
 use std::rc::Rc;
 
 use js_sys::{Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response};
 
 use crate::opfs;
+use crate::scope::{self, js_error};
 
 /// The cache the Model view fills and clears.
 pub const MODEL_CACHE: &str = "prefscope-models";
 
-fn js_error(context: &str, e: JsValue) -> String {
-    let text = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
-    format!("{context}: {text}")
+/// Why a fetch failed: the server's answer, or no answer at all. Callers that treat a missing
+/// file as an answer (an optional model file) match on the status, never on the message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchError {
+    Status { url: String, status: u16, text: String },
+    Failed(String),
 }
 
-fn window() -> Result<web_sys::Window, String> {
-    web_sys::window().ok_or_else(|| "no window (prefscope runs in a page)".to_string())
+impl FetchError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::Status { status: 404, .. })
+    }
 }
 
-/// The browser's Cache API, when the page has one (secure contexts only).
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Status { url, status, text } => write!(f, "{url}: HTTP {status} {text}"),
+            FetchError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<FetchError> for String {
+    fn from(e: FetchError) -> Self {
+        e.to_string()
+    }
+}
+
+impl From<String> for FetchError {
+    fn from(message: String) -> Self {
+        FetchError::Failed(message)
+    }
+}
+
+/// The browser's Cache API, when the scope has one (secure contexts only).
 async fn cache() -> Option<Cache> {
-    let caches = window().ok()?.caches().ok()?;
-    let cache = JsFuture::from(caches.open(MODEL_CACHE)).await.ok()?;
+    let cache = JsFuture::from(scope::caches()?.open(MODEL_CACHE)).await.ok()?;
     cache.dyn_into::<Cache>().ok()
 }
 
-/// GETs `url`, calling `progress(done, total)` as chunks arrive; a non-2xx status is an error
-/// naming the URL.
-pub async fn fetch_bytes(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
-    let response = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
+/// The response to a GET of `url`; a non-2xx status is an error naming the URL.
+async fn get(url: &str) -> Result<Response, FetchError> {
+    let response = JsFuture::from(scope::fetch(url)?).await.map_err(|e| js_error(url, e))?;
     let response: Response = response.dyn_into().map_err(|e| js_error(url, e))?;
-    read_response(url, response, progress).await
+    if !response.ok() {
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: response.status(),
+            text: response.status_text(),
+        });
+    }
+    Ok(response)
 }
 
-async fn read_response(url: &str, response: Response, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
-    if !response.ok() {
-        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
-    }
+/// GETs `url`, calling `progress(done, total)` as chunks arrive.
+pub async fn fetch_bytes(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, FetchError> {
+    read_response(url, get(url).await?, progress).await
+}
+
+async fn read_response(
+    url: &str,
+    response: Response,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<Vec<u8>, FetchError> {
     let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     let Some(body) = response.body() else { return Ok(Vec::new()) };
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
@@ -64,7 +98,7 @@ async fn read_response(url: &str, response: Response, progress: &dyn Fn(u64, Opt
 
 /// [`fetch_bytes`] through the model cache: a cached copy is read without the network, a
 /// fetched one is stored. Returns the bytes and whether they came from the cache.
-pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), String> {
+pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<(Vec<u8>, bool), FetchError> {
     let cache = cache().await;
     if let Some(cache) = &cache {
         if let Ok(hit) = JsFuture::from(cache.match_with_str(url)).await {
@@ -88,17 +122,13 @@ pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Res
 /// the origin's private file system (a second visit reads it without the network); otherwise,
 /// or where that is missing, the browser's Blob store. Weights of gigabytes then stream to the
 /// device tensor by tensor.
-pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option<u64>)>) -> Result<Blob, String> {
+pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option<u64>)>) -> Result<Blob, FetchError> {
     if stored {
         if let Some(file) = opfs::get(url).await {
             return Ok(file.into());
         }
     }
-    let response = JsFuture::from(window()?.fetch_with_str(url)).await.map_err(|e| js_error(url, e))?;
-    let response: Response = response.dyn_into().map_err(|e| js_error(url, e))?;
-    if !response.ok() {
-        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
-    }
+    let response = get(url).await?;
     let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     if stored {
         let report = progress.clone();
@@ -122,7 +152,7 @@ pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option
             progress(done_bytes, total);
         }
     }
-    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e))
+    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e).into())
 }
 
 /// Bytes of wasm memory the page holds (it only grows: the peak so far).
@@ -159,7 +189,7 @@ pub async fn cache_usage() -> Result<(usize, u64), String> {
 /// Empties the model cache.
 pub async fn clear_cache() -> Result<(), String> {
     opfs::clear().await;
-    let caches = window()?.caches().map_err(|e| js_error("model cache", e))?;
+    let Some(caches) = scope::caches() else { return Ok(()) };
     JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| js_error("model cache", e))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! [`mount`]). It holds no math: scoring comes from prefscope-clip and prefscope-synth, the
 //! DPO numbers from prefscope-core's report (prefscope-gpu's kernels on WebGPU).
 
+pub mod api;
 pub mod charts;
 pub mod compute;
 pub mod export;
@@ -10,6 +11,7 @@ pub mod fetch;
 pub mod host;
 pub mod opfs;
 pub mod options;
+pub mod scope;
 pub mod store;
 pub mod tasks;
 pub mod views;

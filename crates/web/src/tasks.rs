@@ -31,34 +31,37 @@ async fn yield_now() {
     gloo::timers::future::TimeoutFuture::new(0).await;
 }
 
+/// Where a long task reports progress: a label and, when known, the fraction done.
+pub type Report = Rc<dyn Fn(&str, Option<f64>)>;
+
+/// A [`Report`] that feeds the page's progress bar.
+pub fn report_to(dispatch: &Callback<Action>) -> Report {
+    let dispatch = dispatch.clone();
+    Rc::new(move |label: &str, fraction: Option<f64>| dispatch.emit(Action::Progress(Some(progress(label, fraction)))))
+}
+
 /// Fetches a model laid out like a Hugging Face repository (`{prefix}config.json`, …) through
 /// the model cache, or the demo model shipped beside the page.
-pub async fn load_model(
-    runtime: &Runtime,
-    url: Option<&str>,
-    base: &str,
-    dispatch: &Callback<Action>,
-) -> Result<Rc<Model>, String> {
+pub async fn load_model(runtime: &Runtime, url: Option<&str>, base: &str, report: Report) -> Result<Rc<Model>, String> {
     let (prefix, name, cached) = match url {
         Some(u) => (if u.ends_with('/') { u.to_string() } else { format!("{u}/") }, u.to_string(), true),
         None => (format!("{base}demo-model/"), "shapes-world demo model".to_string(), false),
     };
     let mut files = ModelFiles::new();
-    let report = |label: String| {
-        let dispatch = dispatch.clone();
+    let bytes_progress = |label: String| {
+        let report = report.clone();
         move |done: u64, total: Option<u64>| {
-            let fraction = total.filter(|t| *t > 0).map(|t| done as f64 / t as f64);
-            dispatch.emit(Action::Progress(Some(progress(&label, fraction))));
+            report(&label, total.filter(|t| *t > 0).map(|t| done as f64 / t as f64));
         }
     };
     let fetch = |file: &'static str| {
         let url = format!("{prefix}{file}");
-        let report = report(format!("loading {file}"));
+        let progress = bytes_progress(format!("loading {file}"));
         async move {
             if cached {
-                fetch_cached(&url, &report).await.map(|(b, _)| b)
+                fetch_cached(&url, &progress).await.map(|(b, _)| b)
             } else {
-                fetch_bytes(&url, &report).await
+                fetch_bytes(&url, &progress).await
             }
         }
     };
@@ -69,25 +72,72 @@ pub async fn load_model(
             files.insert(MODEL_FILES[0], bytes);
             (&MODEL_FILES[1..], MODEL_WEIGHTS)
         }
-        Err(e) if e.contains("HTTP 404") => (&OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS),
-        Err(e) => return Err(e),
+        Err(e) if e.is_not_found() => (&OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS),
+        Err(e) => return Err(e.into()),
     };
     for &file in names {
         match fetch(file).await {
             Ok(bytes) => files.insert(file, bytes),
             // Only config, weights and tokenizer are required; the loader names what is missing.
-            Err(e) if file == "preprocessor_config.json" && e.contains("HTTP 404") => {}
-            Err(e) => return Err(e),
+            Err(e) if file == "preprocessor_config.json" && e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    let blob = fetch_blob(&format!("{prefix}{weights}"), cached, Rc::new(report(format!("loading {weights}")))).await?;
+    let blob = fetch_blob(&format!("{prefix}{weights}"), cached, Rc::new(bytes_progress(format!("loading {weights}"))))
+        .await?;
     files.insert_streamed(weights);
-    dispatch.emit(Action::Progress(Some(progress("building the towers", None))));
+    crate::scope::mark("model-fetched");
+    build_model(runtime, &name, &files, blob, &report).await
+}
+
+/// A model from files the user picked (a `File` per name, as in a Hub repository): the JSON
+/// files read into memory, the weights streamed from their `Blob`.
+pub async fn load_model_files(
+    runtime: &Runtime,
+    picked: Vec<(String, web_sys::Blob)>,
+    report: Report,
+) -> Result<Rc<Model>, String> {
+    let find = |name: &str| picked.iter().find(|(n, _)| n.rsplit('/').next() == Some(name)).map(|(_, b)| b.clone());
+    let layout = if find(MODEL_WEIGHTS).is_some() || find(MODEL_FILES[0]).is_some() {
+        (&MODEL_FILES[..], MODEL_WEIGHTS)
+    } else {
+        (&OPEN_CLIP_FILES[..], OPEN_CLIP_WEIGHTS)
+    };
+    let (names, weights) = layout;
+    let mut files = ModelFiles::new();
+    for &file in names {
+        if let Some(blob) = find(file) {
+            report(&format!("reading {file}"), None);
+            let buffer = wasm_bindgen_futures::JsFuture::from(blob.array_buffer())
+                .await
+                .map_err(|e| crate::scope::js_error(file, e))?;
+            files.insert(file, js_sys::Uint8Array::new(&buffer).to_vec());
+        }
+    }
+    let blob = find(weights).ok_or_else(|| {
+        let given: Vec<&str> = picked.iter().map(|(n, _)| n.as_str()).collect();
+        format!("the model files have no {weights} (given: {})", given.join(", "))
+    })?;
+    files.insert_streamed(weights);
+    build_model(runtime, "the picked model files", &files, blob, &report).await
+}
+
+/// The towers on the runtime's device from loaded JSON files and streamed weights, warmed up.
+async fn build_model(
+    runtime: &Runtime,
+    name: &str,
+    files: &ModelFiles,
+    weights: web_sys::Blob,
+    report: &Report,
+) -> Result<Rc<Model>, String> {
+    report("building the towers", None);
     yield_now().await;
-    let model = runtime.load(&name, &files, blob).await?;
-    dispatch.emit(Action::Progress(Some(progress("warming up the towers", None))));
+    let model = runtime.load(name, files, weights).await?;
+    crate::scope::mark("towers-built");
+    report("warming up the towers", None);
     yield_now().await;
     model.encoder.warm_up().await.map_err(|e| format!("{name}: {e}"))?;
+    crate::scope::mark("towers-warm");
     Ok(model)
 }
 
@@ -104,7 +154,7 @@ fn data_url(width: u32, height: u32, rgba: &[u8]) -> Option<String> {
 }
 
 fn now() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    crate::scope::now()
 }
 
 /// The split of every image × prompt score against `u`, on the GPU (kept resident for the
@@ -143,11 +193,18 @@ pub async fn score_demo(
     let candidates: usize = entries.iter().map(|e| e.candidates.len()).sum();
     dispatch.emit(Action::Progress(Some(progress(&format!("embedding {candidates} images and their prompts"), None))));
     yield_now().await;
-    let embedded = embed_gallery(encoder, &entries, scorer, None).await.map_err(|e| e.to_string())?;
+    crate::scope::mark("gallery-generated");
+    let reference = Reference::Prompts(prefscope_synth::demo::reference_prompts());
+    let u = common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?;
+    crate::scope::mark("reference-direction");
+    let embedded = embed_gallery(encoder, &entries, scorer, Some(&u)).await.map_err(|e| e.to_string())?;
+    crate::scope::mark("gallery-embedded");
     let gallery = score_embedded(encoder, &entries, &embedded, scorer, reweight).await.map_err(|e| e.to_string())?;
+    crate::scope::mark("gallery-scored");
     let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
     let (relevant, irrelevant, resident) =
         split(runtime, &embedded.images, &embedded.prompts, &embedded.u, scale).await?;
+    crate::scope::mark("gallery-split");
     let mut thumbnails = Vec::new();
     let mut image_names = Vec::new();
     let mut rows = Vec::new();
@@ -174,6 +231,7 @@ pub async fn score_demo(
             k += 1;
         }
     }
+    crate::scope::mark("thumbnails");
     Ok(Scored {
         scorer,
         source: Source::Demo,
@@ -474,6 +532,8 @@ pub async fn load_manifest_url(
     url: &str,
     dispatch: &Callback<Action>,
 ) -> Result<(String, Vec<prefscope_core::record::ManifestRow>, Vec<Rc<UserImage>>), String> {
+    // Relative to the page first (the element resolves its attributes; other callers may not).
+    let url = &crate::scope::resolve(url)?;
     let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
     let bytes = fetch_bytes(url, &|_, _| {}).await?;
     let rows = prefscope_core::read::read_manifest(&name, &bytes).map_err(|e| e.to_string())?;

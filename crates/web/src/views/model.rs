@@ -85,9 +85,10 @@ pub fn model_view() -> Html {
         let url = url.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let u = url.trim().to_string();
+            let u = url.trim();
             if !u.is_empty() {
-                dispatch.emit(Action::ModelUrl(u));
+                // Relative to the page, as a link would be.
+                dispatch.emit(crate::scope::resolve(u).map_or_else(Action::Error, Action::ModelUrl));
             }
         })
     };

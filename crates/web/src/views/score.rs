@@ -92,7 +92,7 @@ fn fetch_images(urls: Vec<String>, dispatch: Callback<Action>) {
     spawn_local(async move {
         let mut images = Vec::new();
         for url in urls {
-            match fetch_bytes(&url, &|_, _| {}).await.and_then(|b| decode_image(&url, &b)) {
+            match fetch_bytes(&url, &|_, _| {}).await.map_err(String::from).and_then(|b| decode_image(&url, &b)) {
                 Ok(image) => images.push(Rc::new(image)),
                 Err(e) => dispatch.emit(Action::Error(e)),
             }
@@ -212,6 +212,13 @@ fn inputs_panel() -> Html {
 #[function_component(ScoreView)]
 pub fn score_view() -> Html {
     let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    // Once rows are in the DOM: the last stage of the first-result breakdown.
+    let shown = state.scored.as_ref().map(|s| Rc::as_ptr(s) as usize);
+    use_effect_with(shown, |shown| {
+        if shown.is_some() {
+            crate::scope::mark("rankings-shown");
+        }
+    });
     let onchange = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {

@@ -1,0 +1,339 @@
+//! The JavaScript API's wasm side; web/prefscope.js wraps it into `prefscope.load`,
+//! `scorer.embedTexts`, `scorer.embedImages`, `scorer.score` and `prefscope.dpo`.
+//!
+//! It runs the code paths `prefscope embed`, `score` and `dpo` run (the same crates, the same
+//! row builders), so the numbers, the names and the error messages are the command's. Requests
+//! and results cross as JSON text (rows, metrics) and typed arrays (embeddings, pixels): the
+//! JSON is the very document the command prints. Nothing here touches the DOM, so it runs in
+//! a Web Worker as on the main thread.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
+use prefscope_clip::scorer::{common_text_direction, rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::Rgba;
+use prefscope_core::dpo::{FDivergence, PairwiseParams};
+use prefscope_core::embedding::normalize;
+use prefscope_core::longalign::DEFAULT_REWEIGHT;
+use prefscope_core::read::{read_manifest, read_preferences, Input};
+use prefscope_core::report::{report, ReportRequest};
+use prefscope_gpu::DeviceChoice;
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::compute::{self, Model, Runtime};
+use crate::tasks::{self, Report};
+
+fn fail(message: impl std::fmt::Display) -> JsValue {
+    JsError::new(&message.to_string()).into()
+}
+
+fn device_choice(device: &str) -> Result<DeviceChoice, JsValue> {
+    match device.trim() {
+        "" | "auto" => Ok(DeviceChoice::Auto),
+        "webgpu" | "gpu" => Ok(DeviceChoice::Gpu),
+        "cpu" => Ok(DeviceChoice::Cpu),
+        other => Err(fail(format!("unknown device `{other}` (auto, webgpu, cpu)"))),
+    }
+}
+
+/// `onProgress({label, fraction})`, when the caller gave one.
+fn report_to(callback: Option<Function>) -> Report {
+    Rc::new(move |label: &str, fraction: Option<f64>| {
+        if let Some(f) = &callback {
+            let event = js_sys::Object::new();
+            let _ = Reflect::set(&event, &"label".into(), &label.into());
+            let _ = Reflect::set(&event, &"fraction".into(), &fraction.map_or(JsValue::UNDEFINED, JsValue::from));
+            let _ = f.call1(&JsValue::NULL, &event);
+        }
+    })
+}
+
+/// A loaded model on its device: what `prefscope.load` resolves to.
+#[wasm_bindgen]
+pub struct ApiScorer {
+    runtime: Runtime,
+    model: Rc<Model>,
+}
+
+/// Loads a model: from `url` (a prefix laid out like a Hugging Face repository, absolute or
+/// relative to the page), from `files` (an array of `File`s), or the demo model beside `base`
+/// when both are absent.
+#[wasm_bindgen(js_name = loadScorer)]
+pub async fn load_scorer(
+    url: Option<String>,
+    files: Option<Array>,
+    base: String,
+    device: String,
+    on_progress: Option<Function>,
+) -> Result<ApiScorer, JsValue> {
+    let choice = device_choice(&device)?;
+    let report = report_to(on_progress);
+    report("opening the device", None);
+    let runtime = compute::open(choice).await;
+    let model = match (url, files) {
+        (Some(_), Some(_)) => return Err(fail("give the model as a URL or as files, not both")),
+        (Some(url), None) => {
+            let url = crate::scope::resolve(url.trim()).map_err(fail)?;
+            tasks::load_model(&runtime, Some(&url), &base, report).await
+        }
+        (None, Some(files)) => {
+            let mut picked = Vec::new();
+            for (i, f) in files.iter().enumerate() {
+                let file: web_sys::File =
+                    f.dyn_into().map_err(|_| fail(format!("model file {}: not a File", i + 1)))?;
+                picked.push((file.name(), file.into()));
+            }
+            tasks::load_model_files(&runtime, picked, report).await
+        }
+        (None, None) => tasks::load_model(&runtime, None, &base, report).await,
+    }
+    .map_err(fail)?;
+    Ok(ApiScorer { runtime, model })
+}
+
+/// An image as the wrapper hands it over: encoded bytes (decoded here, as `prefscope` decodes
+/// files) or raw RGBA pixels (from an `ImageData` or `ImageBitmap`), with a name for errors.
+fn image_arg(i: usize, value: &JsValue) -> Result<Rgba, JsValue> {
+    let get = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let name = get("name").as_string().unwrap_or_else(|| format!("image {}", i + 1));
+    let bytes = get("bytes");
+    if !bytes.is_undefined() {
+        let bytes: Uint8Array = bytes.dyn_into().map_err(|_| fail(format!("{name}: bytes must be a Uint8Array")))?;
+        return Rgba::decode(&name, &bytes.to_vec()).map_err(fail);
+    }
+    let rgba = get("rgba");
+    let (width, height) = (get("width").as_f64(), get("height").as_f64());
+    match (rgba.dyn_into::<Uint8Array>(), width, height) {
+        (Ok(data), Some(w), Some(h)) if w >= 0.0 && h >= 0.0 && w <= u32::MAX as f64 && h <= u32::MAX as f64 => {
+            Rgba::from_raw(&name, w as u32, h as u32, data.to_vec()).map_err(fail)
+        }
+        _ => Err(fail(format!("{name}: expected encoded bytes or RGBA pixels with a width and height"))),
+    }
+}
+
+fn images_arg(images: &Array) -> Result<Vec<Rgba>, JsValue> {
+    images.iter().enumerate().map(|(i, v)| image_arg(i, &v)).collect()
+}
+
+fn vectors(rows: impl IntoIterator<Item = Vec<f32>>) -> Array {
+    rows.into_iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect()
+}
+
+/// What `scorer.score` takes besides the images (the wrapper fetches and names those).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScoreRequest {
+    /// Every image against every prompt …
+    prompts: Option<Vec<String>>,
+    /// … or a manifest's rows (its name and text), each row's image matched by name.
+    manifest: Option<Manifest>,
+    preset: Option<String>,
+    reweight: Option<f32>,
+    /// `"bundled"` (the default) or the prompts whose mean is the common direction.
+    reference: Option<ReferenceArg>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    name: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ReferenceArg {
+    Named(String),
+    Prompts(Vec<String>),
+}
+
+#[wasm_bindgen]
+impl ApiScorer {
+    /// `{kind, adapter, reason}`: which path runs the towers, and why.
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> JsValue {
+        let badge = &self.runtime.badge;
+        let out = js_sys::Object::new();
+        let _ = Reflect::set(&out, &"kind".into(), &badge.device.into());
+        let _ = Reflect::set(&out, &"adapter".into(), &badge.label.as_str().into());
+        let _ = Reflect::set(&out, &"reason".into(), &badge.reason.as_str().into());
+        out.into()
+    }
+
+    /// The model's name and embedding width.
+    #[wasm_bindgen(getter, js_name = embeddingDim)]
+    pub fn embedding_dim(&self) -> usize {
+        self.model.encoder.config().projection
+    }
+
+    /// L2-normalised text embeddings, one `Float32Array` per text (`prefscope embed --texts`).
+    #[wasm_bindgen(js_name = embedTexts)]
+    pub fn embed_texts(&self, texts: Vec<String>) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let encoder = &model.encoder;
+            let mut out = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(encoder.batch.max(1)) {
+                for embedded in encoder.embed_texts(chunk).await.map_err(fail)? {
+                    out.push(normalize(&embedded.vector));
+                }
+            }
+            Ok(vectors(out).into())
+        })
+    }
+
+    /// L2-normalised image embeddings, one `Float32Array` per image (`prefscope embed --images`).
+    #[wasm_bindgen(js_name = embedImages)]
+    pub fn embed_images(&self, images: Array) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let encoder = &model.encoder;
+            let images = images_arg(&images)?;
+            let mut out = Vec::with_capacity(images.len());
+            for chunk in images.chunks(encoder.batch.max(1)) {
+                let embedded = encoder.embed_images(chunk, None).await.map_err(fail)?;
+                out.extend(embedded.data.chunks(embedded.dim.max(1)).map(<[f32]>::to_vec));
+            }
+            Ok(vectors(out).into())
+        })
+    }
+
+    /// The rows of `prefscope score` as JSON text (`[{id, group, prompt, image, score, …}]`).
+    pub fn score(&self, request: String, images: Array) -> Promise {
+        let model = self.model.clone();
+        future_to_promise(async move {
+            let request: ScoreRequest =
+                serde_json::from_str(&request).map_err(|e| fail(format!("score options: {e}")))?;
+            let images = images_arg(&images)?;
+            score_rows(&model, request, images).await.map(JsValue::from).map_err(fail)
+        })
+    }
+}
+
+/// `scorer.score`, as `prefscope score` computes it.
+async fn score_rows(model: &Model, request: ScoreRequest, images: Vec<Rgba>) -> Result<String, String> {
+    let encoder = &model.encoder;
+    let scorer = Scorer::parse(request.preset.as_deref().unwrap_or("clip"))?;
+    let reweight = request.reweight.unwrap_or(DEFAULT_REWEIGHT);
+    if !reweight.is_finite() {
+        return Err(format!("reweight must be a finite number, got {reweight}"));
+    }
+    let reference = match request.reference {
+        None => Reference::Bundled,
+        Some(ReferenceArg::Named(n)) if n == "bundled" => Reference::Bundled,
+        Some(ReferenceArg::Named(n)) => {
+            return Err(format!("reference must be \"bundled\" or a list of prompts, got `{n}`"));
+        }
+        Some(ReferenceArg::Prompts(p)) if p.iter().all(|p| p.trim().is_empty()) => {
+            return Err("reference: no prompts".into());
+        }
+        Some(ReferenceArg::Prompts(p)) => Reference::Prompts(p),
+    };
+    let names: Vec<String> = images.iter().map(|im| im.name.clone()).collect();
+    // (id, group, prompt, image, the image's name in the output) per row.
+    let mut wanted: Vec<(String, Option<String>, String, usize, String)> = Vec::new();
+    match (request.prompts, request.manifest) {
+        (Some(_), Some(_)) => return Err("give prompts or a manifest, not both".into()),
+        (None, None) => return Err("give prompts or a manifest to score".into()),
+        (Some(prompts), None) => {
+            if prompts.is_empty() || images.is_empty() {
+                return Err("give at least one image and one prompt".into());
+            }
+            // Prompt by prompt, each against every image, numbered from 1 as a manifest's rows.
+            for prompt in prompts {
+                for (i, name) in names.iter().enumerate() {
+                    wanted.push(((wanted.len() + 1).to_string(), None, prompt.clone(), i, name.clone()));
+                }
+            }
+        }
+        (None, Some(manifest)) => {
+            let rows = read_manifest(&manifest.name, manifest.text.as_bytes()).map_err(|e| e.to_string())?;
+            for (r, row) in rows.into_iter().enumerate() {
+                // By the name the row gives, else by its file name (a `File` picked from a folder).
+                let file = row.image.rsplit('/').next().unwrap_or(&row.image);
+                let i = names
+                    .iter()
+                    .position(|n| *n == row.image)
+                    .or_else(|| names.iter().position(|n| n == file))
+                    .ok_or_else(|| format!("{} row {}: image `{}` was not given", manifest.name, r + 1, row.image))?;
+                wanted.push((row.id.unwrap_or_else(|| (r + 1).to_string()), row.group, row.prompt, i, row.image));
+            }
+        }
+    }
+    let embedded =
+        encoder.embed_images(&images, Some(&scorer.preset(encoder.preset()))).await.map_err(|e| e.to_string())?;
+    let u = common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?;
+    let mut prompts: Vec<&str> = Vec::new();
+    for (_, _, p, _, _) in &wanted {
+        if !prompts.contains(&p.as_str()) {
+            prompts.push(p);
+        }
+    }
+    let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await.map_err(|e| e.to_string())?;
+    let items: Vec<Item<'_>> = wanted
+        .iter()
+        .map(|(id, group, prompt, i, name)| Item {
+            id: id.clone(),
+            group: group.clone(),
+            prompt,
+            image: *i,
+            image_name: name,
+        })
+        .collect();
+    let scored = score(encoder, &items, &embedded, &prompts, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
+    Ok(rows_table(&scored).json_rows().to_string())
+}
+
+/// The distinct images a manifest's rows name, in order of first use, for the wrapper to fetch
+/// (relative to the manifest's URL) or to find among the caller's files.
+#[wasm_bindgen(js_name = manifestImages)]
+pub fn manifest_images(name: &str, text: &str) -> Result<Vec<String>, JsValue> {
+    let rows = read_manifest(name, text.as_bytes()).map_err(fail)?;
+    let mut out: Vec<String> = Vec::new();
+    for row in rows {
+        if !out.contains(&row.image) {
+            out.push(row.image);
+        }
+    }
+    Ok(out)
+}
+
+/// What `prefscope.dpo` takes (the command's flags, camel-cased).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DpoOptions {
+    loss: Option<String>,
+    beta: Option<f64>,
+    label_smoothing: Option<f64>,
+    weights: Option<Vec<f64>>,
+    f_divergence: Option<String>,
+    f_alpha: Option<f64>,
+}
+
+/// `prefscope dpo --format json` on a file's bytes: `{"metrics": …, "pairs": […]}` as JSON
+/// text. `name` is the file's name, which every error names.
+#[wasm_bindgen(js_name = dpoReport)]
+pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, JsValue> {
+    let options: DpoOptions = serde_json::from_str(options).map_err(|e| fail(format!("dpo options: {e}")))?;
+    let defaults = PairwiseParams::default();
+    let request = ReportRequest {
+        objective: options.loss.unwrap_or_else(|| "sigmoid".into()),
+        weights: options.weights,
+        beta: options.beta,
+        params: PairwiseParams {
+            label_smoothing: options.label_smoothing.unwrap_or(0.0),
+            f_divergence: FDivergence::parse(
+                options.f_divergence.as_deref().unwrap_or("reverse_kl"),
+                options.f_alpha.unwrap_or(0.5),
+            )
+            .map_err(fail)?,
+            ..defaults
+        },
+    };
+    let data = read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(fail)?;
+    let result = report(&data, &request).map_err(fail)?;
+    Ok(result.json().to_string())
+}

@@ -1,0 +1,84 @@
+// `cargo xtask bench-web`: prefscope against transformers.js in the same headless Chromium, on
+// the same random weights with openai/clip-vit-base-patch32's shapes, one after the other in
+// one run. Prints image batch 1 and 8, text batch 8, the first image embedding after
+// navigation and the bytes each downloads, with ratios. A benchmark: it asserts nothing.
+//
+// Environment (xtask sets it): PREFSCOPE_SITE the release build, TJS_WORK the
+// transformers.js harness's working folder (../shared/bench/transformersjs, set up), THREADS
+// (transformers.js's WASM threads; prefscope's CPU path runs on one), WARM (warm runs).
+import { spawn, execFileSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { serve } from "../tests/harness.mjs";
+
+const TJS_WORK = process.env.TJS_WORK;
+const MODEL = "clip-b32-random";
+const THREADS = process.env.THREADS ?? "1";
+const WARM = process.env.WARM ?? "3";
+const DEVICES = (process.env.DEVICES ?? "cpu").split(",");
+
+const FLAGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** prefscope's bench page on `device`: its result and the bytes it downloaded. */
+async function prefscope(origin, device) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS });
+  try {
+    const page = await browser.newPage();
+    const sizes = [];
+    page.on("requestfinished", async (r) => { try { sizes.push((await r.sizes()).responseBodySize); } catch { /* gone */ } });
+    page.on("console", (m) => { if (m.type() === "error") console.log(`[prefscope console] ${m.text()}`); });
+    await page.goto(`${origin}/bench/index.html?model=/model/&device=${device}&warm=${WARM}`);
+    await page.waitForFunction(() => window.__result, null, { timeout: 1_500_000, polling: 500 });
+    const result = await page.evaluate(() => window.__result);
+    if (!result.ok) throw new Error(`prefscope bench failed: ${result.error}`);
+    return { ...result, bytes: sizes.reduce((a, b) => a + b, 0) };
+  } finally {
+    await browser.close();
+  }
+}
+
+/** transformers.js's bench page through its harness (server.py + run.mjs in TJS_WORK). */
+async function transformersjs(device) {
+  const server = spawn("python3", [path.join(TJS_WORK, "server.py"), "8765"], { env: { ...process.env, TJS_WORK }, stdio: "ignore" });
+  try {
+    await new Promise((ok) => setTimeout(ok, 1500));
+    const threads = device === "wasm" ? THREADS : "";
+    execFileSync("node", [path.join(TJS_WORK, "run.mjs"), MODEL, device, threads, WARM, "1500", "e2e=" + WARM], {
+      cwd: TJS_WORK, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, TJS_WORK } });
+    const tag = `${MODEL}_${device}${threads ? "_t" + threads : ""}`;
+    const result = JSON.parse(await readFile(path.join(TJS_WORK, "results", `${tag}.json`), "utf8"));
+    if (!result.ok) throw new Error(`transformers.js bench failed: ${result.error}`);
+    return result;
+  } finally {
+    server.kill();
+  }
+}
+
+const ms = (x) => (x === undefined || x === null ? "–" : `${Math.round(x)} ms`);
+const ratio = (theirs, ours) => (theirs && ours ? `${(theirs / ours).toFixed(2)}×` : "–");
+
+const { server, origin } = await serve({ "/model/": path.join(TJS_WORK, "models", MODEL, "hf") });
+try {
+  for (const device of DEVICES) {
+    const ours = await prefscope(origin, device);
+    const theirs = await transformersjs(device === "cpu" ? "wasm" : "webgpu");
+    // transformers.js's image numbers with its preprocessing, as prefscope's include it.
+    const image = (r, b) => r.image[b].e2e_with_preproc_median_ms ?? r.image[b].warm_median_ms;
+    const rows = [
+      ["image batch 1 (warm median, preprocessing included)", image(ours, 1), image(theirs, 1)],
+      ["image batch 8 (warm median, preprocessing included)", image(ours, 8), image(theirs, 8)],
+      ["text batch 8 (warm median)", ours.text[8].warm_median_ms, theirs.text[8].warm_median_ms],
+      ["first image embedding after navigation", ours.t_first_image_embedding_since_nav_ms, theirs.t_first_image_embedding_since_nav_ms],
+    ];
+    const label = device === "cpu" ? `prefscope CPU path (1 thread) vs transformers.js WASM (${THREADS} thread${THREADS === "1" ? "" : "s"})`
+      : "prefscope WebGPU vs transformers.js WebGPU";
+    console.log(`\n${label}, B/32 random weights, ${ours.path.adapter}`);
+    console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");
+    for (const [what, a, b] of rows) console.log(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(b, a)} |`);
+    console.log(`| download (page, runtime and weights) | ${(ours.bytes / 1e6).toFixed(1)} MB | ${(theirs.bytes_total / 1e6).toFixed(1)} MB | ${ratio(theirs.bytes_total, ours.bytes)} smaller |`);
+  }
+} finally {
+  server.close();
+}

@@ -1,0 +1,102 @@
+// Types of prefscope's JavaScript API (prefscope.js). Names and numbers are those of the
+// `prefscope` command: `embed`, `score` and `dpo --format json`.
+
+/** An image: encoded bytes (Blob, File), a URL (relative to the page), decoded pixels, or any of these under a name. */
+export type ImageInput = Blob | File | ImageBitmap | ImageData | string | URL | { name: string; image: ImageInput };
+
+export interface Progress {
+  /** What is happening ("loading model.safetensors", "building the towers", …). */
+  label: string;
+  /** Fraction done, when known. */
+  fraction?: number;
+}
+
+export interface LoadOptions {
+  /** A URL prefix laid out like a Hugging Face repository, the model's files, or absent for the demo model. */
+  model?: string | URL | File[] | FileList;
+  /** "auto" takes WebGPU on a hardware adapter and the CPU otherwise. */
+  device?: "auto" | "webgpu" | "cpu";
+  onProgress?: (progress: Progress) => void;
+}
+
+export interface Device {
+  kind: "webgpu" | "cpu";
+  /** The adapter's name, or "CPU". */
+  adapter: string;
+  /** Why this path runs. */
+  reason: string;
+}
+
+/** A row of `prefscope score`. */
+export interface ScoreRow {
+  id: string;
+  group: string;
+  prompt: string;
+  image: string;
+  score: number;
+  /** LongAlign's text-relevant part of the score. */
+  relevant: number;
+  /** LongAlign's text-irrelevant part. */
+  irrelevant: number;
+  /** relevant + reweight · irrelevant. */
+  reweighted: number;
+  /** Softmax of the score within the group. */
+  probability: number;
+  /** 1 for the group's best. */
+  rank: number;
+}
+
+export interface ScoreOptions {
+  images?: ImageInput[];
+  /** Every image against every prompt (rows numbered from 1, grouped by prompt)… */
+  prompts?: string[];
+  /** …or a manifest (CSV or JSON Lines: prompt, image, optional group, id). As a URL its image paths resolve against it. */
+  manifest?: string | URL | Blob | File | { name: string; text: string };
+  preset?: "clip" | "clipscore" | "clipscore-original" | "pickscore" | "hps";
+  /** Weight of the text-irrelevant part in `reweighted`. */
+  reweight?: number;
+  /** "bundled" (default) or the prompts whose mean embedding is the common text direction. */
+  reference?: "bundled" | string[];
+}
+
+export interface Scorer {
+  readonly device: Device;
+  readonly embeddingDim: number;
+  /** L2-normalised, one per text. */
+  embedTexts(texts: string[]): Promise<Float32Array[]>;
+  /** L2-normalised, one per image. */
+  embedImages(images: ImageInput[]): Promise<Float32Array[]>;
+  score(options: ScoreOptions): Promise<ScoreRow[]>;
+}
+
+export function load(options?: LoadOptions): Promise<Scorer>;
+
+export interface DpoOptions {
+  /** TRL loss types, comma-separated (sigmoid, hinge, ipo, …; diffusion_dpo or mapo for Diffusion-DPO rows). */
+  loss?: string;
+  beta?: number;
+  labelSmoothing?: number;
+  /** One weight per loss type. */
+  weights?: number[];
+  fDivergence?: "reverse_kl" | "forward_kl" | "js_divergence" | "alpha_divergence";
+  fAlpha?: number;
+  /** The file name errors name, for bytes. */
+  name?: string;
+}
+
+export interface DpoPair {
+  id: string;
+  chosen_reward: number;
+  rejected_reward: number;
+  margin: number;
+  loss: number;
+}
+
+export interface DpoReport {
+  /** TRL's names: "rewards/chosen", "rewards/margins", "rewards/accuracies", "loss", …; null where undefined. */
+  metrics: Record<string, number | null>;
+  pairs: DpoPair[];
+}
+
+/** `prefscope dpo --format json` on JSON Lines, CSV or Parquet. */
+export function dpo(source: File | Blob | Uint8Array | ArrayBuffer | string | URL, options?: DpoOptions): Promise<DpoReport>;

@@ -1,0 +1,189 @@
+// prefscope's JavaScript API: score images against prompts and read DPO runs from your own
+// script, on WebGPU or the CPU, on the main thread or in a Web Worker.
+//
+//   import * as prefscope from "./prefscope.js";
+//   const scorer = await prefscope.load({ model: "models/clip-vit-base-patch32/", device: "auto" });
+//   const [text] = await scorer.embedTexts(["a red circle"]);
+//   const rows = await scorer.score({ images: [file], prompts: ["a red circle"], preset: "clip" });
+//   const { metrics, pairs } = await prefscope.dpo(jsonlFile, { loss: "sigmoid", beta: 0.1 });
+//
+// The numbers, names and error messages are those of the `prefscope` command (embed, score,
+// dpo): the same Rust code computes them. Types: prefscope.d.ts. Everything else the module
+// needs (the wasm, the demo model) is found relative to this file.
+import init, { loadScorer, dpoReport, manifestImages } from "./pkg/prefscope_web.js";
+
+const base = new URL(".", import.meta.url).href;
+let started = null;
+
+function start() {
+  started ??= init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) });
+  return started;
+}
+
+// What relative URLs resolve against: the page (as a link would), or the worker's script.
+function here() {
+  return globalThis.document?.baseURI ?? globalThis.location?.href ?? base;
+}
+
+function resolve(url, against = here()) {
+  try {
+    return new URL(String(url), against).href;
+  } catch {
+    throw new Error(`\`${url}\` is not a URL`);
+  }
+}
+
+async function fetchBytes(url, name) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`${name}: ${e.message ?? e}`);
+  }
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`.trimEnd());
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+function pixelsOf(bitmap) {
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  return context.getImageData(0, 0, bitmap.width, bitmap.height);
+}
+
+/// One image as the wasm side takes it: encoded bytes, or RGBA pixels, with a name.
+async function imageArg(input, i, against) {
+  const fallback = `image ${i + 1}`;
+  if (typeof input === "string" || input instanceof URL) {
+    const url = resolve(input, against);
+    return { name: String(input), bytes: await fetchBytes(url, String(input)) };
+  }
+  if (typeof Blob !== "undefined" && input instanceof Blob) {
+    return { name: input.name || fallback, bytes: new Uint8Array(await input.arrayBuffer()) };
+  }
+  if (typeof ImageData !== "undefined" && input instanceof ImageData) {
+    return { name: fallback, rgba: new Uint8Array(input.data.buffer, input.data.byteOffset, input.data.byteLength),
+      width: input.width, height: input.height };
+  }
+  if (typeof ImageBitmap !== "undefined" && input instanceof ImageBitmap) {
+    const data = pixelsOf(input);
+    return { name: fallback, rgba: new Uint8Array(data.data.buffer), width: data.width, height: data.height };
+  }
+  // { name, image }: any of the above under a name of the caller's choosing.
+  if (input && typeof input === "object" && "image" in input) {
+    const arg = await imageArg(input.image, i, against);
+    return { ...arg, name: String(input.name ?? arg.name) };
+  }
+  throw new Error(`${fallback}: expected a Blob, File, ImageBitmap, ImageData or URL`);
+}
+
+const imageArgs = (images, against) => Promise.all([...(images ?? [])].map((im, i) => imageArg(im, i, against)));
+
+/// A manifest as `{ name, text, url }`: a URL (relative to the page), a Blob or File, or
+/// `{ name, text }`.
+async function manifestArg(manifest) {
+  if (typeof manifest === "string" || manifest instanceof URL) {
+    const url = resolve(manifest);
+    const name = new URL(url).pathname.split("/").pop() || url;
+    return { name, text: new TextDecoder().decode(await fetchBytes(url, name)), url };
+  }
+  if (typeof Blob !== "undefined" && manifest instanceof Blob) {
+    return { name: manifest.name || "manifest", text: await manifest.text() };
+  }
+  if (manifest && typeof manifest.text === "string") return { name: String(manifest.name ?? "manifest"), text: manifest.text };
+  throw new Error("manifest: expected a URL, a Blob or File, or { name, text }");
+}
+
+const rethrow = (e) => {
+  throw e instanceof Error ? e : new Error(String(e));
+};
+
+/// A model loaded onto a device; from `load`.
+class Scorer {
+  #inner;
+
+  constructor(inner) {
+    this.#inner = inner;
+  }
+
+  /// `{ kind: "webgpu" | "cpu", adapter, reason }`.
+  get device() {
+    return this.#inner.device;
+  }
+
+  get embeddingDim() {
+    return this.#inner.embeddingDim;
+  }
+
+  /// L2-normalised text embeddings, a Float32Array per text.
+  async embedTexts(texts) {
+    if (!Array.isArray(texts) || texts.some((t) => typeof t !== "string")) throw new Error("embedTexts: expected an array of strings");
+    return this.#inner.embedTexts(texts).catch(rethrow);
+  }
+
+  /// L2-normalised image embeddings, a Float32Array per image.
+  async embedImages(images) {
+    return this.#inner.embedImages(await imageArgs(images)).catch(rethrow);
+  }
+
+  /// The rows of `prefscope score`: every image against every prompt (`prompts`), or a
+  /// manifest's rows (`manifest`, whose image paths resolve against its URL, else match the
+  /// names of `images`).
+  async score({ images, prompts, manifest, preset, reweight, reference } = {}) {
+    const request = { prompts, preset, reweight, reference };
+    let given = await imageArgs(images);
+    if (manifest !== undefined) {
+      const m = await manifestArg(manifest);
+      request.manifest = { name: m.name, text: m.text };
+      const names = new Set(given.map((g) => g.name));
+      const wanted = manifestImages(m.name, m.text).filter((image) => !names.has(image) && !names.has(image.split("/").pop()));
+      if (wanted.length && m.url === undefined) {
+        throw new Error(`${m.name}: image \`${wanted[0]}\` was not given (pass it in images, or give the manifest as a URL)`);
+      }
+      given = given.concat(await Promise.all(wanted.map(async (image) => {
+        const url = resolve(image, m.url);
+        return { name: image, bytes: await fetchBytes(url, image) };
+      })));
+    }
+    return JSON.parse(await this.#inner.score(JSON.stringify(request), given).catch(rethrow));
+  }
+}
+
+/// Loads a model: `model` is a URL prefix laid out like a Hugging Face repository (relative
+/// to the page), an array of Files (config.json, tokenizer.json, model.safetensors, …), or
+/// absent for prefscope's demo model. `device`: "auto" | "webgpu" | "cpu".
+/// `onProgress({ label, fraction })` follows the download and the load.
+export async function load({ model, device = "auto", onProgress } = {}) {
+  await start();
+  const files = Array.isArray(model) || (typeof FileList !== "undefined" && model instanceof FileList) ? [...model] : undefined;
+  const url = files ? undefined : model === undefined || model === null ? undefined : String(model);
+  const inner = await loadScorer(url, files, base, device, onProgress).catch(rethrow);
+  return new Scorer(inner);
+}
+
+/// `prefscope dpo --format json` on a file (File, Blob, bytes, or a URL): `{ metrics, pairs }`.
+/// Options: loss, beta, labelSmoothing, weights, fDivergence, fAlpha.
+export async function dpo(source, options = {}) {
+  await start();
+  let name = "input.jsonl";
+  let bytes;
+  if (typeof source === "string" || source instanceof URL) {
+    const url = resolve(source);
+    name = new URL(url).pathname.split("/").pop() || name;
+    bytes = await fetchBytes(url, name);
+  } else if (typeof Blob !== "undefined" && source instanceof Blob) {
+    name = source.name || name;
+    bytes = new Uint8Array(await source.arrayBuffer());
+  } else if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    bytes = new Uint8Array(source);
+    name = options.name ?? name;
+  } else {
+    throw new Error("dpo: expected a File, Blob, Uint8Array, ArrayBuffer or URL");
+  }
+  const { name: _, ...flags } = options;
+  try {
+    return JSON.parse(dpoReport(name, bytes, JSON.stringify(flags)));
+  } catch (e) {
+    rethrow(e);
+  }
+}

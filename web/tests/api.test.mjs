@@ -1,0 +1,185 @@
+// The JavaScript API (web/prefscope.js) in headless Chromium, on both paths, against the
+// native CLI on the same files: embeddings, score rows, DPO metrics and error messages. Also
+// its example page on the main thread and in a Web Worker, and relative URLs given to the
+// element. Run by `cargo xtask test` (harness.mjs says what it sets).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { ROOT, SLOW, cli, cliText, close, rankingRows, serve, withPage } from "./harness.mjs";
+
+const FIXTURE = path.join(ROOT, "tests/fixtures/clip");
+const IMAGES = ["square24.png", "wide.png", "tall_rgba.png", "rotated.jpg"];
+const TEXTS = ["a photo of a cat", "a red circle", "two small squares on a white background"];
+
+let server, origin, work;
+
+before(async () => {
+  // A fixture model laid out like a Hub repository, a broken copy of it, and bad inputs,
+  // served under /work/ beside a page that exposes the module as `window.prefscope`.
+  work = await mkdtemp(path.join(os.tmpdir(), "prefscope-api-"));
+  for (const dir of ["model", "broken"]) {
+    await mkdir(path.join(work, dir));
+    for (const f of ["config.json", "preprocessor_config.json", "model.safetensors"]) {
+      await copyFile(path.join(FIXTURE, "hf-quickgelu-f32", f), path.join(work, dir, f));
+    }
+    await copyFile(path.join(FIXTURE, "tokenizer.json"), path.join(work, dir, "tokenizer.json"));
+  }
+  const weights = await readFile(path.join(work, "broken/model.safetensors"));
+  await writeFile(path.join(work, "broken/model.safetensors"), weights.subarray(0, weights.length >> 1));
+  await writeFile(path.join(work, "texts.txt"), TEXTS.join("\n") + "\n");
+  await writeFile(path.join(work, "bad.png"), "this is not an image");
+  await writeFile(path.join(work, "bad.jsonl"),
+    '{"id": "a", "policy_chosen_logps": -1, "policy_rejected_logps": -2, "reference_chosen_logps": -1, "reference_rejected_logps": -2}\n{"id": "b", "policy_chosen_logps": -1\n');
+  await writeFile(path.join(work, "api.html"),
+    '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module">import * as p from "/prefscope.js"; window.prefscope = p; window.ready = true;</script>');
+  // The element with a model and a manifest given relative to the page (the manifest's image
+  // paths are relative to the manifest).
+  await writeFile(path.join(work, "element.html"),
+    '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/prefscope-viewer.js"></script>' +
+    '<prefscope-viewer view="score" model="model/" data="../repo/web/tests/manifest.csv" device="cpu"></prefscope-viewer>');
+  ({ server, origin } = await serve({ "/work/": work, "/repo/": ROOT }));
+});
+
+after(async () => {
+  server?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const cos = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0) / Math.hypot(...a) / Math.hypot(...b);
+
+/** The CLI's rows for the fixture model on `manifest.csv`, and its embeddings of TEXTS and IMAGES. */
+function cliReference() {
+  const model = path.join(work, "model");
+  const embed = cli("embed", "--model", model, "--texts", path.join(work, "texts.txt"), "--images",
+    ...IMAGES.map((f) => path.join(FIXTURE, "images", f)), "--format", "json", "--device", "cpu").rows;
+  const score = cli("score", "--model", model, "--manifest", "web/tests/manifest.csv", "--preset", "pickscore",
+    "--reweight", "0.3", "--format", "json", "--device", "cpu").rows;
+  return { embed, score };
+}
+
+/** The API on `device`: the fixture model's embeddings, the manifest's rows, a DPO report. */
+async function apiRun(page, device) {
+  await page.goto(`${origin}/work/api.html`);
+  await page.waitForFunction(() => window.ready);
+  return page.evaluate(async ({ device, texts, images }) => {
+    const scorer = await prefscope.load({ model: "model/", device });
+    const t = await scorer.embedTexts(texts);
+    const i = await scorer.embedImages(images.map((f) => `/repo/tests/fixtures/clip/images/${f}`));
+    const rows = await scorer.score({ manifest: "../repo/web/tests/manifest.csv", preset: "pickscore", reweight: 0.3 });
+    const dpo = await prefscope.dpo("/repo/tests/fixtures/dpo_sample.jsonl", { loss: "sigmoid,ipo", beta: 0.2, weights: [1, 0.5] });
+    return { device: scorer.device, texts: t.map((v) => [...v]), images: i.map((v) => [...v]), rows, dpo };
+  }, { device, texts: TEXTS, images: IMAGES });
+}
+
+function assertSameAsCli(got, want, what, minCos) {
+  assert.equal(got.texts.length + got.images.length, want.embed.length, `${what}: number of embeddings`);
+  [...got.texts, ...got.images].forEach((v, k) => {
+    const c = cos(v, want.embed[k].embedding);
+    assert.ok(c >= minCos, `${what}: ${want.embed[k].kind} ${want.embed[k].input}: cos ${c}`);
+    close(Math.hypot(...v), 1, `${what}: norm of embedding ${k}`, 1e-5);
+  });
+  assert.equal(got.rows.length, want.score.length, `${what}: score rows`);
+  got.rows.forEach((r, k) => {
+    const w = want.score[k];
+    assert.deepEqual([r.id, r.group, r.prompt, r.image], [w.id, w.group, w.prompt, w.image], `${what}: row ${k + 1}`);
+    for (const key of ["score", "relevant", "irrelevant", "reweighted", "probability"]) {
+      close(r[key], w[key], `${what}: row ${w.id} ${key}`, 2e-3);
+    }
+  });
+  const cliDpo = cli("dpo", "--input", "tests/fixtures/dpo_sample.jsonl", "--loss", "sigmoid,ipo", "--beta", "0.2",
+    "--weights", "1,0.5", "--device", "cpu");
+  assert.deepEqual(Object.keys(got.dpo.metrics).sort(), Object.keys(cliDpo.metrics).sort(), `${what}: metric names`);
+  for (const [k, v] of Object.entries(cliDpo.metrics)) close(got.dpo.metrics[k], v, `${what}: dpo ${k}`, 1e-12);
+  assert.equal(got.dpo.pairs.length, cliDpo.pairs.length);
+  got.dpo.pairs.forEach((p, k) => {
+    assert.equal(p.id, cliDpo.pairs[k].id);
+    for (const key of ["chosen_reward", "rejected_reward", "margin", "loss"]) close(p[key], cliDpo.pairs[k][key], `${what}: pair ${p.id} ${key}`, 1e-12);
+  });
+}
+
+test("the JavaScript API on the CPU path gives `prefscope embed`, `score` and `dpo`'s numbers and messages", { timeout: SLOW }, () => withPage(false, async (page) => {
+  const got = await apiRun(page, "auto");
+  assert.equal(got.device.kind, "cpu");
+  assertSameAsCli(got, cliReference(), "cpu", 0.9999);
+
+  // Bad inputs reject with the CLI's message on the same file.
+  const cliError = (...args) => {
+    try {
+      cliText({ cwd: work }, ...args);
+    } catch (e) {
+      // Its last line is the error; earlier lines say what it was doing.
+      return e.message.split("\n").pop().replace(/^error: /, "");
+    }
+    assert.fail(`prefscope ${args.join(" ")} succeeded`);
+  };
+  const apiError = async (body) => {
+    const message = await page.evaluate(async (body) => {
+      try {
+        await new Function("return (async () => {" + body + "})()")();
+      } catch (e) {
+        return e.message;
+      }
+      return null;
+    }, body);
+    assert.ok(message !== null, `${body} rejected`);
+    return message;
+  };
+  const image = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bad.png"]);');
+  assert.equal(image, cliError("embed", "--model", "model", "--images", "bad.png", "--device", "cpu"));
+  const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
+  assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
+  const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');
+  const modelCli = cliError("embed", "--model", "broken", "--texts", "texts.txt", "--device", "cpu");
+  // The CLI names the folder's file, the API the URL's: the message from the file on is the same.
+  const tail = (m) => m.slice(m.indexOf("model.safetensors"));
+  assert.ok(modelCli.includes("model.safetensors"), modelCli);
+  assert.equal(tail(model), tail(modelCli));
+  const options = await apiError('const s = await prefscope.load({ device: "cpu" }); await s.score({ prompts: ["a"], images: [], preset: "nope" });');
+  assert.match(options, /nope/);
+}));
+
+test("the JavaScript API on WebGPU (SwiftShader) gives the CLI's numbers", { timeout: SLOW }, () => withPage(true, async (page) => {
+  const got = await apiRun(page, "webgpu");
+  assert.equal(got.device.kind, "webgpu");
+  assertSameAsCli(got, cliReference(), "webgpu", 0.9999);
+}));
+
+test("the API example runs on the main thread and in a Web Worker, on both paths", { timeout: SLOW }, async () => {
+  const results = [];
+  for (const [webgpu, device] of [[false, "cpu"], [true, "webgpu"]]) {
+    await withPage(webgpu, async (page) => {
+      for (const where of ["main", "worker"]) {
+        await page.goto(`${origin}/examples/api.html?run=${where}&device=${device}`);
+        await page.waitForFunction(() => globalThis.__result, null, { timeout: SLOW });
+        const result = await page.evaluate(() => globalThis.__result);
+        assert.equal(result.error, undefined, `${where} on ${device}: ${result.error}`);
+        assert.equal(result.device.kind, device);
+        assert.equal(result.rows.length, 4);
+        close(result.norm, 1, "text embedding norm", 1e-5);
+        assert.ok(result.pairs > 0);
+        results.push(result);
+      }
+    });
+  }
+  for (const r of results.slice(1)) {
+    r.rows.forEach((row, k) => close(row.score, results[0].rows[k].score, `${row.id} score`, 2e-3));
+    assert.deepEqual(r.metrics, results[0].metrics);
+  }
+});
+
+test("the element resolves a relative model and manifest against the page, the manifest's images against it", { timeout: SLOW }, () => withPage(false, async (page) => {
+  await page.goto(`${origin}/work/element.html`);
+  await page.waitForSelector('[data-testid="ranking-row"][data-id="c-square24"]', { timeout: SLOW });
+  const rows = await rankingRows(page);
+  // The page scores with PickScore's preset by default.
+  const want = cli("score", "--model", path.join(work, "model"), "--manifest", "web/tests/manifest.csv", "--preset",
+    "pickscore", "--format", "json", "--device", "cpu").rows;
+  assert.equal(rows.length, want.length);
+  for (const w of want) {
+    const r = rows.find((r) => r.id === w.id);
+    assert.ok(r, `row ${w.id} is shown`);
+    close(r.score, w.score, `${w.id} score`);
+  }
+}));
