@@ -29,7 +29,9 @@ async fn bench_b32_on_webgpu() {
     let adapter = gpu.adapter().to_string();
     let t = now();
     let mut encoder =
-        Encoder::load_streamed(&model_files(B32), BlobSource(blob), Backend::Gpu(gpu), Precision::F32).await.unwrap();
+        Encoder::load_streamed(&model_files(B32), BlobSource::new(blob), Backend::Gpu(gpu), Precision::F32)
+            .await
+            .unwrap();
     encoder.batch = 8;
     let load = now() - t;
     let mut seed = 12345u32;

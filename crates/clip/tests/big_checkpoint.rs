@@ -23,9 +23,10 @@ async fn a_vit_h_checkpoint_loads_with_wasm_memory_under_a_quarter_of_the_file()
     let (blob, size) = random_checkpoint(VIT_H, "vit-h.safetensors", true).await;
     let before = wasm_memory();
     let gpu = Gpu::new(true).await.expect("WebGPU adapter");
-    let encoder = Encoder::load_streamed(&model_files(VIT_H), BlobSource(blob), Backend::Gpu(gpu), Precision::Auto)
-        .await
-        .unwrap();
+    let encoder =
+        Encoder::load_streamed(&model_files(VIT_H), BlobSource::new(blob), Backend::Gpu(gpu), Precision::Auto)
+            .await
+            .unwrap();
     assert_eq!(encoder.dtype(), FloatDType::F16);
     let peak = wasm_memory();
     web_sys::console::log_1(

@@ -57,10 +57,14 @@ async fn weights_streamed_from_a_blob_give_the_same_embeddings() {
     let weights = common::fixture_bytes(&format!("{name}/model.safetensors"));
     let mut streamed_files = common::model_files(name);
     streamed_files.insert_streamed("model.safetensors");
-    let streamed =
-        Encoder::load_streamed(&streamed_files, BlobSource(bytes_blob(&weights)), Backend::Gpu(gpu), Precision::Auto)
-            .await
-            .unwrap();
+    let streamed = Encoder::load_streamed(
+        &streamed_files,
+        BlobSource::new(bytes_blob(&weights)),
+        Backend::Gpu(gpu),
+        Precision::Auto,
+    )
+    .await
+    .unwrap();
     let texts = vec!["a photo of a cat".to_string(), "two red squares".to_string()];
     let (a, b) = (whole.embed_texts(&texts).await.unwrap(), streamed.embed_texts(&texts).await.unwrap());
     for (x, y) in a.iter().zip(&b) {
@@ -68,7 +72,9 @@ async fn weights_streamed_from_a_blob_give_the_same_embeddings() {
     }
     // A truncated Blob is refused by name, before any tensor is read.
     let cut = bytes_blob(&weights[..weights.len() - 10]);
-    let err =
-        Encoder::load_streamed(&streamed_files, BlobSource(cut), Backend::Cpu, Precision::Auto).await.err().unwrap();
+    let err = Encoder::load_streamed(&streamed_files, BlobSource::new(cut), Backend::Cpu, Precision::Auto)
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().starts_with("model.safetensors:"), "{err}");
 }

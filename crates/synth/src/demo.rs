@@ -38,6 +38,18 @@ pub fn model_files() -> ModelFiles {
 /// The training log written next to the weights (budget, time, losses).
 pub const TRAINING_LOG: &str = include_str!("../demo-model/training.json");
 
+/// The bundled demo model's common direction over [`reference_prompts`] (prompts as written:
+/// every preset but clipscore-original), computed once and shipped beside the weights so the
+/// page's first ranking need not run 64 prompts through the text tower. A test checks it
+/// against the model (`PREFSCOPE_BLESS=1 cargo test -p prefscope-synth bundled_direction`
+/// rewrites it after `cargo xtask train-demo`).
+pub fn bundled_reference_direction() -> Vec<f32> {
+    include_bytes!("../demo-model/reference_direction.f32")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// 64 short captions of random scenes: the shapes world's "typical prompt", whose mean
 /// embedding is the common direction of the decomposition.
 pub fn reference_prompts() -> Vec<String> {

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
-use prefscope_clip::scorer::{common_text_direction, rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::Rgba;
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::normalize;
@@ -265,7 +265,7 @@ async fn score_rows(model: &Model, request: ScoreRequest, images: Vec<Rgba>) -> 
     }
     let embedded =
         encoder.embed_images(&images, Some(&scorer.preset(encoder.preset()))).await.map_err(|e| e.to_string())?;
-    let u = common_text_direction(encoder, scorer, &reference).await.map_err(|e| e.to_string())?;
+    let u = tasks::reference_direction(model, scorer, &reference).await?;
     let mut prompts: Vec<&str> = Vec::new();
     for (_, _, p, _, _) in &wanted {
         if !prompts.contains(&p.as_str()) {

@@ -1,8 +1,6 @@
 //! Where the work runs: WebGPU when the adapter is a real GPU (or the user insists), the CPU
 //! path otherwise, and the badge that says which and why. Both paths run the same crates.
 
-use std::rc::Rc;
-
 use prefscope_clip::blob::BlobSource;
 use prefscope_clip::{Backend, Encoder, ModelFiles, Precision};
 use prefscope_gpu::{DeviceChoice, Gpu, GpuError};
@@ -68,6 +66,11 @@ pub async fn open(choice: DeviceChoice) -> Runtime {
 pub struct Model {
     pub name: String,
     pub encoder: Encoder,
+    /// What identifies these weights in the browser's caches: the name, a hash of the JSON
+    /// files and the weights' size.
+    pub key: String,
+    /// The demo model shipped beside the page (whose reference direction ships with it).
+    pub bundled: bool,
 }
 
 impl PartialEq for Model {
@@ -86,13 +89,27 @@ impl Runtime {
 
     /// Loads a model onto this device: its JSON files in `files`, its weights streamed from
     /// `weights` (the file `files.weights_name()` names) one tensor at a time.
-    pub async fn load(&self, name: &str, files: &ModelFiles, weights: Blob) -> Result<Rc<Model>, String> {
-        let mut encoder = Encoder::load_streamed(files, BlobSource(weights), self.backend(), Precision::Auto)
+    pub async fn load(&self, name: &str, files: &ModelFiles, weights: Blob) -> Result<Model, String> {
+        let weights_size = weights.size() as u64;
+        let mut encoder = Encoder::load_streamed(files, BlobSource::new(weights), self.backend(), Precision::Auto)
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         encoder.batch = 64;
-        Ok(Rc::new(Model { name: name.to_string(), encoder }))
+        let mut parts = Vec::new();
+        for file in MODEL_FILES.iter().chain(&OPEN_CLIP_FILES) {
+            if let Ok(Some(bytes)) = files.read(file) {
+                parts.push(file.as_bytes().to_vec());
+                parts.push(bytes.into_owned());
+            }
+        }
+        let key = format!("{name}#{:016x}-{weights_size}", fnv(parts.iter().map(Vec::as_slice)));
+        Ok(Model { name: name.to_string(), encoder, key, bundled: false })
     }
+}
+
+/// FNV-1a, 64 bits, over `parts` in order: cache keys, not a checksum against tampering.
+pub fn fnv<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    parts.into_iter().flatten().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The JSON files of a model in transformers' layout (config first), and its weights.

@@ -155,6 +155,42 @@ pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option
     Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e).into())
 }
 
+/// Where small computed vectors are kept in the model cache (a key the network never sees).
+fn vector_url(key: &str) -> String {
+    let mut encoded = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("https://prefscope.invalid/vector/{encoded}")
+}
+
+/// A vector stored by [`store_vector`] under `key`, if the cache has it.
+pub async fn cached_vector(key: &str) -> Option<Vec<f32>> {
+    let cache = cache().await?;
+    let hit = JsFuture::from(cache.match_with_str(&vector_url(key))).await.ok()?;
+    let response = hit.dyn_into::<Response>().ok()?;
+    let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+    let bytes = Uint8Array::new(&buffer).to_vec();
+    bytes
+        .len()
+        .is_multiple_of(4)
+        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+/// Keeps `values` in the model cache under `key` (quietly not, where there is no cache).
+pub async fn store_vector(key: &str, values: &[f32]) {
+    let Some(cache) = cache().await else { return };
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let body = Uint8Array::from(bytes.as_slice());
+    if let Ok(response) = Response::new_with_opt_buffer_source(Some(&body)) {
+        let _ = JsFuture::from(cache.put_with_str(&vector_url(key), &response)).await;
+    }
+}
+
 /// Bytes of wasm memory the page holds (it only grows: the peak so far).
 pub fn wasm_memory_bytes() -> u64 {
     wasm_bindgen::memory()

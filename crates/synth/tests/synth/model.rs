@@ -239,3 +239,24 @@ fn transformers_runs_the_demo_model_as_prefscope_does() {
     let scale = (encoder.logit_scale() as f64).exp();
     assert!((scale - expected["logit_scale_exp"].as_f64().unwrap()).abs() < 1e-4 * scale);
 }
+
+/// The direction shipped beside the weights is the one the model computes (within f32
+/// round-off across platforms); `PREFSCOPE_BLESS=1` rewrites it after a retraining.
+#[test]
+fn bundled_direction_is_the_models_own() {
+    let encoder = encoder(Backend::Cpu);
+    let reference = prefscope_clip::scorer::Reference::Prompts(demo::reference_prompts());
+    for scorer in [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps] {
+        let u =
+            pollster::block_on(prefscope_clip::scorer::common_text_direction(&encoder, scorer, &reference)).unwrap();
+        if std::env::var("PREFSCOPE_BLESS").is_ok() {
+            let bytes: Vec<u8> = u.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/demo-model/reference_direction.f32");
+            std::fs::write(path, bytes).unwrap();
+        }
+        let shipped = demo::bundled_reference_direction();
+        assert_eq!(shipped.len(), u.len(), "crates/synth/demo-model/reference_direction.f32 is stale");
+        let worst = shipped.iter().zip(&u).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{}: the shipped direction is off by {worst}: stale?", scorer.name());
+    }
+}

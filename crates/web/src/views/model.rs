@@ -1,7 +1,6 @@
 //! Model: the loaded CLIP-style model, loading another from local files or from a URL prefix
 //! laid out like a Hugging Face repository (`…/resolve/main/`), and the browser's model cache.
 
-use prefscope_clip::ModelFiles;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -10,6 +9,7 @@ use super::use_ctx;
 use crate::app::Ctx;
 use crate::fetch::{cache_usage, clear_cache, wasm_memory_bytes};
 use crate::store::Action;
+use crate::tasks;
 
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -37,42 +37,12 @@ pub fn model_view() -> Html {
             let (dispatch, runtime) = (dispatch.clone(), runtime.clone());
             spawn_local(async move {
                 let Some(runtime) = runtime else { return };
-                let mut model = ModelFiles::new();
-                let mut names = Vec::new();
-                // JSON files are read; .safetensors files stay Blobs and stream to the device.
-                let mut blobs = Vec::new();
-                for file in files {
-                    let name = file.name();
-                    if name.ends_with(".safetensors") {
-                        model.insert_streamed(&name);
-                        blobs.push((name.clone(), web_sys::Blob::from(file)));
-                    } else if name.ends_with(".json") {
-                        match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
-                            Ok(bytes) => model.insert(&name, bytes),
-                            Err(e) => {
-                                return dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}")))
-                            }
-                        }
-                    } else {
-                        continue;
-                    }
-                    names.push(name);
-                }
-                let label = format!("local files ({})", names.join(", "));
-                let weights = match model.weights_name() {
-                    Ok(w) => w,
-                    Err(e) => return dispatch.emit(Action::Error(format!("{label}: {e}"))),
-                };
-                let Some((_, blob)) = blobs.into_iter().find(|(n, _)| *n == weights) else {
-                    return dispatch.emit(Action::Error(format!("{label}: {weights} is missing")));
-                };
-                match runtime.load(&label, &model, blob).await {
-                    Ok(m) => match m.encoder.warm_up().await {
-                        Ok(()) => dispatch.emit(Action::Model(m)),
-                        Err(e) => dispatch.emit(Action::Error(format!("{label}: {e}"))),
-                    },
+                let picked = files.into_iter().map(|f| (f.name(), web_sys::Blob::from(f))).collect();
+                match tasks::load_model_files(&runtime, picked, tasks::report_to(&dispatch)).await {
+                    Ok(model) => dispatch.emit(Action::Model(model)),
                     Err(e) => dispatch.emit(Action::Error(e)),
                 }
+                dispatch.emit(Action::Progress(None));
             });
         })
     };
