@@ -308,6 +308,9 @@ fn train_demo(extra: &[String]) -> Result {
     args.extend(["--bin", "train-demo", "--"]);
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)?;
+    // The reference direction that ships beside the weights (the page's first ranking reads it).
+    let test = ["test", "--locked", "-p", "prefscope-synth", "--features", "train", "--test", "synth", "bundled_direction"];
+    run_with(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), &test, &[("PREFSCOPE_BLESS", "1")])?;
     let python = root().join(".venv-reference/bin/python");
     if python.exists() {
         run(python.to_str().ok_or("path")?, &["tests/fixtures/demo/generate.py"])
