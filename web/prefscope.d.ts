@@ -17,6 +17,8 @@ export interface LoadOptions {
   /** "auto" takes WebGPU on a hardware adapter and the CPU otherwise. */
   device?: "auto" | "webgpu" | "cpu";
   onProgress?: (progress: Progress) => void;
+  /** CPU path only: this many module Workers, each with its own copy of the model, share every batch of embeddings. */
+  workers?: number;
 }
 
 export interface Device {
@@ -62,6 +64,10 @@ export interface ScoreOptions {
 export interface Scorer {
   readonly device: Device;
   readonly embeddingDim: number;
+  /** Threads computing embeddings: 1 plus the Workers. */
+  readonly threads: number;
+  /** Stops the Workers, if any. */
+  dispose(): void;
   /** L2-normalised, one per text. */
   embedTexts(texts: string[]): Promise<Float32Array[]>;
   /** L2-normalised, one per image. */

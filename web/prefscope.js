@@ -98,12 +98,95 @@ const rethrow = (e) => {
   throw e instanceof Error ? e : new Error(String(e));
 };
 
+/// Other threads for the CPU path: module Workers (prefscope-worker.js), each with its own
+/// copy of the model, sharing each batch of embeddings with the calling thread.
+class Pool {
+  #workers;
+  #next = 0;
+  #pending = new Map();
+
+  constructor(count) {
+    this.#workers = Array.from({ length: count }, () => {
+      const worker = new Worker(new URL("prefscope-worker.js", base), { type: "module" });
+      worker.onmessage = ({ data }) => {
+        const { resolve, reject } = this.#pending.get(data.id);
+        this.#pending.delete(data.id);
+        if (data.error !== undefined) reject(new Error(data.error));
+        else resolve(data.result);
+      };
+      worker.onerror = (e) => {
+        for (const { reject } of this.#pending.values()) reject(new Error(`prefscope worker: ${e.message}`));
+        this.#pending.clear();
+      };
+      return worker;
+    });
+  }
+
+  get size() {
+    return this.#workers.length;
+  }
+
+  call(worker, op, args) {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#workers[worker].postMessage({ id, op, args });
+    });
+  }
+
+  all(op, args) {
+    return Promise.all(this.#workers.map((_, w) => this.call(w, op, args)));
+  }
+
+  terminate() {
+    for (const worker of this.#workers) worker.terminate();
+  }
+}
+
+/// `items` cut into `parts` runs of nearly equal length, in order.
+function split(items, parts) {
+  const out = [];
+  let start = 0;
+  for (let p = 0; p < parts; p++) {
+    const end = start + Math.floor(items.length / parts) + (p < items.length % parts ? 1 : 0);
+    out.push(items.slice(start, end));
+    start = end;
+  }
+  return out;
+}
+
+/// Embeds images already turned into bytes or pixels (a Pool's Workers get them so): a key
+/// only this module holds.
+const PREPARED = Symbol("embed prepared images");
+
 /// A model loaded onto a device; from `load`.
 class Scorer {
   #inner;
+  #pool;
 
-  constructor(inner) {
+  constructor(inner, pool) {
     this.#inner = inner;
+    this.#pool = pool;
+  }
+
+  /// Threads computing embeddings (1 plus the Workers `load({ workers })` started).
+  get threads() {
+    return 1 + (this.#pool?.size ?? 0);
+  }
+
+  /// Stops the Workers, if any.
+  dispose() {
+    this.#pool?.terminate();
+    this.#pool = undefined;
+  }
+
+  /// `op` on `items`, shared between this thread and the Workers, results in input order.
+  async #shared(op, items, here) {
+    if (!this.#pool || items.length < 2) return here(items);
+    const parts = split(items, this.threads);
+    const results = await Promise.all(parts.map((part, k) =>
+      k === 0 ? here(part) : part.length ? this.#pool.call(k - 1, op, part) : Promise.resolve([])));
+    return results.flat();
   }
 
   /// `{ kind: "webgpu" | "cpu", adapter, reason }`.
@@ -118,12 +201,17 @@ class Scorer {
   /// L2-normalised text embeddings, a Float32Array per text.
   async embedTexts(texts) {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== "string")) throw new Error("embedTexts: expected an array of strings");
-    return this.#inner.embedTexts(texts).catch(rethrow);
+    return this.#shared("embedTexts", texts, (part) => this.#inner.embedTexts(part).catch(rethrow));
   }
 
   /// L2-normalised image embeddings, a Float32Array per image.
   async embedImages(images) {
-    return this.#inner.embedImages(await imageArgs(images)).catch(rethrow);
+    const args = await imageArgs(images);
+    return this.#shared("embedPrepared", args, (part) => this[PREPARED](part));
+  }
+
+  [PREPARED](args) {
+    return this.#inner.embedImages(args).catch(rethrow);
   }
 
   /// The rows of `prefscope score`: every image against every prompt (`prompts`), or a
@@ -152,13 +240,46 @@ class Scorer {
 /// Loads a model: `model` is a URL prefix laid out like a Hugging Face repository (relative
 /// to the page), an array of Files (config.json, tokenizer.json, model.safetensors, …), or
 /// absent for prefscope's demo model. `device`: "auto" | "webgpu" | "cpu".
-/// `onProgress({ label, fraction })` follows the download and the load.
-export async function load({ model, device = "auto", onProgress } = {}) {
+/// `onProgress({ label, fraction })` follows the download and the load. `workers` (CPU path
+/// only, default 0): that many module Workers, each loading its own copy of the model, share
+/// the embedding of every batch with this thread.
+export async function load({ model, device = "auto", onProgress, workers = 0 } = {}) {
   await start();
   const files = Array.isArray(model) || (typeof FileList !== "undefined" && model instanceof FileList) ? [...model] : undefined;
-  const url = files ? undefined : model === undefined || model === null ? undefined : String(model);
+  const url = files ? undefined : model === undefined || model === null ? undefined : resolve(String(model));
   const inner = await loadScorer(url, files, base, device, onProgress).catch(rethrow);
-  return new Scorer(inner);
+  let pool;
+  const count = Math.max(0, Math.floor(Number(workers) || 0));
+  if (count > 0 && inner.device.kind === "cpu") {
+    pool = new Pool(count);
+    try {
+      await pool.all("load", { model: files ?? url, device: "cpu" });
+    } catch (e) {
+      pool.terminate();
+      rethrow(e);
+    }
+  }
+  return new Scorer(inner, pool);
+}
+
+/// What prefscope-worker.js runs for a Pool: the scorer's own operations, inside a Worker.
+export async function serveWorker(scope) {
+  let scorer;
+  scope.onmessage = async ({ data: { id, op, args } }) => {
+    try {
+      let result;
+      if (op === "load") {
+        scorer = await load(args);
+      } else if (op === "embedTexts") {
+        result = await scorer.embedTexts(args);
+      } else if (op === "embedPrepared") {
+        result = await scorer[PREPARED](args);
+      }
+      scope.postMessage({ id, result }, (result ?? []).map((v) => v.buffer));
+    } catch (e) {
+      scope.postMessage({ id, error: e.message ?? String(e) });
+    }
+  };
 }
 
 /// `prefscope dpo --format json` on a file (File, Blob, bytes, or a URL): `{ metrics, pairs }`.

@@ -5,7 +5,8 @@
 //
 // Environment (xtask sets it): PREFSCOPE_SITE the release build, TJS_WORK the
 // transformers.js harness's working folder (../shared/bench/transformersjs, set up), THREADS
-// (transformers.js's WASM threads; prefscope's CPU path runs on one), WARM (warm runs).
+// (comma list; each count is run on both sides: transformers.js's WASM threads, prefscope's
+// calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu).
 import { spawn, execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -14,7 +15,7 @@ import { serve } from "../tests/harness.mjs";
 
 const TJS_WORK = process.env.TJS_WORK;
 const MODEL = "clip-b32-random";
-const THREADS = process.env.THREADS ?? "1";
+const THREADS = (process.env.THREADS ?? "1,2").split(",");
 const WARM = process.env.WARM ?? "3";
 const DEVICES = (process.env.DEVICES ?? "cpu").split(",");
 
@@ -22,14 +23,14 @@ const FLAGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--di
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 /** prefscope's bench page on `device`: its result and the bytes it downloaded. */
-async function prefscope(origin, device) {
+async function prefscope(origin, device, threads) {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS });
   try {
     const page = await browser.newPage();
     const sizes = [];
     page.on("requestfinished", async (r) => { try { sizes.push((await r.sizes()).responseBodySize); } catch { /* gone */ } });
     page.on("console", (m) => { if (m.type() === "error") console.log(`[prefscope console] ${m.text()}`); });
-    await page.goto(`${origin}/bench/index.html?model=/model/&device=${device}&warm=${WARM}`);
+    await page.goto(`${origin}/bench/index.html?model=/model/&device=${device}&warm=${WARM}&workers=${threads - 1}`);
     await page.waitForFunction(() => window.__result, null, { timeout: 1_500_000, polling: 500 });
     const result = await page.evaluate(() => window.__result);
     if (!result.ok) throw new Error(`prefscope bench failed: ${result.error}`);
@@ -40,11 +41,11 @@ async function prefscope(origin, device) {
 }
 
 /** transformers.js's bench page through its harness (server.py + run.mjs in TJS_WORK). */
-async function transformersjs(device) {
+async function transformersjs(device, threads) {
   const server = spawn("python3", [path.join(TJS_WORK, "server.py"), "8765"], { env: { ...process.env, TJS_WORK }, stdio: "ignore" });
   try {
     await new Promise((ok) => setTimeout(ok, 1500));
-    const threads = device === "wasm" ? THREADS : "";
+    threads = device === "wasm" ? String(threads) : "";
     execFileSync("node", [path.join(TJS_WORK, "run.mjs"), MODEL, device, threads, WARM, "1500", "e2e=" + WARM], {
       cwd: TJS_WORK, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, TJS_WORK } });
     const tag = `${MODEL}_${device}${threads ? "_t" + threads : ""}`;
@@ -61,9 +62,10 @@ const ratio = (theirs, ours) => (theirs && ours ? `${(theirs / ours).toFixed(2)}
 
 const { server, origin } = await serve({ "/model/": path.join(TJS_WORK, "models", MODEL, "hf") });
 try {
-  for (const device of DEVICES) {
-    const ours = await prefscope(origin, device);
-    const theirs = await transformersjs(device === "cpu" ? "wasm" : "webgpu");
+  const runs = DEVICES.flatMap((device) => (device === "cpu" ? THREADS.map((t) => [device, Number(t)]) : [[device, 1]]));
+  for (const [device, threads] of runs) {
+    const ours = await prefscope(origin, device, threads);
+    const theirs = await transformersjs(device === "cpu" ? "wasm" : "webgpu", threads);
     // transformers.js's image numbers with its preprocessing, as prefscope's include it.
     const image = (r, b) => r.image[b].e2e_with_preproc_median_ms ?? r.image[b].warm_median_ms;
     const rows = [
@@ -72,7 +74,7 @@ try {
       ["text batch 8 (warm median)", ours.text[8].warm_median_ms, theirs.text[8].warm_median_ms],
       ["first image embedding after navigation", ours.t_first_image_embedding_since_nav_ms, theirs.t_first_image_embedding_since_nav_ms],
     ];
-    const label = device === "cpu" ? `prefscope CPU path (1 thread) vs transformers.js WASM (${THREADS} thread${THREADS === "1" ? "" : "s"})`
+    const label = device === "cpu" ? `prefscope CPU path vs transformers.js WASM, ${threads} thread${threads === 1 ? "" : "s"} each`
       : "prefscope WebGPU vs transformers.js WebGPU";
     console.log(`\n${label}, B/32 random weights, ${ours.path.adapter}`);
     console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");

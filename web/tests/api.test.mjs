@@ -104,6 +104,20 @@ test("the JavaScript API on the CPU path gives `prefscope embed`, `score` and `d
   assert.equal(got.device.kind, "cpu");
   assertSameAsCli(got, cliReference(), "cpu", 0.9999);
 
+  // A Worker sharing the batches gives the same embeddings, in input order.
+  const shared = await page.evaluate(async ({ texts, images }) => {
+    const scorer = await prefscope.load({ model: "model/", device: "cpu", workers: 1 });
+    const out = { threads: scorer.threads, texts: (await scorer.embedTexts(texts)).map((v) => [...v]),
+      images: (await scorer.embedImages(images.map((f) => `/repo/tests/fixtures/clip/images/${f}`))).map((v) => [...v]) };
+    scorer.dispose();
+    return out;
+  }, { texts: TEXTS, images: IMAGES });
+  assert.equal(shared.threads, 2);
+  [...shared.texts, ...shared.images].forEach((v, k) => {
+    const c = cos(v, [...got.texts, ...got.images][k]);
+    assert.ok(c >= 0.99999, `embedding ${k} with a Worker: cos ${c}`);
+  });
+
   // Bad inputs reject with the CLI's message on the same file.
   const cliError = (...args) => {
     try {

@@ -309,7 +309,8 @@ fn train_demo(extra: &[String]) -> Result {
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)?;
     // The reference direction that ships beside the weights (the page's first ranking reads it).
-    let test = ["test", "--locked", "-p", "prefscope-synth", "--features", "train", "--test", "synth", "bundled_direction"];
+    let test =
+        ["test", "--locked", "-p", "prefscope-synth", "--features", "train", "--test", "synth", "bundled_direction"];
     run_with(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), &test, &[("PREFSCOPE_BLESS", "1")])?;
     let python = root().join(".venv-reference/bin/python");
     if python.exists() {

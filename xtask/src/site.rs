@@ -94,6 +94,7 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
         "prefscope-viewer.js",
         "prefscope.css",
         "prefscope.js",
+        "prefscope-worker.js",
         "prefscope.d.ts",
         "examples/index.html",
         "examples/api.html",

@@ -301,6 +301,7 @@ impl Reducible for State {
             }
             Action::Progress(p) => s.progress = p,
             Action::Error(e) => {
+                #[cfg(target_arch = "wasm32")]
                 web_sys::console::warn_1(&format!("prefscope: {e}").into());
                 s.errors.push(e);
                 s.progress = None;
@@ -373,5 +374,117 @@ impl Reducible for State {
             }
         }
         Rc::new(s)
+    }
+}
+
+/// The reducer natively: what each action changes, and the stale results it drops.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> Rc<State> {
+        Rc::new(State::new(Rc::new(Options::parse(r#"{"base":"/"}"#).unwrap())))
+    }
+
+    fn scored(scorer: Scorer, source: Source) -> Rc<Scored> {
+        Rc::new(Scored {
+            scorer,
+            source,
+            rows: Vec::new(),
+            image_names: Vec::new(),
+            prompts: Vec::new(),
+            segments: Vec::new(),
+            thumbnails: Vec::new(),
+            reference: String::new(),
+            relevant: Vec::new(),
+            irrelevant: Vec::new(),
+            resident: None,
+            millis: 0.0,
+        })
+    }
+
+    #[test]
+    fn a_result_for_another_preset_or_source_is_dropped() {
+        let s = state().reduce(Action::Scored(scored(Scorer::PickScore, Source::Demo)));
+        assert!(s.scored.is_some());
+        let s = s.reduce(Action::Reweighted(0.5, vec![1.0]));
+        // A new preset clears the scores and their reweighting; its stale answer is dropped.
+        let s = s.reduce(Action::Scorer(Scorer::Clip));
+        assert!(s.scored.is_none() && s.reweighted.is_none());
+        let s = s.reduce(Action::Scored(scored(Scorer::PickScore, Source::Demo)));
+        assert!(s.scored.is_none(), "a PickScore result arriving after the switch to clip");
+        let s = s.reduce(Action::Scored(scored(Scorer::Clip, Source::User)));
+        assert!(s.scored.is_none(), "a result for the other source");
+        let s = s.reduce(Action::Scored(scored(Scorer::Clip, Source::Demo)));
+        assert!(s.scored.is_some());
+        // The same preset again keeps them.
+        let s = s.reduce(Action::Scorer(Scorer::Clip));
+        assert!(s.scored.is_some());
+    }
+
+    #[test]
+    fn asking_to_score_again_clears_and_counts() {
+        let s = state().reduce(Action::Scored(scored(Scorer::PickScore, Source::Demo)));
+        let s = s.reduce(Action::ScoreSource(Source::User));
+        assert_eq!((s.source.clone(), s.score_requests), (Source::User, 1));
+        assert!(s.scored.is_none());
+        let s = s.reduce(Action::ScoreSource(Source::User));
+        assert_eq!(s.score_requests, 2, "the same source scored again (new inputs)");
+        // The reference set matters only for the user's inputs.
+        let s = s.reduce(Action::Scored(scored(Scorer::PickScore, Source::User)));
+        let s = s.reduce(Action::BundledReference(false));
+        assert!(s.scored.is_none() && !s.inputs.bundled_reference);
+    }
+
+    #[test]
+    fn a_dpo_result_for_other_settings_is_dropped() {
+        let s = state().reduce(Action::DpoBeta(0.2));
+        let result = |key: String| {
+            Rc::new(DpoResult {
+                key,
+                metrics: BTreeMap::new(),
+                ids: Vec::new(),
+                chosen_reward: Vec::new(),
+                rejected_reward: Vec::new(),
+                margin: Vec::new(),
+                loss: Vec::new(),
+            })
+        };
+        let stale = s.dpo.key();
+        let s = s.reduce(Action::DpoBeta(0.3));
+        let s = s.reduce(Action::DpoResult(result(stale)));
+        assert!(s.dpo.result.is_none());
+        let key = s.dpo.key();
+        let s = s.reduce(Action::DpoResult(result(key)));
+        assert!(s.dpo.result.is_some());
+        // New data drops the result, the selection and the comparison.
+        let s = s.reduce(Action::DpoSelect(Some(3)));
+        let s = s.reduce(Action::DpoData("b.jsonl".into(), Rc::new(Preferences::Dpo(Default::default()))));
+        assert!(s.dpo.result.is_none() && s.dpo.selected.is_none() && s.dpo.compare.is_none());
+        assert_eq!(s.dpo.source.as_deref(), Some("b.jsonl"));
+    }
+
+    #[test]
+    fn errors_accumulate_and_are_dismissed_by_index() {
+        let s = state().reduce(Action::Progress(Some(Progress { label: "x".into(), fraction: None })));
+        let s = s.reduce(Action::Error("a".into())).reduce(Action::Error("b".into()));
+        assert_eq!(s.errors, ["a", "b"]);
+        assert!(s.progress.is_none(), "an error ends the progress bar");
+        let s = s.reduce(Action::DismissError(5)).reduce(Action::DismissError(0));
+        assert_eq!(s.errors, ["b"]);
+    }
+
+    #[test]
+    fn element_attributes_become_actions() {
+        assert!(matches!(Action::from_attribute("beta", Some("0.25")), Some(Action::DpoBeta(b)) if b == 0.25));
+        assert!(matches!(Action::from_attribute("beta", Some("-1")), Some(Action::Error(e)) if e.contains("beta")));
+        assert!(
+            matches!(Action::from_attribute("reweight", Some("x")), Some(Action::Error(e)) if e.contains("reweight"))
+        );
+        assert!(matches!(Action::from_attribute("data", Some("")), None));
+        let s = state().reduce(Action::from_attribute("data", Some("https://x/m.csv")).unwrap());
+        assert_eq!(s.options.data.as_deref(), Some("https://x/m.csv"));
+        let s = s.reduce(Action::from_attribute("view", Some("dpo")).unwrap());
+        assert_eq!((s.view, s.data_view), (View::Dpo, View::Dpo));
     }
 }
