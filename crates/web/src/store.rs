@@ -481,7 +481,7 @@ mod tests {
         assert!(
             matches!(Action::from_attribute("reweight", Some("x")), Some(Action::Error(e)) if e.contains("reweight"))
         );
-        assert!(matches!(Action::from_attribute("data", Some("")), None));
+        assert!(Action::from_attribute("data", Some("")).is_none());
         let s = state().reduce(Action::from_attribute("data", Some("https://x/m.csv")).unwrap());
         assert_eq!(s.options.data.as_deref(), Some("https://x/m.csv"));
         let s = s.reduce(Action::from_attribute("view", Some("dpo")).unwrap());
