@@ -11,8 +11,11 @@ use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response};
 use crate::opfs;
 use crate::scope::{self, js_error};
 
-/// The cache the Model view fills and clears.
+/// The cache the Model view fills, counts and clears.
 pub const MODEL_CACHE: &str = "prefscope-models";
+/// Vectors computed from a model (reference directions): cleared with the models, not counted
+/// among their files.
+pub const VECTOR_CACHE: &str = "prefscope-vectors";
 
 /// Why a fetch failed: the server's answer, or no answer at all. Callers that treat a missing
 /// file as an answer (an optional model file) match on the status, never on the message.
@@ -51,7 +54,11 @@ impl From<String> for FetchError {
 
 /// The browser's Cache API, when the scope has one (secure contexts only).
 async fn cache() -> Option<Cache> {
-    let cache = JsFuture::from(scope::caches()?.open(MODEL_CACHE)).await.ok()?;
+    open_cache(MODEL_CACHE).await
+}
+
+async fn open_cache(name: &str) -> Option<Cache> {
+    let cache = JsFuture::from(scope::caches()?.open(name)).await.ok()?;
     cache.dyn_into::<Cache>().ok()
 }
 
@@ -170,7 +177,7 @@ fn vector_url(key: &str) -> String {
 
 /// A vector stored by [`store_vector`] under `key`, if the cache has it.
 pub async fn cached_vector(key: &str) -> Option<Vec<f32>> {
-    let cache = cache().await?;
+    let cache = open_cache(VECTOR_CACHE).await?;
     let hit = JsFuture::from(cache.match_with_str(&vector_url(key))).await.ok()?;
     let response = hit.dyn_into::<Response>().ok()?;
     let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
@@ -183,7 +190,7 @@ pub async fn cached_vector(key: &str) -> Option<Vec<f32>> {
 
 /// Keeps `values` in the model cache under `key` (quietly not, where there is no cache).
 pub async fn store_vector(key: &str, values: &[f32]) {
-    let Some(cache) = cache().await else { return };
+    let Some(cache) = open_cache(VECTOR_CACHE).await else { return };
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let body = Uint8Array::from(bytes.as_slice());
     if let Ok(response) = Response::new_with_opt_buffer_source(Some(&body)) {
@@ -226,6 +233,8 @@ pub async fn cache_usage() -> Result<(usize, u64), String> {
 pub async fn clear_cache() -> Result<(), String> {
     opfs::clear().await;
     let Some(caches) = scope::caches() else { return Ok(()) };
-    JsFuture::from(caches.delete(MODEL_CACHE)).await.map_err(|e| js_error("model cache", e))?;
+    for name in [MODEL_CACHE, VECTOR_CACHE] {
+        JsFuture::from(caches.delete(name)).await.map_err(|e| js_error("model cache", e))?;
+    }
     Ok(())
 }
