@@ -1,0 +1,295 @@
+//! The page's side effects, in one layer the reducer feeds: [`wanted`] says, from the state
+//! alone, which async work the state asks for (a pure function, tested natively), and [`run`]
+//! is the one place that starts it. The app starts each effect when it enters the wanted list
+//! (an effect is identified by what it depends on, as a hook's dependencies would identify it),
+//! and the reducer drops any answer that arrives for settings no longer current.
+
+use std::rc::Rc;
+
+use prefscope_clip::scorer::Scorer;
+use serde_json::json;
+use wasm_bindgen_futures::spawn_local;
+use yew::Callback;
+
+use crate::host::Host;
+use crate::options::View;
+use crate::store::{Action, Source, State};
+use crate::{compute, tasks};
+
+/// What the page's `data` URL holds for a scoring view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    Manifest,
+    Pairs,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Open the device (once, at mount).
+    OpenDevice,
+    /// Load the page's model (`None`: the demo model) onto the opened device.
+    LoadModel { url: Option<String> },
+    /// Score the demo gallery or the user's inputs with the loaded model (`model`: its address).
+    Score { model: usize, scorer: Scorer, source: Source, requests: u32, bundled_reference: bool },
+    /// `relevant + w·irrelevant` for the scored split (`scored`: its address).
+    Reweight { scored: usize, weight_bits: u32 },
+    /// DPO data for the DPO view: the page's URL, or the bundled run.
+    LoadDpo { url: Option<String> },
+    /// The page's `data` URL for a scoring view, once a model is there.
+    LoadData { url: String, kind: DataKind },
+    /// The DPO report for the settings `key` names.
+    DpoReport { key: String },
+}
+
+/// The effects `state` asks for, in the order they should start.
+pub fn wanted(state: &State) -> Vec<Effect> {
+    let mut out = vec![Effect::OpenDevice];
+    let runtime = state.runtime.is_some();
+    // The DPO view needs no model: it is loaded when a scoring view is first shown.
+    if runtime && (state.view != View::Dpo || state.model.is_some()) {
+        out.push(Effect::LoadModel { url: state.options.model.clone() });
+    }
+    if let (true, Some(model), None) = (runtime, &state.model, &state.scored) {
+        out.push(Effect::Score {
+            model: Rc::as_ptr(model) as usize,
+            scorer: state.scorer,
+            source: state.source.clone(),
+            requests: state.score_requests,
+            bundled_reference: state.inputs.bundled_reference,
+        });
+    }
+    if let (true, Some(scored)) = (runtime, &state.scored) {
+        out.push(Effect::Reweight { scored: Rc::as_ptr(scored) as usize, weight_bits: state.reweight.to_bits() });
+    }
+    if state.view == View::Dpo {
+        let url = state.options.data.clone().filter(|_| state.data_view == View::Dpo);
+        if url.is_some() || state.dpo.source.is_none() {
+            out.push(Effect::LoadDpo { url });
+        }
+    }
+    let kind = match state.data_view {
+        View::Score | View::Decompose => Some(DataKind::Manifest),
+        View::Pairs => Some(DataKind::Pairs),
+        View::Dpo | View::Model => None,
+    };
+    if let (Some(url), Some(kind), true) = (&state.options.data, kind, state.model.is_some()) {
+        out.push(Effect::LoadData { url: url.clone(), kind });
+    }
+    let key = state.dpo.key();
+    let stale = state.dpo.data.is_some() && state.dpo.result.as_ref().is_none_or(|r| r.key != key);
+    if stale && runtime {
+        out.push(Effect::DpoReport { key });
+    }
+    out
+}
+
+/// Starts `effect` on what `state` holds; its results come back as actions.
+pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Host) {
+    let dispatch = dispatch.clone();
+    let host = host.clone();
+    match effect {
+        Effect::OpenDevice => {
+            let choice = state.options.device;
+            let needs_model = state.options.view != View::Dpo;
+            spawn_local(async move {
+                dispatch.emit(Action::Progress(Some(tasks::progress("opening the device", None))));
+                let runtime = compute::open(choice).await;
+                crate::scope::mark("device-open");
+                // A DPO-only viewer is ready now; the others once their model is.
+                if !needs_model {
+                    host.emit(
+                        "prefscope-ready",
+                        &json!({"device": runtime.badge.device, "adapter": runtime.badge.label}),
+                    );
+                }
+                dispatch.emit(Action::Runtime(runtime));
+                dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::LoadModel { url } => {
+            let Some(runtime) = state.runtime.clone() else { return };
+            let base = state.options.base.clone();
+            spawn_local(async move {
+                match tasks::load_model(&runtime, url.as_deref(), &base, tasks::report_to(&dispatch)).await {
+                    Ok(model) => {
+                        let detail = json!({"device": runtime.badge.device, "adapter": runtime.badge.label, "model": model.name});
+                        host.emit("prefscope-ready", &detail);
+                        dispatch.emit(Action::Model(model));
+                    }
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+                dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::Score { scorer, source, .. } => {
+            let (Some(runtime), Some(model)) = (state.runtime.clone(), state.model.clone()) else { return };
+            let (inputs, reweight) = (state.inputs.clone(), state.reweight);
+            spawn_local(async move {
+                let result = match source {
+                    Source::Demo => tasks::score_demo(&runtime, &model, scorer, reweight, &dispatch).await,
+                    Source::User => tasks::score_user(&runtime, &model, &inputs, scorer, reweight, &dispatch).await,
+                };
+                match result {
+                    Ok(scored) => {
+                        let detail = json!({"view": "score", "rows": scored.rows.len(), "preset": scorer.name(),
+                            "source": if scored.source == Source::Demo { "demo" } else { "user" }, "millis": scored.millis});
+                        host.emit("prefscope-scored", &detail);
+                        dispatch.emit(Action::Scored(Rc::new(scored)));
+                    }
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+                dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::Reweight { weight_bits, .. } => {
+            let (Some(runtime), Some(scored)) = (state.runtime.clone(), state.scored.clone()) else { return };
+            let weight = f32::from_bits(weight_bits);
+            spawn_local(async move {
+                match tasks::reweight(&runtime, &scored, weight).await {
+                    Ok(values) => dispatch.emit(Action::Reweighted(weight, values)),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        }
+        Effect::LoadDpo { url } => {
+            let base = state.options.base.clone();
+            spawn_local(async move {
+                let loaded = match url.as_deref() {
+                    Some(url) => tasks::load_dpo(Some(url), &base, &dispatch)
+                        .await
+                        .map(|(name, data)| dispatch.emit(Action::DpoData(name, Rc::new(data)))),
+                    None => tasks::load_bundled(&base, false, &dispatch).await,
+                };
+                if let Err(e) = loaded {
+                    dispatch.emit(Action::Error(e));
+                }
+                dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::LoadData { url, kind } => {
+            let Some(model) = state.model.clone() else { return };
+            let loaded = state.inputs.images.clone();
+            spawn_local(async move {
+                match kind {
+                    DataKind::Pairs => {
+                        let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+                        let result = match crate::fetch::fetch_bytes(&url, &|_, _| {}).await {
+                            Ok(bytes) => tasks::load_pairs(&model, &name, bytes, Some(&url), &loaded, &dispatch).await,
+                            Err(e) => Err(e.into()),
+                        };
+                        match result {
+                            Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
+                            Err(e) => dispatch.emit(Action::Error(e)),
+                        }
+                    }
+                    DataKind::Manifest => match tasks::load_manifest_url(&url, &dispatch).await {
+                        Ok((name, rows, images)) => {
+                            dispatch.emit(Action::ClearImages);
+                            dispatch.emit(Action::AddImages(images));
+                            dispatch.emit(Action::Manifest(Some((name, rows))));
+                            dispatch.emit(Action::ScoreSource(Source::User));
+                        }
+                        Err(e) => dispatch.emit(Action::Error(e)),
+                    },
+                }
+                dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::DpoReport { .. } => {
+            let Some(runtime) = state.runtime.clone() else { return };
+            let dpo = state.dpo.clone();
+            spawn_local(async move {
+                match tasks::dpo_report(&runtime, &dpo).await {
+                    Ok(result) => {
+                        let detail = json!({"view": "dpo", "pairs": result.ids.len(), "beta": dpo.beta, "loss": dpo.losses.join(",")});
+                        host.emit("prefscope-scored", &detail);
+                        dispatch.emit(Action::DpoResult(Rc::new(result)));
+                    }
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::{Badge, Model, Runtime};
+    use crate::options::Options;
+    use yew::Reducible;
+
+    fn state(attributes: &str) -> Rc<State> {
+        Rc::new(State::new(Rc::new(Options::parse(attributes).unwrap())))
+    }
+
+    fn cpu() -> Action {
+        Action::Runtime(Runtime {
+            gpu: None,
+            badge: Badge { device: "cpu", label: "CPU".into(), reason: String::new() },
+        })
+    }
+
+    fn demo_model() -> Action {
+        let encoder =
+            prefscope_clip::Encoder::load(&prefscope_synth::demo::model_files(), prefscope_clip::Backend::Cpu).unwrap();
+        Action::Model(Rc::new(Model { name: "demo".into(), encoder, key: "demo".into(), bundled: true }))
+    }
+
+    fn kinds(effects: &[Effect]) -> Vec<&'static str> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::OpenDevice => "device",
+                Effect::LoadModel { .. } => "model",
+                Effect::Score { .. } => "score",
+                Effect::Reweight { .. } => "reweight",
+                Effect::LoadDpo { .. } => "dpo data",
+                Effect::LoadData { .. } => "data",
+                Effect::DpoReport { .. } => "dpo report",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_score_view_opens_the_device_then_loads_and_scores_then_reweights() {
+        let s = state(r#"{"base":"/"}"#);
+        assert_eq!(kinds(&wanted(&s)), ["device"]);
+        let s = s.reduce(cpu());
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None });
+        let s = s.reduce(demo_model());
+        assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
+        // A new preset is a new scoring (another effect), the old one's answer is dropped.
+        let before = wanted(&s);
+        let s = s.reduce(Action::Scorer(Scorer::Clip));
+        let after = wanted(&s);
+        assert_ne!(before[2], after[2]);
+        assert!(matches!(&after[2], Effect::Score { scorer: Scorer::Clip, .. }));
+    }
+
+    #[test]
+    fn a_dpo_viewer_loads_its_data_and_report_without_a_model() {
+        let s = state(r#"{"base":"/","view":"dpo","data":"https://x/run.jsonl"}"#).reduce(cpu());
+        assert_eq!(kinds(&wanted(&s)), ["device", "dpo data"]);
+        assert_eq!(wanted(&s)[1], Effect::LoadDpo { url: Some("https://x/run.jsonl".into()) });
+        let s = s.reduce(Action::DpoData(
+            "run.jsonl".into(),
+            Rc::new(prefscope_core::read::Preferences::Dpo(Default::default())),
+        ));
+        let report = wanted(&s);
+        assert!(matches!(report.last(), Some(Effect::DpoReport { .. })));
+        // Another β is another report.
+        let s = s.reduce(Action::DpoBeta(0.5));
+        assert_ne!(report.last(), wanted(&s).last());
+    }
+
+    #[test]
+    fn a_manifest_url_is_loaded_once_a_model_is_there() {
+        let s = state(r#"{"base":"/","view":"score","data":"https://x/m.csv"}"#).reduce(cpu());
+        assert!(!kinds(&wanted(&s)).contains(&"data"));
+        let s = s.reduce(demo_model());
+        assert!(wanted(&s).contains(&Effect::LoadData { url: "https://x/m.csv".into(), kind: DataKind::Manifest }));
+        let s = s.reduce(Action::ElementView(View::Pairs));
+        assert!(wanted(&s).contains(&Effect::LoadData { url: "https://x/m.csv".into(), kind: DataKind::Pairs }));
+    }
+}
