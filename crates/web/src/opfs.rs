@@ -34,15 +34,29 @@ export async function opfsPut(key, response, progress) {
   } catch (e) {
     return null;
   }
+  // The network's chunks (tens of kB) are gathered into writes of 16 MB: each write to the
+  // file is a round trip, and a few thousand of them cost seconds per GB.
   const reader = response.body.getReader();
-  let done = 0;
+  const BATCH = 16 << 20;
+  let done = 0, held = [], heldBytes = 0;
+  const flush = async () => {
+    if (!heldBytes) return;
+    const batch = new Uint8Array(heldBytes);
+    let at = 0;
+    for (const part of held) { batch.set(part, at); at += part.byteLength; }
+    held = []; heldBytes = 0;
+    await out.write(batch);
+  };
   for (;;) {
     const chunk = await reader.read();
     if (chunk.done) break;
-    await out.write(chunk.value);
+    held.push(chunk.value);
+    heldBytes += chunk.value.byteLength;
     done += chunk.value.byteLength;
+    if (heldBytes >= BATCH) await flush();
     progress(done);
   }
+  await flush();
   await out.close();
   await dir.getFileHandle(key + ".done", { create: true });
   return await (await dir.getFileHandle(key)).getFile();
