@@ -10,7 +10,7 @@ use crate::effects::{self, Effect};
 use crate::host::Host;
 use crate::options::{Options, View};
 use crate::store::{Action, State};
-use crate::views;
+use crate::{export, views};
 
 #[derive(Properties)]
 pub struct AppProps {
@@ -24,13 +24,6 @@ impl PartialEq for AppProps {
     fn eq(&self, other: &Self) -> bool {
         self.options == other.options && self.host == other.host && Rc::ptr_eq(&self.dispatch, &other.dispatch)
     }
-}
-
-/// What views receive: the state and a way to change it.
-#[derive(Clone, PartialEq)]
-pub struct Ctx {
-    pub state: Rc<State>,
-    pub dispatch: Callback<Action>,
 }
 
 #[function_component(App)]
@@ -56,21 +49,41 @@ pub fn app(props: &AppProps) -> Html {
         });
     }
 
-    let ctx = Ctx { state: state.clone(), dispatch: dispatch.clone() };
+    let on_export = {
+        let (state, dispatch) = (state.clone(), dispatch.clone());
+        Callback::from(move |format| {
+            if let Err(e) = export::download_view(&state, format) {
+                dispatch.emit(Action::Error(e));
+            }
+        })
+    };
+    let s = &state;
+    let d = || dispatch.clone();
     html! {
-        <ContextProvider<Ctx> context={ctx}>
-            <div class="ps-app" data-view={state.view.name()}>
-                <views::Header />
-                <main class="ps-main">
-                    { match state.view {
-                        View::Score => html! { <views::score::ScoreView /> },
-                        View::Decompose => html! { <views::decompose::DecomposeView /> },
-                        View::Pairs => html! { <views::pairs::PairsView /> },
-                        View::Dpo => html! { <views::dpo::DpoView /> },
-                        View::Model => html! { <views::model::ModelView /> },
-                    } }
-                </main>
-            </div>
-        </ContextProvider<Ctx>>
+        <div class="ps-app" data-view={s.view.name()}>
+            <views::Header full={s.options.full} view={s.view} device={s.options.device} runtime={s.runtime.clone()}
+                           progress={s.progress.clone()} errors={s.errors.clone()} can_export={export::available(s)}
+                           {on_export} dispatch={d()} />
+            <main class="ps-main">
+                { match s.view {
+                    View::Score => html! {
+                        <views::score::ScoreView scored={s.scored.clone()} scorer={s.scorer} source={s.source.clone()}
+                            inputs={s.inputs.clone()} model={s.model.as_ref().map(|m| m.name.clone())}
+                            reweight={s.reweight} reweighted={s.reweighted.clone()} dispatch={d()} />
+                    },
+                    View::Decompose => html! {
+                        <views::decompose::DecomposeView scored={s.scored.clone()} source={s.source.clone()}
+                            bundled_reference={s.inputs.bundled_reference} reweight={s.reweight}
+                            reweighted={s.reweighted.clone()} dispatch={d()} />
+                    },
+                    View::Pairs => html! {
+                        <views::pairs::PairsView model={s.model.clone()} loaded={s.inputs.images.clone()}
+                            tie_threshold={s.tie_threshold} pairs={s.pairs.clone()} dispatch={d()} />
+                    },
+                    View::Dpo => html! { <views::dpo::DpoView dpo={s.dpo.clone()} base={s.options.base.clone()} dispatch={d()} /> },
+                    View::Model => html! { <views::model::ModelView model={s.model.clone()} runtime={s.runtime.clone()} dispatch={d()} /> },
+                } }
+            </main>
+        </div>
     }
 }

@@ -48,13 +48,22 @@ pub fn available(state: &State) -> bool {
     }
 }
 
+/// Downloads the current view's table in `format` (nothing when the view shows no table).
+pub fn download_view(state: &State, format: Format) -> Result<(), String> {
+    let Some((stem, table)) = table(state) else { return Ok(()) };
+    let name = format!("{stem}.{}", format.extension());
+    encode(&table, format).and_then(|b| download(&name, &b, format))
+}
+
 /// The current view's table and a file stem, or `None` when the view shows no table yet.
 pub fn table(state: &State) -> Option<(String, OutputTable)> {
     match state.view {
         View::Score => {
             let s = state.scored.as_ref()?;
             let r = &s.rows;
-            let reweighted = |row: &crate::store::Row| crate::views::score::reweighted(state, s, row);
+            let reweighted = |row: &crate::store::Row| {
+                crate::views::score::reweighted(state.reweight, state.reweighted.as_deref(), s, row)
+            };
             let mut columns = vec![
                 ("id".into(), Column::Text(r.iter().map(|r| r.id.clone()).collect())),
                 ("group".into(), Column::Text(r.iter().map(|r| r.group.clone()).collect())),

@@ -90,8 +90,16 @@ pub struct UserImage {
     pub thumbnail: Option<String>,
 }
 
+/// The same image, not an equal one: decoded images are compared by identity (cheap, and
+/// what a re-render needs to know).
+impl PartialEq for UserImage {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 /// The user's inputs to the Score view.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Inputs {
     pub images: Vec<Rc<UserImage>>,
     /// Prompts typed or pasted, one per line; every image is ranked against each.
@@ -100,16 +108,6 @@ pub struct Inputs {
     pub manifest: Option<(String, Vec<prefscope_core::record::ManifestRow>)>,
     /// Use the bundled reference prompts (else the user's prompts) for the common direction.
     pub bundled_reference: bool,
-}
-
-impl PartialEq for Inputs {
-    fn eq(&self, other: &Self) -> bool {
-        self.images.len() == other.images.len()
-            && self.images.iter().zip(&other.images).all(|(a, b)| Rc::ptr_eq(a, b))
-            && self.prompts == other.prompts
-            && self.manifest == other.manifest
-            && self.bundled_reference == other.bundled_reference
-    }
 }
 
 /// The DPO view's inputs and last result.

@@ -2,20 +2,33 @@
 //! parts (LongAlign), with the reweighting factor on a slider that re-runs one GPU kernel.
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use yew::prelude::*;
 
+use super::fmt;
 use super::score::{reweighted, ReweightSlider};
-use super::{fmt, use_ctx};
-use crate::app::Ctx;
 use crate::charts::{Point, Scatter};
-use crate::store::{Action, Source};
+use crate::store::{Action, Scored, Source};
+
+/// What the Decompose view shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct DecomposeProps {
+    pub scored: Option<Rc<Scored>>,
+    pub source: Source,
+    pub bundled_reference: bool,
+    pub reweight: f32,
+    /// The GPU's reweighted matrix and the weight it is for.
+    pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
+    pub dispatch: Callback<Action>,
+}
 
 #[function_component(DecomposeView)]
-pub fn decompose_view() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
-    let reference = (state.source == Source::User).then(|| {
-        let bundled = state.inputs.bundled_reference;
+pub fn decompose_view(props: &DecomposeProps) -> Html {
+    let DecomposeProps { scored, source, bundled_reference, reweight, reweighted: matrix, dispatch } = props;
+    let slider = html! { <ReweightSlider reweight={*reweight} dispatch={dispatch.clone()} /> };
+    let reference = (*source == Source::User).then(|| {
+        let bundled = *bundled_reference;
         let dispatch = dispatch.clone();
         let onchange = Callback::from(move |_| dispatch.emit(Action::BundledReference(!bundled)));
         html! {
@@ -23,8 +36,8 @@ pub fn decompose_view() -> Html {
                 { "common direction from your prompts (else the bundled reference set)" }</label>
         }
     });
-    let Some(s) = state.scored.clone() else {
-        return html! { <section class="ps-view"><div class="ps-controls"><ReweightSlider />{ reference }</div><p class="ps-muted">{ "Scoring…" }</p></section> };
+    let Some(s) = scored.clone() else {
+        return html! { <section class="ps-view"><div class="ps-controls">{ slider }{ reference }</div><p class="ps-muted">{ "Scoring…" }</p></section> };
     };
     let cols = s.prompts.len().max(1);
     // The image × prompt pairs the rows score (the rest of the matrix is shown for contrast).
@@ -44,7 +57,9 @@ pub fn decompose_view() -> Html {
     let winners = s.prompts.iter().enumerate().map(|(p, prompt)| {
         let rows: Vec<_> = s.rows.iter().filter(|r| r.text == p).collect();
         let by_score = rows.iter().max_by(|a, b| a.score.total_cmp(&b.score));
-        let by_weight = rows.iter().max_by(|a, b| reweighted(&state, &s, a).total_cmp(&reweighted(&state, &s, b)));
+        let by_weight = rows.iter().max_by(|a, b| {
+            reweighted(*reweight, matrix.as_deref(), &s, a).total_cmp(&reweighted(*reweight, matrix.as_deref(), &s, b))
+        });
         let name = |r: Option<&&crate::store::Row>| r.map_or("—".to_string(), |r| r.id.clone());
         html! {
             <tr data-testid="reweighted-winner" data-prompt={prompt.clone()}>
@@ -55,7 +70,7 @@ pub fn decompose_view() -> Html {
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
     html! {
         <section class="ps-view">
-            <div class="ps-controls"><ReweightSlider />{ reference }</div>
+            <div class="ps-controls">{ slider }{ reference }</div>
             <p class="ps-muted" data-testid="reference">
                 { format!("{} images × {cols} prompts. Common direction: the mean of {}. Reweighted {device}.", s.image_names.len(), s.reference) }
             </p>
@@ -64,7 +79,7 @@ pub fn decompose_view() -> Html {
                          xlabel="irrelevant" ylabel="relevant" points={points} />
                 <div>
                     <table class="ps-table">
-                        <caption>{ format!("Best image per prompt, by score and by relevant + {:.2}·irrelevant", state.reweight) }</caption>
+                        <caption>{ format!("Best image per prompt, by score and by relevant + {:.2}·irrelevant", reweight) }</caption>
                         <thead><tr><th scope="col">{ "prompt" }</th><th scope="col">{ "by score" }</th><th scope="col">{ "reweighted" }</th></tr></thead>
                         <tbody>{ for winners }</tbody>
                     </table>

@@ -14,10 +14,9 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::{fmt, use_ctx};
-use crate::app::Ctx;
+use super::fmt;
 use crate::charts::{Histogram, Point, Scatter};
-use crate::store::{Action, DpoResult};
+use crate::store::{Action, Dpo, DpoResult};
 use crate::tasks::{dpo_request, load_bundled, parse_preferences, BUNDLED_EARLY, BUNDLED_FINAL};
 
 /// Metrics the comparison of two files shows.
@@ -42,9 +41,14 @@ enum SortKey {
 }
 
 /// File picker for DPO data; the file is read and parsed in the page.
+#[derive(Properties, PartialEq)]
+struct DpoFileProps {
+    dispatch: Callback<Action>,
+}
+
 #[function_component(DpoFile)]
-fn dpo_file() -> Html {
-    let Some(Ctx { dispatch, .. }) = use_ctx() else { return html! {} };
+fn dpo_file(props: &DpoFileProps) -> Html {
+    let dispatch = props.dispatch.clone();
     let onchange = Callback::from(move |e: Event| {
         let input: HtmlInputElement = e.target_unchecked_into();
         let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
@@ -77,11 +81,19 @@ fn differing_share(t: &prefscope_core::DpoTable, i: usize, beta: f64) -> Option<
 
 /// The bundled DPO demo run at its end or at its early checkpoint, to compare two points of
 /// training.
+#[derive(Properties, PartialEq)]
+struct BundledRunProps {
+    /// The built folder's URL (the bundled run lives in its data folder).
+    base: String,
+    /// The loaded file's name.
+    current: Option<String>,
+    dispatch: Callback<Action>,
+}
+
 #[function_component(BundledRun)]
-fn bundled_run() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
-    let base = state.options.base.clone();
-    let current = state.dpo.source.clone().unwrap_or_default();
+fn bundled_run(props: &BundledRunProps) -> Html {
+    let (base, dispatch) = (props.base.clone(), props.dispatch.clone());
+    let current = props.current.clone().unwrap_or_default();
     let onchange = Callback::from(move |e: Event| {
         let early = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value() == BUNDLED_EARLY;
         let (dispatch, base) = (dispatch.clone(), base.clone());
@@ -127,13 +139,21 @@ fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
     }
 }
 
+/// What the DPO view shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct DpoProps {
+    pub dpo: Dpo,
+    /// The built folder's URL.
+    pub base: String,
+    pub dispatch: Callback<Action>,
+}
+
 #[function_component(DpoView)]
-pub fn dpo_view() -> Html {
+pub fn dpo_view(props: &DpoProps) -> Html {
     let sort = use_state(|| (SortKey::Index, false));
     let filter = use_state(String::new);
     let wrong_only = use_state(|| false);
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
-    let dpo = &state.dpo;
+    let DpoProps { dpo, base, dispatch } = props;
     // The other checkpoint beside this one, same settings, on the CPU (it is small); computed
     // when the settings or the file change, not on every render.
     let compared = {
@@ -187,8 +207,8 @@ pub fn dpo_view() -> Html {
     };
     let controls = html! {
         <div class="ps-controls">
-            <DpoFile />
-            <BundledRun />
+            <DpoFile dispatch={dispatch.clone()} />
+            <BundledRun base={base.clone()} current={dpo.source.clone()} dispatch={dispatch.clone()} />
             <fieldset class="ps-losses"><legend>{ "Loss types (several are summed)" }</legend>{ for losses }</fieldset>
             <label class="ps-control">{ "β " }
                 <input type="range" min="-3" max="1" step="0.01" value={beta_to_slider(dpo.beta).to_string()} oninput={on_beta}

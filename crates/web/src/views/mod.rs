@@ -1,4 +1,5 @@
-//! The page's views and its header. Each view reads the store through [`crate::app::Ctx`].
+//! The page's views and its header. Each takes typed props: the parts of the state it shows
+//! and the dispatcher its controls send actions to.
 
 pub mod decompose;
 pub mod dpo;
@@ -8,10 +9,12 @@ pub mod score;
 
 use yew::prelude::*;
 
-use crate::app::Ctx;
-use crate::export::{self, Format};
+use prefscope_gpu::DeviceChoice;
+
+use crate::compute::Runtime;
+use crate::export::Format;
 use crate::options::View;
-use crate::store::Action;
+use crate::store::{Action, Progress};
 
 /// Numbers as the tables show them.
 pub fn fmt(x: f64) -> String {
@@ -25,22 +28,32 @@ pub fn fmt(x: f64) -> String {
     }
 }
 
-/// The context every view reads; absent only if a view is rendered outside [`crate::App`].
-#[hook]
-pub fn use_ctx() -> Option<Ctx> {
-    use_context::<Ctx>()
+/// What the header shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct HeaderProps {
+    /// The whole application (navigation between views), not one embedded view.
+    pub full: bool,
+    pub view: View,
+    pub device: DeviceChoice,
+    pub runtime: Option<Runtime>,
+    pub progress: Option<Progress>,
+    pub errors: Vec<String>,
+    /// Whether the current view has a table to export, and what exports it.
+    pub can_export: bool,
+    pub on_export: Callback<Format>,
+    pub dispatch: Callback<Action>,
 }
 
 /// Title, navigation, device badge, progress, export and the user-facing errors.
 #[function_component(Header)]
-pub fn header() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
-    let nav = state.options.full.then(|| {
+pub fn header(props: &HeaderProps) -> Html {
+    let HeaderProps { full, view, device, runtime, progress, errors, can_export, on_export, dispatch } = props;
+    let nav = full.then(|| {
         html! {
             <nav class="ps-nav" aria-label="views">
                 { for View::ALL.iter().map(|&v| {
                     let dispatch = dispatch.clone();
-                    let current = v == state.view;
+                    let current = v == *view;
                     html! {
                         <button type="button" class={classes!("ps-tab", current.then_some("ps-current"))}
                                 aria-pressed={current.to_string()} data-view={v.name()}
@@ -59,12 +72,12 @@ pub fn header() -> Html {
             let _ = location.set_search(&format!("device={choice}"));
         }
     });
-    let current = match state.options.device {
-        prefscope_gpu::DeviceChoice::Auto => "auto",
-        prefscope_gpu::DeviceChoice::Gpu => "webgpu",
-        prefscope_gpu::DeviceChoice::Cpu => "cpu",
+    let current = match device {
+        DeviceChoice::Auto => "auto",
+        DeviceChoice::Gpu => "webgpu",
+        DeviceChoice::Cpu => "cpu",
     };
-    let device_select = state.options.full.then(|| {
+    let device_select = full.then(|| {
         html! {
             <label class="ps-control ps-muted">{ "device " }
                 <select onchange={on_device} data-testid="device-choice">
@@ -75,7 +88,7 @@ pub fn header() -> Html {
             </label>
         }
     });
-    let badge = match &state.runtime {
+    let badge = match runtime {
         Some(r) => html! {
             <span class="ps-badge" data-testid="device-badge" data-device={r.badge.device} title={r.badge.reason.clone()}>
                 { r.badge.label.clone() }
@@ -86,7 +99,7 @@ pub fn header() -> Html {
             html! { <span class="ps-badge" data-testid="device-badge" data-device="pending">{ "choosing a device…" }</span> }
         }
     };
-    let progress = state.progress.as_ref().map(|p| {
+    let progress = progress.as_ref().map(|p| {
         html! {
             <div class="ps-progress" role="status" data-testid="progress">
                 <span>{ p.label.clone() }</span>
@@ -97,25 +110,15 @@ pub fn header() -> Html {
             </div>
         }
     });
-    let available = export::available(&state);
     let exports = Format::ALL.iter().map(|&format| {
-        let state = state.clone();
-        let dispatch = dispatch.clone();
-        let onclick = Callback::from(move |_| {
-            if let Some((stem, table)) = export::table(&state) {
-                let name = format!("{stem}.{}", format.extension());
-                if let Err(e) = export::encode(&table, format).and_then(|b| export::download(&name, &b, format)) {
-                    dispatch.emit(Action::Error(e));
-                }
-            }
-        });
+        let onclick = on_export.reform(move |_| format);
         html! {
-            <button type="button" class="ps-export" disabled={!available} {onclick} data-format={format.extension()}>
+            <button type="button" class="ps-export" disabled={!can_export} {onclick} data-format={format.extension()}>
                 { format.extension().to_uppercase() }
             </button>
         }
     });
-    let errors = state.errors.iter().enumerate().map(|(i, e)| {
+    let errors = errors.iter().enumerate().map(|(i, e)| {
         let dispatch = dispatch.clone();
         // A GPU that went away (or ran out of memory) leaves the CPU path: offer it rather
         // than a page that can no longer compute.

@@ -5,8 +5,9 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::use_ctx;
-use crate::app::Ctx;
+use std::rc::Rc;
+
+use crate::compute::{Model, Runtime};
 use crate::fetch::{cache_usage, clear_cache, wasm_memory_bytes};
 use crate::store::Action;
 use crate::tasks;
@@ -15,21 +16,29 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// What the Model view shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct ModelProps {
+    pub model: Option<Rc<Model>>,
+    pub runtime: Option<Runtime>,
+    pub dispatch: Callback<Action>,
+}
+
 #[function_component(ModelView)]
-pub fn model_view() -> Html {
+pub fn model_view(props: &ModelProps) -> Html {
     let usage = use_state(|| None::<(usize, u64)>);
     let url = use_state(String::new);
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+    let ModelProps { model, runtime, dispatch } = props;
     {
         let usage = usage.clone();
-        let model = state.model.as_ref().map(|m| m.name.clone());
+        let model = model.as_ref().map(|m| m.name.clone());
         use_effect_with(model, move |_| {
             spawn_local(async move { usage.set(cache_usage().await.ok()) });
         });
     }
     let on_files = {
         let dispatch = dispatch.clone();
-        let runtime = state.runtime.clone();
+        let runtime = runtime.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let Some(list) = input.files() else { return };
@@ -75,7 +84,7 @@ pub fn model_view() -> Html {
             });
         })
     };
-    let current = match &state.model {
+    let current = match &model {
         Some(m) => {
             let c = m.encoder.config();
             html! {

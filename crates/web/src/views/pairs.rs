@@ -10,9 +10,9 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::{fmt, use_ctx};
-use crate::app::Ctx;
-use crate::store::Action;
+use super::fmt;
+use crate::compute::Model;
+use crate::store::{Action, Pairs, UserImage};
 use crate::tasks::load_pairs;
 
 fn side(label: &str, p: f32, preferred: bool, thumb: Option<String>) -> Html {
@@ -35,13 +35,24 @@ fn choice(x: f32) -> &'static str {
     }
 }
 
+/// What the Pairs view shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct PairsProps {
+    pub model: Option<Rc<Model>>,
+    /// Images loaded in the Score view (pairs may name them).
+    pub loaded: Vec<Rc<UserImage>>,
+    pub tie_threshold: f32,
+    pub pairs: Option<Rc<Pairs>>,
+    pub dispatch: Callback<Action>,
+}
+
 #[function_component(PairsView)]
-pub fn pairs_view() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+pub fn pairs_view(props: &PairsProps) -> Html {
+    let PairsProps { model, loaded, tie_threshold, pairs, dispatch } = props;
     let onchange = {
         let dispatch = dispatch.clone();
-        let model = state.model.clone();
-        let loaded = state.inputs.images.clone();
+        let model = model.clone();
+        let loaded = loaded.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
@@ -73,7 +84,7 @@ pub fn pairs_view() -> Html {
             }
         })
     };
-    let t = state.tie_threshold;
+    let t = *tie_threshold;
     let controls = html! {
         <div class="ps-controls">
             <label class="ps-control">{ "Labelled pairs (JSONL or Parquet: caption, jpg_0, jpg_1, label_0) " }
@@ -83,7 +94,7 @@ pub fn pairs_view() -> Html {
                 <output>{ format!("{t:.2}") }</output></label>
         </div>
     };
-    let Some(pairs) = state.pairs.clone() else {
+    let Some(pairs) = pairs.clone() else {
         return html! { <section class="ps-view">{ controls }
             <p class="ps-muted">{ "Load labelled pairs. Images are inline bytes (Parquet, as Pick-a-Pic ships them), URLs, or names of images loaded in the Score view." }</p>
         </section> };

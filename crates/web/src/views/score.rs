@@ -9,18 +9,23 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::{fmt, use_ctx};
-use crate::app::Ctx;
+use super::fmt;
 use crate::fetch::fetch_bytes;
-use crate::store::{Action, Row, Scored, Source, State};
+use crate::store::{Action, Inputs, Row, Scored, Source};
 use crate::tasks::decode_image;
 
 const PRESETS: [Scorer; 4] = [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps];
 
+#[derive(Properties, PartialEq)]
+pub struct ReweightProps {
+    pub reweight: f32,
+    pub dispatch: Callback<Action>,
+}
+
 /// The reweighting slider, shared with the Decompose view.
 #[function_component(ReweightSlider)]
-pub fn reweight_slider() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+pub fn reweight_slider(props: &ReweightProps) -> Html {
+    let (reweight, dispatch) = (props.reweight, props.dispatch.clone());
     let oninput = Callback::from(move |e: InputEvent| {
         if let Ok(w) = e.target_unchecked_into::<HtmlInputElement>().value().parse::<f32>() {
             dispatch.emit(Action::Reweight(w));
@@ -29,19 +34,19 @@ pub fn reweight_slider() -> Html {
     html! {
         <label class="ps-control">
             { "Reweighting factor w (relevant + w·irrelevant) " }
-            <input type="range" min="0" max="1" step="0.01" value={state.reweight.to_string()} {oninput}
-                   data-testid="reweight" aria-valuetext={format!("{:.2}", state.reweight)} />
-            <output>{ format!("{:.2}", state.reweight) }</output>
+            <input type="range" min="0" max="1" step="0.01" value={reweight.to_string()} {oninput}
+                   data-testid="reweight" aria-valuetext={format!("{reweight:.2}")} />
+            <output>{ format!("{reweight:.2}") }</output>
         </label>
     }
 }
 
-/// The reweighted score of row `r`: from the GPU's matrix when it is current, else from the
-/// row's parts.
-pub fn reweighted(state: &State, scored: &Scored, r: &Row) -> f32 {
-    match &state.reweighted {
-        Some(w) if w.0 == state.reweight && scored.cell(r) < w.1.len() => w.1[scored.cell(r)],
-        _ => r.relevant + state.reweight * r.irrelevant,
+/// The reweighted score of row `r` at `weight`: from the GPU's matrix when it is for that
+/// weight, else from the row's parts.
+pub fn reweighted(weight: f32, matrix: Option<&(f32, Vec<f32>)>, scored: &Scored, r: &Row) -> f32 {
+    match matrix {
+        Some(w) if w.0 == weight && scored.cell(r) < w.1.len() => w.1[scored.cell(r)],
+        _ => r.relevant + weight * r.irrelevant,
     }
 }
 
@@ -108,13 +113,19 @@ fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
 }
 
 /// The user's images, prompts and manifest, and the button that scores them.
+#[derive(Properties, PartialEq)]
+struct InputsProps {
+    inputs: Inputs,
+    source: Source,
+    dispatch: Callback<Action>,
+}
+
 #[function_component(InputsPanel)]
-fn inputs_panel() -> Html {
+fn inputs_panel(props: &InputsProps) -> Html {
     let prompts = use_state(String::new);
     let urls = use_state(String::new);
     let dragging = use_state(|| false);
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
-    let inputs = &state.inputs;
+    let InputsProps { inputs, source, dispatch } = props;
     let on_pick = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
@@ -179,7 +190,7 @@ fn inputs_panel() -> Html {
     };
     let manifest = inputs.manifest.as_ref().map(|(name, rows)| format!(" · manifest {name} ({} rows)", rows.len()));
     html! {
-        <details class="ps-inputs" open={state.source == Source::User}>
+        <details class="ps-inputs" open={*source == Source::User}>
             <summary>{ "Your images and prompts" }</summary>
             <div class={classes!("ps-drop", dragging.then_some("ps-dragging"))} ondrop={on_drop} ondragover={on_over} ondragleave={on_leave}
                  data-testid="drop-zone">
@@ -209,11 +220,26 @@ fn inputs_panel() -> Html {
     }
 }
 
+/// What the Score view shows and changes.
+#[derive(Properties, PartialEq)]
+pub struct ScoreProps {
+    pub scored: Option<Rc<Scored>>,
+    pub scorer: Scorer,
+    pub source: Source,
+    pub inputs: Inputs,
+    /// The loaded model's name.
+    pub model: Option<String>,
+    pub reweight: f32,
+    /// The GPU's reweighted matrix and the weight it is for.
+    pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
+    pub dispatch: Callback<Action>,
+}
+
 #[function_component(ScoreView)]
-pub fn score_view() -> Html {
-    let Some(Ctx { state, dispatch }) = use_ctx() else { return html! {} };
+pub fn score_view(props: &ScoreProps) -> Html {
+    let ScoreProps { scored, scorer, source, inputs, model, reweight, reweighted: matrix, dispatch } = props;
     // Once rows are in the DOM: the last stage of the first-result breakdown.
-    let shown = state.scored.as_ref().map(|s| Rc::as_ptr(s) as usize);
+    let shown = scored.as_ref().map(|s| Rc::as_ptr(s) as usize);
     use_effect_with(shown, |shown| {
         if shown.is_some() {
             crate::scope::mark("rankings-shown");
@@ -232,18 +258,19 @@ pub fn score_view() -> Html {
             <label class="ps-control">{ "Preset " }
                 <select {onchange} data-testid="preset">
                     { for PRESETS.iter().map(|p| html! {
-                        <option value={p.name()} selected={*p == state.scorer}>{ p.name() }</option>
+                        <option value={p.name()} selected={p == scorer}>{ p.name() }</option>
                     }) }
                 </select>
             </label>
-            <ReweightSlider />
+            <ReweightSlider reweight={*reweight} dispatch={dispatch.clone()} />
         </div>
     };
-    let Some(scored) = state.scored.clone() else {
-        let what = if state.source == Source::Demo { "Scoring the demo gallery…" } else { "Scoring your inputs…" };
-        return html! { <section class="ps-view"><InputsPanel />{ controls }<p class="ps-muted">{ what }</p></section> };
+    let panel = html! { <InputsPanel inputs={inputs.clone()} source={source.clone()} dispatch={dispatch.clone()} /> };
+    let Some(scored) = scored.clone() else {
+        let what = if *source == Source::Demo { "Scoring the demo gallery…" } else { "Scoring your inputs…" };
+        return html! { <section class="ps-view">{ panel }{ controls }<p class="ps-muted">{ what }</p></section> };
     };
-    let model = state.model.as_ref().map_or_else(String::new, |m| m.name.clone());
+    let model = model.clone().unwrap_or_default();
     // Groups in order of first appearance.
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for (k, row) in scored.rows.iter().enumerate() {
@@ -292,7 +319,7 @@ pub fn score_view() -> Html {
                                 <td><span class="ps-prob" title={fmt(r.probability as f64)}><span style={format!("width:{:.1}%", 100.0 * r.probability)}></span></span>{ format!(" {:.3}", r.probability) }</td>
                                 <td>{ fmt(r.relevant as f64) }</td>
                                 <td>{ fmt(r.irrelevant as f64) }</td>
-                                <td>{ fmt(reweighted(&state, &scored, r) as f64) }</td>
+                                <td>{ fmt(reweighted(*reweight, matrix.as_deref(), &scored, r) as f64) }</td>
                                 { r.truth.map(|(a, q)| html! { <td class="ps-muted">{ format!("{a:.2} · {q:.2}") }</td> }) }
                             </tr>
                         }
@@ -305,7 +332,7 @@ pub fn score_view() -> Html {
     let what = if truth { "the demo gallery" } else { "your inputs" };
     html! {
         <section class="ps-view">
-            <InputsPanel />
+            { panel }
             { controls }
             <p class="ps-muted" data-testid="scored-time" data-ms={format!("{:.0}", scored.millis)} data-source={if truth { "demo" } else { "user" }}>
                 { format!("{what}: {} images × {} prompts scored by the {model} ({}); split against the common direction of {}.",
