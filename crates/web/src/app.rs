@@ -77,11 +77,10 @@ pub fn app(props: &AppProps) -> Html {
                             reweighted={s.reweighted.clone()} dispatch={d()} />
                     },
                     View::Pairs => html! {
-                        <views::pairs::PairsView model={s.model.clone()} loaded={s.inputs.images.clone()}
-                            tie_threshold={s.tie_threshold} pairs={s.pairs.clone()} dispatch={d()} />
+                        <views::pairs::PairsView tie_threshold={s.tie_threshold} pairs={s.pairs.clone()} dispatch={d()} />
                     },
-                    View::Dpo => html! { <views::dpo::DpoView dpo={s.dpo.clone()} base={s.options.base.clone()} dispatch={d()} /> },
-                    View::Model => html! { <views::model::ModelView model={s.model.clone()} runtime={s.runtime.clone()} dispatch={d()} /> },
+                    View::Dpo => html! { <views::dpo::DpoView dpo={s.dpo.clone()} dispatch={d()} /> },
+                    View::Model => html! { <views::model::ModelView model={s.model.clone()} usage={s.cache_usage} dispatch={d()} /> },
                 } }
             </main>
         </div>

@@ -13,7 +13,7 @@ use yew::Callback;
 
 use crate::host::Host;
 use crate::options::View;
-use crate::store::{Action, Source, State};
+use crate::store::{Action, Request, Source, State};
 use crate::{compute, tasks};
 
 /// What the page's `data` URL holds for a scoring view.
@@ -39,6 +39,10 @@ pub enum Effect {
     LoadData { url: String, kind: DataKind },
     /// The DPO report for the settings `key` names.
     DpoReport { key: String },
+    /// Request `id` from a control (`store::Request`).
+    Request { id: u64 },
+    /// Count the model cache for the Model view (again when the model changes).
+    CacheUsage { model: usize },
 }
 
 /// The effects `state` asks for, in the order they should start.
@@ -79,6 +83,10 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     let stale = state.dpo.data.is_some() && state.dpo.result.as_ref().is_none_or(|r| r.key != key);
     if stale && runtime {
         out.push(Effect::DpoReport { key });
+    }
+    out.extend(state.requests.iter().map(|(id, _)| Effect::Request { id: *id }));
+    if state.view == View::Model {
+        out.push(Effect::CacheUsage { model: state.model.as_ref().map_or(0, |m| Rc::as_ptr(m) as usize) });
     }
     out
 }
@@ -195,6 +203,14 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
                 dispatch.emit(Action::Progress(None));
             });
         }
+        Effect::Request { id } => {
+            if let Some((_, request)) = state.requests.iter().find(|(n, _)| *n == id) {
+                request_run(id, request.clone(), state, dispatch);
+            }
+        }
+        Effect::CacheUsage { .. } => {
+            spawn_local(async move { dispatch.emit(Action::CacheUsage(crate::fetch::cache_usage().await.ok())) });
+        }
         Effect::DpoReport { .. } => {
             let Some(runtime) = state.runtime.clone() else { return };
             let dpo = state.dpo.clone();
@@ -210,6 +226,50 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
             });
         }
     }
+}
+
+/// Starts request `id`; `RequestDone(id)` follows its answer.
+fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<Action>) {
+    let (runtime, model) = (state.runtime.clone(), state.model.clone());
+    let (loaded, base) = (state.inputs.images.clone(), state.options.base.clone());
+    spawn_local(async move {
+        let fail = |e: String| dispatch.emit(Action::Error(e));
+        match &*request {
+            Request::IngestFiles(files) => tasks::ingest_files(files.clone(), &dispatch).await,
+            Request::FetchImages(urls) => tasks::fetch_images(urls.clone(), &dispatch).await,
+            Request::PairsFile(file) => match tasks::pairs_file(model, file.clone(), &loaded, &dispatch).await {
+                Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
+                Err(e) => fail(e),
+            },
+            Request::DpoFile(file) => match tasks::dpo_file(file.clone()).await {
+                Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
+                Err(e) => fail(e),
+            },
+            Request::BundledDpo { early } => {
+                if let Err(e) = tasks::load_bundled(&base, *early, &dispatch).await {
+                    fail(e);
+                }
+            }
+            Request::ModelFiles(files) => match runtime {
+                Some(runtime) => {
+                    let picked = files.iter().map(|f| (f.name(), web_sys::Blob::from(f.clone()))).collect();
+                    match tasks::load_model_files(&runtime, picked, tasks::report_to(&dispatch)).await {
+                        Ok(model) => dispatch.emit(Action::Model(model)),
+                        Err(e) => fail(e),
+                    }
+                }
+                None => fail("the device is still opening; pick the model files again in a moment".into()),
+            },
+            Request::ClearCache => {
+                if let Err(e) = crate::fetch::clear_cache().await {
+                    fail(e);
+                }
+                dispatch.emit(Action::CacheUsage(crate::fetch::cache_usage().await.ok()));
+            }
+        }
+        dispatch.emit(Action::Progress(None));
+        dispatch.emit(Action::RequestDone(id));
+    });
 }
 
 #[cfg(test)]
@@ -247,6 +307,8 @@ mod tests {
                 Effect::LoadDpo { .. } => "dpo data",
                 Effect::LoadData { .. } => "data",
                 Effect::DpoReport { .. } => "dpo report",
+                Effect::Request { .. } => "request",
+                Effect::CacheUsage { .. } => "cache usage",
             })
             .collect()
     }

@@ -83,6 +83,32 @@ impl Scored {
     }
 }
 
+/// Work a control asks for with what the user gave (files, URLs, a choice): queued by the
+/// reducer, started by `effects::run`, answered by actions. Views start no work themselves.
+pub enum Request {
+    /// Picked or dropped files: images are decoded, manifests parsed.
+    IngestFiles(Vec<web_sys::File>),
+    /// Images by URL.
+    FetchImages(Vec<String>),
+    /// Labelled pairs for the Pairs view.
+    PairsFile(web_sys::File),
+    /// DPO log-probabilities.
+    DpoFile(web_sys::File),
+    /// The bundled DPO run, at its end or its early checkpoint.
+    BundledDpo { early: bool },
+    /// A model from picked files.
+    ModelFiles(Vec<web_sys::File>),
+    /// Empty the model cache.
+    ClearCache,
+}
+
+/// A request is itself (it holds the user's files), not an equal one.
+impl PartialEq for Request {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 /// A decoded image the user gave.
 pub struct UserImage {
     pub name: String,
@@ -190,6 +216,11 @@ pub struct State {
     pub pairs: Option<Rc<Pairs>>,
     /// PickScore's tie threshold on |p1 − p0|.
     pub tie_threshold: f32,
+    /// Requests not yet answered, by number.
+    pub requests: Vec<(u64, Rc<Request>)>,
+    pub next_request: u64,
+    /// Files and bytes in the model cache (the Model view), when last counted.
+    pub cache_usage: Option<(usize, u64)>,
 }
 
 impl State {
@@ -220,6 +251,9 @@ impl State {
             },
             pairs: None,
             tie_threshold: 0.0,
+            requests: Vec::new(),
+            next_request: 0,
+            cache_usage: None,
             options,
         }
     }
@@ -257,6 +291,10 @@ pub enum Action {
     /// The embedding element's `data` or `model` attribute changed.
     DataUrl(String),
     ModelUrl(String),
+    /// A control asks for work (queued; see [`Request`]), and the answer to request `n` is in.
+    Request(Request),
+    RequestDone(u64),
+    CacheUsage(Option<(usize, u64)>),
 }
 
 impl Action {
@@ -370,6 +408,12 @@ impl Reducible for State {
                 o.model = Some(url);
                 s.options = Rc::new(o);
             }
+            Action::Request(r) => {
+                s.requests.push((s.next_request, Rc::new(r)));
+                s.next_request += 1;
+            }
+            Action::RequestDone(n) => s.requests.retain(|(k, _)| *k != n),
+            Action::CacheUsage(u) => s.cache_usage = u,
         }
         Rc::new(s)
     }
@@ -460,6 +504,18 @@ mod tests {
         let s = s.reduce(Action::DpoData("b.jsonl".into(), Rc::new(Preferences::Dpo(Default::default()))));
         assert!(s.dpo.result.is_none() && s.dpo.selected.is_none() && s.dpo.compare.is_none());
         assert_eq!(s.dpo.source.as_deref(), Some("b.jsonl"));
+    }
+
+    #[test]
+    fn requests_queue_by_number_until_answered() {
+        let s = state().reduce(Action::Request(Request::ClearCache));
+        let s = s.reduce(Action::Request(Request::BundledDpo { early: true }));
+        assert_eq!(s.requests.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0, 1]);
+        let s = s.reduce(Action::RequestDone(0));
+        assert_eq!(s.requests.len(), 1);
+        assert!(matches!(*s.requests[0].1, Request::BundledDpo { early: true }));
+        let s = s.reduce(Action::RequestDone(7));
+        assert_eq!(s.requests.len(), 1, "an unknown number changes nothing");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use prefscope_clip::{ModelFiles, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::decompose_all;
-use prefscope_core::read::{read_preferences, Input, Preferences};
+use prefscope_core::read::{read_manifest, read_preferences, Input, Preferences};
 use prefscope_core::record::ImageRef;
 use prefscope_core::report::{report, ReportRequest};
 use prefscope_synth::demo::{embed_gallery, score_embedded, SIZE};
@@ -287,6 +287,90 @@ pub async fn score_demo(
         resident,
         millis: now(),
     })
+}
+
+fn is_manifest(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".csv", ".jsonl", ".ndjson", ".json"].iter().any(|e| lower.ends_with(e))
+}
+
+/// Reads picked or dropped files: manifests (CSV/JSONL) are parsed, everything else decoded
+/// as an image. A bad file is reported by name and the others still load.
+pub async fn ingest_files(files: Vec<web_sys::File>, dispatch: &Callback<Action>) {
+    {
+        let mut images = Vec::new();
+        for file in files {
+            // A folder pick gives relative paths (`folder/a.png`); manifests name either form.
+            let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default();
+            let name = if path.is_empty() { file.name() } else { path };
+            let bytes = match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}")));
+                    continue;
+                }
+            };
+            if is_manifest(&name) {
+                match read_manifest(&name, &bytes) {
+                    Ok(rows) => dispatch.emit(Action::Manifest(Some((name, rows)))),
+                    Err(e) => dispatch.emit(Action::Error(e.to_string())),
+                }
+            } else {
+                match decode_image(&name, &bytes) {
+                    Ok(image) => images.push(Rc::new(image)),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            }
+        }
+        if !images.is_empty() {
+            dispatch.emit(Action::AddImages(images));
+        }
+    }
+}
+
+/// Fetches images by URL (relative ones against the page).
+pub async fn fetch_images(urls: Vec<String>, dispatch: &Callback<Action>) {
+    {
+        let mut images = Vec::new();
+        for url in urls {
+            match fetch_bytes(&url, &|_, _| {}).await.map_err(String::from).and_then(|b| decode_image(&url, &b)) {
+                Ok(image) => images.push(Rc::new(image)),
+                Err(e) => dispatch.emit(Action::Error(e)),
+            }
+        }
+        if !images.is_empty() {
+            dispatch.emit(Action::AddImages(images));
+        }
+    }
+}
+
+/// Labelled pairs from a picked file (images inline, or by the name of an image loaded in
+/// the Score view), scored by the loaded model.
+pub async fn pairs_file(
+    model: Option<Rc<Model>>,
+    file: web_sys::File,
+    loaded: &[Rc<UserImage>],
+    dispatch: &Callback<Action>,
+) -> Result<Pairs, String> {
+    let name = file.name();
+    let model = model.ok_or_else(|| format!("{name}: the model is still loading; try again in a moment"))?;
+    let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file))
+        .await
+        .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
+    load_pairs(&model, &name, bytes, None, loaded, dispatch).await
+}
+
+/// DPO log-probabilities (or Diffusion-DPO rows) from a picked file.
+pub async fn dpo_file(file: web_sys::File) -> Result<(String, Preferences), String> {
+    let name = file.name();
+    let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file))
+        .await
+        .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
+    let data = parse_preferences(&name, bytes)?;
+    Ok((name, data))
 }
 
 /// Decodes an image the user gave (the `image` crate, as `prefscope score` does natively, so

@@ -10,14 +10,13 @@ use prefscope_core::read::Preferences;
 use prefscope_core::record::TokenColumn;
 use prefscope_core::report::report;
 use prefscope_core::tokens::{pair_token_rewards, DifferingReward};
-use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
 use crate::charts::{Histogram, Point, Scatter};
-use crate::store::{Action, Dpo, DpoResult};
-use crate::tasks::{dpo_request, load_bundled, parse_preferences, BUNDLED_EARLY, BUNDLED_FINAL};
+use crate::store::{Action, Dpo, DpoResult, Request};
+use crate::tasks::{dpo_request, BUNDLED_EARLY, BUNDLED_FINAL};
 
 /// Metrics the comparison of two files shows.
 const COMPARED: [&str; 5] =
@@ -52,18 +51,7 @@ fn dpo_file(props: &DpoFileProps) -> Html {
     let onchange = Callback::from(move |e: Event| {
         let input: HtmlInputElement = e.target_unchecked_into();
         let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
-        let dispatch = dispatch.clone();
-        spawn_local(async move {
-            let name = file.name();
-            let blob = gloo::file::Blob::from(file);
-            match gloo::file::futures::read_as_bytes(&blob).await {
-                Ok(bytes) => match parse_preferences(&name, bytes) {
-                    Ok(data) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                },
-                Err(e) => dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}"))),
-            }
-        });
+        dispatch.emit(Action::Request(Request::DpoFile(file)));
     });
     html! {
         <label class="ps-control">{ "Load log-probabilities (JSONL, CSV, Parquet) " }
@@ -83,8 +71,6 @@ fn differing_share(t: &prefscope_core::DpoTable, i: usize, beta: f64) -> Option<
 /// training.
 #[derive(Properties, PartialEq)]
 struct BundledRunProps {
-    /// The built folder's URL (the bundled run lives in its data folder).
-    base: String,
     /// The loaded file's name.
     current: Option<String>,
     dispatch: Callback<Action>,
@@ -92,17 +78,11 @@ struct BundledRunProps {
 
 #[function_component(BundledRun)]
 fn bundled_run(props: &BundledRunProps) -> Html {
-    let (base, dispatch) = (props.base.clone(), props.dispatch.clone());
+    let dispatch = props.dispatch.clone();
     let current = props.current.clone().unwrap_or_default();
     let onchange = Callback::from(move |e: Event| {
         let early = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value() == BUNDLED_EARLY;
-        let (dispatch, base) = (dispatch.clone(), base.clone());
-        spawn_local(async move {
-            if let Err(e) = load_bundled(&base, early, &dispatch).await {
-                dispatch.emit(Action::Error(e));
-            }
-            dispatch.emit(Action::Progress(None));
-        });
+        dispatch.emit(Action::Request(Request::BundledDpo { early }));
     });
     let option = |file: &str, label: &str| {
         html! { <option value={file.to_string()} selected={current == file}>{ label.to_string() }</option> }
@@ -143,8 +123,6 @@ fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
 #[derive(Properties, PartialEq)]
 pub struct DpoProps {
     pub dpo: Dpo,
-    /// The built folder's URL.
-    pub base: String,
     pub dispatch: Callback<Action>,
 }
 
@@ -153,7 +131,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     let sort = use_state(|| (SortKey::Index, false));
     let filter = use_state(String::new);
     let wrong_only = use_state(|| false);
-    let DpoProps { dpo, base, dispatch } = props;
+    let DpoProps { dpo, dispatch } = props;
     // The other checkpoint beside this one, same settings, on the CPU (it is small); computed
     // when the settings or the file change, not on every render.
     let compared = {
@@ -208,7 +186,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     let controls = html! {
         <div class="ps-controls">
             <DpoFile dispatch={dispatch.clone()} />
-            <BundledRun base={base.clone()} current={dpo.source.clone()} dispatch={dispatch.clone()} />
+            <BundledRun current={dpo.source.clone()} dispatch={dispatch.clone()} />
             <fieldset class="ps-losses"><legend>{ "Loss types (several are summed)" }</legend>{ for losses }</fieldset>
             <label class="ps-control">{ "β " }
                 <input type="range" min="-3" max="1" step="0.01" value={beta_to_slider(dpo.beta).to_string()} oninput={on_beta}

@@ -1,16 +1,14 @@
 //! Model: the loaded CLIP-style model, loading another from local files or from a URL prefix
 //! laid out like a Hugging Face repository (`…/resolve/main/`), and the browser's model cache.
 
-use wasm_bindgen_futures::spawn_local;
+use std::rc::Rc;
+
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use std::rc::Rc;
-
-use crate::compute::{Model, Runtime};
-use crate::fetch::{cache_usage, clear_cache, wasm_memory_bytes};
-use crate::store::Action;
-use crate::tasks;
+use crate::compute::Model;
+use crate::fetch::wasm_memory_bytes;
+use crate::store::{Action, Request};
 
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -20,39 +18,22 @@ fn megabytes(bytes: u64) -> String {
 #[derive(Properties, PartialEq)]
 pub struct ModelProps {
     pub model: Option<Rc<Model>>,
-    pub runtime: Option<Runtime>,
+    /// Files and bytes in the model cache, when counted.
+    pub usage: Option<(usize, u64)>,
     pub dispatch: Callback<Action>,
 }
 
 #[function_component(ModelView)]
 pub fn model_view(props: &ModelProps) -> Html {
-    let usage = use_state(|| None::<(usize, u64)>);
     let url = use_state(String::new);
-    let ModelProps { model, runtime, dispatch } = props;
-    {
-        let usage = usage.clone();
-        let model = model.as_ref().map(|m| m.name.clone());
-        use_effect_with(model, move |_| {
-            spawn_local(async move { usage.set(cache_usage().await.ok()) });
-        });
-    }
+    let ModelProps { model, usage, dispatch } = props;
     let on_files = {
         let dispatch = dispatch.clone();
-        let runtime = runtime.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let Some(list) = input.files() else { return };
             let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
-            let (dispatch, runtime) = (dispatch.clone(), runtime.clone());
-            spawn_local(async move {
-                let Some(runtime) = runtime else { return };
-                let picked = files.into_iter().map(|f| (f.name(), web_sys::Blob::from(f))).collect();
-                match tasks::load_model_files(&runtime, picked, tasks::report_to(&dispatch)).await {
-                    Ok(model) => dispatch.emit(Action::Model(model)),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
-                dispatch.emit(Action::Progress(None));
-            });
+            dispatch.emit(Action::Request(Request::ModelFiles(files)));
         })
     };
     let on_url = {
@@ -72,17 +53,8 @@ pub fn model_view(props: &ModelProps) -> Html {
         })
     };
     let on_clear = {
-        let usage = usage.clone();
         let dispatch = dispatch.clone();
-        Callback::from(move |_| {
-            let (usage, dispatch) = (usage.clone(), dispatch.clone());
-            spawn_local(async move {
-                if let Err(e) = clear_cache().await {
-                    dispatch.emit(Action::Error(e));
-                }
-                usage.set(cache_usage().await.ok());
-            });
-        })
+        Callback::from(move |_| dispatch.emit(Action::Request(Request::ClearCache)))
     };
     let current = match &model {
         Some(m) => {

@@ -6,14 +6,11 @@ use std::rc::Rc;
 
 use prefscope_clip::pairs::{pair_metrics, predicted};
 use prefscope_core::clip_score::pick_pair_accuracy;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
-use crate::compute::Model;
-use crate::store::{Action, Pairs, UserImage};
-use crate::tasks::load_pairs;
+use crate::store::{Action, Pairs, Request};
 
 fn side(label: &str, p: f32, preferred: bool, thumb: Option<String>) -> Html {
     html! {
@@ -38,9 +35,6 @@ fn choice(x: f32) -> &'static str {
 /// What the Pairs view shows and changes.
 #[derive(Properties, PartialEq)]
 pub struct PairsProps {
-    pub model: Option<Rc<Model>>,
-    /// Images loaded in the Score view (pairs may name them).
-    pub loaded: Vec<Rc<UserImage>>,
     pub tie_threshold: f32,
     pub pairs: Option<Rc<Pairs>>,
     pub dispatch: Callback<Action>,
@@ -48,32 +42,14 @@ pub struct PairsProps {
 
 #[function_component(PairsView)]
 pub fn pairs_view(props: &PairsProps) -> Html {
-    let PairsProps { model, loaded, tie_threshold, pairs, dispatch } = props;
+    let PairsProps { tie_threshold, pairs, dispatch } = props;
     let onchange = {
         let dispatch = dispatch.clone();
-        let model = model.clone();
-        let loaded = loaded.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
             input.set_value("");
-            let (dispatch, model, loaded) = (dispatch.clone(), model.clone(), loaded.clone());
-            spawn_local(async move {
-                let name = file.name();
-                let Some(model) = model else {
-                    return dispatch
-                        .emit(Action::Error(format!("{name}: the model is still loading; try again in a moment")));
-                };
-                let result = match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
-                    Ok(bytes) => load_pairs(&model, &name, bytes, None, &loaded, &dispatch).await,
-                    Err(e) => Err(format!("{name}: cannot read the file: {e}")),
-                };
-                match result {
-                    Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
-                dispatch.emit(Action::Progress(None));
-            });
+            dispatch.emit(Action::Request(Request::PairsFile(file)));
         })
     };
     let on_threshold = {

@@ -4,15 +4,11 @@
 use std::rc::Rc;
 
 use prefscope_clip::scorer::Scorer;
-use prefscope_core::read::read_manifest;
-use wasm_bindgen_futures::spawn_local;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::fmt;
-use crate::fetch::fetch_bytes;
-use crate::store::{Action, Inputs, Row, Scored, Source};
-use crate::tasks::decode_image;
+use crate::store::{Action, Inputs, Request, Row, Scored, Source};
 
 const PRESETS: [Scorer; 4] = [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps];
 
@@ -50,64 +46,6 @@ pub fn reweighted(weight: f32, matrix: Option<&(f32, Vec<f32>)>, scored: &Scored
     }
 }
 
-fn is_manifest(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".csv", ".jsonl", ".ndjson", ".json"].iter().any(|e| lower.ends_with(e))
-}
-
-/// Reads picked or dropped files: manifests (CSV/JSONL) are parsed, everything else decoded
-/// as an image. A bad file is reported by name and the others still load.
-pub fn ingest(files: Vec<web_sys::File>, dispatch: Callback<Action>) {
-    spawn_local(async move {
-        let mut images = Vec::new();
-        for file in files {
-            // A folder pick gives relative paths (`folder/a.png`); manifests name either form.
-            let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
-                .ok()
-                .and_then(|v| v.as_string())
-                .unwrap_or_default();
-            let name = if path.is_empty() { file.name() } else { path };
-            let bytes = match gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file)).await {
-                Ok(b) => b,
-                Err(e) => {
-                    dispatch.emit(Action::Error(format!("{name}: cannot read the file: {e}")));
-                    continue;
-                }
-            };
-            if is_manifest(&name) {
-                match read_manifest(&name, &bytes) {
-                    Ok(rows) => dispatch.emit(Action::Manifest(Some((name, rows)))),
-                    Err(e) => dispatch.emit(Action::Error(e.to_string())),
-                }
-            } else {
-                match decode_image(&name, &bytes) {
-                    Ok(image) => images.push(Rc::new(image)),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
-            }
-        }
-        if !images.is_empty() {
-            dispatch.emit(Action::AddImages(images));
-        }
-    });
-}
-
-/// Fetches images by URL, one per line.
-fn fetch_images(urls: Vec<String>, dispatch: Callback<Action>) {
-    spawn_local(async move {
-        let mut images = Vec::new();
-        for url in urls {
-            match fetch_bytes(&url, &|_, _| {}).await.map_err(String::from).and_then(|b| decode_image(&url, &b)) {
-                Ok(image) => images.push(Rc::new(image)),
-                Err(e) => dispatch.emit(Action::Error(e)),
-            }
-        }
-        if !images.is_empty() {
-            dispatch.emit(Action::AddImages(images));
-        }
-    });
-}
-
 fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
 }
@@ -130,7 +68,7 @@ fn inputs_panel(props: &InputsProps) -> Html {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
-            ingest(files_of(input.files()), dispatch.clone());
+            dispatch.emit(Action::Request(Request::IngestFiles(files_of(input.files()))));
             input.set_value("");
         })
     };
@@ -139,7 +77,7 @@ fn inputs_panel(props: &InputsProps) -> Html {
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             dragging.set(false);
-            ingest(files_of(e.data_transfer().and_then(|d| d.files())), dispatch.clone());
+            dispatch.emit(Action::Request(Request::IngestFiles(files_of(e.data_transfer().and_then(|d| d.files())))));
         })
     };
     let on_over = {
@@ -165,7 +103,7 @@ fn inputs_panel(props: &InputsProps) -> Html {
         let (dispatch, urls) = (dispatch.clone(), urls.clone());
         Callback::from(move |_| {
             let list: Vec<String> = urls.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
-            fetch_images(list, dispatch.clone());
+            dispatch.emit(Action::Request(Request::FetchImages(list)));
         })
     };
     let on_score = {
