@@ -238,34 +238,7 @@ pub async fn score(
 ) -> Result<Vec<ScoreRow>, ClipError> {
     let pair = scorer.pair_score(encoder.logit_scale());
     let (scale, clamp) = pair.affine();
-    let mut group_ids: HashMap<String, u32> = HashMap::new();
-    let mut out = Vec::with_capacity(items.len());
-    let mut groups = Vec::with_capacity(items.len());
-    let mut rows = Vec::with_capacity(items.len());
-    for item in items {
-        let row = prompts.index(item.prompt).ok_or_else(|| {
-            ClipError::Input(format!("the prompt of row `{}` was not embedded: {:?}", item.id, item.prompt))
-        })?;
-        if item.image >= images.len() {
-            return Err(ClipError::Input(format!("row `{}` names image {} of {}", item.id, item.image, images.len())));
-        }
-        rows.push((item.image, row));
-        let group = item.group.clone().unwrap_or_else(|| item.prompt.to_string());
-        let next = group_ids.len() as u32;
-        groups.push(*group_ids.entry(group.clone()).or_insert(next));
-        out.push(ScoreRow {
-            id: item.id.clone(),
-            group,
-            prompt: item.prompt.to_string(),
-            image: item.image_name.to_string(),
-            score: 0.0,
-            relevant: 0.0,
-            irrelevant: 0.0,
-            reweighted: 0.0,
-            probability: 0.0,
-            rank: 0,
-        });
-    }
+    let (mut out, rows, groups) = rows_of(items, images.len(), prompts)?;
     if let Some(gpu) = encoder.gpu() {
         let request =
             RowRequest { images, texts: &prompts.embeddings, u, rows: &rows, groups: &groups, scale, clamp, reweight };
@@ -294,10 +267,93 @@ pub async fn score(
         row.irrelevant = parts.irrelevant;
         row.reweighted = parts.reweighted(reweight);
     }
+    rank_within_groups(&mut out, &groups);
+    Ok(out)
+}
+
+/// The split of every image × prompt score (images × prompts, row-major, prompts in
+/// [`PromptEmbeddings`] order): computed once where a page shows all of them.
+pub struct SplitMatrix<'a> {
+    pub relevant: &'a [f32],
+    pub irrelevant: &'a [f32],
+}
+
+/// [`score`] for rows whose split is already in `split`: each row reads its parts from it,
+/// its score is their sum (clamped at 0 where the preset clamps), and only the softmax and the
+/// ranks within groups are left to compute. The sum equals [`score`]'s score up to f32
+/// rounding, since the split divides exactly that score.
+pub fn score_from_split(
+    encoder: &Encoder,
+    items: &[Item<'_>],
+    images: usize,
+    prompts: &PromptEmbeddings,
+    scorer: Scorer,
+    reweight: f32,
+    split: &SplitMatrix<'_>,
+) -> Result<Vec<ScoreRow>, ClipError> {
+    let (_, clamp) = scorer.pair_score(encoder.logit_scale()).affine();
+    let (mut out, rows, groups) = rows_of(items, images, prompts)?;
+    let width = prompts.prompts().len();
+    for (row, &(image, text)) in out.iter_mut().zip(&rows) {
+        let k = image * width + text;
+        let (relevant, irrelevant) = match (split.relevant.get(k), split.irrelevant.get(k)) {
+            (Some(&r), Some(&i)) => (r, i),
+            _ => return Err(ClipError::Input(format!("row `{}`: the split has no pair {image} × {text}", row.id))),
+        };
+        let sum = relevant + irrelevant;
+        row.score = if clamp { sum.max(0.0) } else { sum };
+        row.relevant = relevant;
+        row.irrelevant = irrelevant;
+        row.reweighted = relevant + reweight * irrelevant;
+    }
+    rank_within_groups(&mut out, &groups);
+    Ok(out)
+}
+
+/// Each item as a row to fill (its image and prompt checked), the (image, prompt) pair it
+/// scores, and its group's number.
+#[allow(clippy::type_complexity)]
+fn rows_of(
+    items: &[Item<'_>],
+    images: usize,
+    prompts: &PromptEmbeddings,
+) -> Result<(Vec<ScoreRow>, Vec<(usize, usize)>, Vec<u32>), ClipError> {
+    let mut group_ids: HashMap<String, u32> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    let mut groups = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        let row = prompts.index(item.prompt).ok_or_else(|| {
+            ClipError::Input(format!("the prompt of row `{}` was not embedded: {:?}", item.id, item.prompt))
+        })?;
+        if item.image >= images {
+            return Err(ClipError::Input(format!("row `{}` names image {} of {}", item.id, item.image, images)));
+        }
+        rows.push((item.image, row));
+        let group = item.group.clone().unwrap_or_else(|| item.prompt.to_string());
+        let next = group_ids.len() as u32;
+        groups.push(*group_ids.entry(group.clone()).or_insert(next));
+        out.push(ScoreRow {
+            id: item.id.clone(),
+            group,
+            prompt: item.prompt.to_string(),
+            image: item.image_name.to_string(),
+            score: 0.0,
+            relevant: 0.0,
+            irrelevant: 0.0,
+            reweighted: 0.0,
+            probability: 0.0,
+            rank: 0,
+        });
+    }
+    Ok((out, rows, groups))
+}
+
+/// Softmax of the scores and ranks within each group (prefscope-core's twins of the kernels).
+fn rank_within_groups(out: &mut [ScoreRow], groups: &[u32]) {
     let scores: Vec<f32> = out.iter().map(|r| r.score).collect();
-    for ((row, p), r) in out.iter_mut().zip(grouped_softmax(&scores, &groups)).zip(grouped_ranks(&scores, &groups)) {
+    for ((row, p), r) in out.iter_mut().zip(grouped_softmax(&scores, groups)).zip(grouped_ranks(&scores, groups)) {
         row.probability = p;
         row.rank = r;
     }
-    Ok(out)
 }

@@ -2,7 +2,9 @@
 //! gallery (PickScore-style, with the LongAlign split against a shapes-world reference set)
 //! and evaluate the model on held-out draws of the world against the ground truth.
 
-use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{
+    common_text_direction, score, score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix,
+};
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
 use prefscope_core::correlation::spearman;
 use prefscope_core::embedding::{dot, Embeddings};
@@ -130,16 +132,19 @@ pub async fn score_gallery(
     u: Option<&[f32]>,
 ) -> Result<Vec<GalleryRow>, ClipError> {
     let embedded = embed_gallery(encoder, entries, scorer, u).await?;
-    score_embedded(encoder, entries, &embedded, scorer, reweight).await
+    score_embedded(encoder, entries, &embedded, scorer, reweight, None).await
 }
 
-/// [`score_gallery`] on embeddings already computed by [`embed_gallery`] with `scorer`.
+/// [`score_gallery`] on embeddings already computed by [`embed_gallery`] with `scorer`; with
+/// `split` (every candidate × prompt, computed once by a page that shows them all) the rows
+/// read their parts from it instead of computing them again.
 pub async fn score_embedded(
     encoder: &Encoder,
     entries: &[Entry],
     embedded: &GalleryEmbeddings,
     scorer: Scorer,
     reweight: f32,
+    split: Option<&SplitMatrix<'_>>,
 ) -> Result<Vec<GalleryRow>, ClipError> {
     let mut items = Vec::new();
     let mut truths: Vec<Truth> = Vec::new();
@@ -161,7 +166,10 @@ pub async fn score_embedded(
     }
     let texts: Vec<String> = entries.iter().map(|e| e.prompt.text.clone()).collect();
     let prompts = PromptEmbeddings::from_parts(texts, embedded.prompts.clone(), embedded.segments.clone());
-    let rows = score(encoder, &items, &embedded.images, &prompts, scorer, reweight, &embedded.u).await?;
+    let rows = match split {
+        Some(split) => score_from_split(encoder, &items, embedded.images.len(), &prompts, scorer, reweight, split)?,
+        None => score(encoder, &items, &embedded.images, &prompts, scorer, reweight, &embedded.u).await?,
+    };
     Ok(rows
         .into_iter()
         .zip(truths)

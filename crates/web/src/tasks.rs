@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use prefscope_clip::pairs::pair_probabilities;
-use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{
+    common_text_direction, score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix,
+};
 use prefscope_clip::{ModelFiles, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
@@ -237,12 +239,17 @@ pub async fn score_demo(
     crate::scope::mark("reference-direction");
     let embedded = embed_gallery(encoder, &entries, scorer, Some(&u)).await.map_err(|e| e.to_string())?;
     crate::scope::mark("gallery-embedded");
-    let gallery = score_embedded(encoder, &entries, &embedded, scorer, reweight).await.map_err(|e| e.to_string())?;
-    crate::scope::mark("gallery-scored");
+    // The split of every candidate × prompt, once: the Decompose view shows it all, the rows
+    // read their own parts from it.
     let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
     let (relevant, irrelevant, resident) =
         split(runtime, &embedded.images, &embedded.prompts, &embedded.u, scale).await?;
     crate::scope::mark("gallery-split");
+    let matrix = SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
+    let gallery = score_embedded(encoder, &entries, &embedded, scorer, reweight, Some(&matrix))
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::scope::mark("gallery-scored");
     let mut thumbnails = Vec::new();
     let mut image_names = Vec::new();
     let mut rows = Vec::new();
@@ -462,10 +469,12 @@ pub async fn score_user(
             image_name: &inputs.images[*i].name,
         })
         .collect();
-    let scored = score(encoder, &items, &images, &embedded, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
-    let prompt_matrix = &embedded.embeddings;
+    // The split of every image × prompt, once (the rows read their parts from it).
     let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-    let (relevant, irrelevant, resident) = split(runtime, &images, prompt_matrix, &u, scale).await?;
+    let (relevant, irrelevant, resident) = split(runtime, &images, &embedded.embeddings, &u, scale).await?;
+    let matrix = SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
+    let scored = score_from_split(encoder, &items, images.len(), &embedded, scorer, reweight, &matrix)
+        .map_err(|e| e.to_string())?;
     let rows = scored
         .into_iter()
         .zip(&wanted)
