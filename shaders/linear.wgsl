@@ -1,17 +1,7 @@
 // y = epilogue(x·W + b): the towers' matrix products with their activation or residual add
 // fused. x: [rows, k] f32, W: [k, n] (weights_*.wgsl: f32 or packed f16), b: [n].
-// Accumulation in f32.
+// Accumulation in f32. Parameters: linear_params.wgsl.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    n: u32,
-    // 0 none, 1 quick_gelu, 2 exact GELU, 3 residual (y += x·W + b)
-    epilogue: u32,
-    has_bias: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
@@ -23,6 +13,16 @@ fn apply_epilogue(v: f32, idx: u32) -> f32 {
         case 3u: { return y[idx] + v; }
         default: { return v; }
     }
+}
+
+// y[r, col] = epilogue(acc + b[col]): the last step of both products.
+fn store(r: u32, col: u32, acc: f32) {
+    var v = acc;
+    if (p.has_bias == 1u) {
+        v += bias[col];
+    }
+    let idx = r * p.n + col;
+    y[idx] = apply_epilogue(v, idx);
 }
 
 const TILE: u32 = 64u;
@@ -92,12 +92,7 @@ fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             // Columns interleaved by 16: neighbouring threads store neighbouring values.
             let col = col0 + tx + 16u * j;
             if (col < p.n) {
-                var v = acc[i][j];
-                if (p.has_bias == 1u) {
-                    v += bias[col];
-                }
-                let idx = r * p.n + col;
-                y[idx] = apply_epilogue(v, idx);
+                store(r, col, acc[i][j]);
             }
         }
     }
@@ -146,12 +141,7 @@ fn linear_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + 8u * j;
             if (col < p.n) {
-                var v = acc[i][j];
-                if (p.has_bias == 1u) {
-                    v += bias[col];
-                }
-                let idx = r * p.n + col;
-                y[idx] = apply_epilogue(v, idx);
+                store(r, col, acc[i][j]);
             }
         }
     }

@@ -3,17 +3,8 @@
 // a quarter of the load instructions, which is what software adapters spend their time on.
 // Barrier-free: each invocation holds a 4×4 block of results (4 rows, 4 neighbouring columns)
 // and reads x along k and W along n as vec4. x: [rows, k], W: [k, n] (weights4_*.wgsl).
+// Parameters: linear_params.wgsl.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    n: u32,
-    // 0 none, 1 quick_gelu, 2 exact GELU, 3 residual (y += x·W + b)
-    epilogue: u32,
-    has_bias: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>;

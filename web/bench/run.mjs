@@ -1,7 +1,8 @@
 // `cargo xtask bench-web`: prefscope against transformers.js in the same headless Chromium, on
 // the same random weights with openai/clip-vit-base-patch32's shapes, one after the other in
 // one run. Prints image batch 1 and 8, text batch 8, the first image embedding after
-// navigation and the bytes each downloads, with ratios. A benchmark: it asserts nothing.
+// navigation and the bytes each downloads, with ratios; then the demo page's first ranking on the
+// CPU path, stage by stage (its `prefscope:*` performance marks). A benchmark: it asserts nothing.
 //
 // Environment (xtask sets it): PREFSCOPE_SITE the release build, TJS_WORK the
 // transformers.js harness's working folder (../shared/bench/transformersjs, set up), THREADS
@@ -10,8 +11,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { serve } from "../tests/harness.mjs";
+import { breakdown, open, rankingRows, serve } from "../tests/harness.mjs";
 
 const TJS_WORK = process.env.TJS_WORK;
 const MODEL = "clip-b32-random";
@@ -19,14 +19,10 @@ const THREADS = (process.env.THREADS ?? "1,2").split(",");
 const WARM = process.env.WARM ?? "3";
 const DEVICES = (process.env.DEVICES ?? "cpu").split(",");
 
-const FLAGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
 /** prefscope's bench page on `device`: its result and the bytes it downloaded. */
 async function prefscope(origin, device, threads) {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS });
+  const { browser, page } = await open(true);
   try {
-    const page = await browser.newPage();
     const sizes = [];
     page.on("requestfinished", async (r) => { try { sizes.push((await r.sizes()).responseBodySize); } catch { /* gone */ } });
     page.on("console", (m) => { if (m.type() === "error") console.log(`[prefscope console] ${m.text()}`); });
@@ -80,6 +76,23 @@ try {
     console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");
     for (const [what, a, b] of rows) console.log(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(b, a)} |`);
     console.log(`| download (page, runtime and weights) | ${(ours.bytes / 1e6).toFixed(1)} MB | ${(theirs.bytes_total / 1e6).toFixed(1)} MB | ${ratio(theirs.bytes_total, ours.bytes)} smaller |`);
+  }
+  // The demo's first ranking on the CPU path, a fresh profile each run.
+  console.log("\nDemo page, navigation to first ranking on the CPU path (ms since navigation, a fresh profile each run)");
+  for (let run = 0; run < 3; run++) {
+    const { browser, page } = await open(false);
+    try {
+      await page.goto(`${origin}/index.html`);
+      await rankingRows(page);
+      console.log(`run ${run + 1}: ${await breakdown(page)}`);
+      if (run === 2) {
+        await page.reload();
+        await rankingRows(page);
+        console.log(`reload: ${await breakdown(page)}`);
+      }
+    } finally {
+      await browser.close();
+    }
   }
 } finally {
   server.close();

@@ -109,14 +109,7 @@ impl Gpu {
         u: &[f32],
         scale: f32,
     ) -> Result<Decomposed, GpuError> {
-        let dim = images.dim;
-        if texts.dim != dim || u.len() != dim {
-            return Err(GpuError::Shape(format!(
-                "widths differ: images {dim}, texts {}, direction {}",
-                texts.dim,
-                u.len()
-            )));
-        }
+        let dim = same_widths(images, texts, u)?;
         let (rows, cols) = (images.len(), texts.len());
         self.check_fits(|| format!("one embedding of width {dim}"), dim as u64 * 4)?;
         let side =
@@ -156,4 +149,17 @@ impl Gpu {
         }
         Ok(out)
     }
+}
+
+/// The common width of image and text embeddings and the direction `u`, or an error naming all three.
+pub(crate) fn same_widths(images: &Embeddings, texts: &Embeddings, u: &[f32]) -> Result<usize, GpuError> {
+    let dim = images.dim;
+    if texts.dim != dim || u.len() != dim {
+        return Err(GpuError::Shape(format!(
+            "widths differ: images {dim}, texts {}, direction {}",
+            texts.dim,
+            u.len()
+        )));
+    }
+    Ok(dim)
 }

@@ -43,14 +43,7 @@ impl Gpu {
     /// [`GpuError::TooLarge`] (the caller scores on the CPU then).
     pub async fn score_rows(&self, request: &RowRequest<'_>) -> Result<RowScores, GpuError> {
         let RowRequest { images, texts, u, rows, groups, scale, clamp, reweight } = *request;
-        let dim = images.dim;
-        if texts.dim != dim || u.len() != dim {
-            return Err(GpuError::Shape(format!(
-                "widths differ: images {dim}, texts {}, direction {}",
-                texts.dim,
-                u.len()
-            )));
-        }
+        let dim = crate::longalign::same_widths(images, texts, u)?;
         if groups.len() != rows.len() {
             return Err(GpuError::Shape(format!("{} rows but {} group ids", rows.len(), groups.len())));
         }

@@ -11,10 +11,10 @@ use prefscope_core::transformer::Epilogue;
 use crate::kernel::{cast, groups_for, groups_per_item, shader, Params, Scope, Shader};
 use crate::{Gpu, GpuError};
 
-const LINEAR_F32: Shader = shader!("linear_f32", ["weights_f32", "linear"]);
-const LINEAR_F16: Shader = shader!("linear_f16", ["weights_f16", "linear"]);
-const LINEAR4_F32: Shader = shader!("linear4_f32", ["weights4_f32", "linear4"]);
-const LINEAR4_F16: Shader = shader!("linear4_f16", ["weights4_f16", "linear4"]);
+const LINEAR_F32: Shader = shader!("linear_f32", ["weights_f32", "linear_params", "linear"]);
+const LINEAR_F16: Shader = shader!("linear_f16", ["weights_f16", "linear_params", "linear"]);
+const LINEAR4_F32: Shader = shader!("linear4_f32", ["weights4_f32", "linear_params", "linear4"]);
+const LINEAR4_F16: Shader = shader!("linear4_f16", ["weights4_f16", "linear_params", "linear4"]);
 const EMBED_F32: Shader = shader!("embed_f32", ["weights_f32", "embed"]);
 const EMBED_F16: Shader = shader!("embed_f16", ["weights_f16", "embed"]);
 const LAYER_NORM: Shader = shader!("layer_norm");

@@ -18,7 +18,6 @@ use prefscope_core::embedding::normalize;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::read::{read_manifest, read_preferences, Input};
 use prefscope_core::report::{report, ReportRequest};
-use prefscope_gpu::DeviceChoice;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -29,15 +28,6 @@ use crate::tasks::{self, Report};
 
 fn fail(message: impl std::fmt::Display) -> JsValue {
     JsError::new(&message.to_string()).into()
-}
-
-fn device_choice(device: &str) -> Result<DeviceChoice, JsValue> {
-    match device.trim() {
-        "" | "auto" => Ok(DeviceChoice::Auto),
-        "webgpu" | "gpu" => Ok(DeviceChoice::Gpu),
-        "cpu" => Ok(DeviceChoice::Cpu),
-        other => Err(fail(format!("unknown device `{other}` (auto, webgpu, cpu)"))),
-    }
 }
 
 /// `onProgress({label, fraction})`, when the caller gave one.
@@ -70,7 +60,7 @@ pub async fn load_scorer(
     device: String,
     on_progress: Option<Function>,
 ) -> Result<ApiScorer, JsValue> {
-    let choice = device_choice(&device)?;
+    let choice = crate::options::device_choice(&device).map_err(fail)?;
     let report = report_to(on_progress);
     report("opening the device", None);
     let runtime = compute::open(choice).await;
@@ -318,19 +308,20 @@ struct DpoOptions {
 #[wasm_bindgen(js_name = dpoReport)]
 pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, JsValue> {
     let options: DpoOptions = serde_json::from_str(options).map_err(|e| fail(format!("dpo options: {e}")))?;
-    let defaults = PairwiseParams::default();
+    // What the command's flags default to: core's defaults (sigmoid, ε = 0, reverse KL).
+    let defaults = ReportRequest::default();
+    let f_divergence = match options.f_divergence.as_deref() {
+        Some(name) => FDivergence::parse(name, options.f_alpha.unwrap_or(0.5)).map_err(fail)?,
+        None => defaults.params.f_divergence,
+    };
     let request = ReportRequest {
-        objective: options.loss.unwrap_or_else(|| "sigmoid".into()),
+        objective: options.loss.unwrap_or(defaults.objective),
         weights: options.weights,
         beta: options.beta,
         params: PairwiseParams {
-            label_smoothing: options.label_smoothing.unwrap_or(0.0),
-            f_divergence: FDivergence::parse(
-                options.f_divergence.as_deref().unwrap_or("reverse_kl"),
-                options.f_alpha.unwrap_or(0.5),
-            )
-            .map_err(fail)?,
-            ..defaults
+            label_smoothing: options.label_smoothing.unwrap_or(defaults.params.label_smoothing),
+            f_divergence,
+            ..defaults.params
         },
     };
     let data = read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(fail)?;

@@ -95,14 +95,13 @@ impl Runtime {
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         encoder.batch = 64;
-        let mut parts = Vec::new();
-        for file in MODEL_FILES.iter().chain(&OPEN_CLIP_FILES) {
-            if let Ok(Some(bytes)) = files.read(file) {
-                parts.push(file.as_bytes().to_vec());
-                parts.push(bytes.into_owned());
-            }
-        }
-        let key = format!("{name}#{:016x}-{weights_size}", fnv(parts.iter().map(Vec::as_slice)));
+        let json: Vec<(&str, _)> = MODEL_FILES
+            .iter()
+            .chain(&OPEN_CLIP_FILES)
+            .filter_map(|&file| Some((file, files.read(file).ok()??)))
+            .collect();
+        let hash = fnv(json.iter().flat_map(|(file, bytes)| [file.as_bytes(), bytes.as_ref()]));
+        let key = format!("{name}#{hash:016x}-{weights_size}");
         Ok(Model { name: name.to_string(), encoder, key, bundled: false })
     }
 }

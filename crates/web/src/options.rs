@@ -105,15 +105,10 @@ impl Options {
             ok
         });
         let reweight = number("reweight", raw.reweight.as_deref(), &mut problems).map(|w| w as f32);
-        let device = match raw.device.as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => DeviceChoice::Auto,
-            Some("webgpu") | Some("gpu") => DeviceChoice::Gpu,
-            Some("cpu") => DeviceChoice::Cpu,
-            Some(other) => {
-                problems.push(format!("unknown device `{other}` (auto, webgpu, cpu)"));
-                DeviceChoice::Auto
-            }
-        };
+        let device = device_choice(raw.device.as_deref().unwrap_or("")).unwrap_or_else(|e| {
+            problems.push(e);
+            DeviceChoice::Auto
+        });
         let url = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         Ok(Options {
             base,
@@ -126,6 +121,16 @@ impl Options {
             full: raw.full,
             problems,
         })
+    }
+}
+
+/// `device` as the element, the page's `?device=` and the JavaScript API take it.
+pub fn device_choice(device: &str) -> Result<DeviceChoice, String> {
+    match device.trim() {
+        "" | "auto" => Ok(DeviceChoice::Auto),
+        "webgpu" | "gpu" => Ok(DeviceChoice::Gpu),
+        "cpu" => Ok(DeviceChoice::Cpu),
+        other => Err(format!("unknown device `{other}` (auto, webgpu, cpu)")),
     }
 }
 

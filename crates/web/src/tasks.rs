@@ -657,14 +657,13 @@ pub async fn load_pairs(
     Ok(Pairs { source: name.to_string(), pairs, thumbnails })
 }
 
-/// A scoring manifest at `url` and its images (relative paths resolved against the manifest's
-/// URL, as `prefscope score` resolves them against its folder).
+/// A scoring manifest at `url` (absolute: the element resolves its `data` against the page)
+/// and its images (relative paths resolved against the manifest's URL, as `prefscope score`
+/// resolves them against its folder).
 pub async fn load_manifest_url(
     url: &str,
     dispatch: &Callback<Action>,
 ) -> Result<(String, Vec<prefscope_core::record::ManifestRow>, Vec<Rc<UserImage>>), String> {
-    // Relative to the page first (the element resolves its attributes; other callers may not).
-    let url = &crate::scope::resolve(url)?;
     let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
     let bytes = fetch_bytes(url, &|_, _| {}).await?;
     let rows = prefscope_core::read::read_manifest(&name, &bytes).map_err(|e| e.to_string())?;
