@@ -12,7 +12,7 @@ const BROWSER_CRATES: &[&str] =
 
 /// RUSTFLAGS of every wasm build (tests, page, benchmarks), identical so that they share their
 /// artifacts: warnings are errors (clippy only sees the native cfg), and wasm SIMD is on, which
-/// burn-flex's matrix products and element-wise kernels use on the CPU path (a browser without
+/// the CPU path's kernels (gemm's matrix products, the vectorised passes around them) use (a browser without
 /// WebAssembly SIMD cannot compile the page; only Chromium is tested here).
 pub(crate) const WASM_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128";
 

@@ -160,7 +160,12 @@ fn main() {
         Err(e) => println!("(GPU rows skipped: {e})"),
     }
     let vit_h = std::env::var("PREFSCOPE_BENCH_VITH").map_or(true, |v| v != "0");
-    rows.push(("burn-flex (CPU)".to_string(), time(&files, Backend::Cpu, batch, Precision::F32)));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rows.push((
+        format!("prefscope cpu kernels ({threads} threads)"),
+        time(&files, Backend::Cpu, batch, Precision::F32),
+    ));
+    rows.push(("burn-flex (CPU, 1 thread)".to_string(), time(&files, Backend::BurnFlex, batch, Precision::F32)));
     let baseline = torch(batch);
     println!(
         "\n{:<44} {:>8} {:>12} {:>12} {:>10} {:>10}",
@@ -180,6 +185,15 @@ fn main() {
             "\nprefscope kernels vs burn-wgpu, same adapter (higher is better; goal ≥ 1.5): texts {:.2}×, images {:.2}×",
             k.text_per_s / b.text_per_s,
             k.image_per_s / b.image_per_s
+        );
+    }
+    let cpu = rows.iter().find(|(n, _)| n.starts_with("prefscope cpu"));
+    let flex = rows.iter().find(|(n, _)| n.starts_with("burn-flex"));
+    if let (Some((_, c)), Some((_, f))) = (cpu, flex) {
+        println!(
+            "prefscope cpu kernels vs burn-flex (higher is better): texts {:.2}×, images {:.2}×",
+            c.text_per_s / f.text_per_s,
+            c.image_per_s / f.image_per_s
         );
     }
     if let Some(b) = baseline {

@@ -1,19 +1,22 @@
 //! A loaded model ready to embed: config → weights on a device (prefscope-gpu's kernels on a
-//! GPU, burn-flex on the CPU), plus the tokenizer and the image preset. Texts longer than the context are encoded segment by segment and
-//! averaged (LongAlign); images are preprocessed on the GPU when the towers run there.
+//! GPU, their fused CPU twins otherwise), plus the tokenizer and the image preset. Texts
+//! longer than the context are encoded segment by segment and averaged (LongAlign); images
+//! are preprocessed on the GPU when the towers run there.
 
-use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::FloatDType;
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::{segment_averages, split_segments};
 use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::burn_towers::BurnClip;
 use crate::config::{ClipConfig, Layout, Pooling};
+use crate::cpu_towers::CpuClip;
 use crate::device_towers::DeviceClip;
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
-use crate::model::Clip;
 use crate::precision::{Capabilities, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::{ready, Checkpoint, Source};
@@ -22,8 +25,11 @@ use crate::weights::{ready, Checkpoint, Source};
 pub enum Backend {
     /// prefscope-gpu's transformer kernels on this GPU (the same device as the scoring kernels).
     Gpu(Gpu),
-    /// burn-flex on the CPU.
+    /// The fused CPU kernels (`cpu_towers.rs`): the page without WebGPU, `--device cpu`.
     Cpu,
+    /// The burn modules on burn-flex: the native benchmark's CPU comparison row.
+    #[cfg(not(target_arch = "wasm32"))]
+    BurnFlex,
     /// The burn modules on burn-wgpu sharing this GPU's device: the native benchmark's
     /// comparison row, not a product path.
     #[cfg(feature = "burn-wgpu")]
@@ -42,12 +48,11 @@ pub struct TextEmbedding {
 
 /// The loaded towers.
 enum Towers {
-    /// burn modules on a burn device (burn-flex; burn-wgpu for the comparison row).
-    Burn {
-        model: Box<Clip>,
-        device: Device,
-    },
     Device(Box<DeviceClip>),
+    Cpu(Box<CpuClip>),
+    /// burn modules (burn-flex; burn-wgpu for the comparison row).
+    #[cfg(not(target_arch = "wasm32"))]
+    Burn(Box<BurnClip>),
 }
 
 pub struct Encoder {
@@ -108,6 +113,8 @@ impl Encoder {
         let gpu = match &backend {
             Backend::Gpu(gpu) => Some(gpu.clone()),
             Backend::Cpu => None,
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::BurnFlex => None,
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => Some(gpu.clone()),
         };
@@ -116,6 +123,8 @@ impl Encoder {
         let gpu_f16 = match &backend {
             Backend::Gpu(_) => true,
             Backend::Cpu => false,
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::BurnFlex => false,
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => gpu.has_shader_f16(),
         };
@@ -130,14 +139,15 @@ impl Encoder {
             Backend::Gpu(gpu) => {
                 Towers::Device(Box::new(DeviceClip::load(&config, checkpoint, &gpu, dtype == FloatDType::F16).await?))
             }
-            Backend::Cpu => {
-                let device = Device::flex();
-                Towers::Burn { model: Box::new(Clip::load_from(&config, checkpoint, &device, dtype).await?), device }
+            Backend::Cpu => Towers::Cpu(Box::new(CpuClip::load(&config, checkpoint).await?)),
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::BurnFlex => {
+                Towers::Burn(Box::new(BurnClip::load(&config, checkpoint, burn::tensor::Device::flex(), dtype).await?))
             }
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => {
-                let device = Device::from(gpu.burn_device()?);
-                Towers::Burn { model: Box::new(Clip::load_from(&config, checkpoint, &device, dtype).await?), device }
+                let device = burn::tensor::Device::from(gpu.burn_device()?);
+                Towers::Burn(Box::new(BurnClip::load(&config, checkpoint, device, dtype).await?))
             }
         };
         Ok(Encoder { towers, config, logit_scale, dtype, tokenizer, gpu, batch: 16 })
@@ -165,7 +175,7 @@ impl Encoder {
     pub fn tower_pipelines(&self) -> Option<usize> {
         match &self.towers {
             Towers::Device(towers) => Some(towers.pipelines()),
-            Towers::Burn { .. } => None,
+            _ => None,
         }
     }
 
@@ -227,11 +237,9 @@ impl Encoder {
             }
             match &self.towers {
                 Towers::Device(towers) => out.extend(towers.embed_text(&ids, tokens, &pool).await?),
-                Towers::Burn { model, device } => {
-                    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-                    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), tokens]), device);
-                    out.extend(read(model.text.forward(ids, &pool)).await?);
-                }
+                Towers::Cpu(towers) => out.extend(towers.embed_text(&ids, tokens, &pool)),
+                #[cfg(not(target_arch = "wasm32"))]
+                Towers::Burn(towers) => out.extend(towers.embed_text(&ids, tokens, &pool).await?),
             }
         }
         Ok(normalized(dim, out))
@@ -278,33 +286,35 @@ impl Encoder {
         Ok(pixels)
     }
 
+    /// The images of a batch preprocessed side by side, `[batch, 3, size, size]`.
+    async fn batch_pixels(&self, images: &[Rgba], preset: &Preset) -> Result<Vec<f32>, ClipError> {
+        let size = self.config.vision.image_size;
+        let mut data = Vec::with_capacity(images.len() * 3 * size * size);
+        for image in images {
+            data.extend(self.pixels(image, preset).await?.data);
+        }
+        Ok(data)
+    }
+
     /// L2-normalised image embeddings, with `preset` (the checkpoint's own when `None`).
     pub async fn embed_images(&self, images: &[Rgba], preset: Option<&Preset>) -> Result<Embeddings, ClipError> {
         let preset = preset.copied().unwrap_or_else(|| self.preset());
         let dim = self.config.projection;
-        let size = self.config.vision.image_size;
         let mut out = Vec::with_capacity(images.len() * dim);
         for chunk in images.chunks(self.batch.max(1)) {
             match &self.towers {
                 Towers::Device(towers) => out.extend(towers.embed_images(chunk, &preset).await?),
-                Towers::Burn { model, device } => {
-                    let mut data = Vec::with_capacity(chunk.len() * 3 * size * size);
-                    for image in chunk {
-                        data.extend(self.pixels(image, &preset).await?.data);
-                    }
-                    let pixels = Tensor::<4>::from_data(TensorData::new(data, [chunk.len(), 3, size, size]), device);
-                    out.extend(read(model.vision.forward(pixels)).await?);
+                Towers::Cpu(towers) => {
+                    out.extend(towers.embed_pixels(&self.batch_pixels(chunk, &preset).await?, chunk.len()))
+                }
+                #[cfg(not(target_arch = "wasm32"))]
+                Towers::Burn(towers) => {
+                    out.extend(towers.embed_pixels(self.batch_pixels(chunk, &preset).await?, chunk.len()).await?)
                 }
             }
         }
         Ok(normalized(dim, out))
     }
-}
-
-/// Reads a burn result back to the host, turning backend failures into errors.
-async fn read(tensor: Tensor<2>) -> Result<Vec<f32>, ClipError> {
-    let data = tensor.into_data_async().await.map_err(|e| ClipError::Execution(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| ClipError::Execution(format!("{e:?}")))
 }
 
 /// Rows of width `dim` (the config's projection, never 0), L2-normalised.

@@ -4,16 +4,21 @@
 //!
 //! ```text
 //! ModelFiles ──config──▶ ClipConfig ──weights──▶ DeviceClip (prefscope-gpu's kernels) or
-//!      │                                         Clip (burn modules on burn-flex)
+//!      │                                         CpuClip (their fused CPU twins)
 //!      └─tokenizer.json──▶ ClipTokenizer        └──▶ Encoder::{embed_texts, embed_images}
 //! ```
-//! The towers run on prefscope-gpu's WGSL kernels on a GPU, or on burn-flex on the CPU;
-//! scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
+//! The towers run on prefscope-gpu's WGSL kernels on a GPU, or on the same steps as fused CPU
+//! kernels (the gemm crate's matrix products) without one; the burn modules (`model.rs`) train
+//! the demo model. Scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
 //! their prefscope-core twins.
 
 pub mod blob;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod burn_towers;
 pub mod clean;
 pub mod config;
+pub mod cpu_kernels;
+pub mod cpu_towers;
 pub mod device_towers;
 pub mod encoder;
 pub mod error;

@@ -1,6 +1,7 @@
-//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers"): the CPU
-//! towers, on burn-flex natively and in wasm. (The GPU towers are `device_towers.rs`; with the
-//! `burn-wgpu` feature these same modules also run on burn-wgpu, as a benchmark's baseline.)
+//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers"): what the demo
+//! model is trained with (autodiff) and, natively, the benchmark's comparison rows on burn-flex
+//! and (with the `burn-wgpu` feature) burn-wgpu. The towers users run are `cpu_towers.rs` and
+//! `device_towers.rs`.
 //! Weights are laid out for burn's `x · W` convention (`[in, out]`) when they are loaded, and
 //! q, k and v are fused into one projection, so a layer is four matrix products.
 //!

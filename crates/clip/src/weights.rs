@@ -202,9 +202,10 @@ pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Where loaded tensors go: burn parameters (the CPU towers, [`crate::model`]) or device
-/// buffers (the GPU towers, [`crate::device_towers`]). The loader below knows the checkpoint
-/// names of both layouts; a target only decides how a tensor is stored. Tensors arrive one
+/// Where loaded tensors go: host vectors (the CPU towers, [`crate::cpu_towers`]), device
+/// buffers (the GPU towers, [`crate::device_towers`]) or burn parameters (training and the
+/// benchmark's rows, [`crate::model`]). The loader below knows the checkpoint names of both
+/// layouts; a target only decides how a tensor is stored. Tensors arrive one
 /// at a time, so a target can move each to the device and drop it.
 pub(crate) trait Target {
     type Matrix;

@@ -1,5 +1,5 @@
 //! The golden checks of tests/clip inside headless Chromium: prefscope-gpu's kernels on WebGPU
-//! (SwiftShader in CI) and burn-flex compiled to wasm, against transformers and open_clip. Run by
+//! (SwiftShader in CI) and the CPU kernels compiled to wasm, against transformers and open_clip. Run by
 //! `cargo xtask test` through wasm-bindgen-test-runner and chromedriver.
 #![cfg(target_arch = "wasm32")]
 
@@ -30,7 +30,7 @@ fn tokenizer_ids_match_both_libraries() {
 #[wasm_bindgen_test]
 async fn towers_match_the_references_on_the_wasm_cpu_backend() {
     for name in common::MODELS {
-        let dtype = golden::check_model(name, "burn-flex (wasm)", Backend::Cpu, Precision::Auto).await;
+        let dtype = golden::check_model(name, "cpu kernels (wasm)", Backend::Cpu, Precision::Auto).await;
         assert_eq!(dtype, FloatDType::F32, "{name}");
     }
 }

@@ -1,5 +1,5 @@
 //! prefscope-clip against transformers and open_clip (goldens from tests/fixtures/clip), on
-//! burn-flex (the CPU towers) and on prefscope-gpu's kernels (the GPU towers; lavapipe in CI).
+//! the CPU kernels (the CPU towers; burn-flex as well, the benchmark's comparison row) and on prefscope-gpu's kernels (the GPU towers; lavapipe in CI).
 //! One binary: burn and wgpu link once. The same checks run in headless Chromium from
 //! tests/browser.rs.
 #![cfg(not(target_arch = "wasm32"))]
@@ -32,8 +32,10 @@ fn tokenizer_ids_match_both_libraries() {
 fn towers_match_the_references_on_the_cpu() {
     for name in common::MODELS {
         // Half checkpoints are widened: the CPU backend computes in f32.
-        let dtype = pollster::block_on(golden::check_model(name, "burn-flex", Backend::Cpu, Precision::Auto));
+        let dtype = pollster::block_on(golden::check_model(name, "cpu kernels", Backend::Cpu, Precision::Auto));
         assert_eq!(dtype, FloatDType::F32, "{name}");
+        // burn-flex, the benchmark's CPU comparison row, computes the same towers.
+        pollster::block_on(golden::check_model(name, "burn-flex", Backend::BurnFlex, Precision::Auto));
     }
     let err =
         prefscope_clip::Encoder::load_with(&common::model_files("hf-gelu-f16-legacy"), Backend::Cpu, Precision::F16)

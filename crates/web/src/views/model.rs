@@ -74,7 +74,7 @@ pub fn model_view(props: &ModelProps) -> Html {
                             m.encoder.tower_pipelines().unwrap_or(0),
                             gpu.pipelines_created()
                         ),
-                        None => "burn-flex on the CPU".to_string(),
+                        None => "prefscope's CPU kernels (wasm SIMD, gemm's matrix products)".to_string(),
                     } }</dd>
                 </dl>
             }
