@@ -19,6 +19,8 @@ export interface LoadOptions {
   onProgress?: (progress: Progress) => void;
   /** CPU path only: this many module Workers, each with its own copy of the model, share every batch of embeddings. */
   workers?: number;
+  /** The largest image decoded, in pixels (default 89478485, Pillow's decompression-bomb limit): an image that declares more is refused before it is decoded. */
+  maxImagePixels?: number;
 }
 
 export interface Device {
@@ -64,6 +66,8 @@ export interface ScoreOptions {
 export interface Scorer {
   readonly device: Device;
   readonly embeddingDim: number;
+  /** The largest image decoded, in pixels. */
+  readonly maxImagePixels: number;
   /** Threads computing embeddings: 1 plus the Workers. */
   readonly threads: number;
   /** Stops the Workers, if any. */

@@ -10,7 +10,7 @@
 // The numbers, names and error messages are those of the `prefscope` command (embed, score,
 // dpo): the same Rust code computes them. Types: prefscope.d.ts. Everything else the module
 // needs (the wasm, the demo model) is found relative to this file.
-import init, { loadScorer, dpoReport, manifestImages } from "./pkg/prefscope_web.js";
+import init, { loadScorer, dpoReport, manifestImages, imageSizeError } from "./pkg/prefscope_web.js";
 
 const base = new URL(".", import.meta.url).href;
 let started = null;
@@ -44,7 +44,10 @@ async function fetchBytes(url, name) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-function pixelsOf(bitmap) {
+function pixelsOf(bitmap, name, maxPixels) {
+  // Refused before the browser draws it into a pixel buffer of its own.
+  const tooLarge = imageSizeError(name, bitmap.width, bitmap.height, maxPixels);
+  if (tooLarge) throw new Error(tooLarge);
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext("2d");
   context.drawImage(bitmap, 0, 0);
@@ -52,7 +55,7 @@ function pixelsOf(bitmap) {
 }
 
 /// One image as the wasm side takes it: encoded bytes, or RGBA pixels, with a name.
-async function imageArg(input, i, against) {
+async function imageArg(input, i, against, maxPixels) {
   const fallback = `image ${i + 1}`;
   if (typeof input === "string" || input instanceof URL) {
     const url = resolve(input, against);
@@ -66,18 +69,19 @@ async function imageArg(input, i, against) {
       width: input.width, height: input.height };
   }
   if (typeof ImageBitmap !== "undefined" && input instanceof ImageBitmap) {
-    const data = pixelsOf(input);
+    const data = pixelsOf(input, fallback, maxPixels);
     return { name: fallback, rgba: new Uint8Array(data.data.buffer), width: data.width, height: data.height };
   }
   // { name, image }: any of the above under a name of the caller's choosing.
   if (input && typeof input === "object" && "image" in input) {
-    const arg = await imageArg(input.image, i, against);
+    const arg = await imageArg(input.image, i, against, maxPixels);
     return { ...arg, name: String(input.name ?? arg.name) };
   }
   throw new Error(`${fallback}: expected a Blob, File, ImageBitmap, ImageData or URL`);
 }
 
-const imageArgs = (images, against) => Promise.all([...(images ?? [])].map((im, i) => imageArg(im, i, against)));
+const imageArgs = (images, against, maxPixels) =>
+  Promise.all([...(images ?? [])].map((im, i) => imageArg(im, i, against, maxPixels)));
 
 /// A manifest as `{ name, text, url }`: a URL (relative to the page), a Blob or File, or
 /// `{ name, text }`.
@@ -198,6 +202,11 @@ class Scorer {
     return this.#inner.embeddingDim;
   }
 
+  /// The largest image decoded, in pixels (`load({ maxImagePixels })`, Pillow's limit by default).
+  get maxImagePixels() {
+    return this.#inner.maxImagePixels;
+  }
+
   /// L2-normalised text embeddings, a Float32Array per text.
   async embedTexts(texts) {
     if (!Array.isArray(texts) || texts.some((t) => typeof t !== "string")) throw new Error("embedTexts: expected an array of strings");
@@ -206,7 +215,7 @@ class Scorer {
 
   /// L2-normalised image embeddings, a Float32Array per image.
   async embedImages(images) {
-    const args = await imageArgs(images);
+    const args = await imageArgs(images, undefined, this.maxImagePixels);
     return this.#shared("embedPrepared", args, (part) => this[PREPARED](part));
   }
 
@@ -219,7 +228,7 @@ class Scorer {
   /// names of `images`).
   async score({ images, prompts, manifest, preset, reweight, reference } = {}) {
     const request = { prompts, preset, reweight, reference };
-    let given = await imageArgs(images);
+    let given = await imageArgs(images, undefined, this.maxImagePixels);
     if (manifest !== undefined) {
       const m = await manifestArg(manifest);
       request.manifest = { name: m.name, text: m.text };
@@ -242,18 +251,19 @@ class Scorer {
 /// absent for prefscope's demo model. `device`: "auto" | "webgpu" | "cpu".
 /// `onProgress({ label, fraction })` follows the download and the load. `workers` (CPU path
 /// only, default 0): that many module Workers, each loading its own copy of the model, share
-/// the embedding of every batch with this thread.
-export async function load({ model, device = "auto", onProgress, workers = 0 } = {}) {
+/// the embedding of every batch with this thread. `maxImagePixels` (default 89478485, Pillow's
+/// decompression-bomb limit): an image that declares more pixels is refused before decoding.
+export async function load({ model, device = "auto", onProgress, workers = 0, maxImagePixels } = {}) {
   await start();
   const files = Array.isArray(model) || (typeof FileList !== "undefined" && model instanceof FileList) ? [...model] : undefined;
   const url = files ? undefined : model === undefined || model === null ? undefined : resolve(String(model));
-  const inner = await loadScorer(url, files, base, device, onProgress).catch(rethrow);
+  const inner = await loadScorer(url, files, base, device, onProgress, maxImagePixels).catch(rethrow);
   let pool;
   const count = Math.max(0, Math.floor(Number(workers) || 0));
   if (count > 0 && inner.device.kind === "cpu") {
     pool = new Pool(count);
     try {
-      await pool.all("load", { model: files ?? url, device: "cpu" });
+      await pool.all("load", { model: files ?? url, device: "cpu", maxImagePixels });
     } catch (e) {
       pool.terminate();
       rethrow(e);

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_clip::precision::dtype_name;
 use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
-use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
+use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::preprocess::Preset;
@@ -17,7 +17,7 @@ use prefscope_core::read::read_manifest;
 use prefscope_core::write::{Column, OutputTable};
 use prefscope_gpu::block_on;
 
-use crate::dpo::Device;
+use crate::device::Device;
 use crate::output::{write_rows, OutputFormat, Result};
 
 /// Options every model command shares.
@@ -28,12 +28,17 @@ pub struct ModelArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Where the towers run: `auto` uses a GPU unless the only adapter is a software
-    /// fallback, `gpu` insists on one, `cpu` runs burn's CPU backend.
+    /// fallback, `gpu` insists on one, `cpu` runs prefscope's CPU kernels.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
-    /// Texts or images per forward pass.
-    #[arg(long, default_value_t = 16)]
+    /// Texts or images per forward pass (at least 1).
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true, value_parser = at_least_one)]
     pub batch: usize,
+    /// Largest image decoded, in pixels (Pillow's decompression-bomb limit by default); a file
+    /// that declares more is refused from its header, before anything is allocated.
+    #[arg(long, default_value_t = prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS, allow_negative_numbers = true,
+          value_parser = at_least_one_u64)]
+    pub max_image_pixels: u64,
     /// Weight type of the towers: `auto` keeps F16/BF16 checkpoints' matrices in f16 on the
     /// GPU (activations f32) and everything else in f32; `f16` insists (errors on the CPU).
     #[arg(long, default_value = "auto", value_parser = Precision::parse)]
@@ -70,7 +75,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value = "clip")]
     pub preset: String,
     /// Weight of the text-irrelevant part in `reweighted` (LongAlign).
-    #[arg(long, default_value_t = DEFAULT_REWEIGHT)]
+    #[arg(long, default_value_t = DEFAULT_REWEIGHT, allow_negative_numbers = true)]
     pub reweight: f32,
     /// Prompts (one per line) whose mean embedding is the common text direction; the bundled
     /// set when absent.
@@ -78,15 +83,31 @@ pub struct ScoreArgs {
     pub reference_prompts: Option<PathBuf>,
 }
 
-/// The towers' backend for `--device`: a GPU (announced on stderr) or burn's CPU backend.
+/// A count that must be at least 1, parsed from whatever the user typed (a negative number
+/// included) so that the message is ours.
+fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("must be at most {}, got {text}", usize::MAX)),
+        _ => Err(format!("must be a whole number of at least 1, got `{text}`")),
+    }
+}
+
+fn at_least_one_u64(text: &str) -> std::result::Result<u64, String> {
+    at_least_one(text).map(|n| n as u64)
+}
+
+/// The towers' backend for `--device`: a GPU or prefscope's CPU kernels (announced on stderr).
 pub fn backend(device: Device) -> Result<Backend> {
-    Ok(match block_on(prefscope_gpu::open(device.into()))? {
-        Some(gpu) => {
-            eprintln!("computing on {}", gpu.adapter());
-            Backend::Gpu(gpu)
-        }
+    Ok(match crate::device::open(device)? {
+        Some(gpu) => Backend::Gpu(gpu),
         None => Backend::Cpu,
     })
+}
+
+impl ModelArgs {
+    pub fn limits(&self) -> ImageLimits {
+        ImageLimits { max_pixels: self.max_image_pixels }
+    }
 }
 
 pub fn load(args: &ModelArgs) -> Result<Encoder> {
@@ -134,12 +155,12 @@ fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Decodes and embeds images a batch at a time, with a progress bar past one batch.
-fn embed_image_files(encoder: &Encoder, paths: &[PathBuf], preset: &Preset) -> Result<Embeddings> {
+fn embed_image_files(encoder: &Encoder, paths: &[PathBuf], preset: &Preset, limits: &ImageLimits) -> Result<Embeddings> {
     let bar = (paths.len() > encoder.batch).then(|| bar(paths.len(), "embedding images"));
     let mut data = Vec::new();
     let mut dim = encoder.config().projection;
     for chunk in paths.chunks(encoder.batch) {
-        let images = chunk.iter().map(|p| Rgba::open(p)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let images = chunk.iter().map(|p| Rgba::open(p, limits)).collect::<std::result::Result<Vec<_>, _>>()?;
         let embedded = block_on(encoder.embed_images(&images, Some(preset)))?;
         dim = embedded.dim;
         data.extend(embedded.data);
@@ -180,7 +201,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
         }
     }
     let paths = image_paths(&args.images)?;
-    let images = embed_image_files(&encoder, &paths, &encoder.preset())?;
+    let images = embed_image_files(&encoder, &paths, &encoder.preset(), &args.model.limits())?;
     for (i, path) in paths.iter().enumerate() {
         kinds.push("image".to_string());
         inputs.push(path.display().to_string());
@@ -235,7 +256,7 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
             })
         })
         .collect();
-    let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()))?;
+    let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()), &args.model.limits())?;
     let u = block_on(common_text_direction(&encoder, scorer, &reference))?;
     let items: Vec<Item> = rows
         .iter()

@@ -21,7 +21,7 @@ use prefscope_synth::demo::{self, GalleryRow};
 use prefscope_synth::dpo_demo;
 use serde_json::json;
 
-use crate::dpo::Device;
+use crate::device::Device;
 use crate::output::Result;
 use prefscope_core::write::metrics_json;
 

@@ -7,8 +7,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
 use prefscope_core::report::{report, ReportRequest};
-use prefscope_gpu::{block_on, DeviceChoice};
+use prefscope_gpu::block_on;
 
+use crate::device::{self, Device};
 use crate::output::{write_report, OutputFormat, Result};
 
 #[derive(Args, Debug)]
@@ -23,19 +24,19 @@ pub struct DpoArgs {
     #[arg(long, default_value = "sigmoid")]
     pub loss: String,
     /// One weight per loss type, comma-separated (default 1 each): loss = Σ w_k·mean(loss_k).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub weights: Option<Vec<f64>>,
     /// β (default 0.1; 5000 for Diffusion-DPO).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
-    /// Label smoothing ε (cdpo, robust, exo_pair, aot, simpo/cpo).
-    #[arg(long, default_value_t = 0.0)]
+    /// Label smoothing ε in [0, 0.5) (cdpo, robust, exo_pair, aot, simpo/cpo).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub label_smoothing: f64,
     /// f-divergence regulariser: reverse_kl, forward_kl, js_divergence, alpha_divergence.
     #[arg(long, default_value = "reverse_kl")]
     pub f_divergence: String,
     /// α of the alpha-divergence.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub f_alpha: f64,
     /// Where to compute: `auto` uses a GPU unless the only adapter is a software fallback,
     /// `gpu` insists on one (software adapters included), `cpu` never opens one. The GPU
@@ -48,24 +49,6 @@ pub struct DpoArgs {
     /// Output file (stdout when absent).
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-/// `--device`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    Auto,
-    Gpu,
-    Cpu,
-}
-
-impl From<Device> for DeviceChoice {
-    fn from(d: Device) -> Self {
-        match d {
-            Device::Auto => DeviceChoice::Auto,
-            Device::Gpu => DeviceChoice::Gpu,
-            Device::Cpu => DeviceChoice::Cpu,
-        }
-    }
 }
 
 /// Bar on stderr for inputs above a few megabytes; indicatif hides it when stderr is not a terminal.
@@ -104,11 +87,8 @@ pub fn run(args: &DpoArgs) -> Result<()> {
             ..PairwiseParams::default()
         },
     };
-    let result = match block_on(prefscope_gpu::open(args.device.into()))? {
-        Some(gpu) => {
-            eprintln!("computing on {}", gpu.adapter());
-            block_on(gpu.report(&data, &request))?
-        }
+    let result = match device::open(args.device)? {
+        Some(gpu) => block_on(gpu.report(&data, &request))?,
         None => report(&data, &request)?,
     };
     if let Preferences::Diffusion(t) = &data {

@@ -3,6 +3,7 @@
 
 mod clip;
 mod demo;
+mod device;
 mod dpo;
 mod output;
 mod pairs;

@@ -24,19 +24,23 @@ pub struct PairsArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// The model predicts a tie when |p1 − p0| is at most this (PickScore's evaluation).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub tie_threshold: f32,
 }
 
 pub fn run(args: &PairsArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.tie_threshold) {
+        return Err(format!("--tie-threshold must lie in [0, 1] (a difference of probabilities), got {}", args.tie_threshold).into());
+    }
+    let limits = args.model.limits();
     let name = args.input.display().to_string();
     let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: {e}"))?;
     let pairs = read_pairs(&name, Bytes::from(bytes))?;
     let image = |r: &ImageRef, row: usize, column: &str| -> Result<Rgba> {
         let label = format!("{name} row {} {column}", row + 1);
         Ok(match r {
-            ImageRef::Bytes(b) => Rgba::decode(&label, b)?,
-            ImageRef::Path(p) => Rgba::open(&resolve(&args.input, p))?,
+            ImageRef::Bytes(b) => Rgba::decode_limited(&label, b, &limits)?,
+            ImageRef::Path(p) => Rgba::open(&resolve(&args.input, p), &limits)?,
         })
     };
     let mut images = Vec::with_capacity(2 * pairs.len());

@@ -183,3 +183,48 @@ fn errors_name_what_is_wrong() {
     let err = failure(&["embed", "--model", model, "--texts", manifest, "--precision", "f8"]);
     assert!(err.contains("unknown precision"), "{err}");
 }
+
+/// A PNG that declares `width × height` pixels and holds none: a decompression bomb's header.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 6, 0, 0, 0]); // 8-bit RGBA, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    // IHDR, then the start of the pixel data (a decoder reads the header up to it), then the end.
+    for chunk in [ihdr, b"IDAT\x78\x9c\x03\x00".to_vec(), b"IEND".to_vec()] {
+        png.extend((chunk.len() as u32 - 4).to_be_bytes());
+        png.extend(&chunk);
+        png.extend(crc32(&chunk).to_be_bytes());
+    }
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn an_image_past_the_pixel_limit_is_refused_from_its_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path(), MODEL);
+    let bomb = tmp.path().join("bomb.png");
+    std::fs::write(&bomb, png_header_only(30_000, 30_000)).unwrap();
+    let (model, bomb) = (model.to_str().unwrap(), bomb.to_str().unwrap());
+    let err = failure(&["embed", "--model", model, "--images", bomb, "--device", "cpu"]);
+    assert!(err.contains("bomb.png: is 30000×30000 (900.0 megapixels), past the limit of 89.5 megapixels"), "{err}");
+    // A lower limit refuses an ordinary image, naming the flag.
+    let small = fixtures().join("images/square24.png");
+    let small = small.to_str().unwrap();
+    let err = failure(&["embed", "--model", model, "--images", small, "--device", "cpu", "--max-image-pixels", "10"]);
+    assert!(err.contains("--max-image-pixels"), "{err}");
+    let err = failure(&["embed", "--model", model, "--images", bomb, "--max-image-pixels", "-5"]);
+    assert!(err.contains("must be a whole number of at least 1, got `-5`"), "{err}");
+}

@@ -171,7 +171,24 @@ fn bad_input_names_file_row_and_column() {
 
     let out = prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--loss", "exo_pair"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("label smoothing"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("label_smoothing > 0"), "exo_pair needs ε > 0");
+
+    // Parameters outside their domain, negative ones included, get prefscope's message.
+    let sample_path = sample();
+    let input = sample_path.to_str().unwrap();
+    for (flags, message) in [
+        (&["--beta", "-1"][..], "beta must be a positive number, got -1"),
+        (&["--beta", "nan"][..], "beta must be a positive number, got NaN"),
+        (&["--label-smoothing", "0.9"][..], "label_smoothing must lie in [0, 0.5)"),
+        (&["--label-smoothing", "-0.1"][..], "label_smoothing must lie in [0, 0.5)"),
+        (&["--loss", "sigmoid,hinge", "--weights", "1,inf"][..], "weight of `hinge` is not finite"),
+        (&["--f-divergence", "alpha_divergence", "--f-alpha", "nan"][..], "alpha must be finite"),
+    ] {
+        let out = prefscope(&[&["dpo", "--input", input, "--device", "cpu"][..], flags].concat());
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{flags:?}: {err}");
+    }
 
     let out = prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--loss", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown loss type `nope`"));

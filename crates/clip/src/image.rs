@@ -5,9 +5,65 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use crate::error::ClipError;
+
+/// Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, 1 GiB of 24-bit pixels / 3):
+/// a file that declares more pixels is refused before anything is allocated.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 89_478_485;
+
+/// What one image may cost to decode. The byte limit follows from the pixel limit: the file
+/// itself and every allocation of the decoder stay under 8 bytes per allowed pixel (16-bit
+/// RGBA), so a small file cannot make the decoder allocate more than a large image would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_pixels: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits { max_pixels: DEFAULT_MAX_IMAGE_PIXELS }
+    }
+}
+
+impl ImageLimits {
+    /// Bytes a file or a decoder allocation may take.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(8)
+    }
+
+    /// Refuses `width × height` past the pixel limit, naming the image.
+    pub fn check(&self, name: &str, width: u32, height: u32) -> Result<(), ClipError> {
+        let pixels = width as u64 * height as u64;
+        if pixels > self.max_pixels {
+            return Err(ClipError::Image {
+                name: name.to_string(),
+                detail: format!(
+                    "is {width}×{height} ({:.1} megapixels), past the limit of {:.1} megapixels; raise it with \
+                     --max-image-pixels (maxImagePixels in the JavaScript API) to decode it",
+                    pixels as f64 / 1e6,
+                    self.max_pixels as f64 / 1e6
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_file(&self, name: &str, len: u64) -> Result<(), ClipError> {
+        if len > self.max_bytes() {
+            return Err(ClipError::Image {
+                name: name.to_string(),
+                detail: format!(
+                    "is a {len}-byte file, past the {}-byte limit that --max-image-pixels {} sets",
+                    self.max_bytes(),
+                    self.max_pixels
+                ),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// An RGBA8 image with the name it is reported under.
 #[derive(Clone, Debug)]
@@ -19,14 +75,27 @@ pub struct Rgba {
 }
 
 impl Rgba {
-    /// Decodes PNG, JPEG, WebP, GIF or BMP bytes; `name` appears in errors.
+    /// Decodes PNG, JPEG, WebP, GIF or BMP bytes within the default [`ImageLimits`]; `name`
+    /// appears in errors.
     pub fn decode(name: &str, bytes: &[u8]) -> Result<Self, ClipError> {
+        Self::decode_limited(name, bytes, &ImageLimits::default())
+    }
+
+    /// [`Rgba::decode`] within `limits`: the size the header declares is checked before the
+    /// pixels are decoded, and the decoder's allocations are capped.
+    pub fn decode_limited(name: &str, bytes: &[u8], limits: &ImageLimits) -> Result<Self, ClipError> {
         let bad = |detail: String| ClipError::Image { name: name.to_string(), detail };
-        let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
+        limits.check_file(name, bytes.len() as u64)?;
+        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
         if reader.format().is_none() {
             return Err(bad("not a PNG, JPEG, WebP, GIF or BMP image".into()));
         }
+        let mut caps = Limits::default();
+        caps.max_alloc = Some(limits.max_bytes());
+        reader.limits(caps);
         let mut decoder = reader.into_decoder().map_err(|e| bad(format!("cannot decode: {e}")))?;
+        let (width, height) = decoder.dimensions();
+        limits.check(name, width, height)?;
         let orientation = decoder.orientation().map_err(|e| bad(format!("cannot read its orientation: {e}")))?;
         let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(format!("cannot decode: {e}")))?;
         image.apply_orientation(orientation);
@@ -45,11 +114,13 @@ impl Rgba {
         Ok(Rgba { name: name.to_string(), width, height, data })
     }
 
-    /// Reads and decodes a file.
+    /// Reads and decodes a file within `limits` (its size is checked before it is read).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn open(path: &std::path::Path) -> Result<Self, ClipError> {
+    pub fn open(path: &std::path::Path, limits: &ImageLimits) -> Result<Self, ClipError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ClipError::Image { name: name.clone(), detail: e.to_string() })?;
-        Self::decode(&name, &bytes)
+        let io = |e: std::io::Error| ClipError::Image { name: name.clone(), detail: e.to_string() };
+        limits.check_file(&name, std::fs::metadata(path).map_err(io)?.len())?;
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::decode_limited(&name, &bytes, limits)
     }
 }

@@ -36,7 +36,7 @@ pub use config::{Activation, ClipConfig, Layout, Pooling};
 pub use encoder::{Backend, Encoder, TextEmbedding};
 pub use error::ClipError;
 pub use files::ModelFiles;
-pub use image::Rgba;
+pub use image::{ImageLimits, Rgba};
 pub use precision::Precision;
 pub use scorer::{PromptEmbeddings, Reference, ScoreRow, Scorer};
 pub use tokenizer::{ClipTokenizer, Convention, Tokens};

@@ -50,10 +50,20 @@ pub struct ClipTokenizer {
     context: usize,
 }
 
+/// The largest tokenizer.json read: parsing builds a JSON tree several times the file's size.
+const MAX_TOKENIZER_BYTES: usize = 64 << 20;
+
 impl ClipTokenizer {
     /// Reads a CLIP tokenizer.json (as CLIPTokenizer saves it) for the given convention.
     pub fn from_json(bytes: &[u8], convention: Convention, context: usize) -> Result<Self, ClipError> {
         let bad = |detail: String| ClipError::Tokenizer(format!("tokenizer.json: {detail}"));
+        if bytes.len() > MAX_TOKENIZER_BYTES {
+            return Err(bad(format!(
+                "{} bytes, past the {} MiB a CLIP tokenizer could need (CLIP's is about 2 MiB)",
+                bytes.len(),
+                MAX_TOKENIZER_BYTES >> 20
+            )));
+        }
         let mut json: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let vocab =
             json.pointer("/model/vocab").and_then(Value::as_object).ok_or_else(|| bad("no BPE vocabulary".into()))?;

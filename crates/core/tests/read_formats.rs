@@ -382,3 +382,25 @@ fn parquet_bulk_path_matches_the_row_path() {
     assert!(matches!(e.kind, ErrorKind::InvalidValue(_)));
     assert_at(&e, Some(2), Some("preference_share"));
 }
+
+#[test]
+fn a_leading_byte_order_mark_is_skipped_in_text_formats() {
+    let bom = |text: &str| [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
+    check_table(&dpo("bom.jsonl", bom(JSONL)));
+    check_table(&dpo("bom.csv", bom(CSV)));
+}
+
+#[test]
+fn a_runaway_line_is_refused_by_row_before_it_is_buffered() {
+    let limit = prefscope_core::read::MAX_LINE_BYTES;
+    let first = JSONL.lines().next().unwrap();
+    // A valid first row, then a second "row" of one unterminated string past the limit.
+    let mut text = format!("{first}\n{{\"id\": \"");
+    text.push_str(&"x".repeat(limit + 1));
+    let e = err("long.jsonl", text.clone());
+    assert_eq!(e.location.row, Some(2), "{e}");
+    assert!(e.to_string().contains("64 MiB"), "{e}");
+    let csv_head = CSV.lines().next().unwrap();
+    let e = err("long.csv", format!("{csv_head}\n{}", "y".repeat(limit + 1)));
+    assert!(e.to_string().contains("64 MiB"), "{e}");
+}

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
 use prefscope_clip::scorer::{rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
-use prefscope_clip::Rgba;
+use prefscope_clip::{ImageLimits, Rgba};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::normalize;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
@@ -47,6 +47,26 @@ fn report_to(callback: Option<Function>) -> Report {
 pub struct ApiScorer {
     runtime: Runtime,
     model: Rc<Model>,
+    limits: ImageLimits,
+}
+
+/// `maxImagePixels` as given (a JavaScript number), or the default.
+fn limits_arg(max_pixels: Option<f64>) -> Result<ImageLimits, JsValue> {
+    match max_pixels {
+        None => Ok(ImageLimits::default()),
+        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 && n <= u64::MAX as f64 => {
+            Ok(ImageLimits { max_pixels: n as u64 })
+        }
+        Some(n) => Err(fail(format!("maxImagePixels must be a whole number of at least 1, got {n}"))),
+    }
+}
+
+/// The error an image of `width × height` gets under `maxPixels` (the default when absent),
+/// if any: the wrapper asks before it draws an `ImageBitmap` into pixels.
+#[wasm_bindgen(js_name = imageSizeError)]
+pub fn image_size_error(name: &str, width: u32, height: u32, max_pixels: Option<f64>) -> Option<String> {
+    let limits = limits_arg(max_pixels).ok()?;
+    limits.check(name, width, height).err().map(|e| e.to_string())
 }
 
 /// Loads a model: from `url` (a prefix laid out like a Hugging Face repository, absolute or
@@ -59,7 +79,9 @@ pub async fn load_scorer(
     base: String,
     device: String,
     on_progress: Option<Function>,
+    max_image_pixels: Option<f64>,
 ) -> Result<ApiScorer, JsValue> {
+    let limits = limits_arg(max_image_pixels)?;
     let choice = crate::options::device_choice(&device).map_err(fail)?;
     let report = report_to(on_progress);
     report("opening the device", None);
@@ -82,31 +104,32 @@ pub async fn load_scorer(
         (None, None) => tasks::load_model(&runtime, None, &base, report).await,
     }
     .map_err(fail)?;
-    Ok(ApiScorer { runtime, model })
+    Ok(ApiScorer { runtime, model, limits })
 }
 
 /// An image as the wrapper hands it over: encoded bytes (decoded here, as `prefscope` decodes
 /// files) or raw RGBA pixels (from an `ImageData` or `ImageBitmap`), with a name for errors.
-fn image_arg(i: usize, value: &JsValue) -> Result<Rgba, JsValue> {
+fn image_arg(i: usize, value: &JsValue, limits: &ImageLimits) -> Result<Rgba, JsValue> {
     let get = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let name = get("name").as_string().unwrap_or_else(|| format!("image {}", i + 1));
     let bytes = get("bytes");
     if !bytes.is_undefined() {
         let bytes: Uint8Array = bytes.dyn_into().map_err(|_| fail(format!("{name}: bytes must be a Uint8Array")))?;
-        return Rgba::decode(&name, &bytes.to_vec()).map_err(fail);
+        return Rgba::decode_limited(&name, &bytes.to_vec(), limits).map_err(fail);
     }
     let rgba = get("rgba");
     let (width, height) = (get("width").as_f64(), get("height").as_f64());
     match (rgba.dyn_into::<Uint8Array>(), width, height) {
         (Ok(data), Some(w), Some(h)) if w >= 0.0 && h >= 0.0 && w <= u32::MAX as f64 && h <= u32::MAX as f64 => {
+            limits.check(&name, w as u32, h as u32).map_err(fail)?;
             Rgba::from_raw(&name, w as u32, h as u32, data.to_vec()).map_err(fail)
         }
         _ => Err(fail(format!("{name}: expected encoded bytes or RGBA pixels with a width and height"))),
     }
 }
 
-fn images_arg(images: &Array) -> Result<Vec<Rgba>, JsValue> {
-    images.iter().enumerate().map(|(i, v)| image_arg(i, &v)).collect()
+fn images_arg(images: &Array, limits: &ImageLimits) -> Result<Vec<Rgba>, JsValue> {
+    images.iter().enumerate().map(|(i, v)| image_arg(i, &v, limits)).collect()
 }
 
 fn vectors(rows: impl IntoIterator<Item = Vec<f32>>) -> Array {
@@ -153,6 +176,12 @@ impl ApiScorer {
         out.into()
     }
 
+    /// The largest image decoded, in pixels (`load({ maxImagePixels })`).
+    #[wasm_bindgen(getter, js_name = maxImagePixels)]
+    pub fn max_image_pixels(&self) -> f64 {
+        self.limits.max_pixels as f64
+    }
+
     /// The model's name and embedding width.
     #[wasm_bindgen(getter, js_name = embeddingDim)]
     pub fn embedding_dim(&self) -> usize {
@@ -178,10 +207,10 @@ impl ApiScorer {
     /// L2-normalised image embeddings, one `Float32Array` per image (`prefscope embed --images`).
     #[wasm_bindgen(js_name = embedImages)]
     pub fn embed_images(&self, images: Array) -> Promise {
-        let model = self.model.clone();
+        let (model, limits) = (self.model.clone(), self.limits);
         future_to_promise(async move {
             let encoder = &model.encoder;
-            let images = images_arg(&images)?;
+            let images = images_arg(&images, &limits)?;
             let mut out = Vec::with_capacity(images.len());
             for chunk in images.chunks(encoder.batch.max(1)) {
                 let embedded = encoder.embed_images(chunk, None).await.map_err(fail)?;
@@ -193,11 +222,11 @@ impl ApiScorer {
 
     /// The rows of `prefscope score` as JSON text (`[{id, group, prompt, image, score, …}]`).
     pub fn score(&self, request: String, images: Array) -> Promise {
-        let model = self.model.clone();
+        let (model, limits) = (self.model.clone(), self.limits);
         future_to_promise(async move {
             let request: ScoreRequest =
                 serde_json::from_str(&request).map_err(|e| fail(format!("score options: {e}")))?;
-            let images = images_arg(&images)?;
+            let images = images_arg(&images, &limits)?;
             score_rows(&model, request, images).await.map(JsValue::from).map_err(fail)
         })
     }

@@ -233,6 +233,18 @@ pub fn check_beta(beta: f64) -> Result<(), ConfigError> {
     }
 }
 
+/// TRL's domain of `label_smoothing` ("should be between 0.0 and 0.5"): the robust loss
+/// divides by 1 − 2ε, and past 0.5 the smoothed losses prefer the rejected completion.
+pub fn check_label_smoothing(eps: f64) -> Result<(), ConfigError> {
+    if (0.0..0.5).contains(&eps) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "label_smoothing must lie in [0, 0.5) (TRL divides by 1 − 2ε), got {eps}"
+        )))
+    }
+}
+
 /// Per-pair rewards and losses plus TRL's reward metrics (with `loss` and any extra metrics
 /// already in `metrics`), as every reward-based objective reports them.
 pub(crate) fn rewarded(

@@ -123,7 +123,10 @@ impl FDivergence {
             "reverse_kl" => FDivergence::ReverseKl,
             "forward_kl" => FDivergence::ForwardKl,
             "js_divergence" => FDivergence::JsDivergence,
-            "alpha_divergence" => FDivergence::AlphaDivergence(alpha),
+            "alpha_divergence" if alpha.is_finite() => FDivergence::AlphaDivergence(alpha),
+            "alpha_divergence" => {
+                return Err(ConfigError::Invalid(format!("the alpha-divergence's alpha must be finite, got {alpha}")))
+            }
             other => return Err(ConfigError::Invalid(format!("unknown f-divergence `{other}`"))),
         })
     }
@@ -163,8 +166,9 @@ impl PairwiseParams {
     pub(crate) fn validate(&self, losses: &[(LossType, f64)]) -> Result<(), ConfigError> {
         let eps = self.label_smoothing;
         super::check_beta(self.beta)?;
-        if !(0.0..=1.0).contains(&eps) {
-            return Err(ConfigError::Invalid(format!("label smoothing must lie in [0, 1], got {eps}")));
+        super::check_label_smoothing(eps)?;
+        if !self.discopop_tau.is_finite() || self.discopop_tau <= 0.0 {
+            return Err(ConfigError::Invalid(format!("discopop_tau must be a positive number, got {}", self.discopop_tau)));
         }
         for &(loss, weight) in losses {
             if !weight.is_finite() {
@@ -176,11 +180,8 @@ impl PairwiseParams {
                     loss.name()
                 )));
             }
-            if loss == LossType::Robust && eps >= 0.5 {
-                return Err(ConfigError::Invalid(format!("`robust` needs label smoothing in [0, 0.5), got {eps}")));
-            }
             if loss == LossType::ExoPair && eps == 0.0 {
-                return Err(ConfigError::Invalid("`exo_pair` needs label smoothing > 0 (TRL uses 1e-3)".into()));
+                return Err(ConfigError::Invalid("`exo_pair` needs label_smoothing > 0 (TRL uses 1e-3)".into()));
             }
         }
         Ok(())

@@ -102,6 +102,7 @@ pub(crate) fn orpo_log_odds(chosen: f64, rejected: f64) -> f64 {
 /// CPO and SimPO. SimPO and IPO average log-probs over tokens (TRL's `average_log_prob`).
 pub fn cpo(p: &PairLogps<'_>, params: &CpoParams) -> Result<Evaluation, ConfigError> {
     check_beta(params.beta)?;
+    super::check_label_smoothing(params.label_smoothing)?;
     let (cl, rl) = p.lengths("cpo")?;
     positive_lengths(cl, "chosen")?;
     positive_lengths(rl, "rejected")?;

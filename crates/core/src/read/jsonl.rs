@@ -29,6 +29,8 @@ pub(super) fn read<R: Read>(
             let pos = RowPos { row: row + 1, line: Some(line_no + 1) };
             let kind = if e.kind() == std::io::ErrorKind::InvalidData {
                 ErrorKind::Malformed { format: "JSON Lines", message: "line is not valid UTF-8".into() }
+            } else if super::is_too_long(&e) {
+                ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() }
             } else {
                 ErrorKind::Io(e.to_string())
             };

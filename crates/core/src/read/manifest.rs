@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{json_lines, Format};
+use super::{check_line_length, json_lines, strip_bom, Format};
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::ManifestRow;
 
@@ -33,7 +33,7 @@ fn required(value: Option<String>, at: &Location, column: &'static str) -> Resul
 }
 
 fn csv_rows(name: &str, bytes: &[u8]) -> Result<Vec<ManifestRow>, InputError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(strip_bom(bytes));
     let malformed = |at: Location, e: csv::Error| {
         InputError::new(at, ErrorKind::Malformed { format: "CSV", message: e.to_string() })
     };
@@ -50,6 +50,7 @@ fn csv_rows(name: &str, bytes: &[u8]) -> Result<Vec<ManifestRow>, InputError> {
     for (i, record) in reader.records().enumerate() {
         let at = Location::file(name).row(i as u64 + 1);
         let record = record.map_err(|e| malformed(at.clone(), e))?;
+        check_line_length(record.as_slice().len(), &at)?;
         let get = |c: Option<usize>| c.and_then(|c| record.get(c)).map(str::to_string);
         let optional = |c: Option<usize>| get(c).filter(|v| !v.is_empty());
         rows.push(ManifestRow {
@@ -112,5 +113,14 @@ mod tests {
         let e = read_manifest("m.csv", b"prompt,image\na,b,c\n").unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Malformed { .. }), "{e}");
         assert_eq!(read_manifest("m.csv", b"prompt,image\n").unwrap_err().kind, ErrorKind::Empty);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_column() {
+        let csv = b"\xEF\xBB\xBFprompt,image\na cat,cat.png\n";
+        let jsonl = b"\xEF\xBB\xBF{\"prompt\": \"a cat\", \"image\": \"cat.png\"}\n";
+        let want = read_manifest("m.csv", &csv[3..]).unwrap();
+        assert_eq!(read_manifest("m.csv", csv).unwrap(), want);
+        assert_eq!(read_manifest("m.jsonl", jsonl).unwrap(), want);
     }
 }

@@ -75,10 +75,35 @@ impl Input<'_> {
     }
 }
 
+/// The longest line (JSON Lines) or record (CSV) any reader accepts: far past any real row
+/// (a pair with per-token arrays is kilobytes), so one runaway line is refused by name instead
+/// of being buffered whole.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// The UTF-8 byte-order mark that Windows tools put before CSV and JSON Lines exports.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading byte-order mark.
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
+/// Refuses a line past [`MAX_LINE_BYTES`], naming its row.
+pub(crate) fn check_line_length(len: usize, at: &Location) -> Result<(), InputError> {
+    if len > MAX_LINE_BYTES {
+        return Err(InputError::new(at.clone(), ErrorKind::Malformed { format: "text", message: too_long() }));
+    }
+    Ok(())
+}
+
+fn too_long() -> String {
+    format!("a line of more than {} MiB, past the limit of one record", MAX_LINE_BYTES >> 20)
+}
+
 /// The JSON objects of a small JSON Lines file (manifests, labelled pairs), each with its
 /// location (row counted over non-blank lines, and the line); a bad line is an error naming it.
 pub(crate) fn json_lines(name: &str, bytes: &[u8]) -> Result<Vec<(Location, serde_json::Value)>, InputError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    let text = std::str::from_utf8(strip_bom(bytes)).map_err(|e| {
         InputError::new(Location::file(name), ErrorKind::Malformed { format: "JSON Lines", message: e.to_string() })
     })?;
     let mut values = Vec::new();
@@ -87,6 +112,7 @@ pub(crate) fn json_lines(name: &str, bytes: &[u8]) -> Result<Vec<(Location, serd
             continue;
         }
         let at = Location::file(name).row(values.len() as u64 + 1).line(line_no as u64 + 1);
+        check_line_length(line.len(), &at)?;
         let value = serde_json::from_str(line).map_err(|e| {
             let kind = if e.is_eof() {
                 ErrorKind::Truncated(e.to_string())
@@ -131,7 +157,7 @@ pub fn read_preferences(
                     (Box::new(std::io::Cursor::new(bytes)), total)
                 }
             };
-            let reader = CountingReader { inner: reader, count: 0, last: None };
+            let reader = CountingReader::new(reader);
             match text_format {
                 Format::Jsonl => jsonl::read(reader, total, &mut sink, progress)?,
                 Format::Csv => csv::read(reader, total, &mut sink, progress)?,
@@ -159,25 +185,50 @@ fn io_error(name: &str, e: std::io::Error) -> InputError {
     InputError::new(Location::file(name), ErrorKind::Io(e.to_string()))
 }
 
-/// Counts bytes consumed so text readers can report progress without knowing their parser.
+/// What text readers read through: it counts bytes (progress without knowing the parser),
+/// drops a leading byte-order mark, and fails a line past [`MAX_LINE_BYTES`] before a parser
+/// buffers it whole.
 pub(crate) struct CountingReader<R> {
     inner: R,
     count: u64,
     last: Option<u8>,
+    /// Bytes since the last newline.
+    line: usize,
+}
+
+/// The error a runaway line gets; the readers turn it into a located [`ErrorKind::Malformed`].
+pub(crate) fn is_too_long(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string() == too_long()
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let mut n = self.inner.read(buf)?;
+        if self.count == 0 && buf[..n].starts_with(BOM) {
+            buf.copy_within(BOM.len()..n, 0);
+            n -= BOM.len();
+            self.count += BOM.len() as u64;
+        }
         self.count += n as u64;
         if n > 0 {
             self.last = Some(buf[n - 1]);
+            self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
+                Some(i) => n - 1 - i,
+                None => self.line + n,
+            };
+            if self.line > MAX_LINE_BYTES {
+                return Err(std::io::Error::other(too_long()));
+            }
         }
         Ok(n)
     }
 }
 
 impl<R> CountingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        CountingReader { inner, count: 0, last: None, line: 0 }
+    }
+
     pub(crate) fn count(&self) -> u64 {
         self.count
     }
