@@ -54,8 +54,13 @@ fn log1mexp(x: f32) -> f32 {
     if (x > -0.6931472) {
         return log(-expm1(x));
     }
+    // log1p(−e^x) by Goldberg's trick; when e^x is below half an ulp of 1 (x < −16.6),
+    // u rounds to 1 and the result is −e^x itself (without the guard, 0·∞ = NaN).
     let y = -exp(x);
     let u = 1.0 + y;
+    if (u == 1.0) {
+        return y;
+    }
     return log(u) * (y / (u - 1.0));
 }
 

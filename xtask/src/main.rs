@@ -1,6 +1,7 @@
 //! `cargo xtask demo | dist | test | bench | fixtures | train-demo`: the project's tasks, in Rust so
 //! they run the same on every machine. No dependencies: each task is a sequence of commands.
 
+mod fuzz;
 mod site;
 
 use std::path::{Path, PathBuf};
@@ -376,11 +377,12 @@ fn main() -> ExitCode {
         "dist" => dist(),
         "e2e" => site::build(site::Profile::Debug).and_then(|s| site::end_to_end(&s)),
         "fixtures" => fixtures(),
+        "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench|bench-browser|bench-web|demo|dist|e2e|fixtures|train-demo|train-dpo-demo>"
+                "usage: cargo xtask <test|bench|bench-browser|bench-web|demo|dist|e2e|fixtures|fuzz|train-demo|train-dpo-demo>"
             );
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench-browser  B/32 on WebGPU in headless Chromium (image batches 1 and 8, text batch 8)");
@@ -389,6 +391,9 @@ fn main() -> ExitCode {
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
             eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");
             eprintln!("  e2e       only the page's end-to-end tests (debug wasm), a part of `test`");
+            eprintln!(
+                "  fuzz      [--minutes N] [--target NAME] runs the fuzz targets (nightly, cargo-fuzz; installs both)"
+            );
             eprintln!("  train-demo  trains the embedded demo model from its seed (about an hour on 2 cores)");
             eprintln!(
                 "  fixtures  regenerates tests/fixtures from TRL, torchmetrics, transformers, open_clip (Python venv)"

@@ -155,7 +155,12 @@ fn image_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Decodes and embeds images a batch at a time, with a progress bar past one batch.
-fn embed_image_files(encoder: &Encoder, paths: &[PathBuf], preset: &Preset, limits: &ImageLimits) -> Result<Embeddings> {
+fn embed_image_files(
+    encoder: &Encoder,
+    paths: &[PathBuf],
+    preset: &Preset,
+    limits: &ImageLimits,
+) -> Result<Embeddings> {
     let bar = (paths.len() > encoder.batch).then(|| bar(paths.len(), "embedding images"));
     let mut data = Vec::new();
     let mut dim = encoder.config().projection;

@@ -40,7 +40,8 @@ pub fn open(device: Device) -> Result<Option<Gpu>> {
         Err(e) => {
             let noise = noise.unwrap_or_default();
             let noise = noise.trim();
-            Err(if noise.is_empty() { e.to_string() } else { format!("{e}\nthe graphics driver said:\n{noise}") }.into())
+            Err(if noise.is_empty() { e.to_string() } else { format!("{e}\nthe graphics driver said:\n{noise}") }
+                .into())
         }
     }
 }

@@ -30,7 +30,11 @@ pub struct PairsArgs {
 
 pub fn run(args: &PairsArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.tie_threshold) {
-        return Err(format!("--tie-threshold must lie in [0, 1] (a difference of probabilities), got {}", args.tie_threshold).into());
+        return Err(format!(
+            "--tie-threshold must lie in [0, 1] (a difference of probabilities), got {}",
+            args.tie_threshold
+        )
+        .into());
     }
     let limits = args.model.limits();
     let name = args.input.display().to_string();

@@ -239,9 +239,7 @@ pub fn check_label_smoothing(eps: f64) -> Result<(), ConfigError> {
     if (0.0..0.5).contains(&eps) {
         Ok(())
     } else {
-        Err(ConfigError::Invalid(format!(
-            "label_smoothing must lie in [0, 0.5) (TRL divides by 1 − 2ε), got {eps}"
-        )))
+        Err(ConfigError::Invalid(format!("label_smoothing must lie in [0, 0.5) (TRL divides by 1 − 2ε), got {eps}")))
     }
 }
 

@@ -168,7 +168,10 @@ impl PairwiseParams {
         super::check_beta(self.beta)?;
         super::check_label_smoothing(eps)?;
         if !self.discopop_tau.is_finite() || self.discopop_tau <= 0.0 {
-            return Err(ConfigError::Invalid(format!("discopop_tau must be a positive number, got {}", self.discopop_tau)));
+            return Err(ConfigError::Invalid(format!(
+                "discopop_tau must be a positive number, got {}",
+                self.discopop_tau
+            )));
         }
         for &(loss, weight) in losses {
             if !weight.is_finite() {

@@ -63,7 +63,9 @@ fn malformed(e: &csv::Error) -> ErrorKind {
             format: "CSV",
             message: format!("record has {len} fields but the header has {expected_len}"),
         },
-        csv::ErrorKind::Io(io) if super::is_too_long(io) => ErrorKind::Malformed { format: "CSV", message: io.to_string() },
+        csv::ErrorKind::Io(io) if super::is_too_long(io) => {
+            ErrorKind::Malformed { format: "CSV", message: io.to_string() }
+        }
         csv::ErrorKind::Io(io) => ErrorKind::Io(io.to_string()),
         _ => ErrorKind::Malformed { format: "CSV", message: e.to_string() },
     }

@@ -9,6 +9,7 @@ mod burn_shared;
 mod device;
 mod preference;
 mod preprocess;
+mod properties;
 mod report;
 mod scoring;
 mod stats_tokens;

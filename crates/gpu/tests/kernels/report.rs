@@ -76,3 +76,29 @@ fn diffusion_report_matches_core() {
     check(&gpu(), &data, &requests);
     check(&tiny(512), &data, &requests);
 }
+
+/// Found by tests/kernels/properties.rs: ORPO's log-odds of a completion whose mean token
+/// log-prob is below −16.6 (e^x under half an ulp of 1) was NaN on the GPU (log1mexp's 0·∞).
+#[test]
+fn orpo_log_odds_survive_very_unlikely_completions() {
+    use prefscope_core::{DpoRecord, DpoTable};
+    let rows = [(-290.0, -74.8, 1, 16), (-30.0, -250.0, 1, 1), (-2.5, -3.0, 4, 5)];
+    let table = DpoTable::from_records(
+        "orpo",
+        rows.iter().enumerate().map(|(i, &(c, r, lc, lr))| DpoRecord {
+            id: format!("r{i}"),
+            policy_chosen_logps: c,
+            policy_rejected_logps: r,
+            reference_chosen_logps: c,
+            reference_rejected_logps: r,
+            chosen_length: Some(lc),
+            rejected_length: Some(lr),
+            ..DpoRecord::default()
+        }),
+    );
+    let request = ReportRequest { objective: "orpo".into(), ..ReportRequest::default() };
+    let data = Preferences::Dpo(table);
+    let want = report(&data, &request).unwrap();
+    assert!(want.evaluation.metrics["log_odds_chosen"].is_finite());
+    compare("orpo", &block_on(gpu().report(&data, &request)).unwrap(), &want);
+}

@@ -1,0 +1,123 @@
+//! The bodies of the fuzz targets: each takes arbitrary bytes and must return (an `Err` is a
+//! fine outcome) without panicking, hanging or allocating past its input's worth. The
+//! binaries in fuzz_targets/ hand them to libFuzzer (`cargo xtask fuzz`); the workspace test
+//! `crates/cli/tests/fuzz_corpus.rs` replays the committed corpus through them on stable.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use prefscope_clip::tokenizer::{ClipTokenizer, Convention};
+use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Rgba};
+use prefscope_core::longalign::split_segments;
+use prefscope_core::preprocess::{preprocess, Preset};
+use prefscope_core::read::{read_manifest, read_pairs, read_preferences, Format, Input, Preferences};
+use prefscope_core::report::{report, ReportRequest};
+
+/// CLIP's tokenizer.json, as the fixture models use it.
+pub const TOKENIZER: &[u8] = include_bytes!("../tests/fixtures/clip/tokenizer.json");
+
+/// Largest tensor-data section a checkpoint input is given (zeros).
+const MAX_DATA: usize = 4 << 20;
+
+/// `[layout][config JSON] 0 [safetensors header JSON] 0 [data length, u32 LE]`: a model
+/// directory whose config and checkpoint header come from the input and whose tensor data is
+/// zeros of the given length. Loaded on the CPU, then one text and one image are embedded.
+pub fn checkpoint(data: &[u8]) {
+    let Some((&layout, rest)) = data.split_first() else { return };
+    let mut parts = rest.splitn(3, |&b| b == 0);
+    let (Some(config), Some(header), Some(len)) = (parts.next(), parts.next(), parts.next()) else { return };
+    let len = len.iter().take(4).enumerate().fold(0usize, |a, (i, &b)| a | (b as usize) << (8 * i)).min(MAX_DATA);
+    let mut weights = (header.len() as u64).to_le_bytes().to_vec();
+    weights.extend_from_slice(header);
+    weights.resize(weights.len() + len, 0);
+    let (config_name, weights_name) = if layout % 2 == 0 {
+        ("config.json", "model.safetensors")
+    } else {
+        ("open_clip_config.json", "open_clip_model.safetensors")
+    };
+    let mut files = ModelFiles::new();
+    files.insert(config_name, config.to_vec());
+    files.insert(weights_name, weights);
+    files.insert("tokenizer.json", TOKENIZER.to_vec());
+    let Ok(encoder) = Encoder::load(&files, Backend::Cpu) else { return };
+    let _ = pollster::block_on(encoder.embed_texts(&["a red circle".to_string()]));
+    if let Ok(image) = Rgba::from_raw("fuzz", 8, 8, vec![128; 8 * 8 * 4]) {
+        let _ = pollster::block_on(encoder.embed_images(&[image], None));
+    }
+}
+
+/// `[mode] rest`: mode 0 tokenises `rest` as text in both conventions (and through the
+/// LongAlign segmenter); otherwise `rest` is a tokenizer.json.
+pub fn tokenizer(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    if mode == 0 {
+        let text = String::from_utf8_lossy(rest);
+        for convention in [Convention::HuggingFace, Convention::OpenClip] {
+            if let Ok(t) = ClipTokenizer::from_json(TOKENIZER, convention, 77) {
+                if let Ok(tokens) = t.encode(&text) {
+                    assert!(t.padded(&tokens).len() == 77, "padded to the context");
+                }
+            }
+        }
+    } else if let Ok(t) = ClipTokenizer::from_json(rest, Convention::HuggingFace, 77) {
+        let _ = t.encode("a red circle and a blue square");
+    }
+}
+
+/// The LongAlign segmenter: every segment is a non-empty part of the text.
+pub fn segments(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for segment in split_segments(&text) {
+        assert!(!segment.trim().is_empty(), "an empty segment from {text:?}");
+    }
+}
+
+fn format(selector: u8) -> (&'static str, Format) {
+    match selector % 3 {
+        0 => ("input.jsonl", Format::Jsonl),
+        1 => ("input.csv", Format::Csv),
+        _ => ("input.parquet", Format::Parquet),
+    }
+}
+
+/// `[format] bytes`: DPO or Diffusion-DPO rows in JSON Lines, CSV or Parquet, then the default
+/// report on what was read.
+pub fn dpo(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let (name, format) = format(selector);
+    let input = Input::Bytes { name, bytes: Bytes::copy_from_slice(rest) };
+    if let Ok(prefs) = read_preferences(input, Some(format), &mut |_| {}) {
+        if let Ok(r) = report(&prefs, &ReportRequest::default()) {
+            if let Preferences::Dpo(t) = &prefs {
+                assert_eq!(r.ids.len(), t.len(), "a pair per row");
+            }
+        }
+    }
+}
+
+/// `[format] bytes`: labelled pairs in JSON Lines or Parquet.
+pub fn pairs(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let name = if selector % 2 == 0 { "pairs.jsonl" } else { "pairs.parquet" };
+    let _ = read_pairs(name, Bytes::copy_from_slice(rest));
+}
+
+/// `[format] bytes`: a scoring manifest in CSV or JSON Lines.
+pub fn manifest(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let name = if selector % 2 == 0 { "manifest.csv" } else { "manifest.jsonl" };
+    if let Ok(rows) = read_manifest(name, rest) {
+        assert!(rows.iter().all(|r| !r.prompt.is_empty() && !r.image.is_empty()));
+    }
+}
+
+/// Any image file, decoded within a one-megapixel limit and preprocessed by both resize rules
+/// (at 32 pixels, so that a run is quick).
+pub fn image(data: &[u8]) {
+    let limits = ImageLimits { max_pixels: 1 << 20 };
+    let Ok(image) = Rgba::decode_limited("fuzz", data, &limits) else { return };
+    for preset in [Preset::clip(32), Preset::hps(32)] {
+        if let Ok(pixels) = preprocess(&image.data, image.width, image.height, &preset) {
+            assert_eq!(pixels.data.len(), 3 * pixels.width as usize * pixels.height as usize);
+        }
+    }
+}
