@@ -19,11 +19,18 @@ pub const READ_WHOLE: u64 = 64 << 20;
 pub struct BlobSource {
     blob: web_sys::Blob,
     whole: OnceCell<Vec<u8>>,
+    /// Never read the whole file (a reader that asks for few, large ranges).
+    unbuffered: bool,
 }
 
 impl BlobSource {
     pub fn new(blob: web_sys::Blob) -> Self {
-        Self { blob, whole: OnceCell::new() }
+        Self { blob, whole: OnceCell::new(), unbuffered: false }
+    }
+
+    /// A source that reads each range from the Blob and never the whole file, however small.
+    pub fn unbuffered(blob: web_sys::Blob) -> Self {
+        Self { blob, whole: OnceCell::new(), unbuffered: true }
     }
 }
 
@@ -48,7 +55,7 @@ impl Source for BlobSource {
 
     async fn range(&self, start: u64, end: u64) -> Result<Cow<'_, [u8]>, String> {
         let size = self.size();
-        if size > READ_WHOLE {
+        if size > READ_WHOLE || self.unbuffered {
             return read(&self.blob, start, end).await.map(Cow::Owned);
         }
         if self.whole.get().is_none() {

@@ -404,3 +404,53 @@ fn a_runaway_line_is_refused_by_row_before_it_is_buffered() {
     let e = err("long.csv", format!("{csv_head}\n{}", "y".repeat(limit + 1)));
     assert!(e.to_string().contains("64 MiB"), "{e}");
 }
+
+/// Reads `bytes` through [`ParquetPieces`], fetching only what it asks for, as the browser does.
+fn read_in_pieces(name: &str, bytes: &[u8]) -> Result<Preferences, InputError> {
+    use prefscope_core::read::ParquetPieces;
+    let len = bytes.len() as u64;
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    let footer = ParquetPieces::metadata_range(name, len, tail)?;
+    let mut pieces =
+        ParquetPieces::open(name, len, footer.start, Bytes::copy_from_slice(&bytes[footer.start as usize..]))?;
+    for (i, range) in pieces.row_groups().into_iter().enumerate() {
+        let piece = Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+        pieces.push_row_group(i, range.start, piece, &mut |_| {})?;
+    }
+    pieces.finish()
+}
+
+#[test]
+fn parquet_read_one_row_group_at_a_time_equals_the_whole_file() {
+    // Many row groups of plain columns (the bulk path), and the token-array file (row by row).
+    let n = 10_000;
+    let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let value = |k: usize| {
+        Arc::new(Float64Array::from_iter_values((0..n).map(|i| -(((i * 7 + k * 13) % 997) as f64) / 7.0))) as ArrayRef
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(StringArray::from(ids)) as ArrayRef),
+        ("policy_chosen_logps", value(1)),
+        ("policy_rejected_logps", value(2)),
+        ("reference_chosen_logps", value(3)),
+        ("reference_rejected_logps", value(4)),
+    ])
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(1_000)).build();
+    let mut file = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let whole = read("many.parquet", file.clone()).unwrap();
+    assert_eq!(read_in_pieces("many.parquet", &file).unwrap(), whole);
+    if let Preferences::Dpo(t) = &whole {
+        assert_eq!(t.len(), n);
+    }
+    let small = parquet_bytes(|_| {});
+    assert_eq!(read_in_pieces("t.parquet", &small).unwrap(), read("t.parquet", small.clone()).unwrap());
+    // Bad input fails with the whole-file reader's messages.
+    let e = read_in_pieces("cut.parquet", &small[..small.len() - 3]).unwrap_err();
+    assert!(e.to_string().contains("cut.parquet"), "{e}");
+    let missing = parquet_bytes(|cols| cols.retain(|(n, _)| *n != "policy_chosen_logps"));
+    assert_eq!(read_in_pieces("m.parquet", &missing).unwrap_err().kind, err("m.parquet", missing).kind);
+}

@@ -30,7 +30,7 @@ impl PartialEq for Runtime {
     }
 }
 
-fn cpu(reason: String) -> Runtime {
+pub(crate) fn cpu(reason: String) -> Runtime {
     Runtime { gpu: None, badge: Badge { device: "cpu", label: "CPU".into(), reason } }
 }
 

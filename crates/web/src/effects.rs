@@ -27,8 +27,9 @@ pub enum DataKind {
 pub enum Effect {
     /// Open the device (once, at mount).
     OpenDevice,
-    /// Load the page's model (`None`: the demo model) onto the opened device.
-    LoadModel { url: Option<String> },
+    /// Load the page's model (`None`: the demo model) onto the opened device (`epoch`: which
+    /// device, `State::runtime_epoch`).
+    LoadModel { url: Option<String>, epoch: u32 },
     /// Score the demo gallery or the user's inputs with the loaded model (`model`: its address).
     Score { model: usize, scorer: Scorer, source: Source, requests: u32, bundled_reference: bool },
     /// `relevant + w·irrelevant` for the scored split (`scored`: its address).
@@ -37,8 +38,8 @@ pub enum Effect {
     LoadDpo { url: Option<String> },
     /// The page's `data` URL for a scoring view, once a model is there.
     LoadData { url: String, kind: DataKind },
-    /// The DPO report for the settings `key` names.
-    DpoReport { key: String },
+    /// The DPO report for the settings `key` names, on the device of `epoch`.
+    DpoReport { key: String, epoch: u32 },
     /// Request `id` from a control (`store::Request`).
     Request { id: u64 },
     /// Count the model cache for the Model view (again when the model changes).
@@ -51,7 +52,7 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     let runtime = state.runtime.is_some();
     // The DPO view needs no model: it is loaded when a scoring view is first shown.
     if runtime && (state.view != View::Dpo || state.model.is_some()) {
-        out.push(Effect::LoadModel { url: state.options.model.clone() });
+        out.push(Effect::LoadModel { url: state.options.model.clone(), epoch: state.runtime_epoch });
     }
     if let (true, Some(model), None) = (runtime, &state.model, &state.scored) {
         out.push(Effect::Score {
@@ -82,7 +83,7 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     let key = state.dpo.key();
     let stale = state.dpo.data.is_some() && state.dpo.result.as_ref().is_none_or(|r| r.key != key);
     if stale && runtime {
-        out.push(Effect::DpoReport { key });
+        out.push(Effect::DpoReport { key, epoch: state.runtime_epoch });
     }
     out.extend(state.requests.iter().map(|(id, _)| Effect::Request { id: *id }));
     if state.view == View::Model {
@@ -114,7 +115,7 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
                 dispatch.emit(Action::Progress(None));
             });
         }
-        Effect::LoadModel { url } => {
+        Effect::LoadModel { url, .. } => {
             let Some(runtime) = state.runtime.clone() else { return };
             let base = state.options.base.clone();
             spawn_local(async move {
@@ -217,7 +218,8 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
             spawn_local(async move {
                 match tasks::dpo_report(&runtime, &dpo).await {
                     Ok(result) => {
-                        let detail = json!({"view": "dpo", "pairs": result.ids.len(), "beta": dpo.beta, "loss": dpo.losses.join(",")});
+                        let detail = json!({"view": "dpo", "pairs": result.ids.len(), "beta": dpo.beta, "loss": dpo.losses.join(","),
+                            "wasmMemoryBytes": tasks::wasm_memory_bytes()});
                         host.emit("prefscope-scored", &detail);
                         dispatch.emit(Action::DpoResult(Rc::new(result)));
                     }
@@ -241,7 +243,7 @@ fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<
                 Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
                 Err(e) => fail(e),
             },
-            Request::DpoFile(file) => match tasks::dpo_file(file.clone()).await {
+            Request::DpoFile(file) => match tasks::dpo_file(file.clone(), &dispatch).await {
                 Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
                 Err(e) => fail(e),
             },
@@ -318,7 +320,7 @@ mod tests {
         let s = state(r#"{"base":"/"}"#);
         assert_eq!(kinds(&wanted(&s)), ["device"]);
         let s = s.reduce(cpu());
-        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None });
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 0 });
         let s = s.reduce(demo_model());
         assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
         // A new preset is a new scoring (another effect), the old one's answer is dropped.
@@ -343,6 +345,29 @@ mod tests {
         // Another β is another report.
         let s = s.reduce(Action::DpoBeta(0.5));
         assert_ne!(report.last(), wanted(&s).last());
+    }
+
+    #[test]
+    fn a_lost_gpu_moves_the_page_to_the_cpu_and_starts_the_work_again() {
+        let gpu = prefscope_gpu::block_on(prefscope_gpu::Gpu::new(true)).expect("an adapter (lavapipe in CI)");
+        let on_gpu = Action::Runtime(Runtime {
+            gpu: Some(gpu),
+            badge: Badge { device: "webgpu", label: "WebGPU".into(), reason: String::new() },
+        });
+        let s = state(r#"{"base":"/"}"#).reduce(on_gpu).reduce(demo_model());
+        assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
+        let lost = || Action::Error("scoring: the GPU device was lost: destroyed".into());
+        let s = s.reduce(lost());
+        let runtime = s.runtime.as_ref().unwrap();
+        assert!(runtime.gpu.is_none() && runtime.badge.reason.contains("GPU device was lost"));
+        assert!(s.model.is_none() && s.scored.is_none());
+        assert_eq!(s.errors.len(), 1);
+        assert!(s.errors[0].contains("continues on the CPU path"), "{}", s.errors[0]);
+        // The model is loaded again, as another effect than the first load.
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 1 });
+        // Other tasks that were in flight report the same loss: nothing more happens.
+        let again = s.reduce(lost());
+        assert_eq!((again.errors.len(), again.runtime_epoch), (1, 1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod host;
 pub mod opfs;
 pub mod options;
+pub mod panic;
 pub mod scope;
 pub mod store;
 pub mod tasks;
@@ -28,6 +29,12 @@ use yew::Callback;
 pub use app::{App, AppProps};
 pub use options::{Options, View};
 pub use store::Action;
+
+/// Runs when the module is instantiated, before anything else.
+#[wasm_bindgen(start)]
+pub fn start() {
+    panic::install();
+}
 
 /// The handle the custom element keeps: attribute changes after mounting go through it.
 #[wasm_bindgen]

@@ -199,6 +199,9 @@ pub struct State {
     /// The view the page's `data` URL is for (the element's `view` attribute).
     pub data_view: View,
     pub runtime: Option<Runtime>,
+    /// Bumped when the runtime changes (the GPU lost, the CPU path taken): work that depends
+    /// on the device is started again.
+    pub runtime_epoch: u32,
     pub model: Option<Rc<Model>>,
     pub progress: Option<Progress>,
     pub errors: Vec<String>,
@@ -229,6 +232,7 @@ impl State {
             view: options.view,
             data_view: options.view,
             runtime: None,
+            runtime_epoch: 0,
             model: None,
             progress: None,
             errors: options.problems.clone(),
@@ -268,6 +272,7 @@ pub enum Action {
     Progress(Option<Progress>),
     Error(String),
     DismissError(usize),
+    DismissErrors,
     Scorer(Scorer),
     Scored(Rc<Scored>),
     /// Add decoded images, replace the prompts or the manifest, then score them.
@@ -318,6 +323,11 @@ impl Action {
     }
 }
 
+/// Whether an error is prefscope-gpu's `GpuError::DeviceLost`, as every task reports it.
+pub fn device_lost(error: &str) -> bool {
+    error.contains("the GPU device was lost")
+}
+
 impl Reducible for State {
     type Action = Action;
 
@@ -336,12 +346,33 @@ impl Reducible for State {
                 s.reweighted = None;
             }
             Action::Progress(p) => s.progress = p,
+            Action::Error(e) if device_lost(&e) => {
+                #[cfg(target_arch = "wasm32")]
+                web_sys::console::warn_1(&format!("prefscope: {e}").into());
+                // The first task to hear of it moves the page to the CPU path; the model is
+                // loaded there and every result is computed again. Later reports of the same
+                // loss (other tasks that were in flight) add nothing.
+                if s.runtime.as_ref().is_some_and(|r| r.gpu.is_some()) {
+                    s.runtime = Some(crate::compute::cpu(format!(
+                        "the GPU device was lost, so the page moved to the CPU path ({e})"
+                    )));
+                    s.runtime_epoch += 1;
+                    s.model = None;
+                    s.scored = None;
+                    s.reweighted = None;
+                    s.pairs = None;
+                    s.dpo.result = None;
+                    s.errors.push(format!("{e}. prefscope continues on the CPU path: the model is loaded there and the results computed again."));
+                }
+                s.progress = None;
+            }
             Action::Error(e) => {
                 #[cfg(target_arch = "wasm32")]
                 web_sys::console::warn_1(&format!("prefscope: {e}").into());
                 s.errors.push(e);
                 s.progress = None;
             }
+            Action::DismissErrors => s.errors.clear(),
             Action::DismissError(i) => {
                 if i < s.errors.len() {
                     s.errors.remove(i);
@@ -526,6 +557,7 @@ mod tests {
         assert!(s.progress.is_none(), "an error ends the progress bar");
         let s = s.reduce(Action::DismissError(5)).reduce(Action::DismissError(0));
         assert_eq!(s.errors, ["b"]);
+        assert!(s.reduce(Action::DismissErrors).errors.is_empty());
     }
 
     #[test]

@@ -370,14 +370,62 @@ pub async fn pairs_file(
     load_pairs(&model, &name, bytes, None, loaded, dispatch).await
 }
 
-/// DPO log-probabilities (or Diffusion-DPO rows) from a picked file.
-pub async fn dpo_file(file: web_sys::File) -> Result<(String, Preferences), String> {
+/// DPO log-probabilities (or Diffusion-DPO rows) from a picked file. Parquet is read a row
+/// group at a time from slices of the file (never the whole file in wasm memory); JSON Lines
+/// and CSV are read whole.
+pub async fn dpo_file(file: web_sys::File, dispatch: &Callback<Action>) -> Result<(String, Preferences), String> {
     let name = file.name();
+    if prefscope_core::read::Format::from_name(&name).ok() == Some(prefscope_core::read::Format::Parquet) {
+        let data = parquet_in_pieces(&name, file.into(), dispatch).await?;
+        return Ok((name, data));
+    }
     let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file))
         .await
         .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
     let data = parse_preferences(&name, bytes)?;
     Ok((name, data))
+}
+
+/// A Parquet file read through [`ParquetPieces`]: its footer, then one row group at a time.
+async fn parquet_in_pieces(
+    name: &str,
+    blob: web_sys::Blob,
+    dispatch: &Callback<Action>,
+) -> Result<Preferences, String> {
+    use prefscope_clip::blob::BlobSource;
+    use prefscope_clip::weights::Source;
+    use prefscope_core::read::ParquetPieces;
+    let source = BlobSource::unbuffered(blob);
+    let len = source.size();
+    let fetch = |start: u64, end: u64| {
+        let source = &source;
+        async move {
+            source.range(start, end).await.map(|b| Bytes::from(b.into_owned())).map_err(|e| format!("{name}: {e}"))
+        }
+    };
+    let tail = fetch(len.saturating_sub(8), len).await?;
+    let footer = ParquetPieces::metadata_range(name, len, &tail).map_err(|e| e.to_string())?;
+    let bytes = fetch(footer.start, footer.end).await?;
+    let mut pieces = ParquetPieces::open(name, len, footer.start, bytes).map_err(|e| e.to_string())?;
+    for (i, range) in pieces.row_groups().into_iter().enumerate() {
+        let bytes = fetch(range.start, range.end).await?;
+        let mut progress = |p: prefscope_core::read::Progress| {
+            let fraction = (p.total > 0).then(|| p.done as f64 / p.total as f64);
+            dispatch.emit(Action::Progress(Some(progress(&format!("reading {name}"), fraction))));
+        };
+        pieces.push_row_group(i, range.start, bytes, &mut progress).map_err(|e| e.to_string())?;
+    }
+    pieces.finish().map_err(|e| e.to_string())
+}
+
+/// The wasm module's memory in bytes: it only grows, so after a load it is the load's peak.
+pub fn wasm_memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast;
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |b| b.byte_length() as f64)
 }
 
 /// Decodes an image the user gave (the `image` crate, as `prefscope score` does natively, so

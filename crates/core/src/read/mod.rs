@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
+pub use parquet::ParquetPieces;
 
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::{DiffusionTable, DpoTable};

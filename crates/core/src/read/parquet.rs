@@ -7,8 +7,11 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::reader::ChunkReader;
+use bytes::{Buf, Bytes};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::FooterTail;
+use parquet::file::reader::{ChunkReader, Length};
 
 use super::rows::{finite, Col, Got, RowPos, RowSource, Sink};
 use super::Progress;
@@ -24,15 +27,31 @@ pub(super) fn read<R: ChunkReader + 'static>(
     let builder = ParquetRecordBatchReaderBuilder::try_new(reader)
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let positions = Col::positions(&names);
-    sink.check_header(&|c| positions[c as usize].is_some())?;
+    let positions = header(builder.schema(), sink)?;
     let batches = builder
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
+    push_batches(batches, &positions, 0, total, sink, progress).map(|_| ())
+}
 
-    let mut row = 0u64;
+/// The column of each [`Col`] in `schema`, after the sink checked that the required ones are there.
+fn header(schema: &arrow_schema::Schema, sink: &mut Sink) -> Result<Vec<Option<usize>>, InputError> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let positions = Col::positions(&names);
+    sink.check_header(&|c| positions[c as usize].is_some())?;
+    Ok(positions)
+}
+
+/// Pushes every row of `batches` (rows after `row` in the file); returns the last row pushed.
+fn push_batches(
+    batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    positions: &[Option<usize>],
+    mut row: u64,
+    total: u64,
+    sink: &mut Sink,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<u64, InputError> {
     for batch in batches {
         let batch = batch.map_err(|e| {
             let pos = RowPos { row: row + 1, line: None };
@@ -50,7 +69,136 @@ pub(super) fn read<R: ChunkReader + 'static>(
         }
         progress(Progress { done: row, total });
     }
-    Ok(())
+    Ok(row)
+}
+
+/// The byte ranges of a file that have been fetched, as a [`ChunkReader`]: the footer, and the
+/// row group being read. Asking for anything else is an error (a file whose metadata points
+/// outside its row groups).
+struct Fetched {
+    len: u64,
+    pieces: Vec<(u64, Bytes)>,
+}
+
+impl Fetched {
+    fn piece(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start.checked_add(length as u64);
+        self.pieces
+            .iter()
+            .find(|(at, b)| *at <= start && end.is_some_and(|end| end <= at + b.len() as u64))
+            .map(|(at, b)| b.slice((start - at) as usize..(start - at) as usize + length))
+            .ok_or_else(|| {
+                ParquetError::General(format!("bytes {start}..+{length} lie outside the row group being read"))
+            })
+    }
+}
+
+impl Length for Fetched {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Fetched {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let (at, b) = self
+            .pieces
+            .iter()
+            .find(|(at, b)| *at <= start && start <= at + b.len() as u64)
+            .ok_or_else(|| ParquetError::General(format!("byte {start} lies outside the row group being read")))?;
+        Ok(b.slice((start - at) as usize..).reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.piece(start, length)
+    }
+}
+
+/// DPO rows from a Parquet file read one row group at a time, from byte ranges the caller
+/// fetches: the browser reads a `Blob` so, and never holds the whole file. Steps:
+/// [`ParquetPieces::metadata_range`] on the file's last 8 bytes, [`ParquetPieces::open`] on
+/// those bytes, then [`ParquetPieces::push_row_group`] for each of
+/// [`ParquetPieces::row_groups`], then [`ParquetPieces::finish`]. Every row is checked as
+/// [`super::read_preferences`] checks it, with the same messages.
+pub struct ParquetPieces {
+    len: u64,
+    footer: (u64, Bytes),
+    metadata: ArrowReaderMetadata,
+    positions: Vec<Option<usize>>,
+    sink: Sink,
+    row: u64,
+}
+
+impl ParquetPieces {
+    /// The bytes holding the file's metadata and footer, from its last 8 bytes.
+    pub fn metadata_range(name: &str, len: u64, last8: &[u8]) -> Result<std::ops::Range<u64>, InputError> {
+        let bad = |m: String| InputError::new(crate::Location::file(name), parquet_error(&m));
+        let tail: [u8; 8] = last8.try_into().map_err(|_| bad("shorter than a Parquet footer".into()))?;
+        let footer = FooterTail::try_new(&tail).map_err(|e| bad(e.to_string()))?;
+        let size = footer.metadata_length() as u64 + 8;
+        if size > len {
+            return Err(bad(format!("its footer claims {size} bytes of metadata in a {len}-byte file")));
+        }
+        Ok(len - size..len)
+    }
+
+    /// Parses the metadata (`footer`: the bytes [`ParquetPieces::metadata_range`] named) and
+    /// checks the columns.
+    pub fn open(name: &str, len: u64, footer_start: u64, footer: Bytes) -> Result<Self, InputError> {
+        let mut sink = Sink::new(name);
+        let fetched = Fetched { len, pieces: vec![(footer_start, footer.clone())] };
+        let metadata = ArrowReaderMetadata::load(&fetched, ArrowReaderOptions::default())
+            .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
+        let positions = header(metadata.schema(), &mut sink)?;
+        Ok(ParquetPieces { len, footer: (footer_start, footer), metadata, positions, sink, row: 0 })
+    }
+
+    /// The byte range each row group's columns span, in file order.
+    pub fn row_groups(&self) -> Vec<std::ops::Range<u64>> {
+        self.metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| {
+                let ranges = g.columns().iter().map(|c| c.byte_range());
+                let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0);
+                let end = ranges.map(|(s, l)| s.saturating_add(l)).max().unwrap_or(0);
+                start.min(self.len)..end.min(self.len)
+            })
+            .collect()
+    }
+
+    /// Total rows the metadata declares.
+    pub fn rows(&self) -> u64 {
+        self.metadata.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// Reads row group `index` from `bytes`, the range [`ParquetPieces::row_groups`] gave for it.
+    pub fn push_row_group(
+        &mut self,
+        index: usize,
+        start: u64,
+        bytes: Bytes,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), InputError> {
+        let fetched = Fetched { len: self.len, pieces: vec![self.footer.clone(), (start, bytes)] };
+        let at = |sink: &Sink, row: u64| sink.location(Some(RowPos { row: row + 1, line: None }), None);
+        let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(fetched, self.metadata.clone())
+            .with_row_groups(vec![index])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| InputError::new(at(&self.sink, self.row), parquet_error(&e.to_string())))?;
+        let total = self.rows();
+        self.row = push_batches(batches, &self.positions, self.row, total, &mut self.sink, progress)?;
+        Ok(())
+    }
+
+    /// The rows read, checked as a whole (ids, lengths) as [`super::read_preferences`] checks them.
+    pub fn finish(self) -> Result<super::Preferences, InputError> {
+        self.sink.finish()
+    }
 }
 
 /// The bulk path: a batch whose columns are all plain and valid is appended column by

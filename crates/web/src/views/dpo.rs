@@ -339,7 +339,10 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     html! {
         <section class="ps-view">
             { controls }
-            <p class="ps-muted" data-testid="dpo-source">{ format!("{source}: {n} pairs, loss {} , β = {}", dpo.losses.join(" + "), fmt(dpo.beta)) }</p>
+            <p class="ps-muted" data-testid="dpo-source" data-pairs={n.to_string()}
+               data-wasm-memory={crate::tasks::wasm_memory_bytes().to_string()}>
+                { format!("{source}: {n} pairs, loss {} , β = {}", dpo.losses.join(" + "), fmt(dpo.beta)) }
+            </p>
             <div class="ps-grid">
                 <table class="ps-table ps-metrics"><caption>{ "Metrics (TRL names)" }</caption><tbody>{ for metrics }</tbody></table>
                 <div>

@@ -17,6 +17,9 @@ use crate::options::View;
 use crate::store::{Action, Progress};
 
 /// Numbers as the tables show them.
+/// Messages shown unfolded in the header; older ones fold into a "n earlier messages" list.
+const MAX_SHOWN_ERRORS: usize = 3;
+
 pub fn fmt(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
@@ -118,11 +121,11 @@ pub fn header(props: &HeaderProps) -> Html {
             </button>
         }
     });
-    let errors = errors.iter().enumerate().map(|(i, e)| {
+    let error = |(i, e): (usize, &String)| {
         let dispatch = dispatch.clone();
-        // A GPU that went away (or ran out of memory) leaves the CPU path: offer it rather
-        // than a page that can no longer compute.
-        let gpu_gone = e.contains("the GPU device was lost") || e.contains("the GPU ran out of memory");
+        // A GPU that ran out of memory leaves the CPU path: offer it rather than a page that
+        // can no longer compute. (A lost device moves the page there by itself.)
+        let gpu_gone = e.contains("the GPU ran out of memory");
         let use_cpu = gpu_gone.then(|| {
             let onclick = Callback::from(|_| {
                 if let Some(location) = web_sys::window().map(|w| w.location()) {
@@ -138,7 +141,23 @@ pub fn header(props: &HeaderProps) -> Html {
                 <button type="button" aria-label="dismiss" onclick={Callback::from(move |_| dispatch.emit(Action::DismissError(i)))}>{ "×" }</button>
             </div>
         }
+    };
+    // The newest few stay in view; older ones fold away so that a pile of errors (a folder of
+    // bad files) never pushes the page down.
+    let shown = errors.len().saturating_sub(MAX_SHOWN_ERRORS);
+    let folded = (shown > 0).then(|| {
+        html! {
+            <details class="ps-errors-older" data-testid="older-errors">
+                <summary>{ format!("{shown} earlier message{}", if shown == 1 { "" } else { "s" }) }</summary>
+                { for errors.iter().enumerate().take(shown).map(error) }
+            </details>
+        }
     });
+    let dismiss_all = (errors.len() > 1).then(|| {
+        let onclick = dispatch.reform(|_| Action::DismissErrors);
+        html! { <button type="button" class="ps-dismiss-all" {onclick} data-testid="dismiss-all">{ format!("Dismiss all {} messages", errors.len()) }</button> }
+    });
+    let errors = html! { <>{ folded }{ for errors.iter().enumerate().skip(shown).map(error) }{ dismiss_all }</> };
     html! {
         <header class="ps-header">
             <div class="ps-bar-top">
@@ -150,7 +169,7 @@ pub fn header(props: &HeaderProps) -> Html {
                 { device_select }
             </div>
             { progress }
-            { for errors }
+            { errors }
         </header>
     }
 }
