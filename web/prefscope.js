@@ -56,7 +56,7 @@ function pixelsOf(bitmap, name, maxPixels) {
 
 /// One image as the wasm side takes it: encoded bytes, or RGBA pixels, with a name.
 async function imageArg(input, i, against, maxPixels) {
-  const fallback = `image ${i + 1}`;
+  const fallback = `#${i + 1}`; // errors read "image #2: …"
   if (typeof input === "string" || input instanceof URL) {
     const url = resolve(input, against);
     return { name: String(input), bytes: await fetchBytes(url, String(input)) };
@@ -77,7 +77,7 @@ async function imageArg(input, i, against, maxPixels) {
     const arg = await imageArg(input.image, i, against, maxPixels);
     return { ...arg, name: String(input.name ?? arg.name) };
   }
-  throw new Error(`${fallback}: expected a Blob, File, ImageBitmap, ImageData or URL`);
+  throw new Error(`image ${fallback}: expected a Blob, File, ImageBitmap, ImageData or URL`);
 }
 
 const imageArgs = (images, against, maxPixels) =>

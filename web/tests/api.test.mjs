@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { bombPng } from "./images.mjs";
 import os from "node:os";
 import path from "node:path";
 import { ROOT, SLOW, cli, cliText, close, rankingRows, serve, withPage } from "./harness.mjs";
@@ -30,6 +31,7 @@ before(async () => {
   await writeFile(path.join(work, "broken/model.safetensors"), weights.subarray(0, weights.length >> 1));
   await writeFile(path.join(work, "texts.txt"), TEXTS.join("\n") + "\n");
   await writeFile(path.join(work, "bad.png"), "this is not an image");
+  await writeFile(path.join(work, "bomb.png"), bombPng(30000, 30000));
   await writeFile(path.join(work, "bad.jsonl"),
     '{"id": "a", "policy_chosen_logps": -1, "policy_rejected_logps": -2, "reference_chosen_logps": -1, "reference_rejected_logps": -2}\n{"id": "b", "policy_chosen_logps": -1\n');
   await writeFile(path.join(work, "api.html"),
@@ -142,6 +144,16 @@ test("the JavaScript API on the CPU path gives `prefscope embed`, `score` and `d
   };
   const image = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bad.png"]);');
   assert.equal(image, cliError("embed", "--model", "model", "--images", "bad.png", "--device", "cpu"));
+  // A decompression bomb's header is refused before decoding, as by the CLI; a lower limit
+  // refuses an ordinary image, and an ImageBitmap before it is drawn into pixels.
+  const bomb = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bomb.png"]);');
+  assert.equal(bomb, cliError("embed", "--model", "model", "--images", "bomb.png", "--device", "cpu"));
+  assert.match(bomb, /30000×30000 \(900\.0 megapixels\), past the limit of 89\.5 megapixels/);
+  const small = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: 100 }); ' +
+    'await s.embedImages([await createImageBitmap(new ImageData(20, 20))]);');
+  assert.match(small, /^image #1: is 20×20 \(400 pixels\), past the limit of 100 pixels/);
+  const badLimit = await apiError('await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: -3 });');
+  assert.match(badLimit, /maxImagePixels must be a whole number of at least 1, got -3/);
   const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
   assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
   const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { SHOTS, SLOW, cli, cliText, close, open, rankingRows, serve } from "./harness.mjs";
 import { writeParquet } from "./parquet.mjs";
+import { bombPng } from "./images.mjs";
 
 let server, origin;
 
@@ -132,6 +133,11 @@ test("many errors fold: the newest stay in view, the rest collapse, one click di
     await page.screenshot({ path: path.join(SHOTS, "stress-errors.png"), fullPage: true });
     await page.click('[data-testid="dismiss-all"]');
     await page.waitForFunction(() => !document.querySelector('[data-testid="error"]'));
+    // A decompression bomb among the user's images is refused from its header, by name.
+    await page.click('button[data-view="score"]');
+    await page.setInputFiles('[data-testid="image-files"]', { name: "bomb.png", mimeType: "image/png", buffer: bombPng(30000, 30000) });
+    const bomb = await page.waitForSelector('[data-testid="error"]');
+    assert.match(await bomb.textContent(), /bomb\.png: is 30000×30000 \(900\.0 megapixels\), past the limit of 89\.5 megapixels/);
   } finally {
     await browser.close();
   }

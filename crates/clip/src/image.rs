@@ -21,6 +21,15 @@ pub struct ImageLimits {
     pub max_pixels: u64,
 }
 
+/// "89.5 megapixels", or "400 pixels" for small counts.
+fn count(pixels: u64) -> String {
+    if pixels >= 100_000 {
+        format!("{:.1} megapixels", pixels as f64 / 1e6)
+    } else {
+        format!("{pixels} pixels")
+    }
+}
+
 impl Default for ImageLimits {
     fn default() -> Self {
         ImageLimits { max_pixels: DEFAULT_MAX_IMAGE_PIXELS }
@@ -40,10 +49,10 @@ impl ImageLimits {
             return Err(ClipError::Image {
                 name: name.to_string(),
                 detail: format!(
-                    "is {width}×{height} ({:.1} megapixels), past the limit of {:.1} megapixels; raise it with \
-                     --max-image-pixels (maxImagePixels in the JavaScript API) to decode it",
-                    pixels as f64 / 1e6,
-                    self.max_pixels as f64 / 1e6
+                    "is {width}×{height} ({}), past the limit of {}; raise it with --max-image-pixels \
+                     (maxImagePixels in the JavaScript API) to decode it",
+                    count(pixels),
+                    count(self.max_pixels)
                 ),
             });
         }
@@ -89,6 +98,13 @@ impl Rgba {
         let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
         if reader.format().is_none() {
             return Err(bad("not a PNG, JPEG, WebP, GIF or BMP image".into()));
+        }
+        // The size the header declares, read by imagesize without a decoder (the image crate's
+        // own limits refuse a bomb too, but without saying what it is, and on wasm32 they fail
+        // any image past 2 GiB of pixels before its size can be asked).
+        if let Ok(size) = imagesize::blob_size(bytes) {
+            let dim = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+            limits.check(name, dim(size.width), dim(size.height))?;
         }
         let mut caps = Limits::default();
         caps.max_alloc = Some(limits.max_bytes());

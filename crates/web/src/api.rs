@@ -111,10 +111,11 @@ pub async fn load_scorer(
 /// files) or raw RGBA pixels (from an `ImageData` or `ImageBitmap`), with a name for errors.
 fn image_arg(i: usize, value: &JsValue, limits: &ImageLimits) -> Result<Rgba, JsValue> {
     let get = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
-    let name = get("name").as_string().unwrap_or_else(|| format!("image {}", i + 1));
+    let name = get("name").as_string().unwrap_or_else(|| format!("#{}", i + 1));
     let bytes = get("bytes");
     if !bytes.is_undefined() {
-        let bytes: Uint8Array = bytes.dyn_into().map_err(|_| fail(format!("{name}: bytes must be a Uint8Array")))?;
+        let bytes: Uint8Array =
+            bytes.dyn_into().map_err(|_| fail(format!("image {name}: bytes must be a Uint8Array")))?;
         return Rgba::decode_limited(&name, &bytes.to_vec(), limits).map_err(fail);
     }
     let rgba = get("rgba");
@@ -124,7 +125,7 @@ fn image_arg(i: usize, value: &JsValue, limits: &ImageLimits) -> Result<Rgba, Js
             limits.check(&name, w as u32, h as u32).map_err(fail)?;
             Rgba::from_raw(&name, w as u32, h as u32, data.to_vec()).map_err(fail)
         }
-        _ => Err(fail(format!("{name}: expected encoded bytes or RGBA pixels with a width and height"))),
+        _ => Err(fail(format!("image {name}: expected encoded bytes or RGBA pixels with a width and height"))),
     }
 }
 
