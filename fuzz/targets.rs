@@ -85,13 +85,35 @@ pub fn dpo(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else { return };
     let (name, format) = format(selector);
     let input = Input::Bytes { name, bytes: Bytes::copy_from_slice(rest) };
-    if let Ok(prefs) = read_preferences(input, Some(format), &mut |_| {}) {
+    let whole = read_preferences(input, Some(format), &mut |_| {});
+    if format == Format::Parquet {
+        // The browser's reader, a row group at a time: the same rows, or an error too.
+        let pieces = parquet_in_pieces(rest);
+        assert_eq!(pieces.is_ok(), whole.is_ok(), "whole: {:?}, pieces: {:?}", whole.as_ref().err(), pieces.as_ref().err());
+        if let (Ok(a), Ok(b)) = (&whole, &pieces) {
+            assert_eq!(a, b, "the same rows");
+        }
+    }
+    if let Ok(prefs) = whole {
         if let Ok(r) = report(&prefs, &ReportRequest::default()) {
             if let Preferences::Dpo(t) = &prefs {
                 assert_eq!(r.ids.len(), t.len(), "a pair per row");
             }
         }
     }
+}
+
+fn parquet_in_pieces(bytes: &[u8]) -> Result<Preferences, prefscope_core::InputError> {
+    use prefscope_core::read::ParquetPieces;
+    let name = "input.parquet";
+    let len = bytes.len() as u64;
+    let footer = ParquetPieces::metadata_range(name, len, &bytes[bytes.len().saturating_sub(8)..])?;
+    let slice = |r: std::ops::Range<u64>| Bytes::copy_from_slice(&bytes[r.start as usize..r.end as usize]);
+    let mut pieces = ParquetPieces::open(name, len, footer.start, slice(footer))?;
+    for (i, range) in pieces.row_groups().into_iter().enumerate() {
+        pieces.push_row_group(i, range.start, slice(range.clone()), &mut |_| {})?;
+    }
+    pieces.finish()
 }
 
 /// `[format] bytes`: labelled pairs in JSON Lines or Parquet.

@@ -55,8 +55,8 @@ function pixelsOf(bitmap, name, maxPixels) {
 }
 
 /// One image as the wasm side takes it: encoded bytes, or RGBA pixels, with a name.
-async function imageArg(input, i, against, maxPixels) {
-  const fallback = `#${i + 1}`; // errors read "image #2: …"
+async function imageArg(input, i, against, maxPixels, named) {
+  const fallback = named ?? `#${i + 1}`; // errors read "image #2: …"
   if (typeof input === "string" || input instanceof URL) {
     const url = resolve(input, against);
     return { name: String(input), bytes: await fetchBytes(url, String(input)) };
@@ -74,7 +74,7 @@ async function imageArg(input, i, against, maxPixels) {
   }
   // { name, image }: any of the above under a name of the caller's choosing.
   if (input && typeof input === "object" && "image" in input) {
-    const arg = await imageArg(input.image, i, against, maxPixels);
+    const arg = await imageArg(input.image, i, against, maxPixels, input.name === undefined ? undefined : String(input.name));
     return { ...arg, name: String(input.name ?? arg.name) };
   }
   throw new Error(`image ${fallback}: expected a Blob, File, ImageBitmap, ImageData or URL`);

@@ -80,7 +80,16 @@ async function dpoChecks(page, label) {
   // The default data: the bundled DPO demo run (cargo xtask train-dpo-demo).
   await page.waitForSelector('[data-testid="dpo-source"]:has-text("dpo_demo.jsonl")');
   const sample = path.join(ROOT, "crates/synth/dpo-demo/heldout.jsonl");
-  assertSameMetrics(await metrics(page), cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics, `${label} β=0.1`);
+  const atTenth = cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics;
+  const shown = await metrics(page);
+  assertSameMetrics(shown, atTenth, `${label} β=0.1`);
+  // The displacement diagnostics and their charts.
+  for (const name of ["diagnostics/chosen_logratio_negative", "diagnostics/both_logratios_negative", "diagnostics/margin_length_spearman"]) {
+    assert.ok(name in shown, `${label}: ${name} is shown`);
+    close(shown[name], atTenth[name], `${label} ${name}`, 1e-5);
+  }
+  await page.waitForSelector('[data-testid="displacement-chart"] circle');
+  await page.waitForSelector('[data-testid="length-chart"] circle');
   await assertComparedWith(page, "heldout_early.jsonl", 0.1, `${label} β=0.1`);
   await page.screenshot({ path: path.join(SHOTS, `${label}-dpo.png`), fullPage: true });
   // The slider is logarithmic in steps of 0.01: -0.3 is β = 10^-0.3, shown as 0.501.

@@ -291,3 +291,49 @@ fn gpu_and_cpu_give_the_same_numbers() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tpu"));
 }
+
+/// Spearman's ρ from scratch: Pearson's correlation of average ranks.
+fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    let ranks = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .map(|a| {
+                let below = v.iter().filter(|b| *b < a).count() as f64;
+                let equal = v.iter().filter(|b| *b == a).count() as f64;
+                below + (equal + 1.0) / 2.0
+            })
+            .collect()
+    };
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let sy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    cov / (sx * sy).sqrt()
+}
+
+#[test]
+fn displacement_and_length_diagnostics_equal_a_recomputation_from_the_file() {
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let f = |r: &Value, k: &str| r[k].as_f64().unwrap();
+    let len = |r: &Value, k: &str| r[k].as_array().map_or(0, Vec::len) as f64;
+    let chosen: Vec<f64> = rows.iter().map(|r| f(r, "policy_chosen_logps") - f(r, "reference_chosen_logps")).collect();
+    let rejected: Vec<f64> =
+        rows.iter().map(|r| f(r, "policy_rejected_logps") - f(r, "reference_rejected_logps")).collect();
+    let n = rows.len() as f64;
+    let chosen_negative = chosen.iter().filter(|c| **c < 0.0).count() as f64 / n;
+    let both_negative = chosen.iter().zip(&rejected).filter(|(c, r)| **c < 0.0 && **r < 0.0).count() as f64 / n;
+    let margin: Vec<f64> = chosen.iter().zip(&rejected).map(|(c, r)| 0.1 * (c - r)).collect();
+    let difference: Vec<f64> =
+        rows.iter().map(|r| len(r, "policy_chosen_token_logps") - len(r, "policy_rejected_token_logps")).collect();
+    let rho = spearman(&margin, &difference);
+    for device in ["cpu", "gpu"] {
+        let doc = json_of(&prefscope(&["dpo", "--input", sample().to_str().unwrap(), "--device", device]));
+        let m = &doc["metrics"];
+        assert!(close(m["diagnostics/chosen_logratio_negative"].as_f64().unwrap(), chosen_negative), "{device}");
+        assert!(close(m["diagnostics/both_logratios_negative"].as_f64().unwrap(), both_negative), "{device}");
+        let got = m["diagnostics/margin_length_spearman"].as_f64().unwrap();
+        assert!((got - rho).abs() < 1e-9, "{device}: ρ {got} vs {rho}");
+    }
+}

@@ -64,7 +64,8 @@ impl ImageLimits {
             return Err(ClipError::Image {
                 name: name.to_string(),
                 detail: format!(
-                    "is a {len}-byte file, past the {}-byte limit that --max-image-pixels {} sets",
+                    "is a {len}-byte file, past the {}-byte limit that a limit of {} pixels sets (--max-image-pixels, \
+                     maxImagePixels in the JavaScript API)",
                     self.max_bytes(),
                     self.max_pixels
                 ),

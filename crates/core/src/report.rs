@@ -125,6 +125,27 @@ pub fn add_ranking_metrics(table: &DpoTable, beta: f64, accuracy: (f64, Option<f
     }
 }
 
+/// Likelihood-displacement and length diagnostics (Razin et al. 2024; Park et al. 2024):
+/// `diagnostics/chosen_logratio_negative`, the share of pairs whose chosen completion lost
+/// likelihood against the reference (log πθ(y_w) − log π_ref(y_w) < 0, while the margin may
+/// still grow); `diagnostics/both_logratios_negative`, the share where both completions did;
+/// and, when lengths are known, `diagnostics/margin_length_spearman`, Spearman's ρ between
+/// each pair's `margin` and chosen_length − rejected_length (NaN, null in JSON, when either
+/// is constant).
+pub fn add_diagnostics(table: &DpoTable, margin: &[f64], m: &mut BTreeMap<String, f64>) {
+    let n = table.len().max(1) as f64;
+    let chosen = |i: usize| table.policy_chosen_logps[i] - table.reference_chosen_logps[i];
+    let rejected = |i: usize| table.policy_rejected_logps[i] - table.reference_rejected_logps[i];
+    let count = |keep: &dyn Fn(usize) -> bool| (0..table.len()).filter(|&i| keep(i)).count() as f64 / n;
+    m.insert("diagnostics/chosen_logratio_negative".into(), count(&|i| chosen(i) < 0.0));
+    m.insert("diagnostics/both_logratios_negative".into(), count(&|i| chosen(i) < 0.0 && rejected(i) < 0.0));
+    if let Some((cl, rl)) = table_lengths(table) {
+        let difference: Vec<f64> = cl.iter().zip(&rl).map(|(c, r)| c - r).collect();
+        let rho = crate::correlation::spearman(margin, &difference).unwrap_or(f64::NAN);
+        m.insert("diagnostics/margin_length_spearman".into(), rho);
+    }
+}
+
 /// Computes the requested objective on DPO or Diffusion-DPO data.
 pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Report<'a>, ConfigError> {
     match data {
@@ -140,6 +161,7 @@ pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Repo
                 (ranking::ranking_accuracy(pc, pr), normalized),
                 &mut evaluation.metrics,
             );
+            add_diagnostics(table, &evaluation.pairs.margin, &mut evaluation.metrics);
             Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
         }
         Preferences::Diffusion(table) => {

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use prefscope_core::read::Preferences;
-use prefscope_core::report::{add_ranking_metrics, table_lengths, Report, ReportRequest};
+use prefscope_core::report::{add_diagnostics, add_ranking_metrics, table_lengths, Report, ReportRequest};
 
 use crate::preference::DpoError;
 use crate::Gpu;
@@ -25,6 +25,7 @@ impl Gpu {
                     )
                     .await?;
                 add_ranking_metrics(table, request.pairwise_beta(), accuracy, &mut evaluation.metrics);
+                add_diagnostics(table, &evaluation.pairs.margin, &mut evaluation.metrics);
                 Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
             }
             Preferences::Diffusion(table) => {

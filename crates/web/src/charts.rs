@@ -131,6 +131,9 @@ pub struct ScatterProps {
     pub onselect: Option<Callback<usize>>,
     #[prop_or_default]
     pub selected: Option<usize>,
+    /// Draw the axes `x = 0` and `y = 0` (quadrants).
+    #[prop_or_default]
+    pub zero_lines: bool,
 }
 
 /// Points a scatter draws at most: SVG nodes beyond a few thousand make the page sluggish;
@@ -150,6 +153,15 @@ pub fn scatter(p: &ScatterProps) -> Html {
             return html! {};
         }
         html! { <line class="ps-diagonal" x1={sx(a).to_string()} y1={sy(a + c).to_string()} x2={sx(b).to_string()} y2={sy(b + c).to_string()} /> }
+    });
+    let zero = p.zero_lines.then(|| {
+        let vertical = (x0 <= 0.0 && 0.0 <= x1).then(|| {
+            html! { <line class="ps-marker" x1={sx(0.0).to_string()} x2={sx(0.0).to_string()} y1={PAD.to_string()} y2={(H - PAD).to_string()} /> }
+        });
+        let horizontal = (y0 <= 0.0 && 0.0 <= y1).then(|| {
+            html! { <line class="ps-marker" x1={PAD.to_string()} x2={(W - PAD).to_string()} y1={sy(0.0).to_string()} y2={sy(0.0).to_string()} /> }
+        });
+        html! { <>{ vertical }{ horizontal }</> }
     });
     let stride = p.points.len().div_ceil(MAX_POINTS).max(1);
     let shown = p.points.len().div_ceil(stride);
@@ -175,6 +187,7 @@ pub fn scatter(p: &ScatterProps) -> Html {
             <svg viewBox={format!("0 0 {W} {H}")} role="img" aria-label={p.title.clone()}>
                 { axes(x0, x1, y0, y1, &p.xlabel, &p.ylabel) }
                 { for lines }
+                { zero }
                 { for points }
             </svg>
         </figure>

@@ -51,7 +51,8 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     let mut out = vec![Effect::OpenDevice];
     let runtime = state.runtime.is_some();
     // The DPO view needs no model: it is loaded when a scoring view is first shown.
-    if runtime && (state.view != View::Dpo || state.model.is_some()) {
+    // A model the user picked replaces the page's own (a `model` URL drops it again).
+    if runtime && state.picked_model.is_none() && (state.view != View::Dpo || state.model.is_some()) {
         out.push(Effect::LoadModel { url: state.options.model.clone(), epoch: state.runtime_epoch });
     }
     if let (true, Some(model), None) = (runtime, &state.model, &state.scored) {
@@ -351,10 +352,15 @@ mod tests {
     fn a_lost_gpu_moves_the_page_to_the_cpu_and_starts_the_work_again() {
         let gpu = prefscope_gpu::block_on(prefscope_gpu::Gpu::new(true)).expect("an adapter (lavapipe in CI)");
         let on_gpu = Action::Runtime(Runtime {
-            gpu: Some(gpu),
+            gpu: Some(gpu.clone()),
             badge: Badge { device: "webgpu", label: "WebGPU".into(), reason: String::new() },
         });
-        let s = state(r#"{"base":"/"}"#).reduce(on_gpu).reduce(demo_model());
+        let gpu_model = || {
+            let files = prefscope_synth::demo::model_files();
+            let encoder = prefscope_clip::Encoder::load(&files, prefscope_clip::Backend::Gpu(gpu.clone())).unwrap();
+            Action::Model(Rc::new(Model { name: "demo".into(), encoder, key: "demo".into(), bundled: true }))
+        };
+        let s = state(r#"{"base":"/"}"#).reduce(on_gpu).reduce(gpu_model());
         assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
         let lost = || Action::Error("scoring: the GPU device was lost: destroyed".into());
         let s = s.reduce(lost());
@@ -365,9 +371,24 @@ mod tests {
         assert!(s.errors[0].contains("continues on the CPU path"), "{}", s.errors[0]);
         // The model is loaded again, as another effect than the first load.
         assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 1 });
-        // Other tasks that were in flight report the same loss: nothing more happens.
-        let again = s.reduce(lost());
+        // Other tasks that were in flight report the same loss: nothing more happens; a model
+        // that finishes loading on the lost GPU is dropped, the CPU's is taken.
+        let again = s.reduce(lost()).reduce(gpu_model());
         assert_eq!((again.errors.len(), again.runtime_epoch), (1, 1));
+        assert!(again.model.is_none());
+        assert!(again.reduce(demo_model()).model.is_some());
+    }
+
+    #[test]
+    fn picked_model_files_replace_the_page_model_until_a_url_is_set() {
+        let s = state(r#"{"base":"/"}"#).reduce(cpu());
+        assert!(kinds(&wanted(&s)).contains(&"model"));
+        let s = s.reduce(Action::Request(crate::store::Request::ModelFiles(Vec::new())));
+        assert!(s.picked_model.is_some());
+        assert!(!kinds(&wanted(&s)).contains(&"model"), "the picked files load, not the demo model");
+        let s = s.reduce(Action::ModelUrl("https://x/m/".into()));
+        assert!(s.picked_model.is_none());
+        assert!(wanted(&s).contains(&Effect::LoadModel { url: Some("https://x/m/".into()), epoch: 0 }));
     }
 
     #[test]

@@ -203,6 +203,9 @@ pub struct State {
     /// on the device is started again.
     pub runtime_epoch: u32,
     pub model: Option<Rc<Model>>,
+    /// The files of a model the user picked (the page's model until a `model` URL is set):
+    /// loaded again if the device changes.
+    pub picked_model: Option<Rc<Vec<web_sys::File>>>,
     pub progress: Option<Progress>,
     pub errors: Vec<String>,
     pub scorer: Scorer,
@@ -234,6 +237,7 @@ impl State {
             runtime: None,
             runtime_epoch: 0,
             model: None,
+            picked_model: None,
             progress: None,
             errors: options.problems.clone(),
             scorer: Scorer::PickScore,
@@ -340,6 +344,8 @@ impl Reducible for State {
                 s.data_view = v;
             }
             Action::Runtime(r) => s.runtime = Some(r),
+            // A model loaded on a device the page has since left (the GPU, lost) is dropped.
+            Action::Model(m) if m.encoder.gpu().is_some() != s.runtime.as_ref().is_some_and(|r| r.gpu.is_some()) => {}
             Action::Model(m) => {
                 s.model = Some(m);
                 s.scored = None;
@@ -360,8 +366,13 @@ impl Reducible for State {
                     s.model = None;
                     s.scored = None;
                     s.reweighted = None;
-                    s.pairs = None;
                     s.dpo.result = None;
+                    // A model from picked files is loaded from them again (a URL or the demo
+                    // model is, by the model effect).
+                    if let Some(files) = s.picked_model.clone() {
+                        s.requests.push((s.next_request, Rc::new(Request::ModelFiles((*files).clone()))));
+                        s.next_request += 1;
+                    }
                     s.errors.push(format!("{e}. prefscope continues on the CPU path: the model is loaded there and the results computed again."));
                 }
                 s.progress = None;
@@ -435,11 +446,15 @@ impl Reducible for State {
                 s.options = Rc::new(o);
             }
             Action::ModelUrl(url) => {
+                s.picked_model = None;
                 let mut o = (*s.options).clone();
                 o.model = Some(url);
                 s.options = Rc::new(o);
             }
             Action::Request(r) => {
+                if let Request::ModelFiles(files) = &r {
+                    s.picked_model = Some(Rc::new(files.clone()));
+                }
                 s.requests.push((s.next_request, Rc::new(r)));
                 s.next_request += 1;
             }

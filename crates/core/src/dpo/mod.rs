@@ -189,12 +189,15 @@ impl Objective {
                 }
                 Ok(())
             }
-            Objective::Cpo(c) => reference_free::check_reference_free(
-                p,
-                c.beta,
-                if c.loss == CpoLoss::Simpo { "simpo" } else { "cpo" },
-                false,
-            ),
+            Objective::Cpo(c) => {
+                check_label_smoothing(c.label_smoothing)?;
+                reference_free::check_reference_free(
+                    p,
+                    c.beta,
+                    if c.loss == CpoLoss::Simpo { "simpo" } else { "cpo" },
+                    false,
+                )
+            }
             Objective::Orpo(o) => reference_free::check_reference_free(p, o.beta, "orpo", true),
             Objective::Kto(k) => check_beta(k.beta),
             Objective::Bco(b) => check_beta(b.beta),

@@ -45,6 +45,8 @@ pub(super) fn read<R: Read>(
         }
         row += 1;
         let pos = RowPos { row, line: Some(record.position().map(|p| p.line()).unwrap_or(line)) };
+        // A quoted field may hold newlines, so a record can pass the limit in short lines.
+        super::check_line_length("CSV", record.as_slice().len(), &sink.location(Some(pos), None))?;
         sink.push(&CsvRow { record: &record, positions: &positions }, pos)?;
         if row.is_multiple_of(4096) {
             progress(Progress { done: csv.get_ref().count(), total });

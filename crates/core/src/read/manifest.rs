@@ -50,7 +50,7 @@ fn csv_rows(name: &str, bytes: &[u8]) -> Result<Vec<ManifestRow>, InputError> {
     for (i, record) in reader.records().enumerate() {
         let at = Location::file(name).row(i as u64 + 1);
         let record = record.map_err(|e| malformed(at.clone(), e))?;
-        check_line_length(record.as_slice().len(), &at)?;
+        check_line_length("CSV", record.as_slice().len(), &at)?;
         let get = |c: Option<usize>| c.and_then(|c| record.get(c)).map(str::to_string);
         let optional = |c: Option<usize>| get(c).filter(|v| !v.is_empty());
         rows.push(ManifestRow {

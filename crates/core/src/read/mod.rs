@@ -89,10 +89,10 @@ pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(BOM).unwrap_or(bytes)
 }
 
-/// Refuses a line past [`MAX_LINE_BYTES`], naming its row.
-pub(crate) fn check_line_length(len: usize, at: &Location) -> Result<(), InputError> {
+/// Refuses a line or record past [`MAX_LINE_BYTES`], naming its row.
+pub(crate) fn check_line_length(format: &'static str, len: usize, at: &Location) -> Result<(), InputError> {
     if len > MAX_LINE_BYTES {
-        return Err(InputError::new(at.clone(), ErrorKind::Malformed { format: "text", message: too_long() }));
+        return Err(InputError::new(at.clone(), ErrorKind::Malformed { format, message: too_long() }));
     }
     Ok(())
 }
@@ -113,7 +113,7 @@ pub(crate) fn json_lines(name: &str, bytes: &[u8]) -> Result<Vec<(Location, serd
             continue;
         }
         let at = Location::file(name).row(values.len() as u64 + 1).line(line_no as u64 + 1);
-        check_line_length(line.len(), &at)?;
+        check_line_length("JSON Lines", line.len(), &at)?;
         let value = serde_json::from_str(line).map_err(|e| {
             let kind = if e.is_eof() {
                 ErrorKind::Truncated(e.to_string())
@@ -195,6 +195,8 @@ pub(crate) struct CountingReader<R> {
     last: Option<u8>,
     /// Bytes since the last newline.
     line: usize,
+    /// The first bytes, read ahead to drop a byte-order mark (`None` before the first read).
+    pending: Option<Vec<u8>>,
 }
 
 /// The error a runaway line gets; the readers turn it into a located [`ErrorKind::Malformed`].
@@ -202,18 +204,45 @@ pub(crate) fn is_too_long(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::Other && e.to_string() == too_long()
 }
 
+impl<R: Read> CountingReader<R> {
+    /// The first three bytes, without a byte-order mark: read whole even from a source that
+    /// hands out one byte at a time.
+    fn head(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut head = [0u8; 3];
+        let mut got = 0;
+        while got < head.len() {
+            match self.inner.read(&mut head[got..])? {
+                0 => break,
+                k => got += k,
+            }
+        }
+        self.count += got as u64;
+        Ok(if head[..got] == *BOM { Vec::new() } else { head[..got].to_vec() })
+    }
+}
+
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = self.inner.read(buf)?;
-        if self.count == 0 && buf[..n].starts_with(BOM) {
-            buf.copy_within(BOM.len()..n, 0);
-            n -= BOM.len();
-            self.count += BOM.len() as u64;
+        if self.pending.is_none() {
+            self.pending = Some(self.head()?);
         }
-        self.count += n as u64;
+        let n = match self.pending.as_mut().filter(|p| !p.is_empty()) {
+            Some(pending) => {
+                let k = pending.len().min(buf.len());
+                buf[..k].copy_from_slice(&pending[..k]);
+                pending.drain(..k);
+                k
+            }
+            None => {
+                let n = self.inner.read(buf)?;
+                self.count += n as u64;
+                n
+            }
+        };
         if n > 0 {
             self.last = Some(buf[n - 1]);
-            self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            // A record ends at `\n` or a bare `\r` (the csv crate's rule).
+            self.line = match buf[..n].iter().rposition(|&b| b == b'\n' || b == b'\r') {
                 Some(i) => n - 1 - i,
                 None => self.line + n,
             };
@@ -227,7 +256,7 @@ impl<R: Read> Read for CountingReader<R> {
 
 impl<R> CountingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        CountingReader { inner, count: 0, last: None, line: 0 }
+        CountingReader { inner, count: 0, last: None, line: 0, pending: None }
     }
 
     pub(crate) fn count(&self) -> u64 {
@@ -237,5 +266,44 @@ impl<R> CountingReader<R> {
     /// Whether the input read so far ends with a newline (a cut-off file usually does not).
     pub(crate) fn ends_with_newline(&self) -> bool {
         matches!(self.last, Some(b'\n' | b'\r'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out one byte per read, as a pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else { return Ok(0) };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn the_byte_order_mark_goes_however_the_bytes_arrive() {
+        for text in [&b"\xEF\xBB\xBFid\n1\n"[..], b"\xEF\xBB\xBF", b"id\n", b"i", b""] {
+            let want = strip_bom(text).to_vec();
+            let mut got = Vec::new();
+            CountingReader::new(Trickle(text)).read_to_end(&mut got).unwrap();
+            assert_eq!(got, want, "{text:?}");
+            let mut whole = Vec::new();
+            let mut reader = CountingReader::new(text);
+            reader.read_to_end(&mut whole).unwrap();
+            assert_eq!((whole, reader.count()), (want, text.len() as u64));
+        }
+        // A bare carriage return ends a record for the line limit too.
+        let lines = "x".repeat(1000) + "\r";
+        let long = lines.repeat(MAX_LINE_BYTES / 1000 + 2);
+        let mut sink = Vec::new();
+        assert!(CountingReader::new(long.as_bytes()).read_to_end(&mut sink).is_ok());
     }
 }

@@ -27,12 +27,29 @@ pub(super) fn read<R: ChunkReader + 'static>(
     let builder = ParquetRecordBatchReaderBuilder::try_new(reader)
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    check_offsets(builder.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
     let positions = header(builder.schema(), sink)?;
     let batches = builder
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     push_batches(batches, &positions, 0, total, sink, progress).map(|_| ())
+}
+
+/// Refuses column chunks whose offsets or sizes are negative: the parquet crate asserts they
+/// are not (`ColumnChunkMetaData::byte_range`) and would panic on such a file.
+pub(super) fn check_offsets(metadata: &parquet::file::metadata::ParquetMetaData) -> Result<(), ErrorKind> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for c in group.columns() {
+            if c.data_page_offset() < 0 || c.dictionary_page_offset().is_some_and(|o| o < 0) || c.compressed_size() < 0 {
+                return Err(ErrorKind::Malformed {
+                    format: "Parquet",
+                    message: format!("row group {}, column `{}`: a negative offset or size", g + 1, c.column_path()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The column of each [`Col`] in `schema`, after the sink checked that the required ones are there.
@@ -151,6 +168,7 @@ impl ParquetPieces {
         let fetched = Fetched { len, pieces: vec![(footer_start, footer.clone())] };
         let metadata = ArrowReaderMetadata::load(&fetched, ArrowReaderOptions::default())
             .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
+        check_offsets(metadata.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
         let positions = header(metadata.schema(), &mut sink)?;
         Ok(ParquetPieces { len, footer: (footer_start, footer), metadata, positions, sink, row: 0 })
     }

@@ -332,6 +332,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     if let Some((name, _, margin)) = (*compared).as_ref() {
         margins.push((name.clone().into(), margin.clone()));
     }
+    let diagnostics = table.map(|t| displacement_charts(t, r)).unwrap_or_default();
     let ranking: Vec<Html> = ["ranking/accuracy", "ranking/idealized_accuracy"]
         .iter()
         .filter_map(|k| r.metrics.get(*k).map(|v| html! { <li>{ format!("{k}: {}", fmt(*v)) }</li> }))
@@ -356,6 +357,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
                     { (!ranking.is_empty()).then(|| html! { <ul class="ps-muted" aria-label="ranking accuracy">{ for ranking }</ul> }) }
                 </div>
             </div>
+            { diagnostics }
             { comparison }
             { heatmap }
             <div class="ps-controls">
@@ -388,5 +390,49 @@ pub fn dpo_view(props: &DpoProps) -> Html {
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// What DPO did to the likelihoods (the `diagnostics/*` metrics, drawn): each pair's chosen
+/// against rejected log-ratio, log πθ − log π_ref, in quadrants (below zero on both axes: both
+/// completions lost likelihood, Razin et al.'s displacement), and, when lengths are known, the
+/// margin against the length difference (a length bias slopes).
+fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
+    let n = t.len().min(r.margin.len());
+    let ratios: Vec<Point> = (0..n)
+        .map(|i| {
+            let chosen = t.policy_chosen_logps[i] - t.reference_chosen_logps[i];
+            Point {
+                x: t.policy_rejected_logps[i] - t.reference_rejected_logps[i],
+                y: chosen,
+                label: r.ids[i].clone(),
+                kind: if chosen < 0.0 { "wrong" } else { "right" },
+            }
+        })
+        .collect();
+    let lengths = prefscope_core::report::table_lengths(t).map(|(cl, rl)| {
+        let points: Vec<Point> = (0..n)
+            .map(|i| Point {
+                x: cl[i] - rl[i],
+                y: r.margin[i],
+                label: r.ids[i].clone(),
+                kind: if r.margin[i] > 0.0 { "right" } else { "wrong" },
+            })
+            .collect();
+        html! {
+            <div data-testid="length-chart">
+                <Scatter title="margin against chosen − rejected length (a slope is a length bias)"
+                         xlabel="length difference (tokens)" ylabel="margin" points={points} zero_lines=true />
+            </div>
+        }
+    });
+    html! {
+        <div class="ps-grid">
+            <div data-testid="displacement-chart">
+                <Scatter title="log-ratios log πθ − log πref: chosen against rejected (red: the chosen completion lost likelihood)"
+                         xlabel="rejected log-ratio" ylabel="chosen log-ratio" points={ratios} zero_lines=true />
+            </div>
+            { lengths }
+        </div>
     }
 }

@@ -16,10 +16,10 @@ use crate::export::Format;
 use crate::options::View;
 use crate::store::{Action, Progress};
 
-/// Numbers as the tables show them.
 /// Messages shown unfolded in the header; older ones fold into a "n earlier messages" list.
 const MAX_SHOWN_ERRORS: usize = 3;
 
+/// Numbers as the tables show them.
 pub fn fmt(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
