@@ -89,7 +89,13 @@ pub fn dpo(data: &[u8]) {
     if format == Format::Parquet {
         // The browser's reader, a row group at a time: the same rows, or an error too.
         let pieces = parquet_in_pieces(rest);
-        assert_eq!(pieces.is_ok(), whole.is_ok(), "whole: {:?}, pieces: {:?}", whole.as_ref().err(), pieces.as_ref().err());
+        assert_eq!(
+            pieces.is_ok(),
+            whole.is_ok(),
+            "whole: {:?}, pieces: {:?}",
+            whole.as_ref().err(),
+            pieces.as_ref().err()
+        );
         if let (Ok(a), Ok(b)) = (&whole, &pieces) {
             assert_eq!(a, b, "the same rows");
         }

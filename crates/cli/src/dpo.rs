@@ -24,7 +24,7 @@ pub struct DpoArgs {
     #[arg(long, default_value = "sigmoid")]
     pub loss: String,
     /// One weight per loss type, comma-separated (default 1 each): loss = Σ w_k·mean(loss_k).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub weights: Option<Vec<f64>>,
     /// β (default 0.1; 5000 for Diffusion-DPO).
     #[arg(long, allow_negative_numbers = true)]

@@ -7,6 +7,7 @@ mod device;
 mod dpo;
 mod output;
 mod pairs;
+mod strength;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ enum Command {
     Score(clip::ScoreArgs),
     /// PickScore's evaluation of labelled image pairs: probabilities, accuracy with ties, agreement.
     Pairs(pairs::PairsArgs),
+    /// Preference strength from an ensemble of reward models: each pair's mean and spread of
+    /// reward differences, and its band (likely_wrong, ambiguous, clear, strongest).
+    Strength(strength::StrengthArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => clip::embed(&args),
         Command::Score(args) => clip::run_score(&args),
         Command::Pairs(args) => pairs::run(&args),
+        Command::Strength(args) => strength::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -44,6 +44,15 @@ pub fn write_report(
     Ok(())
 }
 
+/// Writes `{"pairs": […], "summary": {…}}` for JSON; the rows alone for the tabular formats,
+/// with the summary on stderr.
+pub fn write_summarised(format: OutputFormat, out: Option<&PathBuf>, summary: Value, rows: &OutputTable) -> Result<()> {
+    if format != OutputFormat::Json {
+        eprintln!("{summary}");
+    }
+    write(format, out, rows, true, || json!({ "pairs": rows.json_rows(), "summary": summary }))
+}
+
 /// Writes `{"rows": […]}` for JSON (`embed`, `score`), the rows themselves otherwise.
 pub fn write_rows(format: OutputFormat, out: Option<&PathBuf>, rows: &OutputTable) -> Result<()> {
     write(format, out, rows, false, || json!({ "rows": rows.json_rows() }))

@@ -10,6 +10,7 @@ mod manifest;
 mod pairs;
 mod parquet;
 mod rows;
+mod strength;
 
 use std::io::Read;
 use std::path::Path;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
 pub use parquet::ParquetPieces;
+pub use strength::{read_ensemble, EnsembleRow};
 
 use crate::error::{ErrorKind, InputError, Location};
 use crate::record::{DiffusionTable, DpoTable};

@@ -41,7 +41,8 @@ pub(super) fn read<R: ChunkReader + 'static>(
 pub(super) fn check_offsets(metadata: &parquet::file::metadata::ParquetMetaData) -> Result<(), ErrorKind> {
     for (g, group) in metadata.row_groups().iter().enumerate() {
         for c in group.columns() {
-            if c.data_page_offset() < 0 || c.dictionary_page_offset().is_some_and(|o| o < 0) || c.compressed_size() < 0 {
+            if c.data_page_offset() < 0 || c.dictionary_page_offset().is_some_and(|o| o < 0) || c.compressed_size() < 0
+            {
                 return Err(ErrorKind::Malformed {
                     format: "Parquet",
                     message: format!("row group {}, column `{}`: a negative offset or size", g + 1, c.column_path()),
