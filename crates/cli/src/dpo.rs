@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prefscope_core::dpo::ranked::{pro, ProParams};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
 use prefscope_core::report::{report, ReportRequest};
+use prefscope_core::write::{Column, OutputTable};
 use prefscope_gpu::block_on;
 
 use crate::device::{self, Device};
@@ -20,7 +22,7 @@ pub struct DpoArgs {
     /// Loss types, comma-separated (TRL names: sigmoid, hinge, ipo, exo_pair, nca_pair, robust,
     /// bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm;
     /// cdpo for TRL ≤ 0.28's label-smoothed sigmoid; simpo, cpo, orpo, kto, bco alone; for
-    /// Diffusion-DPO rows diffusion_dpo or mapo).
+    /// Diffusion-DPO rows diffusion_dpo or mapo; pro for ranked lists).
     #[arg(long, default_value = "sigmoid")]
     pub loss: String,
     /// One weight per loss type, comma-separated (default 1 each): loss = Σ w_k·mean(loss_k).
@@ -32,6 +34,9 @@ pub struct DpoArgs {
     /// Label smoothing ε in [0, 0.5) (cdpo, robust, exo_pair, aot, simpo/cpo).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub label_smoothing: f64,
+    /// PRO's SFT weight λ (`--loss pro`; the authors' scripts use 0.05).
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    pub sft_weight: f64,
     /// f-divergence regulariser: reverse_kl, forward_kl, js_divergence, alpha_divergence.
     #[arg(long, default_value = "reverse_kl")]
     pub f_divergence: String,
@@ -65,7 +70,23 @@ fn progress_bar(path: &std::path::Path) -> Option<ProgressBar> {
     })
 }
 
+/// `--loss pro`: ranked lists, one per prompt (README "Ranked lists").
+fn run_pro(args: &DpoArgs) -> Result<()> {
+    let name = args.input.display().to_string();
+    let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let lists = prefscope_core::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
+    let evaluation = pro(&lists, &ProParams { sft_weight: args.sft_weight })?;
+    let table = OutputTable::new(vec![
+        ("id".into(), Column::Text(lists.into_iter().map(|l| l.id).collect())),
+        ("loss".into(), Column::Float(evaluation.pairs.loss)),
+    ]);
+    write_report(args.format, args.out.as_ref(), &evaluation.metrics, &table)
+}
+
 pub fn run(args: &DpoArgs) -> Result<()> {
+    if args.loss.trim() == "pro" {
+        return run_pro(args);
+    }
     let bar = progress_bar(&args.input);
     let mut on_progress = |p: Progress| {
         if let Some(bar) = &bar {

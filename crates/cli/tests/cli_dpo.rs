@@ -337,3 +337,48 @@ fn displacement_and_length_diagnostics_equal_a_recomputation_from_the_file() {
         assert!((got - rho).abs() < 1e-9, "{device}: ρ {got} vs {rho}");
     }
 }
+
+/// PRO on ranked lists against the authors' compute_loss (tests/fixtures/pro.py): every list's
+/// loss, and the batch loss, which the authors take over lists of one length.
+#[test]
+fn pro_equals_the_authors_compute_loss() {
+    let fixtures = root().join("tests/fixtures");
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("pro.json")).unwrap()).unwrap();
+    let input = fixtures.join("pro_input.jsonl");
+    let lengths: Vec<usize> = std::fs::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["lengths"].as_array().unwrap().len())
+        .collect();
+    for case in want["cases"].as_array().unwrap() {
+        let weight = case["sft_weight"].as_f64().unwrap();
+        let doc = json_of(&prefscope(&[
+            "dpo",
+            "--input",
+            input.to_str().unwrap(),
+            "--loss",
+            "pro",
+            "--sft-weight",
+            &weight.to_string(),
+        ]));
+        let per_list: Vec<f64> = case["per_list"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got: Vec<f64> = doc["pairs"].as_array().unwrap().iter().map(|p| p["loss"].as_f64().unwrap()).collect();
+        assert_eq!(got.len(), per_list.len());
+        for (k, (g, w)) in got.iter().zip(&per_list).enumerate() {
+            assert!(close(*g, *w), "λ {weight} list {k}: {g} vs {w}");
+        }
+        let mean = per_list.iter().sum::<f64>() / per_list.len() as f64;
+        assert!(close(doc["metrics"]["loss"].as_f64().unwrap(), mean), "λ {weight}");
+        for (n, batch) in case["batch_by_n"].as_object().unwrap() {
+            let n: usize = n.parse().unwrap();
+            let of_n: Vec<f64> = got.iter().zip(&lengths).filter(|(_, l)| **l == n).map(|(g, _)| *g).collect();
+            assert!(close(of_n.iter().sum::<f64>() / of_n.len() as f64, batch.as_f64().unwrap()), "λ {weight} n {n}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, "{\"id\": \"p\", \"rewards\": [1], \"policy_logps\": [-2], \"lengths\": [2]}\n").unwrap();
+    let out = prefscope(&["dpo", "--input", one.to_str().unwrap(), "--loss", "pro"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one.jsonl: row 1 (line 1), column `rewards`: a list of 1"));
+}

@@ -53,9 +53,9 @@ fn bad_input_is_located() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let one = file("one.jsonl", "{\"id\": \"a\", \"chosen_rewards\": [1.0], \"rejected_rewards\": [0.0]}\n");
-    assert!(error(&one, &[]).contains("one.jsonl: row 1, column `chosen_rewards`: 1 reward given"));
+    assert!(error(&one, &[]).contains("one.jsonl: row 1 (line 1), column `chosen_rewards`: 1 reward given"));
     let ragged = file("ragged.jsonl", "{\"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0]}\n{\"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0, 1]}\n");
-    assert!(error(&ragged, &[]).contains("ragged.jsonl: row 2, column `rejected_rewards`"));
+    assert!(error(&ragged, &[]).contains("ragged.jsonl: row 2 (line 2), column `rejected_rewards`"));
     let missing = file("missing.jsonl", "{\"chosen_rewards\": [1, 2]}\n");
     assert!(error(&missing, &[]).contains("column `rejected_rewards`: value is missing"));
     let ok = file("ok.jsonl", "{\"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0]}\n");

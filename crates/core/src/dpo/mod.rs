@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod pairwise;
+pub mod ranked;
 pub mod reference_free;
 pub mod unpaired;
 

@@ -6,9 +6,11 @@
 
 mod csv;
 mod jsonl;
+mod lists;
 mod manifest;
 mod pairs;
 mod parquet;
+mod ranked;
 mod rows;
 mod strength;
 
@@ -20,6 +22,7 @@ use bytes::Bytes;
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
 pub use parquet::ParquetPieces;
+pub use ranked::read_ranked;
 pub use strength::{read_ensemble, EnsembleRow};
 
 use crate::error::{ErrorKind, InputError, Location};

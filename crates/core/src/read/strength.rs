@@ -3,16 +3,10 @@
 //! model), in JSON Lines or Parquet (list columns). Every row is kept or the read fails
 //! naming it.
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef};
-use arrow_schema::DataType;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde_json::Value;
 
-use super::jsonl::number_list;
-use super::{json_lines, Format};
-use crate::error::{ErrorKind, InputError, Location};
+use super::lists::read_list_rows;
+use crate::error::{ErrorKind, InputError};
 
 /// One pair's scores under each reward model.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,138 +18,40 @@ pub struct EnsembleRow {
 
 /// Reads the rows; `name` picks the format (by extension) and names errors.
 pub fn read_ensemble(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, InputError> {
-    let rows = match Format::from_name(name)? {
-        Format::Jsonl => jsonl(name, &bytes)?,
-        Format::Parquet => parquet(name, bytes)?,
-        Format::Csv => {
-            return Err(InputError::new(
-                Location::file(name),
-                ErrorKind::InvalidValue(
-                    "reward-ensemble rows are JSON Lines or Parquet (their rewards are arrays)".into(),
-                ),
-            ))
-        }
-    };
-    let Some(first) = rows.first() else { return Err(InputError::new(Location::file(name), ErrorKind::Empty)) };
-    let m = first.chosen.len();
-    for (i, row) in rows.iter().enumerate() {
-        let at = Location::file(name).row(i as u64 + 1);
-        for (column, values) in [("chosen_rewards", &row.chosen), ("rejected_rewards", &row.rejected)] {
+    let columns = ["chosen_rewards", "rejected_rewards"];
+    let mut out = Vec::new();
+    let mut m = None;
+    for mut row in read_list_rows(name, bytes, &columns, "reward-ensemble rows")? {
+        for column in columns {
+            let Some(values) = row.columns.get(column) else {
+                return Err(InputError::new(row.at.column(column), ErrorKind::MissingValue));
+            };
             if values.len() < 2 {
                 return Err(InputError::new(
-                    at.column(column),
+                    row.at.column(column),
                     ErrorKind::InvalidValue(format!(
                         "{} reward given: preference strength needs an ensemble of at least two reward models",
                         values.len()
                     )),
                 ));
             }
+            let m = *m.get_or_insert(values.len());
             if values.len() != m {
                 let other = "row 1's chosen_rewards".to_string();
                 return Err(InputError::new(
-                    at.column(column),
+                    row.at.column(column),
                     ErrorKind::Ragged { len: values.len(), other, other_len: m },
                 ));
             }
             if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                return Err(InputError::new(at.column(column), ErrorKind::NonFinite(v.to_string())));
+                return Err(InputError::new(row.at.column(column), ErrorKind::NonFinite(v.to_string())));
             }
         }
+        let chosen = row.columns.remove("chosen_rewards").unwrap_or_default();
+        let rejected = row.columns.remove("rejected_rewards").unwrap_or_default();
+        out.push(EnsembleRow { id: row.id, chosen, rejected });
     }
-    Ok(rows)
-}
-
-fn jsonl(name: &str, bytes: &[u8]) -> Result<Vec<EnsembleRow>, InputError> {
-    let mut rows = Vec::new();
-    for (at, value) in json_lines(name, bytes)? {
-        let id = match value.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            None | Some(Value::Null) => (rows.len() + 1).to_string(),
-            Some(other) => {
-                return Err(InputError::new(
-                    at.column("id"),
-                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
-                ))
-            }
-        };
-        let list = |column: &'static str| match value.get(column) {
-            None | Some(Value::Null) => Err(InputError::new(at.clone().column(column), ErrorKind::MissingValue)),
-            Some(v) => number_list(v).map_err(|kind| InputError::new(at.clone().column(column), kind)),
-        };
-        rows.push(EnsembleRow { id, chosen: list("chosen_rewards")?, rejected: list("rejected_rewards")? });
-    }
-    Ok(rows)
-}
-
-fn numbers(array: &ArrayRef, i: usize) -> Option<Vec<f64>> {
-    use arrow_array::types::{Float32Type, Float64Type};
-    if array.is_null(i) {
-        return None;
-    }
-    let values = match array.data_type() {
-        DataType::List(_) => array.as_list::<i32>().value(i),
-        DataType::LargeList(_) => array.as_list::<i64>().value(i),
-        _ => return None,
-    };
-    if values.null_count() > 0 {
-        return None;
-    }
-    match values.data_type() {
-        DataType::Float64 => Some(values.as_primitive::<Float64Type>().values().to_vec()),
-        DataType::Float32 => Some(values.as_primitive::<Float32Type>().values().iter().map(|&v| v as f64).collect()),
-        _ => None,
-    }
-}
-
-fn parquet(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, InputError> {
-    let bad = |e: &dyn std::fmt::Display| {
-        InputError::new(Location::file(name), ErrorKind::Malformed { format: "Parquet", message: e.to_string() })
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
-    super::parquet::check_offsets(builder.metadata()).map_err(|kind| InputError::new(Location::file(name), kind))?;
-    let reader = builder.build().map_err(|e| bad(&e))?;
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        let column = |c: &'static str| {
-            batch
-                .column_by_name(c)
-                .ok_or_else(|| InputError::new(Location::file(name).column(c), ErrorKind::MissingColumn))
-        };
-        let (chosen, rejected) = (column("chosen_rewards")?, column("rejected_rewards")?);
-        let ids = batch.column_by_name("id");
-        for i in 0..batch.num_rows() {
-            let at = Location::file(name).row(rows.len() as u64 + 1);
-            let list = |array: &ArrayRef, c: &'static str| {
-                numbers(array, i).ok_or_else(|| {
-                    InputError::new(
-                        at.clone().column(c),
-                        ErrorKind::WrongType {
-                            expected: "a list of floats without nulls",
-                            found: array.data_type().to_string(),
-                        },
-                    )
-                })
-            };
-            let id = ids
-                .and_then(|a| match a.data_type() {
-                    DataType::Utf8 if !a.is_null(i) => Some(a.as_string::<i32>().value(i).to_string()),
-                    DataType::LargeUtf8 if !a.is_null(i) => Some(a.as_string::<i64>().value(i).to_string()),
-                    DataType::Int64 if !a.is_null(i) => {
-                        Some(a.as_primitive::<arrow_array::types::Int64Type>().value(i).to_string())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_else(|| (rows.len() + 1).to_string());
-            rows.push(EnsembleRow {
-                id,
-                chosen: list(chosen, "chosen_rewards")?,
-                rejected: list(rejected, "rejected_rewards")?,
-            });
-        }
-    }
-    Ok(rows)
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,136 @@
+//! Rows whose values are arrays of numbers (reward ensembles, ranked lists), in JSON Lines or
+//! Parquet (list columns): an `id` and the named array columns, each located when missing or
+//! of the wrong type. The callers check lengths and values.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+use super::jsonl::number_list;
+use super::{json_lines, Format};
+use crate::error::{ErrorKind, InputError, Location};
+
+/// One row: its id (the row number when absent), its location, and each present array column.
+pub(crate) struct ListRow {
+    pub id: String,
+    pub at: Location,
+    pub columns: BTreeMap<&'static str, Vec<f64>>,
+}
+
+/// Reads `columns` (absent or null ones are left out of a row) from JSON Lines or Parquet; `what`
+/// names the data in the error for CSV.
+pub(crate) fn read_list_rows(
+    name: &str,
+    bytes: Bytes,
+    columns: &[&'static str],
+    what: &str,
+) -> Result<Vec<ListRow>, InputError> {
+    let rows = match Format::from_name(name)? {
+        Format::Jsonl => jsonl(name, &bytes, columns)?,
+        Format::Parquet => parquet(name, bytes, columns)?,
+        Format::Csv => {
+            return Err(InputError::new(
+                Location::file(name),
+                ErrorKind::InvalidValue(format!("{what} are JSON Lines or Parquet (their values are arrays)")),
+            ))
+        }
+    };
+    if rows.is_empty() {
+        return Err(InputError::new(Location::file(name), ErrorKind::Empty));
+    }
+    Ok(rows)
+}
+
+fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListRow>, InputError> {
+    let mut rows = Vec::new();
+    for (at, value) in json_lines(name, bytes)? {
+        let id = match value.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            None | Some(Value::Null) => (rows.len() + 1).to_string(),
+            Some(other) => {
+                return Err(InputError::new(
+                    at.column("id"),
+                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
+                ))
+            }
+        };
+        let mut found = BTreeMap::new();
+        for &c in columns {
+            match value.get(c) {
+                None | Some(Value::Null) => {}
+                Some(v) => {
+                    found.insert(c, number_list(v).map_err(|kind| InputError::new(at.clone().column(c), kind))?);
+                }
+            }
+        }
+        rows.push(ListRow { id, at, columns: found });
+    }
+    Ok(rows)
+}
+
+fn numbers(array: &ArrayRef, i: usize) -> Option<Vec<f64>> {
+    use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
+    let values = match array.data_type() {
+        DataType::List(_) => array.as_list::<i32>().value(i),
+        DataType::LargeList(_) => array.as_list::<i64>().value(i),
+        _ => return None,
+    };
+    if values.null_count() > 0 {
+        return None;
+    }
+    match values.data_type() {
+        DataType::Float64 => Some(values.as_primitive::<Float64Type>().values().to_vec()),
+        DataType::Float32 => Some(values.as_primitive::<Float32Type>().values().iter().map(|&v| v as f64).collect()),
+        DataType::Int64 => Some(values.as_primitive::<Int64Type>().values().iter().map(|&v| v as f64).collect()),
+        DataType::Int32 => Some(values.as_primitive::<Int32Type>().values().iter().map(|&v| v as f64).collect()),
+        _ => None,
+    }
+}
+
+fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<ListRow>, InputError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        InputError::new(Location::file(name), ErrorKind::Malformed { format: "Parquet", message: e.to_string() })
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
+    super::parquet::check_offsets(builder.metadata()).map_err(|kind| InputError::new(Location::file(name), kind))?;
+    let reader = builder.build().map_err(|e| bad(&e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        let ids = batch.column_by_name("id");
+        for i in 0..batch.num_rows() {
+            let at = Location::file(name).row(rows.len() as u64 + 1);
+            let id = ids
+                .filter(|a| !a.is_null(i))
+                .and_then(|a| match a.data_type() {
+                    DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_string()),
+                    DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i).to_string()),
+                    DataType::Int64 => Some(a.as_primitive::<arrow_array::types::Int64Type>().value(i).to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| (rows.len() + 1).to_string());
+            let mut found = BTreeMap::new();
+            for &c in columns {
+                let Some(array) = batch.column_by_name(c).filter(|a| !a.is_null(i)) else { continue };
+                let values = numbers(array, i).ok_or_else(|| {
+                    InputError::new(
+                        at.clone().column(c),
+                        ErrorKind::WrongType {
+                            expected: "a list of numbers without nulls",
+                            found: array.data_type().to_string(),
+                        },
+                    )
+                })?;
+                found.insert(c, values);
+            }
+            rows.push(ListRow { id, at, columns: found });
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,90 @@
+//! Ranked lists (README "Ranked lists"): one prompt per row with n ≥ 2 candidates, as arrays of
+//! the same length: `rewards` (higher is better) or `ranks` (1 is best), `policy_logps` (each
+//! candidate's summed log-probs) and `lengths` (its tokens), in JSON Lines or Parquet. Every
+//! row is kept or the read fails naming it.
+
+use bytes::Bytes;
+
+use super::lists::read_list_rows;
+use crate::dpo::ranked::RankedList;
+use crate::error::{ErrorKind, InputError};
+
+/// Reads ranked lists; `name` picks the format (by extension) and names errors.
+pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputError> {
+    let columns = ["rewards", "ranks", "policy_logps", "lengths"];
+    let mut out = Vec::new();
+    for mut row in read_list_rows(name, bytes, &columns, "ranked lists")? {
+        let rewards = match (row.columns.remove("rewards"), row.columns.remove("ranks")) {
+            (Some(r), None) => r,
+            // Rank 1 is the best: as a reward, its negation.
+            (None, Some(ranks)) => ranks.iter().map(|r| -r).collect(),
+            (Some(_), Some(_)) => {
+                return Err(InputError::new(
+                    row.at.column("ranks"),
+                    ErrorKind::InvalidValue("give `rewards` or `ranks`, not both".into()),
+                ))
+            }
+            (None, None) => return Err(InputError::new(row.at.column("rewards"), ErrorKind::MissingValue)),
+        };
+        let mut get = |c: &'static str| {
+            row.columns.remove(c).ok_or_else(|| InputError::new(row.at.clone().column(c), ErrorKind::MissingValue))
+        };
+        let (policy_logps, lengths) = (get("policy_logps")?, get("lengths")?);
+        let n = rewards.len();
+        if n < 2 {
+            return Err(InputError::new(
+                row.at.column("rewards"),
+                ErrorKind::InvalidValue(format!("a list of {n}: a ranking needs at least two candidates")),
+            ));
+        }
+        for (column, values) in [("policy_logps", &policy_logps), ("lengths", &lengths)] {
+            if values.len() != n {
+                let other = "rewards".to_string();
+                return Err(InputError::new(
+                    row.at.column(column),
+                    ErrorKind::Ragged { len: values.len(), other, other_len: n },
+                ));
+            }
+        }
+        for (column, values) in [("rewards", &rewards), ("policy_logps", &policy_logps), ("lengths", &lengths)] {
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(InputError::new(row.at.column(column), ErrorKind::NonFinite(v.to_string())));
+            }
+        }
+        if let Some(l) = lengths.iter().find(|l| **l <= 0.0) {
+            return Err(InputError::new(
+                row.at.column("lengths"),
+                ErrorKind::InvalidValue(format!(
+                    "a length of {l}: each candidate's log-probs are averaged over its tokens"
+                )),
+            ));
+        }
+        out.push(RankedList { id: row.id, rewards, policy_logps, lengths });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Vec<RankedList>, InputError> {
+        read_ranked("r.jsonl", Bytes::from(text.to_string()))
+    }
+
+    #[test]
+    fn lists_and_their_errors() {
+        let rows =
+            read("{\"id\": \"p\", \"ranks\": [2, 1, 3], \"policy_logps\": [-3, -2, -9], \"lengths\": [3, 2, 4]}\n")
+                .unwrap();
+        assert_eq!(rows[0].rewards, vec![-2.0, -1.0, -3.0]);
+        let one = read("{\"rewards\": [1], \"policy_logps\": [-1], \"lengths\": [1]}\n").unwrap_err();
+        assert!(one.to_string().contains("a list of 1"), "{one}");
+        let ragged = read("{\"rewards\": [1, 2], \"policy_logps\": [-1], \"lengths\": [1, 1]}\n").unwrap_err();
+        assert_eq!(ragged.location.column, Some("policy_logps"));
+        let missing = read("{\"policy_logps\": [-1, -2], \"lengths\": [1, 1]}\n").unwrap_err();
+        assert_eq!((missing.location.column, missing.kind), (Some("rewards"), ErrorKind::MissingValue));
+        let zero = read("{\"rewards\": [1, 2], \"policy_logps\": [-1, -2], \"lengths\": [0, 1]}\n").unwrap_err();
+        assert!(zero.to_string().contains("a length of 0"), "{zero}");
+    }
+}
