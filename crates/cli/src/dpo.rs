@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use prefscope_core::dpo::ranked::{pro, ProParams};
+use prefscope_core::diffusion::DIFFUSION_DPO_BETA;
+use prefscope_core::dpo::ranked::{pro, rankdpo, smpo, ProParams};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
 use prefscope_core::report::{report, ReportRequest};
@@ -22,7 +23,8 @@ pub struct DpoArgs {
     /// Loss types, comma-separated (TRL names: sigmoid, hinge, ipo, exo_pair, nca_pair, robust,
     /// bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm;
     /// cdpo for TRL ≤ 0.28's label-smoothed sigmoid; simpo, cpo, orpo, kto, bco alone; for
-    /// Diffusion-DPO rows diffusion_dpo or mapo; pro for ranked lists).
+    /// Diffusion-DPO rows diffusion_dpo or mapo; for ranked lists pro, or smpo and rankdpo for
+    /// images, β defaulting to 5000 as for Diffusion-DPO).
     #[arg(long, default_value = "sigmoid")]
     pub loss: String,
     /// One weight per loss type, comma-separated (default 1 each): loss = Σ w_k·mean(loss_k).
@@ -70,12 +72,17 @@ fn progress_bar(path: &std::path::Path) -> Option<ProgressBar> {
     })
 }
 
-/// `--loss pro`: ranked lists, one per prompt (README "Ranked lists").
-fn run_pro(args: &DpoArgs) -> Result<()> {
+/// `--loss pro|smpo|rankdpo`: ranked lists, one per prompt (README "Ranked lists").
+fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
     let name = args.input.display().to_string();
     let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let lists = prefscope_core::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
-    let evaluation = pro(&lists, &ProParams { sft_weight: args.sft_weight })?;
+    let beta = args.beta.unwrap_or(DIFFUSION_DPO_BETA);
+    let evaluation = match objective {
+        "pro" => pro(&lists, &ProParams { sft_weight: args.sft_weight })?,
+        "smpo" => smpo(&lists, beta)?,
+        _ => rankdpo(&lists, beta)?,
+    };
     let table = OutputTable::new(vec![
         ("id".into(), Column::Text(lists.into_iter().map(|l| l.id).collect())),
         ("loss".into(), Column::Float(evaluation.pairs.loss)),
@@ -84,8 +91,8 @@ fn run_pro(args: &DpoArgs) -> Result<()> {
 }
 
 pub fn run(args: &DpoArgs) -> Result<()> {
-    if args.loss.trim() == "pro" {
-        return run_pro(args);
+    if let objective @ ("pro" | "smpo" | "rankdpo") = args.loss.trim() {
+        return run_ranked(args, objective);
     }
     let bar = progress_bar(&args.input);
     let mut on_progress = |p: Progress| {

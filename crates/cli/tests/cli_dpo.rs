@@ -382,3 +382,31 @@ fn pro_equals_the_authors_compute_loss() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one.jsonl: row 1 (line 1), column `rewards`: a list of 1"));
 }
+
+/// SmPO against the authors' train.py lines and RankDPO against numpy's statement of the
+/// paper's equations (tests/fixtures/diffusion_lists.py), at two β.
+#[test]
+fn smpo_and_rankdpo_equal_their_references() {
+    let fixtures = root().join("tests/fixtures");
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("diffusion_lists.json")).unwrap()).unwrap();
+    for (objective, input) in [("smpo", "smpo_input.jsonl"), ("rankdpo", "rankdpo_input.jsonl")] {
+        for (beta, losses) in want[objective].as_object().unwrap() {
+            let beta = beta.parse::<f64>().unwrap().to_string();
+            let input = fixtures.join(input);
+            let doc =
+                json_of(&prefscope(&["dpo", "--input", input.to_str().unwrap(), "--loss", objective, "--beta", &beta]));
+            let got: Vec<f64> = doc["pairs"].as_array().unwrap().iter().map(|p| p["loss"].as_f64().unwrap()).collect();
+            let losses: Vec<f64> = losses.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(got.len(), losses.len());
+            for (k, (g, w)) in got.iter().zip(&losses).enumerate() {
+                assert!(close(*g, *w), "{objective} β {beta} list {k}: {g} vs {w}");
+            }
+            let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+            assert!(close(doc["metrics"]["loss"].as_f64().unwrap(), mean), "{objective} β {beta}");
+        }
+    }
+    // A list of log-probs is not an image list.
+    let out = prefscope(&["dpo", "--input", fixtures.join("pro_input.jsonl").to_str().unwrap(), "--loss", "smpo"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("smpo needs model_mse and reference_mse"));
+}

@@ -1,17 +1,19 @@
 //! Ranked lists (README "Ranked lists"): one prompt per row with n ≥ 2 candidates, as arrays of
-//! the same length: `rewards` (higher is better) or `ranks` (1 is best), `policy_logps` (each
-//! candidate's summed log-probs) and `lengths` (its tokens), in JSON Lines or Parquet. Every
-//! row is kept or the read fails naming it.
+//! the same length: `rewards` (higher is better) or `ranks` (1 is best), and per candidate
+//! either `policy_logps` (summed log-probs) and `lengths` (tokens) for a language model, or
+//! `model_mse` and `reference_mse` (the denoising errors of the trained and the reference
+//! model at one sampled timestep) for a diffusion model. JSON Lines or Parquet. Every row is
+//! kept or the read fails naming it.
 
 use bytes::Bytes;
 
 use super::lists::read_list_rows;
-use crate::dpo::ranked::RankedList;
+use crate::dpo::ranked::{Candidates, RankedList};
 use crate::error::{ErrorKind, InputError};
 
 /// Reads ranked lists; `name` picks the format (by extension) and names errors.
 pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputError> {
-    let columns = ["rewards", "ranks", "policy_logps", "lengths"];
+    let columns = ["rewards", "ranks", "policy_logps", "lengths", "model_mse", "reference_mse"];
     let mut out = Vec::new();
     for mut row in read_list_rows(name, bytes, &columns, "ranked lists")? {
         let rewards = match (row.columns.remove("rewards"), row.columns.remove("ranks")) {
@@ -26,10 +28,6 @@ pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputErr
             }
             (None, None) => return Err(InputError::new(row.at.column("rewards"), ErrorKind::MissingValue)),
         };
-        let mut get = |c: &'static str| {
-            row.columns.remove(c).ok_or_else(|| InputError::new(row.at.clone().column(c), ErrorKind::MissingValue))
-        };
-        let (policy_logps, lengths) = (get("policy_logps")?, get("lengths")?);
         let n = rewards.len();
         if n < 2 {
             return Err(InputError::new(
@@ -37,7 +35,14 @@ pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputErr
                 ErrorKind::InvalidValue(format!("a list of {n}: a ranking needs at least two candidates")),
             ));
         }
-        for (column, values) in [("policy_logps", &policy_logps), ("lengths", &lengths)] {
+        let language = row.columns.contains_key("policy_logps") || row.columns.contains_key("lengths");
+        let needed: [&'static str; 2] =
+            if language { ["policy_logps", "lengths"] } else { ["model_mse", "reference_mse"] };
+        let mut take = |c: &'static str| {
+            row.columns.remove(c).ok_or_else(|| InputError::new(row.at.clone().column(c), ErrorKind::MissingValue))
+        };
+        let (a, b) = (take(needed[0])?, take(needed[1])?);
+        for (column, values) in [("rewards", &rewards), (needed[0], &a), (needed[1], &b)] {
             if values.len() != n {
                 let other = "rewards".to_string();
                 return Err(InputError::new(
@@ -45,21 +50,24 @@ pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputErr
                     ErrorKind::Ragged { len: values.len(), other, other_len: n },
                 ));
             }
-        }
-        for (column, values) in [("rewards", &rewards), ("policy_logps", &policy_logps), ("lengths", &lengths)] {
             if let Some(v) = values.iter().find(|v| !v.is_finite()) {
                 return Err(InputError::new(row.at.column(column), ErrorKind::NonFinite(v.to_string())));
             }
         }
-        if let Some(l) = lengths.iter().find(|l| **l <= 0.0) {
-            return Err(InputError::new(
-                row.at.column("lengths"),
-                ErrorKind::InvalidValue(format!(
-                    "a length of {l}: each candidate's log-probs are averaged over its tokens"
-                )),
-            ));
-        }
-        out.push(RankedList { id: row.id, rewards, policy_logps, lengths });
+        let candidates = if language {
+            if let Some(l) = b.iter().find(|l| **l <= 0.0) {
+                return Err(InputError::new(
+                    row.at.column("lengths"),
+                    ErrorKind::InvalidValue(format!(
+                        "a length of {l}: each candidate's log-probs are averaged over its tokens"
+                    )),
+                ));
+            }
+            Candidates::Language { policy_logps: a, lengths: b }
+        } else {
+            Candidates::Diffusion { model_mse: a, reference_mse: b }
+        };
+        out.push(RankedList { id: row.id, rewards, candidates });
     }
     Ok(out)
 }
@@ -78,6 +86,13 @@ mod tests {
             read("{\"id\": \"p\", \"ranks\": [2, 1, 3], \"policy_logps\": [-3, -2, -9], \"lengths\": [3, 2, 4]}\n")
                 .unwrap();
         assert_eq!(rows[0].rewards, vec![-2.0, -1.0, -3.0]);
+        let diffusion =
+            read("{\"rewards\": [0.2, 0.9], \"model_mse\": [0.1, 0.2], \"reference_mse\": [0.1, 0.3]}\n").unwrap();
+        assert!(
+            matches!(&diffusion[0].candidates, Candidates::Diffusion { model_mse, .. } if model_mse == &[0.1, 0.2])
+        );
+        let neither = read("{\"rewards\": [0.2, 0.9], \"model_mse\": [0.1, 0.2]}\n").unwrap_err();
+        assert_eq!(neither.location.column, Some("reference_mse"));
         let one = read("{\"rewards\": [1], \"policy_logps\": [-1], \"lengths\": [1]}\n").unwrap_err();
         assert!(one.to_string().contains("a list of 1"), "{one}");
         let ragged = read("{\"rewards\": [1, 2], \"policy_logps\": [-1], \"lengths\": [1, 1]}\n").unwrap_err();
