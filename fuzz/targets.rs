@@ -50,12 +50,18 @@ pub fn checkpoint(data: &[u8]) {
 pub fn tokenizer(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     if mode == 0 {
+        // Built once: parsing CLIP's tokenizer.json takes longer than tokenising a text.
+        static BOTH: std::sync::OnceLock<Vec<ClipTokenizer>> = std::sync::OnceLock::new();
+        let both = BOTH.get_or_init(|| {
+            [Convention::HuggingFace, Convention::OpenClip]
+                .into_iter()
+                .map(|c| ClipTokenizer::from_json(TOKENIZER, c, 77).expect("CLIP's tokenizer.json"))
+                .collect()
+        });
         let text = String::from_utf8_lossy(rest);
-        for convention in [Convention::HuggingFace, Convention::OpenClip] {
-            if let Ok(t) = ClipTokenizer::from_json(TOKENIZER, convention, 77) {
-                if let Ok(tokens) = t.encode(&text) {
-                    assert!(t.padded(&tokens).len() == 77, "padded to the context");
-                }
+        for t in both {
+            if let Ok(tokens) = t.encode(&text) {
+                assert!(t.padded(&tokens).len() == 77, "padded to the context");
             }
         }
     } else if let Ok(t) = ClipTokenizer::from_json(rest, Convention::HuggingFace, 77) {
