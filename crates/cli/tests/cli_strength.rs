@@ -62,3 +62,24 @@ fn bad_input_is_located() {
     assert!(error(&ok, &["--bands", "50,20,90"]).contains("bands must be three percentiles"));
     assert!(error(&ok, &["--bands", "-5,20,90"]).contains("bands must be three percentiles"));
 }
+
+#[test]
+fn a_strong_over_weak_density_ratio_joins_the_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdr.jsonl");
+    // Rewards (2, 1) against (0, 0); the density ratio: chosen (−1 − 2) − (−6) = 3, rejected −5 − (−4) = −1.
+    std::fs::write(
+        &path,
+        "{\"id\": \"a\", \"chosen_rewards\": [2, 1], \"rejected_rewards\": [0, 0], \"chosen_strong_logps\": [-1, -2], \
+         \"chosen_weak_logps\": -6, \"rejected_strong_logps\": -5, \"rejected_weak_logps\": [-3, -1]}\n",
+    )
+    .unwrap();
+    let out = prefscope(&["strength", "--input", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = [2.0f64, 1.0, 4.0];
+    let mean = d.iter().sum::<f64>() / 3.0;
+    let std = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+    assert!((got["pairs"][0]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((got["pairs"][0]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+}

@@ -1,6 +1,7 @@
 //! Rows whose values are arrays of numbers (reward ensembles, ranked lists), in JSON Lines or
 //! Parquet (list columns): an `id` and the named array columns, each located when missing or
-//! of the wrong type. The callers check lengths and values.
+//! of the wrong type. A plain number reads as an array of one (a summed log-prob where per-token
+//! ones could be given). The callers check lengths and values.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,9 @@ fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListR
         for &c in columns {
             match value.get(c) {
                 None | Some(Value::Null) => {}
+                Some(Value::Number(n)) => {
+                    found.insert(c, vec![n.as_f64().unwrap_or(f64::NAN)]);
+                }
                 Some(v) => {
                     found.insert(c, number_list(v).map_err(|kind| InputError::new(at.clone().column(c), kind))?);
                 }
@@ -79,6 +83,8 @@ fn numbers(array: &ArrayRef, i: usize) -> Option<Vec<f64>> {
     let values = match array.data_type() {
         DataType::List(_) => array.as_list::<i32>().value(i),
         DataType::LargeList(_) => array.as_list::<i64>().value(i),
+        DataType::Float64 => return Some(vec![array.as_primitive::<Float64Type>().value(i)]),
+        DataType::Int64 => return Some(vec![array.as_primitive::<Int64Type>().value(i) as f64]),
         _ => return None,
     };
     if values.null_count() > 0 {

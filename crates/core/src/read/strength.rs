@@ -1,7 +1,11 @@
 //! Reward-ensemble rows for preference strength (`prefscope strength`): `id`, and
-//! `chosen_rewards` and `rejected_rewards`, arrays of the same M ≥ 2 scores (one per reward
-//! model), in JSON Lines or Parquet (list columns). Every row is kept or the read fails
-//! naming it.
+//! `chosen_rewards` and `rejected_rewards`, arrays of the same M scores (one per reward model),
+//! in JSON Lines or Parquet (list columns). A row may also give a strong and a weak model's
+//! log-probs of both completions (`chosen_strong_logps`, `chosen_weak_logps`,
+//! `rejected_strong_logps`, `rejected_weak_logps`: sums, or per-token arrays that are summed):
+//! their density ratio Σ log p_strong − Σ log p_weak (CDR, arXiv 2411.02481, as its authors'
+//! `dpo_vllm.py` computes it: summed, not length-normalised) joins the ensemble as one more
+//! reward. M ≥ 2 in all. Every row is kept or the read fails naming it.
 
 use bytes::Bytes;
 
@@ -19,9 +23,27 @@ pub struct EnsembleRow {
 /// Reads the rows; `name` picks the format (by extension) and names errors.
 pub fn read_ensemble(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, InputError> {
     let columns = ["chosen_rewards", "rejected_rewards"];
+    let cdr = ["chosen_strong_logps", "chosen_weak_logps", "rejected_strong_logps", "rejected_weak_logps"];
     let mut out = Vec::new();
     let mut m = None;
-    for mut row in read_list_rows(name, bytes, &columns, "reward-ensemble rows")? {
+    for mut row in read_list_rows(name, bytes, &[&columns[..], &cdr[..]].concat(), "reward-ensemble rows")? {
+        // The density ratio, when the four log-prob columns are there, is one more reward.
+        let present = cdr.iter().filter(|c| row.columns.contains_key(*c)).count();
+        if present == 4 {
+            let sum = |row: &super::lists::ListRow, c: &str| row.columns.get(c).map_or(0.0, |v| v.iter().sum::<f64>());
+            let chosen = sum(&row, cdr[0]) - sum(&row, cdr[1]);
+            let rejected = sum(&row, cdr[2]) - sum(&row, cdr[3]);
+            row.columns.entry("chosen_rewards").or_default().push(chosen);
+            row.columns.entry("rejected_rewards").or_default().push(rejected);
+        } else if present > 0 {
+            let missing = cdr.iter().find(|c| !row.columns.contains_key(*c)).copied().unwrap_or(cdr[0]);
+            return Err(InputError::new(
+                row.at.column(missing),
+                ErrorKind::InvalidValue(
+                    "the density-ratio reward needs all four strong and weak log-prob columns".into(),
+                ),
+            ));
+        }
         for column in columns {
             let Some(values) = row.columns.get(column) else {
                 return Err(InputError::new(row.at.column(column), ErrorKind::MissingValue));
@@ -75,5 +97,11 @@ mod tests {
         let missing = read("{\"id\": 1, \"chosen_rewards\": [1, 2]}\n").unwrap_err();
         assert_eq!((missing.location.column, missing.kind), (Some("rejected_rewards"), ErrorKind::MissingValue));
         assert_eq!(read("").unwrap_err().kind, ErrorKind::Empty);
+        // The density ratio of a strong and a weak model joins one reward model.
+        let cdr = read("{\"chosen_rewards\": [1], \"rejected_rewards\": [0], \"chosen_strong_logps\": [-1, -2], \"chosen_weak_logps\": -4, \"rejected_strong_logps\": -5, \"rejected_weak_logps\": [-2, -1]}\n").unwrap();
+        assert_eq!((cdr[0].chosen.clone(), cdr[0].rejected.clone()), (vec![1.0, 1.0], vec![0.0, -2.0]));
+        let partial = read("{\"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0], \"chosen_strong_logps\": -1}\n")
+            .unwrap_err();
+        assert_eq!(partial.location.column, Some("chosen_weak_logps"));
     }
 }
