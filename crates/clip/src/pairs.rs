@@ -11,6 +11,7 @@ use prefscope_core::embedding::dot;
 use crate::encoder::Encoder;
 use crate::error::ClipError;
 use crate::image::Rgba;
+use crate::scorer::Scorer;
 
 /// The model's view of one pair, before a tie threshold is applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +59,52 @@ pub async fn pair_probabilities(
             PairProbabilities { caption: captions[i].clone(), p0: p[0], p1: p[1], label_0: labels[i] }
         })
         .collect())
+}
+
+/// The Pairs view's ensemble: the model under three scorers that differ in preprocessing (crop,
+/// longest-side pad) and text template (CLIPScore's "A photo depicts ").
+pub const STRENGTH_SCORERS: [Scorer; 3] = [Scorer::Clip, Scorer::Hps, Scorer::ClipScoreOriginal];
+
+/// Each pair's reward differences under an ensemble of scorers (image 0 taken as the chosen
+/// one when `label_0` is 1 or 0.5, image 1 when it is 0): scorer m's reward of an image is the
+/// cosine of the caption (with the scorer's text template) and the image (with its
+/// preprocessing), so every member is in the same units. The strength of a pair is the mean of
+/// its row (`prefscope_core::strength::pair_strength`).
+pub async fn ensemble_differences(
+    encoder: &Encoder,
+    captions: &[String],
+    images: &[Rgba],
+    labels: &[f32],
+    scorers: &[Scorer],
+) -> Result<Vec<(Vec<f64>, Vec<f64>)>, ClipError> {
+    if images.len() != 2 * captions.len() || labels.len() != captions.len() {
+        return Err(ClipError::Input(format!(
+            "{} captions, {} labels and {} images: every pair needs one caption, one label and two images",
+            captions.len(),
+            labels.len(),
+            images.len()
+        )));
+    }
+    if scorers.len() < 2 {
+        return Err(ClipError::Input(format!(
+            "{} scorer given: preference strength needs an ensemble of at least two",
+            scorers.len()
+        )));
+    }
+    let mut out = vec![(Vec::with_capacity(scorers.len()), Vec::with_capacity(scorers.len())); captions.len()];
+    for &scorer in scorers {
+        let texts: Vec<String> = captions.iter().map(|c| scorer.text(c)).collect();
+        let texts = encoder.embed_texts(&texts).await?;
+        let embedded = encoder.embed_images(images, Some(&scorer.preset(encoder.preset()))).await?;
+        for (i, row) in out.iter_mut().enumerate() {
+            let t = &texts[i].vector;
+            let (a, b) = (dot(t, embedded.row(2 * i)), dot(t, embedded.row(2 * i + 1)));
+            let (chosen, rejected) = if labels[i] == 0.0 { (b, a) } else { (a, b) };
+            row.0.push(chosen);
+            row.1.push(rejected);
+        }
+    }
+    Ok(out)
 }
 
 /// The model's call on a pair at `threshold`: 1 (image 0), 0 (image 1) or 0.5 (a tie).

@@ -77,7 +77,8 @@ pub struct GalleryRow {
     pub segments: usize,
 }
 
-fn rgba(id: &str, sample: &Sample) -> Result<Rgba, ClipError> {
+/// A sample drawn at the demo model's size, as the towers take it.
+pub fn rgba(id: &str, sample: &Sample) -> Result<Rgba, ClipError> {
     let image = sample.render(SIZE);
     Rgba::from_raw(id, image.width, image.height, image.data)
 }

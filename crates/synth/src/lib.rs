@@ -10,6 +10,7 @@ pub mod caption;
 pub mod degrade;
 pub mod demo;
 pub mod dpo_demo;
+pub mod flipped_pairs;
 pub mod gallery;
 pub mod raster;
 pub mod scene;

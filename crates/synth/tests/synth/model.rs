@@ -295,3 +295,33 @@ fn rows_from_the_split_matrix_equal_rows_scored_pair_by_pair() {
         }
     }
 }
+
+/// Issue 18's goal on the Pairs view's bundled set: among the pairs preference strength calls
+/// `likely_wrong` (the lowest 20% of the ensemble's mean reward difference, the demo model under
+/// three scorers), at least 60% are the flipped ones, and at least 60% of the flipped ones are
+/// caught.
+#[test]
+fn strength_finds_the_flipped_labels_of_the_bundled_pairs() {
+    use prefscope_core::strength::{bands, pair_strength, Band, DEFAULT_BANDS};
+    let encoder = encoder(Backend::Cpu);
+    let pairs = prefscope_synth::flipped_pairs::bundled();
+    let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
+    let labels: Vec<f32> = pairs.iter().map(|p| p.label_0).collect();
+    let images: Vec<Rgba> = pairs
+        .iter()
+        .flat_map(|p| p.images.iter().enumerate().map(move |(k, s)| demo::rgba(&format!("{}-{k}", p.id), s).unwrap()))
+        .collect();
+    let scorers = prefscope_clip::pairs::STRENGTH_SCORERS;
+    let d = pollster::block_on(prefscope_clip::pairs::ensemble_differences(
+        &encoder, &captions, &images, &labels, &scorers,
+    ))
+    .unwrap();
+    let means: Vec<f64> = d.iter().map(|(c, r)| pair_strength(c, r).0).collect();
+    let band = bands(&means, DEFAULT_BANDS);
+    let flagged: Vec<bool> = band.iter().map(|b| *b == Band::LikelyWrong).collect();
+    let hits = pairs.iter().zip(&flagged).filter(|(p, f)| p.flipped && **f).count() as f64;
+    let precision = hits / flagged.iter().filter(|f| **f).count() as f64;
+    let recall = hits / pairs.iter().filter(|p| p.flipped).count() as f64;
+    println!("likely_wrong against the flipped labels: precision {precision:.3}, recall {recall:.3}");
+    assert!(precision >= 0.6 && recall >= 0.6, "precision {precision}, recall {recall}");
+}
