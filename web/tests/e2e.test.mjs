@@ -253,8 +253,18 @@ test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`
   await page.goto(`${origin}/index.html`);
   await rankingRows(page);
   await page.click('button[data-view="pairs"]');
+  // The view opens on the bundled set with flipped labels, scored and banded.
+  const truth = await page.waitForSelector('[data-testid="strength-truth"]', { timeout: SLOW });
+  const [hits, flagged, flipped] = await Promise.all(["data-hits", "data-flagged", "data-flipped"].map((a) => truth.getAttribute(a)).map(async (v) => Number(await v)));
+  console.log(`bundled pairs: ${hits} of ${flagged} likely_wrong are flipped, ${hits} of ${flipped} flipped caught`);
+  assert.ok(hits / flagged >= 0.6 && hits / flipped >= 0.6, `precision ${hits / flagged}, recall ${hits / flipped}`);
+  const shownRows = await page.$$eval('[data-testid="strength-row"]', (rs) => rs.map((r) => r.dataset.band));
+  assert.ok(shownRows.length === flagged && shownRows.every((b) => b === "likely_wrong"), "filtered to likely_wrong");
+  await page.uncheck('[data-testid="only-likely-wrong"]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="strength-row"]').length === 60);
+  await page.screenshot({ path: path.join(SHOTS, "cpu-pairs-strength.png"), fullPage: true });
   await page.setInputFiles('[data-testid="pairs-file"]', file);
-  await page.waitForSelector('[data-testid="pairs-source"]', { timeout: SLOW });
+  await page.waitForSelector('[data-testid="pairs-source"]:has-text("pairs.jsonl")', { timeout: SLOW });
   for (const threshold of [0, 0.3]) {
     await setRange(page, "tie-threshold", threshold);
     const want = cli("pairs", "--model", "crates/synth/demo-model", "--input", file, "--tie-threshold", String(threshold),

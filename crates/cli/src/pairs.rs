@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
-use prefscope_clip::pairs::{pair_metrics, pair_probabilities, predicted};
+use prefscope_clip::pairs::{ensemble_differences, pair_metrics, pair_probabilities, predicted};
+use prefscope_clip::scorer::Scorer;
+use prefscope_core::strength::{bands, check_bands, pair_strength, Band};
 use prefscope_clip::Rgba;
 use prefscope_core::read::read_pairs;
 use prefscope_core::record::ImageRef;
@@ -26,6 +28,14 @@ pub struct PairsArgs {
     /// The model predicts a tie when |p1 − p0| is at most this (PickScore's evaluation).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub tie_threshold: f32,
+    /// Preference strength from an ensemble of two or more scorers (presets of the model, each
+    /// scoring by its cosine): adds `strength_mean`, `strength_std` and `band` to every pair
+    /// and the band counts to the metrics. `--strength clip,hps,clipscore-original`.
+    #[arg(long, value_delimiter = ',')]
+    pub strength: Option<Vec<String>>,
+    /// Percentiles of the strength that end `likely_wrong`, `ambiguous` and `clear`.
+    #[arg(long, value_delimiter = ',', default_values_t = prefscope_core::strength::DEFAULT_BANDS.to_vec(), allow_hyphen_values = true)]
+    pub bands: Vec<f64>,
 }
 
 pub fn run(args: &PairsArgs) -> Result<()> {
@@ -56,16 +66,36 @@ pub fn run(args: &PairsArgs) -> Result<()> {
     let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
     let labels: Vec<f32> = pairs.iter().map(|p| p.label_0 as f32).collect();
     let probs = block_on(pair_probabilities(&encoder, &captions, &images, &labels))?;
-    let metrics = pair_metrics(&probs, args.tie_threshold);
+    let mut metrics = pair_metrics(&probs, args.tie_threshold);
+    let strength = match &args.strength {
+        Some(names) => {
+            let edges = check_bands(&args.bands)?;
+            let scorers = names.iter().map(|n| Scorer::parse(n.trim())).collect::<std::result::Result<Vec<_>, _>>()?;
+            let d = block_on(ensemble_differences(&encoder, &captions, &images, &labels, &scorers))?;
+            let (mean, std): (Vec<f64>, Vec<f64>) = d.iter().map(|(c, r)| pair_strength(c, r)).unzip();
+            let band = bands(&mean, edges);
+            for b in Band::ALL {
+                metrics.insert(format!("strength/{}", b.name()), band.iter().filter(|x| **x == b).count() as f64);
+            }
+            Some((mean, std, band))
+        }
+        None => None,
+    };
     let f = |g: fn(&prefscope_clip::pairs::PairProbabilities) -> f32| {
         Column::Float(probs.iter().map(|p| g(p) as f64).collect())
     };
-    let table = OutputTable::new(vec![
+    let mut columns = vec![
         ("caption".into(), Column::Text(captions)),
         ("p0".into(), f(|p| p.p0)),
         ("p1".into(), f(|p| p.p1)),
         ("label_0".into(), f(|p| p.label_0)),
         ("predicted".into(), Column::Float(probs.iter().map(|p| predicted(p, args.tie_threshold) as f64).collect())),
-    ]);
+    ];
+    if let Some((mean, std, band)) = strength {
+        columns.push(("strength_mean".into(), Column::Float(mean)));
+        columns.push(("strength_std".into(), Column::Float(std)));
+        columns.push(("band".into(), Column::Text(band.iter().map(|b| b.name().to_string()).collect())));
+    }
+    let table = OutputTable::new(columns);
     write_report(args.model.format, args.model.out.as_ref(), &metrics, &table)
 }

@@ -96,3 +96,50 @@ fn bad_pairs_are_named() {
     assert!(err.contains("bad.jsonl") && err.contains("label_0"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--strength` on the shapes-world pairs with 15% flipped labels (the Pairs view's bundled
+/// set): the `likely_wrong` band, against the truth of which labels were flipped.
+#[test]
+fn strength_bands_catch_the_flipped_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = prefscope_synth::flipped_pairs::bundled();
+    let mut lines = String::new();
+    for p in &pairs {
+        let mut files = Vec::new();
+        for (k, sample) in p.images.iter().enumerate() {
+            let rgba = prefscope_synth::demo::rgba("x", sample).unwrap();
+            let name = format!("{}-{k}.png", p.id);
+            image::save_buffer(dir.path().join(&name), &rgba.data, rgba.width, rgba.height, image::ExtendedColorType::Rgba8)
+                .unwrap();
+            files.push(name);
+        }
+        lines += &serde_json::json!({"caption": p.caption, "jpg_0": files[0], "jpg_1": files[1], "label_0": p.label_0})
+            .to_string();
+        lines.push('\n');
+    }
+    let input = dir.path().join("pairs.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let model = std::path::PathBuf::from(MODEL);
+    let out = Command::new(env!("CARGO_BIN_EXE_prefscope"))
+        .args(["pairs", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--device", "cpu"])
+        .args(["--strength", "clip,hps,clipscore-original"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["pairs"].as_array().unwrap();
+    assert_eq!(rows.len(), pairs.len());
+    let flagged: Vec<bool> = rows.iter().map(|r| r["band"] == "likely_wrong").collect();
+    assert_eq!(doc["metrics"]["strength/likely_wrong"].as_f64().unwrap() as usize, flagged.iter().filter(|f| **f).count());
+    let hits = pairs.iter().zip(&flagged).filter(|(p, f)| p.flipped && **f).count() as f64;
+    let precision = hits / flagged.iter().filter(|f| **f).count() as f64;
+    let recall = hits / pairs.iter().filter(|p| p.flipped).count() as f64;
+    assert!(precision >= 0.6 && recall >= 0.6, "precision {precision}, recall {recall}");
+    // An ensemble of one is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_prefscope"))
+        .args(["pairs", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--device", "cpu"])
+        .args(["--strength", "clip"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs an ensemble of at least two"));
+}

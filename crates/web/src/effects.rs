@@ -44,6 +44,8 @@ pub enum Effect {
     Request { id: u64 },
     /// Count the model cache for the Model view (again when the model changes).
     CacheUsage { model: usize },
+    /// The Pairs view's bundled pair set, scored by the loaded model (`model`: its address).
+    BundledPairs { model: usize },
 }
 
 /// The effects `state` asks for, in the order they should start.
@@ -87,6 +89,10 @@ pub fn wanted(state: &State) -> Vec<Effect> {
         out.push(Effect::DpoReport { key, epoch: state.runtime_epoch });
     }
     out.extend(state.requests.iter().map(|(id, _)| Effect::Request { id: *id }));
+    let pairs_url = state.options.data.is_some() && state.data_view == View::Pairs;
+    if let (View::Pairs, None, Some(model), false) = (state.view, &state.pairs, &state.model, pairs_url) {
+        out.push(Effect::BundledPairs { model: Rc::as_ptr(model) as usize });
+    }
     if state.view == View::Model {
         out.push(Effect::CacheUsage { model: state.model.as_ref().map_or(0, |m| Rc::as_ptr(m) as usize) });
     }
@@ -210,6 +216,16 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
                 request_run(id, request.clone(), state, dispatch);
             }
         }
+        Effect::BundledPairs { .. } => {
+            let Some(model) = state.model.clone() else { return };
+            spawn_local(async move {
+                match tasks::bundled_pairs(&model, &dispatch).await {
+                    Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+                dispatch.emit(Action::Progress(None));
+            });
+        }
         Effect::CacheUsage { .. } => {
             spawn_local(async move { dispatch.emit(Action::CacheUsage(crate::fetch::cache_usage().await.ok())) });
         }
@@ -312,6 +328,7 @@ mod tests {
                 Effect::DpoReport { .. } => "dpo report",
                 Effect::Request { .. } => "request",
                 Effect::CacheUsage { .. } => "cache usage",
+                Effect::BundledPairs { .. } => "bundled pairs",
             })
             .collect()
     }

@@ -184,6 +184,10 @@ pub struct Pairs {
     pub pairs: Vec<prefscope_clip::pairs::PairProbabilities>,
     /// Thumbnails of images 0 and 1 of each pair.
     pub thumbnails: Vec<(Option<String>, Option<String>)>,
+    /// Each pair's preference strength under the ensemble (mean, standard deviation) and band.
+    pub strength: Vec<(f64, f64, prefscope_core::strength::Band)>,
+    /// For the bundled set: which labels were flipped (the truth the bands are checked against).
+    pub flipped: Option<Vec<bool>>,
 }
 
 impl PartialEq for Pairs {

@@ -702,8 +702,51 @@ pub async fn load_pairs(
     let labels: Vec<f32> = rows.iter().map(|r| r.label_0 as f32).collect();
     let pairs =
         pair_probabilities(&model.encoder, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?;
-    Ok(Pairs { source: name.to_string(), pairs, thumbnails })
+    let strength = pair_strength(model, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?;
+    Ok(Pairs { source: name.to_string(), pairs, thumbnails, strength, flipped: None })
 }
+
+/// Preference strength of each pair under the Pairs view's ensemble (the model under
+/// `prefscope_clip::pairs::STRENGTH_SCORERS`), banded at the default percentiles.
+async fn pair_strength(
+    model: &Model,
+    captions: &[String],
+    images: &[Rgba],
+    labels: &[f32],
+) -> Result<Vec<(f64, f64, prefscope_core::strength::Band)>, prefscope_clip::ClipError> {
+    use prefscope_core::strength::{bands, pair_strength, DEFAULT_BANDS};
+    let scorers = prefscope_clip::pairs::STRENGTH_SCORERS;
+    let d = prefscope_clip::pairs::ensemble_differences(&model.encoder, captions, images, labels, &scorers).await?;
+    let (mean, std): (Vec<f64>, Vec<f64>) = d.iter().map(|(c, r)| pair_strength(c, r)).unzip();
+    let band = bands(&mean, DEFAULT_BANDS);
+    Ok(mean.into_iter().zip(std).zip(band).map(|((m, s), b)| (m, s, b)).collect())
+}
+
+/// The Pairs view's bundled set: shapes-world pairs with 15% of their labels flipped
+/// (`prefscope_synth::flipped_pairs`), scored and banded by the demo model's ensemble.
+pub async fn bundled_pairs(model: &Model, dispatch: &Callback<Action>) -> Result<Pairs, String> {
+    let set = prefscope_synth::flipped_pairs::bundled();
+    dispatch.emit(Action::Progress(Some(progress(&format!("scoring {} bundled pairs", set.len()), None))));
+    yield_now().await;
+    let mut images = Vec::with_capacity(2 * set.len());
+    let mut thumbnails = Vec::with_capacity(set.len());
+    for p in &set {
+        let [a, b] = [0, 1].map(|k| prefscope_synth::demo::rgba(&format!("{} image {k}", p.id), &p.images[k]));
+        let (a, b) = (a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?);
+        thumbnails.push((data_url(a.width, a.height, &a.data), data_url(b.width, b.height, &b.data)));
+        images.push(a);
+        images.push(b);
+    }
+    let captions: Vec<String> = set.iter().map(|p| p.caption.clone()).collect();
+    let labels: Vec<f32> = set.iter().map(|p| p.label_0).collect();
+    let pairs = pair_probabilities(&model.encoder, &captions, &images, &labels).await.map_err(|e| e.to_string())?;
+    let strength = pair_strength(model, &captions, &images, &labels).await.map_err(|e| e.to_string())?;
+    let flipped = Some(set.iter().map(|p| p.flipped).collect());
+    Ok(Pairs { source: BUNDLED_PAIRS.to_string(), pairs, thumbnails, strength, flipped })
+}
+
+/// The bundled pair set's name in the view.
+pub const BUNDLED_PAIRS: &str = "bundled shapes-world pairs (15% of labels flipped)";
 
 /// A scoring manifest at `url` (absolute: the element resolves its `data` against the page)
 /// and its images (relative paths resolved against the manifest's URL, as `prefscope score`

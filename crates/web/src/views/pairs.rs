@@ -10,7 +10,9 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
+use crate::charts::Histogram;
 use crate::store::{Action, Pairs, Request};
+use prefscope_core::strength::Band;
 
 fn side(label: &str, p: f32, preferred: bool, thumb: Option<String>) -> Html {
     html! {
@@ -60,6 +62,11 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             }
         })
     };
+    let likely_wrong_only = use_state(|| true);
+    let on_only = {
+        let only = likely_wrong_only.clone();
+        Callback::from(move |e: Event| only.set(e.target_unchecked_into::<HtmlInputElement>().checked()))
+    };
     let t = *tie_threshold;
     let controls = html! {
         <div class="ps-controls">
@@ -97,13 +104,66 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             </article>
         }
     });
+    let strength = strength_section(&pairs, *likely_wrong_only, on_only);
     html! {
         <section class="ps-view">
             { controls }
             <p class="ps-muted" data-testid="pairs-source">{ format!("{}: {} pairs", pairs.source, pairs.pairs.len()) }</p>
             <table class="ps-table ps-metrics"><caption>{ "PickScore's evaluation" }</caption><tbody>{ for rows }</tbody></table>
+            { strength }
             <h3>{ format!("{} pairs where the model and the label differ", wrong.len()) }</h3>
             <div class="ps-grid">{ for cards }</div>
         </section>
+    }
+}
+
+/// Preference strength (Secrets of RLHF II, Eq. 4) of every pair under the ensemble: the
+/// histogram of the mean reward difference by band, and the pairs of one band or all.
+fn strength_section(pairs: &Pairs, likely_wrong_only: bool, on_only: Callback<Event>) -> Html {
+    if pairs.strength.is_empty() {
+        return html! {};
+    }
+    let series: Vec<(AttrValue, Vec<f64>)> = Band::ALL
+        .iter()
+        .map(|b| (b.name().into(), pairs.strength.iter().filter(|s| s.2 == *b).map(|s| s.0).collect()))
+        .collect();
+    let shown: Vec<usize> =
+        (0..pairs.strength.len()).filter(|&i| !likely_wrong_only || pairs.strength[i].2 == Band::LikelyWrong).collect();
+    // For the bundled set, how the band compares with the labels that were flipped.
+    let truth = pairs.flipped.as_ref().map(|flipped| {
+        let flagged = |i: usize| pairs.strength[i].2 == Band::LikelyWrong;
+        let hits = (0..flipped.len()).filter(|&i| flipped[i] && flagged(i)).count();
+        let (n_flagged, n_flipped) = ((0..flipped.len()).filter(|&i| flagged(i)).count(), flipped.iter().filter(|f| **f).count());
+        html! {
+            <p class="ps-muted" data-testid="strength-truth" data-hits={hits.to_string()} data-flagged={n_flagged.to_string()}
+               data-flipped={n_flipped.to_string()}>
+                { format!("{hits} of the {n_flagged} pairs called likely_wrong have a flipped label; {hits} of the {n_flipped} flipped labels are caught.") }
+            </p>
+        }
+    });
+    let rows = shown.iter().map(|&i| {
+        let (mean, std, band) = pairs.strength[i];
+        let p = &pairs.pairs[i];
+        let flipped = pairs.flipped.as_ref().map(|f| if f[i] { "flipped" } else { "" });
+        html! {
+            <tr data-testid="strength-row" data-band={band.name()} data-mean={mean.to_string()}>
+                <td>{ i }</td><td>{ p.caption.clone() }</td><td>{ choice(p.label_0) }</td><td>{ fmt(mean) }</td><td>{ fmt(std) }</td>
+                <td>{ band.name() }</td>{ for flipped.map(|f| html! { <td>{ f }</td> }) }
+            </tr>
+        }
+    });
+    html! {
+        <div data-testid="strength">
+            <h3>{ "Preference strength (which labels are probably wrong)" }</h3>
+            <p class="ps-muted">{ "Mean and spread of the reward difference (labelled − other image) under an ensemble: the model's cosine with CLIP's crop, HPS v2's padding and CLIPScore's \"A photo depicts\" prompt. Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest." }</p>
+            { truth }
+            <Histogram title="strength (mean reward difference) by band" series={series} marker={Some(0.0)} />
+            <label class="ps-check"><input type="checkbox" checked={likely_wrong_only} onchange={on_only} data-testid="only-likely-wrong" />{ "only likely_wrong" }</label>
+            <table class="ps-table">
+                <thead><tr><th>{ "#" }</th><th>{ "caption" }</th><th>{ "label" }</th><th>{ "mean" }</th><th>{ "std" }</th><th>{ "band" }</th>
+                    { for pairs.flipped.as_ref().map(|_| html! { <th>{ "truth" }</th> }) }</tr></thead>
+                <tbody>{ for rows }</tbody>
+            </table>
+        </div>
     }
 }
