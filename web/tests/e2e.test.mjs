@@ -278,6 +278,14 @@ test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`
   }
   assert.ok((await page.$$('[data-testid="disagreement"]')).length > 0);
   await page.screenshot({ path: path.join(SHOTS, "cpu-pairs.png"), fullPage: true });
+  // Reward-ensemble rows (`prefscope strength`'s input): the same bands as the CLI's.
+  const ensemble = path.join(ROOT, "tests/fixtures/strength_input.jsonl");
+  await page.setInputFiles('[data-testid="pairs-file"]', ensemble);
+  await page.waitForSelector('[data-testid="pairs-source"]:has-text("strength_input.jsonl")', { timeout: SLOW });
+  await page.uncheck('[data-testid="only-likely-wrong"]');
+  const bands = await page.$$eval('[data-testid="strength-row"]', (rs) => rs.map((r) => r.dataset.band));
+  const cliBands = cli("strength", "--input", ensemble).pairs.map((p) => p.band);
+  assert.deepEqual(bands, cliBands);
 }));
 
 test("bad files show an error naming them, and the page keeps working", { timeout: SLOW }, () => withPage(false, async (page) => {

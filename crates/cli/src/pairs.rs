@@ -7,10 +7,10 @@ use bytes::Bytes;
 use clap::Args;
 use prefscope_clip::pairs::{ensemble_differences, pair_metrics, pair_probabilities, predicted};
 use prefscope_clip::scorer::Scorer;
-use prefscope_core::strength::{bands, check_bands, pair_strength, Band};
 use prefscope_clip::Rgba;
 use prefscope_core::read::read_pairs;
 use prefscope_core::record::ImageRef;
+use prefscope_core::strength::{bands, check_bands, pair_strength, Band};
 use prefscope_core::write::{Column, OutputTable};
 use prefscope_gpu::block_on;
 

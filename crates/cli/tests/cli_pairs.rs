@@ -109,8 +109,14 @@ fn strength_bands_catch_the_flipped_labels() {
         for (k, sample) in p.images.iter().enumerate() {
             let rgba = prefscope_synth::demo::rgba("x", sample).unwrap();
             let name = format!("{}-{k}.png", p.id);
-            image::save_buffer(dir.path().join(&name), &rgba.data, rgba.width, rgba.height, image::ExtendedColorType::Rgba8)
-                .unwrap();
+            image::save_buffer(
+                dir.path().join(&name),
+                &rgba.data,
+                rgba.width,
+                rgba.height,
+                image::ExtendedColorType::Rgba8,
+            )
+            .unwrap();
             files.push(name);
         }
         lines += &serde_json::json!({"caption": p.caption, "jpg_0": files[0], "jpg_1": files[1], "label_0": p.label_0})
@@ -130,7 +136,10 @@ fn strength_bands_catch_the_flipped_labels() {
     let rows = doc["pairs"].as_array().unwrap();
     assert_eq!(rows.len(), pairs.len());
     let flagged: Vec<bool> = rows.iter().map(|r| r["band"] == "likely_wrong").collect();
-    assert_eq!(doc["metrics"]["strength/likely_wrong"].as_f64().unwrap() as usize, flagged.iter().filter(|f| **f).count());
+    assert_eq!(
+        doc["metrics"]["strength/likely_wrong"].as_f64().unwrap() as usize,
+        flagged.iter().filter(|f| **f).count()
+    );
     let hits = pairs.iter().zip(&flagged).filter(|(p, f)| p.flipped && **f).count() as f64;
     let precision = hits / flagged.iter().filter(|f| **f).count() as f64;
     let recall = hits / pairs.iter().filter(|p| p.flipped).count() as f64;

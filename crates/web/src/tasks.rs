@@ -642,9 +642,42 @@ fn is_url(s: &str) -> bool {
     ["http://", "https://", "data:", "blob:"].iter().any(|p| s.starts_with(p))
 }
 
+/// Reward-ensemble rows (`prefscope strength`'s input, CDR's strong and weak log-probs
+/// included) as the Pairs view shows them: strength and bands, no images. `None` when the
+/// file is not such rows (it has no `chosen_rewards` nor strong/weak log-probs in row 1).
+fn ensemble_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
+    use prefscope_core::strength::{bands, pair_strength, DEFAULT_BANDS};
+    let rows = match prefscope_core::read::read_ensemble(name, Bytes::copy_from_slice(bytes)) {
+        Ok(rows) => rows,
+        Err(e)
+            if e.location.row == Some(1)
+                && e.kind == prefscope_core::ErrorKind::MissingValue
+                && e.location.column == Some("chosen_rewards") =>
+        {
+            return None
+        }
+        Err(e) if e.location.row.is_none() => return None,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let (mean, std): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| pair_strength(&r.chosen, &r.rejected)).unzip();
+    let band = bands(&mean, DEFAULT_BANDS);
+    let pairs = rows
+        .iter()
+        .map(|r| prefscope_clip::pairs::PairProbabilities {
+            caption: r.id.clone(),
+            p0: f32::NAN,
+            p1: f32::NAN,
+            label_0: 1.0,
+        })
+        .collect();
+    let strength = mean.into_iter().zip(std).zip(band).map(|((m, s), b)| (m, s, b)).collect();
+    Some(Ok(Pairs { source: name.to_string(), pairs, thumbnails: Vec::new(), strength, flipped: None }))
+}
+
 /// Labelled pairs from a file's bytes: images inline, by URL (relative ones against `base`,
 /// the file's own URL when it was fetched), or by the name of an image already loaded in the
-/// Score view; then the model's probabilities for each pair.
+/// Score view; then the model's probabilities for each pair. Reward-ensemble rows give their
+/// strength instead.
 pub async fn load_pairs(
     model: &Model,
     name: &str,
@@ -653,6 +686,9 @@ pub async fn load_pairs(
     loaded: &[Rc<UserImage>],
     dispatch: &Callback<Action>,
 ) -> Result<Pairs, String> {
+    if let Some(pairs) = ensemble_pairs(name, &bytes) {
+        return pairs;
+    }
     let rows = prefscope_core::read::read_pairs(name, Bytes::from(bytes)).map_err(|e| e.to_string())?;
     let mut images = Vec::with_capacity(2 * rows.len());
     let mut thumbnails = Vec::with_capacity(rows.len());

@@ -70,7 +70,7 @@ pub fn pairs_view(props: &PairsProps) -> Html {
     let t = *tie_threshold;
     let controls = html! {
         <div class="ps-controls">
-            <label class="ps-control">{ "Labelled pairs (JSONL or Parquet: caption, jpg_0, jpg_1, label_0) " }
+            <label class="ps-control">{ "Labelled pairs (JSONL or Parquet: caption, jpg_0, jpg_1, label_0), or reward-ensemble rows (id, chosen_rewards, rejected_rewards) " }
                 <input type="file" accept=".jsonl,.ndjson,.json,.parquet,.pq" {onchange} data-testid="pairs-file" /></label>
             <label class="ps-control">{ "Tie threshold on |p1 − p0| " }
                 <input type="range" min="0" max="0.5" step="0.01" value={t.to_string()} oninput={on_threshold} data-testid="tie-threshold" />
@@ -82,6 +82,16 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             <p class="ps-muted">{ "Load labelled pairs. Images are inline bytes (Parquet, as Pick-a-Pic ships them), URLs, or names of images loaded in the Score view." }</p>
         </section> };
     };
+    // Reward-ensemble rows: strength only (no images, no model probabilities).
+    if pairs.thumbnails.is_empty() && !pairs.strength.is_empty() {
+        return html! {
+            <section class="ps-view">
+                { controls }
+                <p class="ps-muted" data-testid="pairs-source">{ format!("{}: {} pairs (reward-ensemble rows)", pairs.source, pairs.strength.len()) }</p>
+                { strength_section(&pairs, *likely_wrong_only, on_only) }
+            </section>
+        };
+    }
     let metrics = pair_metrics(&pairs.pairs, t);
     let rows = metrics.iter().map(|(name, value)| {
         html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
@@ -147,7 +157,7 @@ fn strength_section(pairs: &Pairs, likely_wrong_only: bool, on_only: Callback<Ev
         let flipped = pairs.flipped.as_ref().map(|f| if f[i] { "flipped" } else { "" });
         html! {
             <tr data-testid="strength-row" data-band={band.name()} data-mean={mean.to_string()}>
-                <td>{ i }</td><td>{ p.caption.clone() }</td><td>{ choice(p.label_0) }</td><td>{ fmt(mean) }</td><td>{ fmt(std) }</td>
+                <td>{ i }</td><td>{ p.caption.clone() }</td><td>{ if pairs.thumbnails.is_empty() { "chosen" } else { choice(p.label_0) } }</td><td>{ fmt(mean) }</td><td>{ fmt(std) }</td>
                 <td>{ band.name() }</td>{ for flipped.map(|f| html! { <td>{ f }</td> }) }
             </tr>
         }
@@ -155,7 +165,11 @@ fn strength_section(pairs: &Pairs, likely_wrong_only: bool, on_only: Callback<Ev
     html! {
         <div data-testid="strength">
             <h3>{ "Preference strength (which labels are probably wrong)" }</h3>
-            <p class="ps-muted">{ "Mean and spread of the reward difference (labelled − other image) under an ensemble: the model's cosine with CLIP's crop, HPS v2's padding and CLIPScore's \"A photo depicts\" prompt. Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest." }</p>
+            <p class="ps-muted">{ if pairs.thumbnails.is_empty() {
+                "Mean and spread of the reward difference (chosen − rejected) over the file's reward models (and the strong-over-weak density ratio when given). Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest."
+            } else {
+                "Mean and spread of the reward difference (labelled − other image) under an ensemble: the model's cosine with CLIP's crop, HPS v2's padding and CLIPScore's \"A photo depicts\" prompt. Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest."
+            } }</p>
             { truth }
             <Histogram title="strength (mean reward difference) by band" series={series} marker={Some(0.0)} />
             <label class="ps-check"><input type="checkbox" checked={likely_wrong_only} onchange={on_only} data-testid="only-likely-wrong" />{ "only likely_wrong" }</label>
