@@ -82,7 +82,7 @@ export interface Scorer {
 export function load(options?: LoadOptions): Promise<Scorer>;
 
 export interface DpoOptions {
-  /** TRL loss types, comma-separated (sigmoid, hinge, ipo, …; diffusion_dpo or mapo for Diffusion-DPO rows). */
+  /** TRL loss types, comma-separated (sigmoid, hinge, ipo, …; diffusion_dpo or mapo for Diffusion-DPO rows; pro, smpo or rankdpo for ranked lists, whose pairs are `{ id, loss }` per list). */
   loss?: string;
   beta?: number;
   labelSmoothing?: number;
@@ -90,6 +90,8 @@ export interface DpoOptions {
   weights?: number[];
   fDivergence?: "reverse_kl" | "forward_kl" | "js_divergence" | "alpha_divergence";
   fAlpha?: number;
+  /** PRO's SFT weight (default 0.05). */
+  sftWeight?: number;
   /** The file name errors name, for bytes. */
   name?: string;
 }

@@ -293,7 +293,7 @@ export async function serveWorker(scope) {
 }
 
 /// `prefscope dpo --format json` on a file (File, Blob, bytes, or a URL): `{ metrics, pairs }`.
-/// Options: loss, beta, labelSmoothing, weights, fDivergence, fAlpha.
+/// Options: loss, beta, labelSmoothing, weights, fDivergence, fAlpha, sftWeight (PRO).
 export async function dpo(source, options = {}) {
   await start();
   let name = "input.jsonl";

@@ -154,6 +154,11 @@ test("the JavaScript API on the CPU path gives `prefscope embed`, `score` and `d
   assert.match(small, /^image #1: is 20×20 \(400 pixels\), past the limit of 100 pixels/);
   const badLimit = await apiError('await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: -3 });');
   assert.match(badLimit, /maxImagePixels must be a whole number of at least 1, got -3/);
+  // Ranked lists through the same call: PRO's numbers are the CLI's.
+  const pro = await page.evaluate(() => prefscope.dpo("/repo/tests/fixtures/pro_input.jsonl", { loss: "pro", sftWeight: 2 }));
+  const proCli = cli("dpo", "--input", "tests/fixtures/pro_input.jsonl", "--loss", "pro", "--sft-weight", "2");
+  for (const [k, v] of Object.entries(proCli.metrics)) close(pro.metrics[k], v, `pro ${k}`, 1e-12);
+  assert.deepEqual(pro.pairs.map((p) => p.id), proCli.pairs.map((p) => p.id));
   const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
   assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
   const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');

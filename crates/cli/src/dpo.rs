@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use prefscope_core::diffusion::DIFFUSION_DPO_BETA;
-use prefscope_core::dpo::ranked::{pro, rankdpo, smpo, ProParams};
+use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
 use prefscope_core::report::{report, ReportRequest};
@@ -77,12 +76,7 @@ fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
     let name = args.input.display().to_string();
     let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let lists = prefscope_core::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
-    let beta = args.beta.unwrap_or(DIFFUSION_DPO_BETA);
-    let evaluation = match objective {
-        "pro" => pro(&lists, &ProParams { sft_weight: args.sft_weight })?,
-        "smpo" => smpo(&lists, beta)?,
-        _ => rankdpo(&lists, beta)?,
-    };
+    let evaluation = evaluate_lists(objective, &lists, args.beta, args.sft_weight)?;
     let table = OutputTable::new(vec![
         ("id".into(), Column::Text(lists.into_iter().map(|l| l.id).collect())),
         ("loss".into(), Column::Float(evaluation.pairs.loss)),
@@ -91,7 +85,7 @@ fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
 }
 
 pub fn run(args: &DpoArgs) -> Result<()> {
-    if let objective @ ("pro" | "smpo" | "rankdpo") = args.loss.trim() {
+    if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == args.loss.trim()) {
         return run_ranked(args, objective);
     }
     let bar = progress_bar(&args.input);

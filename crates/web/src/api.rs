@@ -13,10 +13,11 @@ use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
 use prefscope_clip::scorer::{rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{ImageLimits, Rgba};
+use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::normalize;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
-use prefscope_core::read::{read_manifest, read_preferences, Input};
+use prefscope_core::read::{read_manifest, read_preferences, read_ranked, Input};
 use prefscope_core::report::{report, ReportRequest};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -331,6 +332,8 @@ struct DpoOptions {
     weights: Option<Vec<f64>>,
     f_divergence: Option<String>,
     f_alpha: Option<f64>,
+    /// PRO's SFT weight (`loss: "pro"`).
+    sft_weight: Option<f64>,
 }
 
 /// `prefscope dpo --format json` on a file's bytes: `{"metrics": …, "pairs": […]}` as JSON
@@ -354,6 +357,20 @@ pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, J
             ..defaults.params
         },
     };
+    if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == request.objective.trim()) {
+        // Ranked lists, as `prefscope dpo --loss pro|smpo|rankdpo` reads and reports them.
+        let lists = read_ranked(name, Bytes::from(bytes)).map_err(fail)?;
+        let evaluation =
+            evaluate_lists(objective, &lists, options.beta, options.sft_weight.unwrap_or(0.05)).map_err(fail)?;
+        let pairs: Vec<serde_json::Value> = lists
+            .iter()
+            .zip(&evaluation.pairs.loss)
+            .map(|(l, loss)| serde_json::json!({"id": l.id, "loss": loss}))
+            .collect();
+        let doc =
+            serde_json::json!({"metrics": prefscope_core::write::metrics_json(&evaluation.metrics), "pairs": pairs});
+        return Ok(doc.to_string());
+    }
     let data = read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(fail)?;
     let result = report(&data, &request).map_err(fail)?;
     Ok(result.json().to_string())

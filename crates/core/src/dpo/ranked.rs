@@ -69,6 +69,29 @@ fn diffusion<'a>(list: &'a RankedList, k: usize, objective: &str) -> Result<(&'a
     }
 }
 
+/// The objectives over ranked lists, by the names `--loss` takes.
+pub const RANKED_OBJECTIVES: [&str; 3] = ["pro", "smpo", "rankdpo"];
+
+/// `objective` (one of [`RANKED_OBJECTIVES`]) on `lists`: β (default Diffusion-DPO's 5000)
+/// for the image objectives, the SFT weight for PRO.
+pub fn evaluate_lists(
+    objective: &str,
+    lists: &[RankedList],
+    beta: Option<f64>,
+    sft_weight: f64,
+) -> Result<Evaluation, ConfigError> {
+    let beta = beta.unwrap_or(crate::diffusion::DIFFUSION_DPO_BETA);
+    match objective {
+        "pro" => pro(lists, &ProParams { sft_weight }),
+        "smpo" => smpo(lists, beta),
+        "rankdpo" => rankdpo(lists, beta),
+        other => Err(ConfigError::Invalid(format!(
+            "`{other}` is not an objective over ranked lists ({})",
+            RANKED_OBJECTIVES.join(", ")
+        ))),
+    }
+}
+
 /// PRO's settings: `sft_weight` (λ; the authors' scripts use 0.05, their config's default is 2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProParams {
