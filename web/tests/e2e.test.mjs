@@ -318,3 +318,23 @@ test("bad files show an error naming them, and the page keeps working", { timeou
   await page.click('button[data-view="score"]');
   await rankingRows(page);
 }));
+
+test("ranked lists in the DPO view: PRO, SmPO and RankDPO equal `prefscope dpo`'s", { timeout: SLOW }, () => withPage(false, async (page) => {
+  await page.goto(`${origin}/index.html`);
+  await page.click('button[data-view="dpo"]');
+  await metrics(page);
+  for (const [file, objective] of [["pro_input.jsonl", "pro"], ["smpo_input.jsonl", "smpo"], ["rankdpo_input.jsonl", "rankdpo"]]) {
+    const input = path.join(ROOT, "tests/fixtures", file);
+    await page.setInputFiles('[data-testid="dpo-file"]', input);
+    await page.waitForSelector(`[data-testid="dpo-source"]:has-text("${file}")`);
+    await page.selectOption('[data-testid="ranked-objective"]', objective);
+    const want = cli("dpo", "--input", input, "--loss", objective).metrics;
+    await page.waitForFunction((w) => {
+      const m = document.querySelector('[data-testid="metric"][data-name="loss"]');
+      return m && Math.abs(Number(m.dataset.value) - w) <= 1e-9 * Math.max(1, Math.abs(w));
+    }, want.loss);
+    const shown = Object.fromEntries(await page.$$eval('[data-testid="metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+    for (const [k, v] of Object.entries(want)) close(shown[k], v, `${objective} ${k}`, 1e-9);
+  }
+  await page.screenshot({ path: path.join(SHOTS, "cpu-dpo-ranked.png"), fullPage: true });
+}));

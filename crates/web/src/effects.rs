@@ -261,7 +261,8 @@ fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<
                 Err(e) => fail(e),
             },
             Request::DpoFile(file) => match tasks::dpo_file(file.clone(), &dispatch).await {
-                Ok((name, data)) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
+                Ok((name, tasks::DpoLoaded::Pairs(data))) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
+                Ok((name, tasks::DpoLoaded::Ranked(lists))) => dispatch.emit(Action::DpoRanked(name, Rc::new(lists))),
                 Err(e) => fail(e),
             },
             Request::BundledDpo { early } => {

@@ -150,6 +150,10 @@ pub struct Dpo {
     pub selected: Option<usize>,
     /// A second file shown beside the first (the bundled run's other checkpoint).
     pub compare: Option<(String, Rc<Preferences>)>,
+    /// Ranked lists (one prompt, n candidates per row) in place of pairs, with their objective
+    /// (`pro`, `smpo`, `rankdpo`): the view computes them on the CPU.
+    pub ranked: Option<(String, Rc<Vec<prefscope_core::dpo::ranked::RankedList>>)>,
+    pub ranked_objective: String,
 }
 
 /// What one computation of the DPO report gave.
@@ -260,6 +264,8 @@ impl State {
                 result: None,
                 selected: None,
                 compare: None,
+                ranked: None,
+                ranked_objective: "pro".into(),
             },
             pairs: None,
             tie_threshold: 0.0,
@@ -294,6 +300,9 @@ pub enum Action {
     Reweighted(f32, Vec<f32>),
     DpoData(String, Rc<Preferences>),
     DpoCompare(String, Rc<Preferences>),
+    /// Ranked lists from a file, and the objective to compute on them.
+    DpoRanked(String, Rc<Vec<prefscope_core::dpo::ranked::RankedList>>),
+    DpoRankedObjective(String),
     DpoLosses(Vec<String>),
     DpoBeta(f64),
     DpoLabelSmoothing(f64),
@@ -426,6 +435,7 @@ impl Reducible for State {
             Action::Reweight(w) => s.reweight = w,
             Action::Reweighted(w, values) => s.reweighted = Some(Rc::new((w, values))),
             Action::DpoData(source, data) => {
+                s.dpo.ranked = None;
                 s.dpo.source = Some(source);
                 s.dpo.data = Some(data);
                 s.dpo.result = None;
@@ -433,6 +443,20 @@ impl Reducible for State {
                 s.dpo.compare = None;
             }
             Action::DpoCompare(source, data) => s.dpo.compare = Some((source, data)),
+            Action::DpoRanked(source, lists) => {
+                // Image lists have no PRO; pick an objective the lists can take.
+                let images = lists
+                    .iter()
+                    .all(|l| matches!(l.candidates, prefscope_core::dpo::ranked::Candidates::Diffusion { .. }));
+                if images && s.dpo.ranked_objective == "pro" {
+                    s.dpo.ranked_objective =
+                        if lists.iter().all(|l| l.rewards.len() == 2) { "smpo" } else { "rankdpo" }.into();
+                } else if !images {
+                    s.dpo.ranked_objective = "pro".into();
+                }
+                s.dpo.ranked = Some((source, lists));
+            }
+            Action::DpoRankedObjective(o) => s.dpo.ranked_objective = o,
             Action::DpoLosses(l) => s.dpo.losses = l,
             Action::DpoBeta(b) => s.dpo.beta = b,
             Action::DpoLabelSmoothing(e) => s.dpo.label_smoothing = e,

@@ -373,17 +373,38 @@ pub async fn pairs_file(
 /// DPO log-probabilities (or Diffusion-DPO rows) from a picked file. Parquet is read a row
 /// group at a time from slices of the file (never the whole file in wasm memory); JSON Lines
 /// and CSV are read whole.
-pub async fn dpo_file(file: web_sys::File, dispatch: &Callback<Action>) -> Result<(String, Preferences), String> {
+pub async fn dpo_file(file: web_sys::File, dispatch: &Callback<Action>) -> Result<(String, DpoLoaded), String> {
     let name = file.name();
-    if prefscope_core::read::Format::from_name(&name).ok() == Some(prefscope_core::read::Format::Parquet) {
-        let data = parquet_in_pieces(&name, file.into(), dispatch).await?;
-        return Ok((name, data));
+    let parquet = prefscope_core::read::Format::from_name(&name).ok() == Some(prefscope_core::read::Format::Parquet);
+    let blob: web_sys::Blob = file.into();
+    let data = if parquet {
+        parquet_in_pieces(&name, blob.clone(), dispatch).await
+    } else {
+        let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(blob.clone()))
+            .await
+            .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
+        parse_preferences(&name, bytes)
+    };
+    match data {
+        Ok(d) => Ok((name, DpoLoaded::Pairs(d))),
+        // Not pairs: ranked lists, if the file reads as those (their own error otherwise is
+        // less useful than the pairs reader's).
+        Err(e) => {
+            let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(blob))
+                .await
+                .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
+            match prefscope_core::read::read_ranked(&name, Bytes::from(bytes)) {
+                Ok(lists) => Ok((name, DpoLoaded::Ranked(lists))),
+                Err(_) => Err(e),
+            }
+        }
     }
-    let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(file))
-        .await
-        .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
-    let data = parse_preferences(&name, bytes)?;
-    Ok((name, data))
+}
+
+/// What a file in the DPO view holds.
+pub enum DpoLoaded {
+    Pairs(Preferences),
+    Ranked(Vec<prefscope_core::dpo::ranked::RankedList>),
 }
 
 /// A Parquet file read through [`ParquetPieces`]: its footer, then one row group at a time.

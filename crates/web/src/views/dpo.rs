@@ -200,6 +200,9 @@ pub fn dpo_view(props: &DpoProps) -> Html {
             </label>
         </div>
     };
+    if let Some((source, lists)) = &dpo.ranked {
+        return ranked_panel(controls, source, lists, &dpo.ranked_objective, dispatch);
+    }
     let source = dpo.source.clone().unwrap_or_default();
     let (Some(data), Some(result)) = (dpo.data.clone(), dpo.result.clone()) else {
         let what = if dpo.data.is_some() { "computing…" } else { "loading the bundled DPO export…" };
@@ -434,5 +437,52 @@ fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
             </div>
             { lengths }
         </div>
+    }
+}
+
+/// Ranked lists (PRO for language models, SmPO or RankDPO for images): the objective's metrics
+/// and each list's loss, computed here on the CPU with the command's defaults (β 5000, SFT
+/// weight 0.05).
+fn ranked_panel(
+    controls: Html,
+    source: &str,
+    lists: &[prefscope_core::dpo::ranked::RankedList],
+    objective: &str,
+    dispatch: &Callback<Action>,
+) -> Html {
+    use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
+    let onchange = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: Event| {
+            dispatch.emit(Action::DpoRankedObjective(e.target_unchecked_into::<web_sys::HtmlSelectElement>().value()))
+        })
+    };
+    let options =
+        RANKED_OBJECTIVES.iter().map(|o| html! { <option value={*o} selected={*o == objective}>{ *o }</option> });
+    let body = match evaluate_lists(objective, lists, None, 0.05) {
+        Ok(e) => {
+            let metrics = e.metrics.iter().map(|(name, value)| {
+                html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
+            });
+            let rows = lists.iter().zip(&e.pairs.loss).map(|(l, loss)| {
+                html! { <tr data-testid="list-row"><td>{ l.id.clone() }</td><td>{ l.rewards.len() }</td><td>{ fmt(*loss) }</td></tr> }
+            });
+            html! {
+                <div class="ps-grid">
+                    <table class="ps-table ps-metrics"><caption>{ format!("{objective} over {} ranked lists", lists.len()) }</caption><tbody>{ for metrics }</tbody></table>
+                    <Histogram title="loss per list" series={vec![(AttrValue::from(objective.to_string()), e.pairs.loss.clone())]} />
+                    <table class="ps-table"><thead><tr><th>{ "id" }</th><th>{ "candidates" }</th><th>{ "loss" }</th></tr></thead><tbody>{ for rows }</tbody></table>
+                </div>
+            }
+        }
+        Err(e) => html! { <p class="ps-error" role="alert">{ format!("{source}: {e}") }</p> },
+    };
+    html! {
+        <section class="ps-view">
+            { controls }
+            <p class="ps-muted" data-testid="dpo-source">{ format!("{source}: {} ranked lists", lists.len()) }</p>
+            <label class="ps-control">{ "objective " }<select {onchange} data-testid="ranked-objective">{ for options }</select></label>
+            { body }
+        </section>
     }
 }
