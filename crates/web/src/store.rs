@@ -444,16 +444,18 @@ impl Reducible for State {
             }
             Action::DpoCompare(source, data) => s.dpo.compare = Some((source, data)),
             Action::DpoRanked(source, lists) => {
-                // Image lists have no PRO; pick an objective the lists can take.
-                let images = lists
-                    .iter()
-                    .all(|l| matches!(l.candidates, prefscope_core::dpo::ranked::Candidates::Diffusion { .. }));
-                if images && s.dpo.ranked_objective == "pro" {
-                    s.dpo.ranked_objective =
-                        if lists.iter().all(|l| l.rewards.len() == 2) { "smpo" } else { "rankdpo" }.into();
-                } else if !images {
-                    s.dpo.ranked_objective = "pro".into();
+                // An objective the lists can take: PRO for log-probs; for images SmPO when every
+                // list is a pair (unless RankDPO was chosen), RankDPO otherwise.
+                use prefscope_core::dpo::ranked::Candidates;
+                let images = lists.iter().all(|l| matches!(l.candidates, Candidates::Diffusion { .. }));
+                let pairs = lists.iter().all(|l| l.rewards.len() == 2);
+                s.dpo.ranked_objective = match (images, pairs, s.dpo.ranked_objective.as_str()) {
+                    (false, _, _) => "pro",
+                    (true, true, "rankdpo") => "rankdpo",
+                    (true, true, _) => "smpo",
+                    (true, false, _) => "rankdpo",
                 }
+                .into();
                 s.dpo.ranked = Some((source, lists));
             }
             Action::DpoRankedObjective(o) => s.dpo.ranked_objective = o,
@@ -466,6 +468,8 @@ impl Reducible for State {
                 }
             }
             Action::DpoSelect(i) => s.dpo.selected = i,
+            // The bundled set arriving after a file was picked: the file stays.
+            Action::Pairs(p) if p.flipped.is_some() && s.pairs.is_some() => {}
             Action::Pairs(p) => s.pairs = Some(p),
             Action::TieThreshold(t) => s.tie_threshold = t,
             Action::DataUrl(url) => {

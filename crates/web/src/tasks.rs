@@ -377,28 +377,46 @@ pub async fn dpo_file(file: web_sys::File, dispatch: &Callback<Action>) -> Resul
     let name = file.name();
     let parquet = prefscope_core::read::Format::from_name(&name).ok() == Some(prefscope_core::read::Format::Parquet);
     let blob: web_sys::Blob = file.into();
-    let data = if parquet {
-        parquet_in_pieces(&name, blob.clone(), dispatch).await
-    } else {
-        let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(blob.clone()))
+    let read_whole = |blob: web_sys::Blob| async move {
+        gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(blob))
             .await
-            .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
-        parse_preferences(&name, bytes)
+            .map_err(|e| format!("cannot read the file: {e}"))
     };
-    match data {
-        Ok(d) => Ok((name, DpoLoaded::Pairs(d))),
-        // Not pairs: ranked lists, if the file reads as those (their own error otherwise is
-        // less useful than the pairs reader's).
-        Err(e) => {
-            let bytes = gloo::file::futures::read_as_bytes(&gloo::file::Blob::from(blob))
-                .await
-                .map_err(|e| format!("{name}: cannot read the file: {e}"))?;
-            match prefscope_core::read::read_ranked(&name, Bytes::from(bytes)) {
-                Ok(lists) => Ok((name, DpoLoaded::Ranked(lists))),
-                Err(_) => Err(e),
-            }
+    // Which reader, from the columns alone (a Parquet file's footer, a text file's first row).
+    if parquet {
+        if ranked_lists(&parquet_columns(&blob).await) {
+            let bytes = read_whole(blob).await.map_err(|e| format!("{name}: {e}"))?;
+            let lists = prefscope_core::read::read_ranked(&name, Bytes::from(bytes)).map_err(|e| e.to_string())?;
+            return Ok((name, DpoLoaded::Ranked(lists)));
         }
+        let data = parquet_in_pieces(&name, blob, dispatch).await?;
+        return Ok((name, DpoLoaded::Pairs(data)));
     }
+    let bytes = read_whole(blob).await.map_err(|e| format!("{name}: {e}"))?;
+    if ranked_lists(&prefscope_core::read::column_names(&name, &bytes)) {
+        let lists = prefscope_core::read::read_ranked(&name, Bytes::from(bytes)).map_err(|e| e.to_string())?;
+        return Ok((name, DpoLoaded::Ranked(lists)));
+    }
+    let data = parse_preferences(&name, bytes)?;
+    Ok((name, DpoLoaded::Pairs(data)))
+}
+
+/// Whether columns are those of ranked lists rather than pairs.
+fn ranked_lists(columns: &[String]) -> bool {
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    (has("rewards") || has("ranks")) && !has("policy_chosen_logps")
+}
+
+/// A Parquet Blob's column names, from its footer (empty when it does not parse).
+async fn parquet_columns(blob: &web_sys::Blob) -> Vec<String> {
+    use prefscope_clip::blob::BlobSource;
+    use prefscope_clip::weights::Source;
+    let source = BlobSource::unbuffered(blob.clone());
+    let len = source.size();
+    let Ok(tail) = source.range(len.saturating_sub(8), len).await else { return Vec::new() };
+    let Ok(range) = prefscope_core::read::ParquetPieces::metadata_range("", len, &tail) else { return Vec::new() };
+    let Ok(footer) = source.range(range.start, range.end).await else { return Vec::new() };
+    prefscope_core::read::parquet_column_names(len, range.start, Bytes::from(footer.into_owned()))
 }
 
 /// What a file in the DPO view holds.
@@ -668,16 +686,12 @@ fn is_url(s: &str) -> bool {
 /// file is not such rows (it has no `chosen_rewards` nor strong/weak log-probs in row 1).
 fn ensemble_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
     use prefscope_core::strength::{bands, pair_strength, DEFAULT_BANDS};
+    let columns = prefscope_core::read::column_names(name, bytes);
+    if !columns.iter().any(|c| c == "chosen_rewards" || c == "chosen_strong_logps") {
+        return None;
+    }
     let rows = match prefscope_core::read::read_ensemble(name, Bytes::copy_from_slice(bytes)) {
         Ok(rows) => rows,
-        Err(e)
-            if e.location.row == Some(1)
-                && e.kind == prefscope_core::ErrorKind::MissingValue
-                && e.location.column == Some("chosen_rewards") =>
-        {
-            return None
-        }
-        Err(e) if e.location.row.is_none() => return None,
         Err(e) => return Some(Err(e.to_string())),
     };
     let (mean, std): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| pair_strength(&r.chosen, &r.rejected)).unzip();
@@ -759,7 +773,13 @@ pub async fn load_pairs(
     let labels: Vec<f32> = rows.iter().map(|r| r.label_0 as f32).collect();
     let pairs =
         pair_probabilities(&model.encoder, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?;
-    let strength = pair_strength(model, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?;
+    // Three more passes of the towers: for files of at most MAX_STRENGTH_PAIRS pairs
+    // (`prefscope pairs --strength` has no limit).
+    let strength = if rows.len() <= MAX_STRENGTH_PAIRS {
+        pair_strength(model, &captions, &images, &labels).await.map_err(|e| format!("{name}: {e}"))?
+    } else {
+        Vec::new()
+    };
     Ok(Pairs { source: name.to_string(), pairs, thumbnails, strength, flipped: None })
 }
 
@@ -801,6 +821,9 @@ pub async fn bundled_pairs(model: &Model, dispatch: &Callback<Action>) -> Result
     let flipped = Some(set.iter().map(|p| p.flipped).collect());
     Ok(Pairs { source: BUNDLED_PAIRS.to_string(), pairs, thumbnails, strength, flipped })
 }
+
+/// The most pairs of a file the view computes preference strength for.
+pub const MAX_STRENGTH_PAIRS: usize = 2000;
 
 /// The bundled pair set's name in the view.
 pub const BUNDLED_PAIRS: &str = "bundled shapes-world pairs (15% of labels flipped)";

@@ -42,7 +42,37 @@ pub enum Candidates {
 pub struct RankedList {
     pub id: String,
     pub rewards: Vec<f64>,
+    /// The rewards are negated ranks (the file gave `ranks`).
+    pub from_ranks: bool,
     pub candidates: Candidates,
+}
+
+fn v_len(list: &RankedList) -> usize {
+    list.rewards.len()
+}
+
+/// Checks what the readers check, for callers that build lists themselves: at least two
+/// candidates, every column as long as the rewards, positive lengths.
+fn check_lists(lists: &[RankedList]) -> Result<(), ConfigError> {
+    for (k, l) in lists.iter().enumerate() {
+        let n = l.rewards.len();
+        let (a, b) = match &l.candidates {
+            Candidates::Language { policy_logps, lengths } => (policy_logps, lengths),
+            Candidates::Diffusion { model_mse, reference_mse } => (model_mse, reference_mse),
+        };
+        let lengths_ok = match &l.candidates {
+            Candidates::Language { lengths, .. } => lengths.iter().all(|x| *x > 0.0),
+            Candidates::Diffusion { .. } => true,
+        };
+        if n < 2 || a.len() != n || b.len() != n || !lengths_ok {
+            return Err(ConfigError::Invalid(format!(
+                "list {} (`{}`): needs at least two candidates, every column as long as the rewards, positive lengths",
+                k + 1,
+                l.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The language-model columns of list `k`, or an error naming the objective.
@@ -81,6 +111,20 @@ pub fn evaluate_lists(
     sft_weight: f64,
 ) -> Result<Evaluation, ConfigError> {
     let beta = beta.unwrap_or(crate::diffusion::DIFFUSION_DPO_BETA);
+    check_lists(lists)?;
+    if RANKED_OBJECTIVES.contains(&objective) && objective != "pro" {
+        for (k, l) in lists.iter().enumerate() {
+            diffusion(l, k, objective)?;
+        }
+        if let Some((k, l)) = lists.iter().enumerate().find(|(_, l)| l.from_ranks) {
+            return Err(ConfigError::Invalid(format!(
+                "list {} (`{}`): {objective} takes scores as rewards (PickScore cosines for smpo, soft preferences ψ for \
+                 rankdpo), not ranks",
+                k + 1,
+                l.id
+            )));
+        }
+    }
     match objective {
         "pro" => pro(lists, &ProParams { sft_weight }),
         "smpo" => smpo(lists, beta),
@@ -107,18 +151,17 @@ impl Default for ProParams {
 /// `log(ε + Σ e^x)`, computed around the largest exponent so that it neither overflows nor
 /// loses the ε where every term underflows.
 fn log_eps_sum_exp(xs: &[f64]) -> f64 {
-    let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return EPS.ln();
-    }
+    // Shifting by at least ln ε keeps ε·e^(−m) ≤ 1 when every term is far below it.
+    let m = xs.iter().copied().fold(EPS.ln(), f64::max);
     m + (EPS * (-m).exp() + xs.iter().map(|x| (x - m).exp()).sum::<f64>()).ln()
 }
 
 /// One list's ranking and SFT losses.
 fn pro_list(list: &RankedList, logps: &[f64], lengths: &[f64], params: &ProParams) -> (f64, f64) {
     let mut order: Vec<usize> = (0..list.rewards.len()).collect();
-    // Best first; ties keep the file's order (a stable sort, as numpy's argsort(-r) on ties
-    // would not guarantee: ties give zero gaps, so their order does not change the loss).
+    // Best first; ties keep the file's order (a stable sort; numpy's argsort(-r), which the
+    // authors' preprocessing uses, keeps it too for short lists). The order of tied candidates
+    // does change the loss and which one the SFT term takes.
     order.sort_by(|&a, &b| list.rewards[b].total_cmp(&list.rewards[a]));
     let r: Vec<f64> = order.iter().map(|&i| list.rewards[i]).collect();
     let s: Vec<f64> = order.iter().map(|&i| logps[i] / lengths[i]).collect();
@@ -151,8 +194,9 @@ pub fn pro(lists: &[RankedList], params: &ProParams) -> Result<Evaluation, Confi
         ranking.push(r);
         sft.push(f);
         // Whether the best-rewarded candidate also has the highest mean log-prob.
-        let best = (0..list.rewards.len()).max_by(|&a, &b| list.rewards[a].total_cmp(&list.rewards[b]));
-        let first = (0..logps.len()).max_by(|&a, &b| (logps[a] / lengths[a]).total_cmp(&(logps[b] / lengths[b])));
+        let first_max = |v: &dyn Fn(usize) -> f64| (1..v_len(list)).fold(0, |b, i| if v(i) > v(b) { i } else { b });
+        let best = first_max(&|i| list.rewards[i]);
+        let first = first_max(&|i| logps[i] / lengths[i]);
         top += f64::from(u8::from(best == first));
     }
     let n = lists.len().max(1) as f64;
@@ -249,7 +293,7 @@ mod tests {
     fn two_candidates_reduce_to_a_logistic_loss_on_the_gap() {
         // n = 2: loss = log(ε + e^{s0·g} + e^{s1·g}) − s0·g with g = r0 − r1, plus λ·(−sum0).
         let candidates = Candidates::Language { policy_logps: vec![-4.0, -3.0], lengths: vec![2.0, 3.0] };
-        let list = RankedList { id: "a".into(), rewards: vec![0.0, 2.0], candidates };
+        let list = RankedList { id: "a".into(), rewards: vec![0.0, 2.0], from_ranks: false, candidates };
         let p = ProParams { sft_weight: 0.5 };
         let e = pro(&[list], &p).unwrap();
         let (s0, s1, g) = (-1.0f64, -2.0f64, 2.0f64); // the best is candidate 1 (reward 2)
@@ -263,6 +307,7 @@ mod tests {
         let diffusion = |rewards: Vec<f64>, m: Vec<f64>, r: Vec<f64>| RankedList {
             id: "d".into(),
             rewards,
+            from_ranks: false,
             candidates: Candidates::Diffusion { model_mse: m, reference_mse: r },
         };
         // p = 1/2: the loss is log 2 whatever the errors.
@@ -275,5 +320,14 @@ mod tests {
         let want = -weight * crate::numeric::log_sigmoid(-2.0 * ((0.10 - 0.15) - (0.20 - 0.15)));
         assert!((e.metrics["loss"] - want).abs() < 1e-15);
         assert!(pro(&[diffusion(vec![1.0, 0.0], vec![0.1, 0.2], vec![0.1, 0.1])], &ProParams::default()).is_err());
+    }
+
+    #[test]
+    fn pro_stays_finite_far_below_epsilon() {
+        // A term of −8·100 = −800: the authors' log(1e-10 + …) gives ln ε + 800.
+        let candidates = Candidates::Language { policy_logps: vec![-8.0, -9.0], lengths: vec![1.0, 1.0] };
+        let list = RankedList { id: "far".into(), rewards: vec![100.0, 0.0], from_ranks: false, candidates };
+        let e = pro(&[list], &ProParams { sft_weight: 0.0 }).unwrap();
+        assert!((e.metrics["loss"] - ((1e-10f64).ln() + 800.0)).abs() < 1e-9, "{}", e.metrics["loss"]);
     }
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
-pub use parquet::ParquetPieces;
+pub use parquet::{schema_names as parquet_column_names, ParquetPieces};
 pub use ranked::read_ranked;
 pub use strength::{read_ensemble, EnsembleRow};
 
@@ -104,6 +104,42 @@ pub(crate) fn check_line_length(format: &'static str, len: usize, at: &Location)
 
 fn too_long() -> String {
     format!("a line of more than {} MiB, past the limit of one record", MAX_LINE_BYTES >> 20)
+}
+
+/// The columns a file has, read cheaply to pick its reader: a CSV header, the keys of the
+/// first JSON Lines object, a Parquet schema (from the footer; no row is decoded). Empty when
+/// that part of the file does not parse (the chosen reader then says why).
+pub fn column_names(name: &str, bytes: &[u8]) -> Vec<String> {
+    let bytes = strip_bom(bytes);
+    match Format::from_name(name) {
+        Ok(Format::Jsonl) => {
+            let first = bytes.split(|&b| b == b'\n').find(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
+            match first.and_then(|l| serde_json::from_slice::<serde_json::Value>(l).ok()) {
+                Some(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+                _ => Vec::new(),
+            }
+        }
+        Ok(Format::Csv) => {
+            let mut reader = ::csv::ReaderBuilder::new().from_reader(bytes);
+            reader.headers().map(|h| h.iter().map(|c| c.trim().to_string()).collect()).unwrap_or_default()
+        }
+        Ok(Format::Parquet) => parquet_columns(bytes),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Parquet metadata past this many bytes is not sniffed (the reader still reads it).
+const MAX_FOOTER: u64 = 16 << 20;
+
+fn parquet_columns(bytes: &[u8]) -> Vec<String> {
+    let len = bytes.len() as u64;
+    let Ok(range) = ParquetPieces::metadata_range("", len, &bytes[bytes.len().saturating_sub(8)..]) else {
+        return Vec::new();
+    };
+    if range.end - range.start > MAX_FOOTER {
+        return Vec::new();
+    }
+    parquet::schema_names(len, range.start, Bytes::copy_from_slice(&bytes[range.start as usize..]))
 }
 
 /// The JSON objects of a small JSON Lines file (manifests, labelled pairs), each with its

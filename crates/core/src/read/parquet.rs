@@ -134,6 +134,15 @@ impl ChunkReader for Fetched {
     }
 }
 
+/// The column names of a Parquet file from its footer alone (`footer` holds the bytes from
+/// `footer_start` to the end); empty when the metadata does not parse.
+pub fn schema_names(len: u64, footer_start: u64, footer: Bytes) -> Vec<String> {
+    let fetched = Fetched { len, pieces: vec![(footer_start, footer)] };
+    ArrowReaderMetadata::load(&fetched, ArrowReaderOptions::default())
+        .map(|m| m.schema().fields().iter().map(|f| f.name().clone()).collect())
+        .unwrap_or_default()
+}
+
 /// DPO rows from a Parquet file read one row group at a time, from byte ranges the caller
 /// fetches: the browser reads a `Blob` so, and never holds the whole file. Steps:
 /// [`ParquetPieces::metadata_range`] on the file's last 8 bytes, [`ParquetPieces::open`] on

@@ -11,11 +11,15 @@ use super::lists::read_list_rows;
 use crate::dpo::ranked::{Candidates, RankedList};
 use crate::error::{ErrorKind, InputError};
 
+/// The longest list read.
+pub const MAX_CANDIDATES: usize = 1024;
+
 /// Reads ranked lists; `name` picks the format (by extension) and names errors.
 pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputError> {
     let columns = ["rewards", "ranks", "policy_logps", "lengths", "model_mse", "reference_mse"];
     let mut out = Vec::new();
     for mut row in read_list_rows(name, bytes, &columns, "ranked lists")? {
+        let from_ranks = row.columns.contains_key("ranks");
         let rewards = match (row.columns.remove("rewards"), row.columns.remove("ranks")) {
             (Some(r), None) => r,
             // Rank 1 is the best: as a reward, its negation.
@@ -33,6 +37,15 @@ pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputErr
             return Err(InputError::new(
                 row.at.column("rewards"),
                 ErrorKind::InvalidValue(format!("a list of {n}: a ranking needs at least two candidates")),
+            ));
+        }
+        // The objectives compare every pair of a list: quadratic in its length.
+        if n > MAX_CANDIDATES {
+            return Err(InputError::new(
+                row.at.column("rewards"),
+                ErrorKind::InvalidValue(format!(
+                    "a list of {n} candidates, past the {MAX_CANDIDATES} one list may hold"
+                )),
             ));
         }
         let language = row.columns.contains_key("policy_logps") || row.columns.contains_key("lengths");
@@ -67,7 +80,7 @@ pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputErr
         } else {
             Candidates::Diffusion { model_mse: a, reference_mse: b }
         };
-        out.push(RankedList { id: row.id, rewards, candidates });
+        out.push(RankedList { id: row.id, rewards, from_ranks, candidates });
     }
     Ok(out)
 }
@@ -99,6 +112,14 @@ mod tests {
         assert_eq!(ragged.location.column, Some("policy_logps"));
         let missing = read("{\"policy_logps\": [-1, -2], \"lengths\": [1, 1]}\n").unwrap_err();
         assert_eq!((missing.location.column, missing.kind), (Some("rewards"), ErrorKind::MissingValue));
+        let ranks = read("{\"ranks\": [1, 2], \"model_mse\": [0.1, 0.2], \"reference_mse\": [0.1, 0.1]}\n").unwrap();
+        let e = crate::dpo::ranked::evaluate_lists("rankdpo", &ranks, None, 0.05).unwrap_err();
+        assert!(e.to_string().contains("not ranks"), "{e}");
+        let long = format!(
+            "{{\"rewards\": [{}], \"model_mse\": [], \"reference_mse\": []}}\n",
+            vec!["1"; MAX_CANDIDATES + 1].join(",")
+        );
+        assert!(read(&long).unwrap_err().to_string().contains("past the 1024"));
         let zero = read("{\"rewards\": [1, 2], \"policy_logps\": [-1, -2], \"lengths\": [0, 1]}\n").unwrap_err();
         assert!(zero.to_string().contains("a length of 0"), "{zero}");
     }

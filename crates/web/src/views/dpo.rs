@@ -201,6 +201,13 @@ pub fn dpo_view(props: &DpoProps) -> Html {
         </div>
     };
     if let Some((source, lists)) = &dpo.ranked {
+        // The pairwise settings do not apply to ranked lists: only the file picker and the run.
+        let controls = html! {
+            <div class="ps-controls">
+                <DpoFile dispatch={dispatch.clone()} />
+                <BundledRun current={dpo.source.clone()} dispatch={dispatch.clone()} />
+            </div>
+        };
         return ranked_panel(controls, source, lists, &dpo.ranked_objective, dispatch);
     }
     let source = dpo.source.clone().unwrap_or_default();
@@ -482,6 +489,7 @@ fn ranked_panel(
             { controls }
             <p class="ps-muted" data-testid="dpo-source">{ format!("{source}: {} ranked lists", lists.len()) }</p>
             <label class="ps-control">{ "objective " }<select {onchange} data-testid="ranked-objective">{ for options }</select></label>
+            <p class="ps-muted">{ "β 5000 for smpo and rankdpo, SFT weight 0.05 for pro: the command's defaults (prefscope dpo --beta, --sft-weight change them)." }</p>
             { body }
         </section>
     }
