@@ -69,12 +69,18 @@ pub fn tokenizer(data: &[u8]) {
     }
 }
 
-/// The LongAlign segmenter: every segment is a non-empty part of the text.
+/// The LongAlign segmenter, as the reference behaves: at least one segment; each a piece of
+/// the text with "." added, unless the text itself is the only one (nothing else was left, an
+/// empty text included); never more characters than the text and its added full stops.
 pub fn segments(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    for segment in split_segments(&text) {
-        assert!(!segment.trim().is_empty(), "an empty segment from {text:?}");
+    let segments = split_segments(&text);
+    assert!(!segments.is_empty(), "no segment from {text:?}");
+    if segments != [text.to_string()] {
+        assert!(segments.iter().all(|s| s.ends_with('.') && s.len() > 1), "{segments:?} from {text:?}");
     }
+    let chars: usize = segments.iter().map(|s| s.len()).sum();
+    assert!(chars <= text.len() + segments.len(), "{chars} characters from {} in {text:?}", text.len());
 }
 
 fn format(selector: u8) -> (&'static str, Format) {
