@@ -22,13 +22,8 @@ pub struct PairProbabilities {
     pub label_0: f32,
 }
 
-/// `p0`, `p1` for every pair: images `2i`, `2i + 1` of `images` are pair `i`'s.
-pub async fn pair_probabilities(
-    encoder: &Encoder,
-    captions: &[String],
-    images: &[Rgba],
-    labels: &[f32],
-) -> Result<Vec<PairProbabilities>, ClipError> {
+/// One caption, one label and two images per pair.
+fn check_pairs(captions: &[String], images: &[Rgba], labels: &[f32]) -> Result<(), ClipError> {
     if images.len() != 2 * captions.len() || labels.len() != captions.len() {
         return Err(ClipError::Input(format!(
             "{} captions, {} labels and {} images: every pair needs one caption, one label and two images",
@@ -37,6 +32,17 @@ pub async fn pair_probabilities(
             images.len()
         )));
     }
+    Ok(())
+}
+
+/// `p0`, `p1` for every pair: images `2i`, `2i + 1` of `images` are pair `i`'s.
+pub async fn pair_probabilities(
+    encoder: &Encoder,
+    captions: &[String],
+    images: &[Rgba],
+    labels: &[f32],
+) -> Result<Vec<PairProbabilities>, ClipError> {
+    check_pairs(captions, images, labels)?;
     let mut distinct: Vec<String> = Vec::new();
     let index: Vec<usize> = captions
         .iter()
@@ -77,14 +83,7 @@ pub async fn ensemble_differences(
     labels: &[f32],
     scorers: &[Scorer],
 ) -> Result<Vec<(Vec<f64>, Vec<f64>)>, ClipError> {
-    if images.len() != 2 * captions.len() || labels.len() != captions.len() {
-        return Err(ClipError::Input(format!(
-            "{} captions, {} labels and {} images: every pair needs one caption, one label and two images",
-            captions.len(),
-            labels.len(),
-            images.len()
-        )));
-    }
+    check_pairs(captions, images, labels)?;
     if scorers.len() < 2 {
         return Err(ClipError::Input(format!(
             "{} scorer given: preference strength needs an ensemble of at least two",
