@@ -103,8 +103,10 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
     let bad = |e: &dyn std::fmt::Display| {
         InputError::new(Location::file(name), ErrorKind::Malformed { format: "Parquet", message: e.to_string() })
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(&e))?;
     super::parquet::check_offsets(builder.metadata()).map_err(|kind| InputError::new(Location::file(name), kind))?;
+    super::parquet::check_dictionaries(&std::sync::Arc::new(bytes), builder.metadata(), None)
+        .map_err(|kind| InputError::new(Location::file(name), kind))?;
     let reader = builder.build().map_err(|e| bad(&e))?;
     let mut rows = Vec::new();
     for batch in reader {

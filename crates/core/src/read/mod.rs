@@ -183,10 +183,9 @@ pub fn read_preferences(
     let mut sink = rows::Sink::new(&name);
     match (format, input) {
         (Format::Parquet, Input::Path(path)) => {
-            let file = std::fs::File::open(path).map_err(|e| io_error(&name, e))?;
-            parquet::read(file, &mut sink, progress)?;
+            parquet::read(&|| std::fs::File::open(path).map_err(|e| io_error(&name, e)), &mut sink, progress)?;
         }
-        (Format::Parquet, Input::Bytes { bytes, .. }) => parquet::read(bytes, &mut sink, progress)?,
+        (Format::Parquet, Input::Bytes { bytes, .. }) => parquet::read(&|| Ok(bytes.clone()), &mut sink, progress)?,
         (text_format, input) => {
             let (reader, total): (Box<dyn Read>, u64) = match input {
                 Input::Path(path) => {

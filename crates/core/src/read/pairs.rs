@@ -130,8 +130,10 @@ fn number_at(array: &dyn Array, i: usize) -> Option<f64> {
 }
 
 fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parquet_error(name, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| parquet_error(name, e))?;
     super::parquet::check_offsets(builder.metadata()).map_err(|kind| InputError::new(Location::file(name), kind))?;
+    super::parquet::check_dictionaries(&std::sync::Arc::new(bytes), builder.metadata(), None)
+        .map_err(|kind| InputError::new(Location::file(name), kind))?;
     let reader = builder.build().map_err(|e| parquet_error(name, e))?;
     let mut pairs = Vec::new();
     for batch in reader {
