@@ -57,15 +57,17 @@ pub(super) fn check_offsets(metadata: &parquet::file::metadata::ParquetMetaData)
     Ok(())
 }
 
-/// Refuses dictionary pages that claim no values but hold bytes: parquet 60's byte-array
-/// decoder divides by the count (found by fuzzing; a panic aborts the page in wasm). Only the
-/// first page of each string column chunk is read, which is where a dictionary sits.
+/// Refuses pages parquet 60 would panic on (found by fuzzing; a panic aborts the page in wasm):
+/// a dictionary page that claims no values but holds bytes (the byte-array decoder divides by
+/// the count), and a dictionary-encoded data page in a chunk that starts without a dictionary
+/// (the decoder expects one to be set). A chunk that starts with its dictionary is read no
+/// further; the pages of one without are read (decompressed, not decoded).
 pub(super) fn check_dictionaries<R: ChunkReader + 'static>(
     reader: &std::sync::Arc<R>,
     metadata: &parquet::file::metadata::ParquetMetaData,
     row_groups: Option<&[usize]>,
 ) -> Result<(), ErrorKind> {
-    use parquet::basic::Type as Physical;
+    use parquet::basic::{Encoding, Type as Physical};
     use parquet::column::page::{Page, PageReader};
     use parquet::file::serialized_reader::SerializedPageReader;
     for (g, group) in metadata.row_groups().iter().enumerate() {
@@ -73,23 +75,31 @@ pub(super) fn check_dictionaries<R: ChunkReader + 'static>(
             continue;
         }
         for c in group.columns() {
-            if c.dictionary_page_offset().is_none()
-                || !matches!(c.column_type(), Physical::BYTE_ARRAY | Physical::FIXED_LEN_BYTE_ARRAY)
-            {
-                continue;
-            }
             let bad = |m: String| ErrorKind::Malformed {
                 format: "Parquet",
                 message: format!("row group {}, column `{}`: {m}", g + 1, c.column_path()),
             };
             let rows = group.num_rows().max(0) as usize;
             let mut pages = SerializedPageReader::new(reader.clone(), c, rows, None).map_err(|e| bad(e.to_string()))?;
-            if let Some(Page::DictionaryPage { buf, num_values: 0, .. }) =
-                pages.get_next_page().map_err(|e| bad(e.to_string()))?
-            {
-                if !buf.is_empty() {
-                    return Err(bad(format!("a dictionary page of {} bytes that claims no values", buf.len())));
+            let strings = matches!(c.column_type(), Physical::BYTE_ARRAY | Physical::FIXED_LEN_BYTE_ARRAY);
+            let mut first = true;
+            while let Some(page) = pages.get_next_page().map_err(|e| bad(e.to_string()))? {
+                let dictionary_encoded =
+                    matches!(page.encoding(), Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY);
+                match page {
+                    Page::DictionaryPage { buf, num_values, .. } if first => {
+                        if num_values == 0 && !buf.is_empty() && strings {
+                            return Err(bad(format!("a dictionary page of {} bytes that claims no values", buf.len())));
+                        }
+                        break;
+                    }
+                    Page::DictionaryPage { .. } => return Err(bad("a dictionary page after the first page".into())),
+                    _ if dictionary_encoded => {
+                        return Err(bad("a dictionary-encoded page in a chunk that starts without a dictionary".into()))
+                    }
+                    _ => {}
                 }
+                first = false;
             }
         }
     }
