@@ -419,7 +419,8 @@ async fn parquet_columns(blob: &web_sys::Blob) -> Vec<String> {
     prefscope_core::read::parquet_column_names(len, range.start, Bytes::from(footer.into_owned()))
 }
 
-/// What a file in the DPO view holds.
+/// What a file in the DPO view holds (one value per load, never stored in bulk).
+#[allow(clippy::large_enum_variant)]
 pub enum DpoLoaded {
     Pairs(Preferences),
     Ranked(Vec<prefscope_core::dpo::ranked::RankedList>),
