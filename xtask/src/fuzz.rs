@@ -1,12 +1,11 @@
 //! `cargo xtask fuzz [--minutes N] [--target NAME]`: runs prefscope's fuzz targets (fuzz/) with
 //! cargo-fuzz on the nightly toolchain, installing both when missing. N minutes in all
 //! (default 10), shared evenly by the targets; each target starts from its committed corpus
-//! (fuzz/corpus/NAME, seeded from tests/fixtures when empty), and its corpus is minimised
+//! (fuzz/corpus/NAME) and seeds (fuzz/seeds/NAME, the fixtures in its format), and its corpus is minimised
 //! afterwards so that what is committed stays small. A crash stops the run and names the
 //! input libFuzzer saved; it belongs in fuzz/regressions/NAME once fixed, where the stable
 //! replay test (crates/cli/tests/fuzz_corpus.rs) keeps it fixed.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::{cargo, root, run, Result};
@@ -24,10 +23,6 @@ fn ensure_tools() -> Result {
         cargo(&["install", "cargo-fuzz", "--locked"])?;
     }
     Ok(())
-}
-
-fn has_corpus(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
 }
 
 pub fn fuzz(args: &[String]) -> Result {
@@ -54,16 +49,17 @@ pub fn fuzz(args: &[String]) -> Result {
     };
     ensure_tools()?;
     let fuzz_dir = root().join("fuzz");
-    if targets.iter().any(|t| !has_corpus(&fuzz_dir.join("corpus").join(t))) {
-        cargo(&["test", "--locked", "-p", "prefscope-cli", "--test", "fuzz_corpus", "--", "--ignored", "seed_corpus"])?;
-    }
     let seconds = ((minutes * 60.0) / targets.len() as f64).max(1.0).round() as u64;
     let dir = fuzz_dir.to_str().ok_or("path")?;
     for target in targets {
         println!("fuzzing `{target}` for {seconds} s");
         let status = Command::new("cargo")
             .current_dir(dir)
-            .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+            // New inputs go to the corpus; the seeds (fuzz/seeds, the fixtures) are read too.
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(format!("corpus/{target}"))
+            .arg(format!("seeds/{target}"))
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .args(["-rss_limit_mb=2048", "-timeout=30", "-print_final_stats=1"])
             .status()

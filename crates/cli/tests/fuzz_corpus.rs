@@ -1,4 +1,4 @@
-//! Replays the committed fuzz corpus (fuzz/corpus/<target>/) and every crash found so far
+//! Replays the committed fuzz seeds and corpus (fuzz/seeds, fuzz/corpus) and every crash found so far
 //! (fuzz/regressions/<target>/) through the fuzz targets' bodies, on stable and in seconds:
 //! CI's share of the fuzzing, which `cargo xtask fuzz` does on nightly.
 
@@ -10,7 +10,7 @@ use std::path::Path;
 fn replay(target: &str, run: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut count = 0;
-    for dir in ["corpus", "regressions"] {
+    for dir in ["seeds", "corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
         for entry in entries {
             let path = entry.unwrap().path();
@@ -20,7 +20,7 @@ fn replay(target: &str, run: fn(&[u8])) {
             count += 1;
         }
     }
-    assert!(count > 0, "no corpus for {target}: seed fuzz/corpus/{target} (cargo xtask fuzz does)");
+    assert!(count > 0, "no seeds nor corpus for {target}");
 }
 
 #[test]
@@ -58,12 +58,12 @@ fn image() {
     replay("image", targets::image);
 }
 
-/// Writes the seed corpus from the test fixtures (`cargo xtask fuzz` runs it when a target has
-/// no corpus yet): small files of every format each target reads, so that fuzzing starts from
-/// valid inputs.
+/// The seeds (fuzz/seeds, which `cargo xtask fuzz` starts every target from besides its
+/// corpus) are the test fixtures in each target's input format: small valid files, so that
+/// fuzzing starts from inputs that get deep. This checks the committed seeds are what the
+/// fixtures give; `PREFSCOPE_BLESS=1` writes them.
 #[test]
-#[ignore = "writes fuzz/corpus; run by `cargo xtask fuzz`"]
-fn seed_corpus() {
+fn seeds_are_the_fixtures_current_forms() {
     use std::sync::Arc;
 
     use arrow_array::{ArrayRef, BinaryArray, Float64Array, RecordBatch, StringArray};
@@ -71,11 +71,17 @@ fn seed_corpus() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let fixtures = root.join("tests/fixtures");
-    let corpus = root.join("fuzz/corpus");
+    let seeds = root.join("fuzz/seeds");
+    let bless = std::env::var("PREFSCOPE_BLESS").is_ok_and(|v| v == "1");
     let write = |target: &str, name: &str, bytes: &[u8]| {
-        let dir = corpus.join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        let path = seeds.join(target).join(name);
+        if bless {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(committed == bytes, "{} is stale: PREFSCOPE_BLESS=1 rewrites it", path.display());
+        }
     };
     let tagged = |tag: u8, bytes: &[u8]| [&[tag][..], bytes].concat();
     let parquet = |columns: Vec<(&str, ArrayRef)>| {
