@@ -154,6 +154,18 @@ pub struct Dpo {
     /// (`pro`, `smpo`, `rankdpo`): the view computes them on the CPU.
     pub ranked: Option<(String, Rc<Vec<prefscope_core::dpo::ranked::RankedList>>)>,
     pub ranked_objective: String,
+    /// The objective on the lists, computed when either changes (not on every render).
+    pub ranked_result: Option<Rc<Result<prefscope_core::dpo::Evaluation, String>>>,
+}
+
+impl Dpo {
+    /// The ranked lists' objective with the command's defaults (β 5000, SFT weight 0.05).
+    fn evaluate_ranked(&mut self) {
+        self.ranked_result = self.ranked.as_ref().map(|(_, lists)| {
+            let result = prefscope_core::dpo::ranked::evaluate_lists(&self.ranked_objective, lists, None, 0.05);
+            Rc::new(result.map_err(|e| e.to_string()))
+        });
+    }
 }
 
 /// What one computation of the DPO report gave.
@@ -266,6 +278,7 @@ impl State {
                 compare: None,
                 ranked: None,
                 ranked_objective: "pro".into(),
+                ranked_result: None,
             },
             pairs: None,
             tie_threshold: 0.0,
@@ -457,8 +470,12 @@ impl Reducible for State {
                 }
                 .into();
                 s.dpo.ranked = Some((source, lists));
+                s.dpo.evaluate_ranked();
             }
-            Action::DpoRankedObjective(o) => s.dpo.ranked_objective = o,
+            Action::DpoRankedObjective(o) => {
+                s.dpo.ranked_objective = o;
+                s.dpo.evaluate_ranked();
+            }
             Action::DpoLosses(l) => s.dpo.losses = l,
             Action::DpoBeta(b) => s.dpo.beta = b,
             Action::DpoLabelSmoothing(e) => s.dpo.label_smoothing = e,

@@ -47,10 +47,6 @@ pub struct RankedList {
     pub candidates: Candidates,
 }
 
-fn v_len(list: &RankedList) -> usize {
-    list.rewards.len()
-}
-
 /// Checks what the readers check, for callers that build lists themselves: at least two
 /// candidates, every column as long as the rewards, positive lengths.
 fn check_lists(lists: &[RankedList]) -> Result<(), ConfigError> {
@@ -194,7 +190,8 @@ pub fn pro(lists: &[RankedList], params: &ProParams) -> Result<Evaluation, Confi
         ranking.push(r);
         sft.push(f);
         // Whether the best-rewarded candidate also has the highest mean log-prob.
-        let first_max = |v: &dyn Fn(usize) -> f64| (1..v_len(list)).fold(0, |b, i| if v(i) > v(b) { i } else { b });
+        let first_max =
+            |v: &dyn Fn(usize) -> f64| (1..list.rewards.len()).fold(0, |b, i| if v(i) > v(b) { i } else { b });
         let best = first_max(&|i| list.rewards[i]);
         let first = first_max(&|i| logps[i] / lengths[i]);
         top += f64::from(u8::from(best == first));

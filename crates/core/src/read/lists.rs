@@ -114,13 +114,11 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
         let ids = batch.column_by_name("id");
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(rows.len() as u64 + 1);
+            // A text id (the pairs reader's rule), an integer one, or the row number.
             let id = ids
-                .filter(|a| !a.is_null(i))
-                .and_then(|a| match a.data_type() {
-                    DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_string()),
-                    DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i).to_string()),
-                    DataType::Int64 => Some(a.as_primitive::<arrow_array::types::Int64Type>().value(i).to_string()),
-                    _ => None,
+                .and_then(|a| {
+                    super::pairs::text_at(a.as_ref(), i)
+                        .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
                 })
                 .unwrap_or_else(|| (rows.len() + 1).to_string());
             let mut found = BTreeMap::new();

@@ -105,7 +105,7 @@ fn image_at(array: &dyn Array, i: usize) -> Option<ImageRef> {
     }
 }
 
-fn text_at(array: &dyn Array, i: usize) -> Option<String> {
+pub(super) fn text_at(array: &dyn Array, i: usize) -> Option<String> {
     match array.data_type() {
         DataType::Utf8 => Some(array.as_string::<i32>().value(i).to_string()),
         DataType::LargeUtf8 => Some(array.as_string::<i64>().value(i).to_string()),
@@ -115,7 +115,7 @@ fn text_at(array: &dyn Array, i: usize) -> Option<String> {
     .filter(|_| !array.is_null(i))
 }
 
-fn number_at(array: &dyn Array, i: usize) -> Option<f64> {
+pub(super) fn number_at(array: &dyn Array, i: usize) -> Option<f64> {
     use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type};
     if array.is_null(i) {
         return None;

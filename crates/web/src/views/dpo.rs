@@ -208,7 +208,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
                 <BundledRun current={dpo.source.clone()} dispatch={dispatch.clone()} />
             </div>
         };
-        return ranked_panel(controls, source, lists, &dpo.ranked_objective, dispatch);
+        return ranked_panel(controls, source, lists, &dpo.ranked_objective, dpo.ranked_result.as_deref(), dispatch);
     }
     let source = dpo.source.clone().unwrap_or_default();
     let (Some(data), Some(result)) = (dpo.data.clone(), dpo.result.clone()) else {
@@ -455,9 +455,10 @@ fn ranked_panel(
     source: &str,
     lists: &[prefscope_core::dpo::ranked::RankedList],
     objective: &str,
+    result: Option<&Result<prefscope_core::dpo::Evaluation, String>>,
     dispatch: &Callback<Action>,
 ) -> Html {
-    use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
+    use prefscope_core::dpo::ranked::RANKED_OBJECTIVES;
     let onchange = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
@@ -466,8 +467,9 @@ fn ranked_panel(
     };
     let options =
         RANKED_OBJECTIVES.iter().map(|o| html! { <option value={*o} selected={*o == objective}>{ *o }</option> });
-    let body = match evaluate_lists(objective, lists, None, 0.05) {
-        Ok(e) => {
+    let body = match result {
+        None => html! {},
+        Some(Ok(e)) => {
             let metrics = e.metrics.iter().map(|(name, value)| {
                 html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
             });
@@ -482,7 +484,7 @@ fn ranked_panel(
                 </div>
             }
         }
-        Err(e) => html! { <p class="ps-error" role="alert">{ format!("{source}: {e}") }</p> },
+        Some(Err(e)) => html! { <p class="ps-error" role="alert">{ format!("{source}: {e}") }</p> },
     };
     html! {
         <section class="ps-view">
