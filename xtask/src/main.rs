@@ -2,6 +2,7 @@
 //! they run the same on every machine. No dependencies: each task is a sequence of commands.
 
 mod fuzz;
+mod python;
 mod site;
 
 use std::path::{Path, PathBuf};
@@ -161,6 +162,8 @@ fn test() -> Result {
     // benchmark's comparison row, checked by clippy above and run by `cargo xtask bench`, and
     // building burn-wgpu's runtime would cost CI minutes for no product path.
     cargo(&["test", "--workspace", "--features", TEST_FEATURES, "--locked"])?;
+    // The Python package (PyO3), its TRL callback and Ray Data stages, against the command.
+    python::test()?;
     ensure_wasm_target()?;
     cargo_wasm(BROWSER_CRATES)?;
     ensure_wasm_bindgen()?;
@@ -285,7 +288,8 @@ fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
     cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])?;
     // burn-wgpu is the towers' comparison row, built only here.
-    cargo(&["bench", "--locked", "-p", "prefscope-clip", "--features", "burn-wgpu", "--bench", "towers"])
+    cargo(&["bench", "--locked", "-p", "prefscope-clip", "--features", "burn-wgpu", "--bench", "towers"])?;
+    python::bench()
 }
 
 /// Builds the page (release wasm) and serves it at http://127.0.0.1:8080 until interrupted.
@@ -373,6 +377,8 @@ fn main() -> ExitCode {
         "bench-browser" => bench_browser(),
         "bench-web" => bench_web(),
         "bench" => bench(),
+        "bench-python" => python::bench(),
+        "test-python" => python::test(),
         "demo" => demo(),
         "dist" => dist(),
         "e2e" => site::build(site::Profile::Debug).and_then(|s| site::end_to_end(&s)),
@@ -382,12 +388,16 @@ fn main() -> ExitCode {
         "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench|bench-browser|bench-web|demo|dist|e2e|fixtures|fuzz|train-demo|train-dpo-demo>"
+                "usage: cargo xtask <test|test-python|bench|bench-python|bench-browser|bench-web|demo|dist|e2e|fixtures|fuzz|train-demo|train-dpo-demo>"
             );
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench-browser  B/32 on WebGPU in headless Chromium (image batches 1 and 8, text batch 8)");
             eprintln!("  bench-web the page against transformers.js in headless Chromium (CPU path vs WASM; DEVICES=cpu,webgpu)");
-            eprintln!("  bench     benchmarks beside their baselines (numpy when .venv-reference exists)");
+            eprintln!("  test-python  only the Python package's suite (target/pyenv, pip install ./python, pytest), a part of `test`");
+            eprintln!(
+                "  bench     benchmarks beside their baselines (numpy when .venv-reference exists), bench-python last"
+            );
+            eprintln!("  bench-python  prefscope.dpo on a million pairs from Python beside numpy (release build)");
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
             eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");
             eprintln!("  e2e       only the page's end-to-end tests (debug wasm), a part of `test`");

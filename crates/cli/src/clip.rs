@@ -3,12 +3,13 @@
 //! manifest never sits in memory decoded.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prefscope_clip::pipeline::{embed_images_batched, resolve, score_manifest};
 use prefscope_clip::precision::dtype_name;
-use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
 use prefscope_core::embedding::Embeddings;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
@@ -162,21 +163,21 @@ fn embed_image_files(
     limits: &ImageLimits,
 ) -> Result<Embeddings> {
     let bar = (paths.len() > encoder.batch).then(|| bar(paths.len(), "embedding images"));
-    let mut data = Vec::new();
-    let mut dim = encoder.config().projection;
-    for chunk in paths.chunks(encoder.batch) {
-        let images = chunk.iter().map(|p| Rgba::open(p, limits)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let embedded = block_on(encoder.embed_images(&images, Some(preset)))?;
-        dim = embedded.dim;
-        data.extend(embedded.data);
-        if let Some(bar) = &bar {
-            bar.inc(chunk.len() as u64);
-        }
-    }
+    let embedded = block_on(embed_images_batched(
+        encoder,
+        paths.len(),
+        preset,
+        &mut |i| Rgba::open(&paths[i], limits),
+        &mut |n| {
+            if let Some(bar) = &bar {
+                bar.inc(n as u64);
+            }
+        },
+    ))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(Embeddings { dim, data })
+    Ok(embedded)
 }
 
 pub fn embed(args: &EmbedArgs) -> Result<()> {
@@ -220,15 +221,6 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
     write_rows(args.model.format, args.model.out.as_ref(), &table)
 }
 
-pub fn resolve(manifest: &Path, image: &str) -> PathBuf {
-    let path = Path::new(image);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        manifest.parent().unwrap_or(Path::new(".")).join(path)
-    }
-}
-
 pub fn run_score(args: &ScoreArgs) -> Result<()> {
     let scorer = Scorer::parse(&args.preset)?;
     if !args.reweight.is_finite() {
@@ -263,21 +255,7 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
         .collect();
     let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()), &args.model.limits())?;
     let u = block_on(common_text_direction(&encoder, scorer, &reference))?;
-    let items: Vec<Item> = rows
-        .iter()
-        .zip(&image_rows)
-        .enumerate()
-        .map(|(i, (r, &image))| Item {
-            id: r.id.clone().unwrap_or_else(|| (i + 1).to_string()),
-            group: r.group.clone(),
-            prompt: &r.prompt,
-            image,
-            image_name: &r.image,
-        })
-        .collect();
-    let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
-    let prompts = block_on(PromptEmbeddings::embed(&encoder, scorer, &prompts))?;
-    let scored = block_on(score(&encoder, &items, &images, &prompts, scorer, args.reweight, &u))?;
+    let scored = block_on(score_manifest(&encoder, &rows, &image_rows, &images, scorer, args.reweight, &u))?;
     let table = prefscope_clip::scorer::rows_table(&scored);
     eprintln!(
         "{} rows scored with {} ({}); common direction from {} reference prompts",

@@ -14,8 +14,9 @@ use prefscope_core::strength::{bands, check_bands, pair_strength, Band};
 use prefscope_core::write::{Column, OutputTable};
 use prefscope_gpu::block_on;
 
-use crate::clip::{load, resolve, ModelArgs};
+use crate::clip::{load, ModelArgs};
 use crate::output::{write_report, Result};
+use prefscope_clip::pipeline::resolve;
 
 #[derive(Args, Debug)]
 pub struct PairsArgs {

@@ -50,7 +50,7 @@ impl ImageLimits {
                 name: name.to_string(),
                 detail: format!(
                     "is {width}×{height} ({}), past the limit of {}; raise it with --max-image-pixels \
-                     (maxImagePixels in the JavaScript API) to decode it",
+                     (maxImagePixels in the JavaScript API, max_image_pixels in Python) to decode it",
                     count(pixels),
                     count(self.max_pixels)
                 ),
@@ -65,7 +65,7 @@ impl ImageLimits {
                 name: name.to_string(),
                 detail: format!(
                     "is a {len}-byte file, past the {}-byte limit that a limit of {} pixels sets (--max-image-pixels, \
-                     maxImagePixels in the JavaScript API)",
+                     maxImagePixels in the JavaScript API, max_image_pixels in Python)",
                     self.max_bytes(),
                     self.max_pixels
                 ),

@@ -27,6 +27,7 @@ pub mod files;
 pub mod image;
 pub mod model;
 pub mod pairs;
+pub mod pipeline;
 pub mod precision;
 pub mod scorer;
 pub mod tokenizer;

@@ -4,22 +4,64 @@
 
 /// 1-based ranks, ties given the mean of the ranks they span.
 pub fn average_ranks(xs: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..xs.len()).collect();
-    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    // Values sorted with their positions beside them: an index sort comparing through `xs`
+    // would miss the cache on every comparison of a large input.
+    let mut keyed: Vec<Keyed> = xs.iter().enumerate().map(|(index, &value)| Keyed { value, index }).collect();
+    sort_keyed(&mut keyed);
     let mut ranks = vec![0.0; xs.len()];
     let mut i = 0;
-    while i < order.len() {
+    while i < keyed.len() {
         let mut j = i;
-        while j + 1 < order.len() && xs[order[j + 1]] == xs[order[i]] {
+        while j + 1 < keyed.len() && keyed[j + 1].value == keyed[i].value {
             j += 1;
         }
         let rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            ranks[k] = rank;
+        for k in &keyed[i..=j] {
+            ranks[k.index] = rank;
         }
         i = j + 1;
     }
     ranks
+}
+
+/// A value and where it came from, ordered by value.
+#[derive(Clone, Copy, Debug)]
+struct Keyed {
+    value: f64,
+    index: usize,
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl PartialOrd for Keyed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        self.value.partial_cmp(&other.value)
+    }
+}
+
+/// Natively by radix sort on the f64 key (voracious_radix_sort, as the AOT losses' sorts);
+/// in the browser by the standard library's. Callers have refused NaN.
+#[cfg(not(target_arch = "wasm32"))]
+fn sort_keyed(keyed: &mut [Keyed]) {
+    use voracious_radix_sort::RadixSort;
+    keyed.voracious_sort();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl voracious_radix_sort::Radixable<f64> for Keyed {
+    type Key = f64;
+    fn key(&self) -> f64 {
+        self.value
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn sort_keyed(keyed: &mut [Keyed]) {
+    keyed.sort_unstable_by(|a, b| a.value.total_cmp(&b.value));
 }
 
 /// Pearson's correlation; `None` when either side is constant or the lengths differ.
@@ -43,7 +85,18 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.iter().chain(y).any(|v| v.is_nan()) {
         return None;
     }
-    pearson(&average_ranks(x), &average_ranks(y))
+    // The two rankings on two threads natively (each is a sort of the whole input).
+    #[cfg(not(target_arch = "wasm32"))]
+    let (rx, ry) = std::thread::scope(|s| {
+        let rx = s.spawn(|| average_ranks(x));
+        let ry = average_ranks(y);
+        (rx.join(), ry)
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let rx = rx.ok()?;
+    #[cfg(target_arch = "wasm32")]
+    let (rx, ry) = (average_ranks(x), average_ranks(y));
+    pearson(&rx, &ry)
 }
 
 #[cfg(test)]
@@ -59,5 +112,6 @@ mod tests {
         assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
         assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None);
         assert_eq!(spearman(&[1.0, f64::NAN], &[1.0, 2.0]), None);
+        assert_eq!(average_ranks(&[0.0, -0.0, -1.5, f64::INFINITY, -0.0]), vec![3.0, 3.0, 1.0, 5.0, 3.0]);
     }
 }

@@ -17,6 +17,7 @@ pub mod ranking;
 pub mod read;
 pub mod record;
 pub mod report;
+pub mod shards;
 pub mod strength;
 pub mod tokens;
 pub mod transformer;

@@ -48,6 +48,24 @@ impl Report<'_> {
         serde_json::json!({ "metrics": crate::write::metrics_json(self.metrics()), "pairs": self.pairs_table().json_rows() })
     }
 
+    /// The metrics, and the per-pair rows as an Arrow batch that takes over the value columns
+    /// (no copy of a million floats; the Python package hands it to pyarrow as it is).
+    pub fn into_parts(self) -> Result<(BTreeMap<String, f64>, arrow_array::RecordBatch), arrow_schema::ArrowError> {
+        use arrow_array::{ArrayRef, Float64Array, StringArray};
+        use arrow_schema::{DataType, Field, Schema};
+        use std::sync::Arc;
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(self.ids.iter()));
+        let Evaluation { pairs, metrics } = self.evaluation;
+        let values = [pairs.chosen_reward, pairs.rejected_reward, pairs.margin, pairs.loss];
+        let mut fields = vec![Field::new("id", DataType::Utf8, false)];
+        let mut arrays = vec![ids];
+        for (name, v) in ["chosen_reward", "rejected_reward", "margin", "loss"].into_iter().zip(values) {
+            fields.push(Field::new(name, DataType::Float64, false));
+            arrays.push(Arc::new(Float64Array::from(v)));
+        }
+        Ok((metrics, arrow_array::RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?))
+    }
+
     /// The per-pair rows with the contract's column names.
     pub fn pairs_table(&self) -> OutputTable {
         let p = &self.evaluation.pairs;

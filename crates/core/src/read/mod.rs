@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
-pub use parquet::{schema_names as parquet_column_names, ParquetPieces};
+pub use parquet::{read_record_batches, schema_names as parquet_column_names, ParquetPieces};
 pub use ranked::read_ranked;
 pub use strength::{read_ensemble, EnsembleRow};
 

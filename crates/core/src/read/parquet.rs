@@ -116,7 +116,7 @@ fn header(schema: &arrow_schema::Schema, sink: &mut Sink) -> Result<Vec<Option<u
 
 /// Pushes every row of `batches` (rows after `row` in the file); returns the last row pushed.
 fn push_batches(
-    batches: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, arrow_schema::ArrowError>>,
     positions: &[Option<usize>],
     mut row: u64,
     total: u64,
@@ -141,6 +141,34 @@ fn push_batches(
         progress(Progress { done: row, total });
     }
     Ok(row)
+}
+
+/// DPO or Diffusion-DPO rows from Arrow record batches already in memory (a pyarrow Table
+/// handed over through the C data interface, say): the columns and every row are checked as
+/// [`super::read_preferences`] checks a Parquet file's, rows counted from 1 across batches.
+pub fn read_record_batches(
+    name: &str,
+    schema: &arrow_schema::Schema,
+    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, arrow_schema::ArrowError>>,
+) -> Result<super::Preferences, InputError> {
+    let mut sink = Sink::new(name);
+    let positions = header(schema, &mut sink)?;
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    // Positions were taken from `schema`; a batch with other columns would be read wrongly.
+    let checked = batches.into_iter().map(|batch| {
+        let batch = batch?;
+        let same = batch.schema().fields().iter().map(|f| f.name()).eq(names.iter().copied());
+        if same {
+            Ok(batch)
+        } else {
+            Err(arrow_schema::ArrowError::SchemaError(format!(
+                "a record batch whose columns differ from the table's schema ({:?})",
+                names
+            )))
+        }
+    });
+    push_batches(checked, &positions, 0, 0, &mut sink, &mut |_| {})?;
+    sink.finish()
 }
 
 /// The byte ranges of a file that have been fetched, as a [`ChunkReader`]: the footer, and the

@@ -1,0 +1,81 @@
+//! Scoring a manifest end to end: images decoded and embedded a batch at a time (never all
+//! decoded at once), prompts embedded once each, then [`score`]. The native command and the
+//! Python package share it, so that both give the same rows for the same manifest.
+
+use prefscope_core::embedding::Embeddings;
+use prefscope_core::preprocess::Preset;
+use prefscope_core::record::ManifestRow;
+
+use crate::encoder::Encoder;
+use crate::error::ClipError;
+use crate::image::Rgba;
+use crate::scorer::{score, Item, PromptEmbeddings, ScoreRow, Scorer};
+
+/// An image named in a manifest: absolute as given, relative to the manifest's folder.
+pub fn resolve(manifest: &std::path::Path, image: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(image);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        manifest.parent().unwrap_or(std::path::Path::new(".")).join(path)
+    }
+}
+
+/// Embeds `count` images, decoding each (`load(i)`) only when its batch of
+/// [`Encoder::batch`] comes; `done(n)` after each batch of `n`.
+pub async fn embed_images_batched(
+    encoder: &Encoder,
+    count: usize,
+    preset: &Preset,
+    load: &mut dyn FnMut(usize) -> Result<Rgba, ClipError>,
+    done: &mut dyn FnMut(usize),
+) -> Result<Embeddings, ClipError> {
+    let mut data = Vec::new();
+    let mut dim = encoder.config().projection;
+    let batch = encoder.batch.max(1);
+    for start in (0..count).step_by(batch) {
+        let end = (start + batch).min(count);
+        let images = (start..end).map(&mut *load).collect::<Result<Vec<_>, _>>()?;
+        let embedded = encoder.embed_images(&images, Some(preset)).await?;
+        dim = embedded.dim;
+        data.extend(embedded.data);
+        done(end - start);
+    }
+    Ok(Embeddings { dim, data })
+}
+
+/// The rows of `prefscope score`: `rows[k]` against image `image_of_row[k]` of `images`
+/// (embedded with `scorer`'s preset), ids defaulting to the 1-based row number, groups to the
+/// prompt, `u` the common text direction ([`common_text_direction`], computed once for many
+/// calls).
+pub async fn score_manifest(
+    encoder: &Encoder,
+    rows: &[ManifestRow],
+    image_of_row: &[usize],
+    images: &Embeddings,
+    scorer: Scorer,
+    reweight: f32,
+    u: &[f32],
+) -> Result<Vec<ScoreRow>, ClipError> {
+    if !reweight.is_finite() {
+        return Err(ClipError::Input(format!("reweight must be a finite number, got {reweight}")));
+    }
+    if image_of_row.len() != rows.len() {
+        return Err(ClipError::Input(format!("{} rows but {} image indices", rows.len(), image_of_row.len())));
+    }
+    let items: Vec<Item> = rows
+        .iter()
+        .zip(image_of_row)
+        .enumerate()
+        .map(|(i, (r, &image))| Item {
+            id: r.id.clone().unwrap_or_else(|| (i + 1).to_string()),
+            group: r.group.clone(),
+            prompt: &r.prompt,
+            image,
+            image_name: &r.image,
+        })
+        .collect();
+    let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
+    let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await?;
+    score(encoder, &items, images, &prompts, scorer, reweight, u).await
+}
