@@ -92,25 +92,37 @@ def dpo_metrics(
         num_cpus=num_cpus,
         zero_copy_batch=True,
     ).take_all()
+    import numpy as np
+
     shards = [
         {
             "pairs": int(p["pairs"]),
             "sums": json.loads(p["sums"]),
-            "margin": [float(x) for x in p["margin"]],
+            "margin": np.asarray(p["margin"], dtype=np.float64),
             "length_difference": None
             if p["length_difference"] is None
-            else [float(x) for x in p["length_difference"]],
+            else np.asarray(p["length_difference"], dtype=np.float64),
         }
         for p in parts
     ]
     return _prefscope.combine_shards(shards)
 
 
+def _require_ids(batch: pa.Table, what: str) -> None:
+    """Blocks of a distributed dataset do not know their global row numbers, which stand in for
+    missing ids on one machine: here every row must carry its own."""
+    if "id" not in batch.column_names or batch.column("id").null_count > 0:
+        raise PrefscopeError(
+            f"{what}: give every row an `id` (blocks of a distributed dataset do not know their row numbers)"
+        )
+
+
 class _DpoPairs:
     def __init__(self, options: dict) -> None:
-        self.options = {k: v for k, v in options.items()}
+        self.options = dict(options)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        _require_ids(batch, "dpo_pairs")
         return _dpo(batch, device="cpu", **self.options)["pairs"]
 
 
@@ -132,11 +144,12 @@ def dpo_pairs(
     :func:`dpo_metrics` (a batch-coupled loss would depend on how the rows fall into blocks)."""
     options = _options(loss, beta, label_smoothing, weights, f_divergence, f_alpha)
     # Refuse what blocks would change before any work is scheduled.
-    probe = ds.limit(1).to_arrow_refs()
-    if probe:
-        import ray
-
-        _prefscope.dpo_shard(ray.get(probe[0]), **options)
+    try:
+        first = ds.take_batch(1, batch_format="pyarrow")
+    except ValueError:  # an empty dataset: nothing to refuse
+        first = None
+    if first is not None and first.num_rows:
+        _prefscope.dpo_shard(first, **options)
     return ds.map_batches(
         _DpoPairs,
         fn_constructor_kwargs={"options": options},
@@ -159,6 +172,10 @@ def pickapic_rows(batch: pa.Table) -> pa.Table:
     if key is None:
         raise PrefscopeError("Pick-a-Pic rows: give `ranking_id` or `id` to name each pair (a group of two images)")
     pair = pc.cast(batch.column(key), pa.string())
+    if pair.null_count:
+        raise PrefscopeError(f"Pick-a-Pic rows: `{key}` is null in {pair.null_count} rows; every pair needs its name")
+    if len(pc.unique(pair)) != len(pair):
+        raise PrefscopeError(f"Pick-a-Pic rows: `{key}` repeats within a block; each pair needs a name of its own")
     sides = []
     for k in (0, 1):
         uid = f"image_{k}_uid"
@@ -190,10 +207,8 @@ class _ScoreActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.pickapic:
             batch = pickapic_rows(batch)
-        elif "id" not in batch.column_names:
-            raise PrefscopeError(
-                "score: give each row an `id` (blocks of a distributed dataset do not know their row numbers)"
-            )
+        else:
+            _require_ids(batch, "score")
         return self.scorer.score(batch, **self.options)
 
 
@@ -211,6 +226,7 @@ def score(
     batch_size: int = 64,
     model_batch: int = 16,
     num_cpus: float = 1.0,
+    num_gpus: float = 0,
 ) -> Any:
     """``prefscope score``'s rows for every row of ``ds``, as a Dataset.
 
@@ -219,19 +235,21 @@ def score(
     within groups, so rows are grouped first (``groupby(...).map_groups``): a group is never
     split across blocks. ``layout="pickapic"``: Pick-a-Pic's rows, each pair one group of two.
 
-    ``concurrency`` actors each load the model (``device`` as :class:`prefscope.Scorer`; give
-    ``num_gpus`` through Ray's resources on a GPU cluster)."""
+    ``concurrency`` actors each load the model (``device`` as :class:`prefscope.Scorer`;
+    ``num_gpus`` reserves GPUs for them on a GPU cluster, where each actor opens the node's
+    default wgpu adapter: one actor per GPU node). ``model_dir`` and ``root`` must exist on every
+    node; relative paths are made absolute on the driver."""
     if layout not in ("manifest", "pickapic"):
         raise PrefscopeError(f"layout must be `manifest` or `pickapic`, got `{layout}`")
     options = {
         "preset": preset,
         "reweight": reweight,
         "reference_prompts": list(reference_prompts) if reference_prompts is not None else None,
-        "root": os.fspath(root) if root is not None else None,
+        "root": os.path.abspath(root) if root is not None else None,
     }
     kwargs = {
         "fn_constructor_kwargs": {
-            "model_dir": os.fspath(model_dir),
+            "model_dir": os.path.abspath(model_dir),
             "device": device,
             "options": options,
             "pickapic": layout == "pickapic",
@@ -240,6 +258,7 @@ def score(
         "batch_format": "pyarrow",
         "concurrency": concurrency,
         "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
     }
     if layout == "pickapic":
         return ds.map_batches(_ScoreActor, batch_size=batch_size, **kwargs)

@@ -97,20 +97,36 @@ def _tokens(tokenizer: Any, ids: torch.Tensor, mask: torch.Tensor) -> list:
     return [tokenizer.decode([i]) for i in chosen]
 
 
+def check(trainer: Any) -> None:
+    """Refuses, before training starts, the setups the export cannot follow."""
+    dataset = trainer.eval_dataset
+    if dataset is None or isinstance(dataset, dict) or not hasattr(dataset, "select"):
+        raise ValueError(
+            "ExportCallback exports one map-style evaluation set: give DPOTrainer a single datasets.Dataset "
+            "as eval_dataset"
+        )
+    if getattr(trainer, "_is_vision_dataset", False):
+        raise ValueError("ExportCallback exports text preference data; vision datasets are not supported")
+    if getattr(trainer, "ld_alpha", None) is not None:
+        raise ValueError(
+            "ExportCallback: ld_alpha (LD-DPO) weights the tail tokens, so the sequence log-probs are not the sum "
+            "of the per-token values prefscope's format holds; run without ld_alpha to export"
+        )
+    if trainer.accelerator.num_processes > 1:
+        raise ValueError(
+            "ExportCallback runs the model on one process; with several (DDP, FSDP, DeepSpeed) the others would "
+            "wait on it. Export from a single-process evaluation run (trainer.evaluate() with one process)."
+        )
+
+
 def export_eval(trainer: Any, path: str, reference_tokens: Optional[list] = None) -> pa.Table:
     """Runs the policy and the reference over ``trainer.eval_dataset`` and writes prefscope's DPO
     format to ``path`` (Parquet, or JSON Lines for ``.jsonl``); returns the table.
 
     ``reference_tokens``: per-token reference log-probabilities recorded before training (one
     entry per pair: chosen and rejected arrays), used when the trainer keeps no reference."""
+    check(trainer)
     dataset = trainer.eval_dataset
-    if dataset is None or isinstance(dataset, dict):
-        raise ValueError("ExportCallback exports one evaluation set: give DPOTrainer a single eval_dataset")
-    if getattr(trainer, "ld_alpha", None) is not None:
-        raise ValueError(
-            "ExportCallback: ld_alpha (LD-DPO) weights the tail tokens, so the sequence log-probs are not the sum "
-            "of the per-token values prefscope's format holds; run without ld_alpha to export"
-        )
     forward = _Forward(trainer)
     tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
     adapter = forward.reference_adapter()
@@ -225,11 +241,17 @@ class ExportCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         trainer = self.trainer
+        check(trainer)  # fail now, not at the first evaluation hours in
         forward = _Forward(trainer)
         if trainer.ref_model is not None or forward.reference_adapter() is not None or not self._main():
             return
-        if trainer.eval_dataset is None or isinstance(trainer.eval_dataset, dict):
-            return
+        if state.global_step > 0:
+            raise ValueError(
+                "ExportCallback: training resumes at step {} with precompute_ref_log_probs and no reference model, "
+                "so the model is no longer the reference; resume without the callback, or pass a ref_model".format(
+                    state.global_step
+                )
+            )
         # The model is still the reference TRL precomputed from: record its per-token values.
         model = trainer.model
         was_training = model.training

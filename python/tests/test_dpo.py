@@ -101,6 +101,11 @@ def test_errors_are_located_and_nothing_is_dropped(tmp_path):
     rows[11]["reference_rejected_logps"] = None
     with pytest.raises(prefscope.PrefscopeError, match=r"^table: row 12, column `reference_rejected_logps`"):
         prefscope.dpo(pa.Table.from_pylist(rows), device="cpu")
+    # An optional column of nulls only (Arrow's Null type, as pandas' all-None column arrives)
+    # is a column of missing values, not a type error.
+    flat = pa.Table.from_pylist(rows[:11])
+    report = prefscope.dpo(flat.append_column("chosen_length", pa.nulls(11)), device="cpu")
+    assert report["pairs"].num_rows == 11 and "ranking/accuracy_normalized" not in report["metrics"]
     with pytest.raises(prefscope.PrefscopeError, match=r"^table, column `policy_chosen_logps`: required column is missing"):
         prefscope.dpo(pa.Table.from_pylist(rows).drop_columns(["policy_chosen_logps"]), device="cpu")
     bad = tmp_path / "bad.jsonl"

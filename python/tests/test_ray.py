@@ -118,7 +118,20 @@ def test_score_pickapic_layout(cli, model_dir, tmp_path):
         assert abs(sum(p) - 1.0) < 1e-5
 
 
+def test_rows_without_ids_are_refused(tmp_path):
+    table = pajson.read_json(SAMPLE).drop_columns(["id"])
+    ds = ray.data.read_parquet(str(shards(tmp_path, table, [0, 10, table.num_rows])))
+    with pytest.raises(Exception, match="give every row an `id`"):
+        pray.dpo_pairs(ds, num_cpus=0.5).take_all()
+
+
 def test_pickapic_rows_need_a_pair_name():
+    with pytest.raises(prefscope.PrefscopeError, match="null in 1 rows"):
+        pray.pickapic_rows(pa.table({"caption": ["a", "b"], "jpg_0": [b"x", b"x"], "jpg_1": [b"y", b"y"],
+                                     "ranking_id": [1, None]}))
+    with pytest.raises(prefscope.PrefscopeError, match="repeats"):
+        pray.pickapic_rows(pa.table({"caption": ["a", "b"], "jpg_0": [b"x", b"x"], "jpg_1": [b"y", b"y"],
+                                     "ranking_id": [1, 1]}))
     with pytest.raises(prefscope.PrefscopeError, match="ranking_id"):
         pray.pickapic_rows(pa.table({"caption": ["a"], "jpg_0": [b"x"], "jpg_1": [b"y"]}))
     with pytest.raises(prefscope.PrefscopeError, match="jpg_1"):

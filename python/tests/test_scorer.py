@@ -114,6 +114,13 @@ def test_bad_input_is_located(model_dir, scorer, tmp_path):
         prefscope.Scorer(FIXTURE / "clip" / "hf-quickgelu-f32", device="cpu")
     with pytest.raises(prefscope.PrefscopeError, match="batch must be"):
         prefscope.Scorer(model_dir, device="cpu", batch=0)
+    with pytest.raises(prefscope.PrefscopeError, match="batch must be"):
+        prefscope.Scorer(model_dir, device="cpu", batch=2**62)
+    # Optional columns of nulls only (Arrow's Null type) are absent values: groups by prompt.
+    nulls = pa.table({"prompt": ["a red circle"], "image": [str(image_path("grey.png"))], "group": pa.nulls(1),
+                      "id": pa.nulls(1)})
+    row = scorer.score(nulls).to_pylist()[0]
+    assert row["group"] == "a red circle" and row["id"] == "1"
     small = prefscope.Scorer(model_dir, device="cpu", max_image_pixels=100)
     with pytest.raises(prefscope.PrefscopeError, match="limit of 100 pixels.*max_image_pixels in Python"):
         small.embed_images([image_path("wide.png")])

@@ -170,3 +170,8 @@ def test_export_with_peft_adapter(tmp_path, cli):
     trainer.train()
     assert trainer.ref_model is None
     check_export(trainer, callback, cli)
+
+
+def test_unsupported_setups_fail_when_training_starts(tmp_path):
+    with pytest.raises(ValueError, match="ld_alpha"):
+        train(tmp_path, ld_alpha=0.5)

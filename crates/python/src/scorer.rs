@@ -60,6 +60,10 @@ impl Picture {
     }
 }
 
+/// The largest `batch`: far past what fits a GPU binding (the towers split it anyway), small
+/// enough that no size computed from it overflows.
+const MAX_BATCH: i64 = 1 << 16;
+
 /// A common text direction's identity: the preset's name and the reference prompts (`None`:
 /// the bundled set).
 type DirectionKey = (String, Option<Vec<String>>);
@@ -108,8 +112,8 @@ impl Scorer {
         max_image_pixels: i64,
         precision: &str,
     ) -> PyResult<Self> {
-        if batch < 1 {
-            return Err(error(format!("batch must be a whole number of at least 1, got {batch}")));
+        if !(1..=MAX_BATCH).contains(&batch) {
+            return Err(error(format!("batch must be a whole number from 1 to {MAX_BATCH}, got {batch}")));
         }
         if max_image_pixels < 1 {
             return Err(error(format!(

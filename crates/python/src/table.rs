@@ -26,7 +26,9 @@ pub struct ManifestTable {
 
 /// Text of element `i`; `None` for a null, `Err` for a column that is not text.
 fn text(array: &dyn Array, i: usize) -> Result<Option<String>, String> {
-    if array.is_null(i) {
+    // A column of nulls only (pandas' all-None column) is Arrow's Null type, whose `is_null`
+    // answers false.
+    if array.is_null(i) || array.data_type() == &DataType::Null {
         return Ok(None);
     }
     Ok(Some(match array.data_type() {
@@ -41,7 +43,7 @@ fn text(array: &dyn Array, i: usize) -> Result<Option<String>, String> {
 
 /// Bytes of element `i` of a binary column.
 fn binary(array: &dyn Array, i: usize) -> Option<Vec<u8>> {
-    if array.is_null(i) {
+    if array.is_null(i) || array.data_type() == &DataType::Null {
         return None;
     }
     Some(match array.data_type() {
@@ -68,6 +70,7 @@ fn image(array: &ArrayRef, i: usize) -> Result<Option<ImageSource>, String> {
                 None => Err("a struct column without `bytes` or `path` (Hugging Face's Image feature has both)".into()),
             }
         }
+        DataType::Null => Ok(None),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             Ok(text(array, i)?.filter(|p| !p.is_empty()).map(|p| ImageSource::Path(p.into())))
         }

@@ -519,7 +519,8 @@ impl BatchRow<'_> {
     fn get<T>(&self, col: Col, f: impl FnOnce(&dyn Array, usize) -> Result<T, ErrorKind>) -> Result<Got<T>, ErrorKind> {
         match self.columns[col as usize] {
             None => Ok(Got::Absent),
-            Some(a) if a.is_null(self.row) => Ok(Got::Null),
+            // A column of nulls only is Arrow's Null type, whose `is_null` answers false.
+            Some(a) if a.is_null(self.row) || a.data_type() == &DataType::Null => Ok(Got::Null),
             Some(a) => f(a.as_ref(), self.row).map(Got::Value),
         }
     }
