@@ -128,3 +128,24 @@ def test_bad_input_is_located(model_dir, scorer, tmp_path):
         small.embed_images([(64, 64, bytes(64 * 64 * 4))])
     with pytest.raises(prefscope.PrefscopeError, match="image 1"):
         scorer.embed_images([(4, 4, b"short")])
+
+
+def test_the_gpu_path_agrees_with_the_cpu(model_dir, scorer):
+    """On whatever adapter wgpu finds (Mesa's lavapipe in CI): the towers and the DPO report."""
+    try:
+        gpu = prefscope.Scorer(model_dir, device="gpu", batch=2)
+    except prefscope.PrefscopeError as e:
+        pytest.skip(f"no GPU adapter: {e}")
+    assert gpu.device.startswith("gpu: ")
+    np.testing.assert_allclose(gpu.embed_texts(TEXTS), scorer.embed_texts(TEXTS), atol=1e-5)
+    images = [image_path(f) for f in IMAGES]
+    np.testing.assert_allclose(gpu.embed_images(images), scorer.embed_images(images), atol=1e-5)
+    cpu_rows = scorer.score(MANIFEST, preset="pickscore").to_pylist()
+    gpu_rows = gpu.score(MANIFEST, preset="pickscore").to_pylist()
+    for c, g in zip(cpu_rows, gpu_rows):
+        assert c["id"] == g["id"] and abs(c["score"] - g["score"]) <= 1e-4 * max(1.0, abs(c["score"]))
+    sample = FIXTURE / "dpo_sample.jsonl"
+    on_cpu = prefscope.dpo(sample, device="cpu")["metrics"]
+    on_gpu = prefscope.dpo(sample, device="gpu")["metrics"]
+    for k, v in on_cpu.items():
+        assert abs(on_gpu[k] - v) <= 1e-5 * max(1.0, abs(v)), k

@@ -20,7 +20,21 @@ pub fn open(device: &str) -> Result<(Option<Gpu>, String), String> {
         match opened.iter().find(|(c, _)| *c == choice) {
             Some((_, gpu)) => gpu.clone(),
             None => {
-                let gpu = block_on(prefscope_gpu::open(choice)).map_err(|e| format!("device `{device}`: {e}"))?;
+                // Mesa prints "XDG_RUNTIME_DIR is invalid" and the like while adapters are
+                // enumerated: held back, and shown only if opening a device fails.
+                let held = gag::BufferRedirect::stderr().ok();
+                let probed = block_on(prefscope_gpu::open(choice));
+                let noise = held.map(|mut held| {
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut held, &mut text);
+                    text
+                });
+                let gpu = probed.map_err(|e| match noise.as_deref().map(str::trim) {
+                    Some(noise) if !noise.is_empty() => {
+                        format!("device `{device}`: {e}\nthe graphics driver said:\n{noise}")
+                    }
+                    _ => format!("device `{device}`: {e}"),
+                })?;
                 opened.push((choice, gpu.clone()));
                 gpu
             }
