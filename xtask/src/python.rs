@@ -4,6 +4,7 @@
 //! change; the package goes in with `pip install ./python`, the README's command (built with the
 //! dev profile here, so it shares the workspace's artifacts); pytest runs python/tests.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -79,7 +80,9 @@ pub fn test() -> Result {
     let python = venv.join("bin/python");
     let args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"];
     eprintln!("$ {} {}", python.display(), args.join(" "));
+    // Its own process group, so that a stop also ends what it started (Ray's raylet and workers).
     let mut child = Command::new(&python)
+        .process_group(0)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(root())
@@ -91,6 +94,7 @@ pub fn test() -> Result {
             return if status.success() { Ok(()) } else { Err(format!("pytest failed ({status})")) };
         }
         if start.elapsed() > SUITE_LIMIT {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
             let _ = child.kill();
             return Err(format!("pytest ran past {} minutes and was stopped", SUITE_LIMIT.as_secs() / 60));
         }

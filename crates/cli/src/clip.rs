@@ -2,12 +2,11 @@
 //! the browser runs (prefscope-clip), images decoded and embedded in batches so a large
 //! manifest never sits in memory decoded.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use prefscope_clip::pipeline::{embed_images_batched, resolve, score_manifest};
+use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
 use prefscope_clip::precision::dtype_name;
 use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
@@ -241,18 +240,8 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
     };
     let encoder = load(&args.model)?;
     // Each distinct image file is decoded and embedded once.
-    let mut index: HashMap<PathBuf, usize> = HashMap::new();
-    let mut paths = Vec::new();
-    let image_rows: Vec<usize> = rows
-        .iter()
-        .map(|r| {
-            let path = resolve(&args.manifest, &r.image);
-            *index.entry(path.clone()).or_insert_with(|| {
-                paths.push(path);
-                paths.len() - 1
-            })
-        })
-        .collect();
+    let (image_rows, first_rows) = distinct_images(rows.iter().map(|r| Some(resolve(&args.manifest, &r.image))));
+    let paths: Vec<PathBuf> = first_rows.iter().map(|&r| resolve(&args.manifest, &rows[r].image)).collect();
     let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()), &args.model.limits())?;
     let u = block_on(common_text_direction(&encoder, scorer, &reference))?;
     let scored = block_on(score_manifest(&encoder, &rows, &image_rows, &images, scorer, args.reweight, &u))?;

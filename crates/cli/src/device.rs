@@ -3,7 +3,7 @@
 //! is invalid or not set"); that text is held back and shown only if opening a device fails,
 //! where it may explain why.
 
-use prefscope_gpu::{block_on, Gpu, GpuError};
+use prefscope_gpu::{block_on, holding_stderr, with_driver_noise, Gpu, GpuError};
 
 use crate::output::Result;
 
@@ -21,13 +21,7 @@ pub fn open(device: Device) -> Result<Option<Gpu>> {
         eprintln!("computing on the CPU (--device cpu)");
         return Ok(None);
     }
-    let held = gag::BufferRedirect::stderr().ok();
-    let opened = block_on(Gpu::new(device == Device::Gpu));
-    let noise = held.map(|mut held| {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut held, &mut text);
-        text
-    });
+    let (opened, noise) = holding_stderr(|| block_on(Gpu::new(device == Device::Gpu)));
     match opened {
         Ok(gpu) => {
             eprintln!("computing on {}", gpu.adapter());
@@ -37,11 +31,6 @@ pub fn open(device: Device) -> Result<Option<Gpu>> {
             eprintln!("computing on the CPU: no hardware GPU adapter ({why}; --device gpu runs on any adapter)");
             Ok(None)
         }
-        Err(e) => {
-            let noise = noise.unwrap_or_default();
-            let noise = noise.trim();
-            Err(if noise.is_empty() { e.to_string() } else { format!("{e}\nthe graphics driver said:\n{noise}") }
-                .into())
-        }
+        Err(e) => Err(with_driver_noise(e, &noise).into()),
     }
 }

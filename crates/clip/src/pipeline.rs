@@ -21,6 +21,29 @@ pub fn resolve(manifest: &std::path::Path, image: &str) -> std::path::PathBuf {
     }
 }
 
+/// Each distinct image once: rows whose keys are equal (the same file) share an image, a row
+/// without a key (bytes of its own) has one to itself. Returns the image of each row and the
+/// first row of each image.
+pub fn distinct_images<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = Option<K>>) -> (Vec<usize>, Vec<usize>) {
+    let mut seen = std::collections::HashMap::new();
+    let mut first_row = Vec::new();
+    let image_of_row = keys
+        .into_iter()
+        .enumerate()
+        .map(|(row, key)| {
+            let mut new = || {
+                first_row.push(row);
+                first_row.len() - 1
+            };
+            match key {
+                Some(key) => *seen.entry(key).or_insert_with(new),
+                None => new(),
+            }
+        })
+        .collect();
+    (image_of_row, first_row)
+}
+
 /// Embeds `count` images, decoding each (`load(i)`) only when its batch of
 /// [`Encoder::batch`] comes; `done(n)` after each batch of `n`.
 pub async fn embed_images_batched(
@@ -78,4 +101,14 @@ pub async fn score_manifest(
     let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
     let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await?;
     score(encoder, &items, images, &prompts, scorer, reweight, u).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn equal_keys_share_an_image_and_rows_without_one_do_not() {
+        let (of_row, first) = super::distinct_images([Some("a"), None, Some("b"), Some("a"), None, Some("b")]);
+        assert_eq!(of_row, vec![0, 1, 2, 0, 3, 2]);
+        assert_eq!(first, vec![0, 1, 2, 4]);
+    }
 }

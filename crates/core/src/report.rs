@@ -28,6 +28,9 @@ impl Default for ReportRequest {
     }
 }
 
+/// The per-pair value columns after `id`, in the contract's order (DESIGN.md `prefscope dpo`).
+const PAIR_VALUES: [&str; 4] = ["chosen_reward", "rejected_reward", "margin", "loss"];
+
 /// Metrics and per-pair values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report<'a> {
@@ -59,7 +62,7 @@ impl Report<'_> {
         let values = [pairs.chosen_reward, pairs.rejected_reward, pairs.margin, pairs.loss];
         let mut fields = vec![Field::new("id", DataType::Utf8, false)];
         let mut arrays = vec![ids];
-        for (name, v) in ["chosen_reward", "rejected_reward", "margin", "loss"].into_iter().zip(values) {
+        for (name, v) in PAIR_VALUES.into_iter().zip(values) {
             fields.push(Field::new(name, DataType::Float64, false));
             arrays.push(Arc::new(Float64Array::from(v)));
         }
@@ -69,13 +72,10 @@ impl Report<'_> {
     /// The per-pair rows with the contract's column names.
     pub fn pairs_table(&self) -> OutputTable {
         let p = &self.evaluation.pairs;
-        OutputTable::new(vec![
-            ("id".into(), Column::Text(self.ids.to_vec())),
-            ("chosen_reward".into(), Column::Float(p.chosen_reward.clone())),
-            ("rejected_reward".into(), Column::Float(p.rejected_reward.clone())),
-            ("margin".into(), Column::Float(p.margin.clone())),
-            ("loss".into(), Column::Float(p.loss.clone())),
-        ])
+        let values = [&p.chosen_reward, &p.rejected_reward, &p.margin, &p.loss];
+        let mut columns = vec![("id".to_string(), Column::Text(self.ids.to_vec()))];
+        columns.extend(PAIR_VALUES.into_iter().zip(values).map(|(n, v)| (n.to_string(), Column::Float(v.clone()))));
+        OutputTable::new(columns)
     }
 }
 

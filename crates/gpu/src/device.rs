@@ -250,6 +250,30 @@ pub async fn open(choice: DeviceChoice) -> Result<Option<Gpu>, GpuError> {
     }
 }
 
+/// Runs `probe` (opening a device) with the process's stderr held back: Vulkan loaders and
+/// drivers print there while adapters are enumerated (Mesa: "XDG_RUNTIME_DIR is invalid or not
+/// set"). Returns what was printed, for the caller to show only if opening failed, where it may
+/// explain why.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn holding_stderr<T>(probe: impl FnOnce() -> T) -> (T, String) {
+    let held = gag::BufferRedirect::stderr().ok();
+    let out = probe();
+    let mut noise = String::new();
+    if let Some(mut held) = held {
+        let _ = std::io::Read::read_to_string(&mut held, &mut noise);
+    }
+    (out, noise.trim().to_string())
+}
+
+/// `error`, with what the driver printed (if anything) after it.
+pub fn with_driver_noise(error: impl std::fmt::Display, noise: &str) -> String {
+    if noise.is_empty() {
+        error.to_string()
+    } else {
+        format!("{error}\nthe graphics driver said:\n{noise}")
+    }
+}
+
 static WARNED: AtomicBool = AtomicBool::new(false);
 
 fn log_error(message: &str) {

@@ -27,7 +27,9 @@ mod tokens;
 mod transformer;
 
 pub use calibrate::{seconds, Peaks};
-pub use device::{is_software, open, AdapterSummary, DeviceChoice, Gpu};
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::holding_stderr;
+pub use device::{is_software, open, with_driver_noise, AdapterSummary, DeviceChoice, Gpu};
 pub use error::GpuError;
 pub use groups::GroupedScores;
 pub use longalign::Decomposed;

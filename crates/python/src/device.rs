@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use prefscope_gpu::{block_on, DeviceChoice, Gpu};
+use prefscope_gpu::{block_on, holding_stderr, with_driver_noise, DeviceChoice, Gpu};
 
 /// The devices opened so far, by choice (auto and gpu may differ: a software adapter).
 static OPENED: Mutex<Vec<(DeviceChoice, Option<Gpu>)>> = Mutex::new(Vec::new());
@@ -20,21 +20,9 @@ pub fn open(device: &str) -> Result<(Option<Gpu>, String), String> {
         match opened.iter().find(|(c, _)| *c == choice) {
             Some((_, gpu)) => gpu.clone(),
             None => {
-                // Mesa prints "XDG_RUNTIME_DIR is invalid" and the like while adapters are
-                // enumerated: held back, and shown only if opening a device fails.
-                let held = gag::BufferRedirect::stderr().ok();
-                let probed = block_on(prefscope_gpu::open(choice));
-                let noise = held.map(|mut held| {
-                    let mut text = String::new();
-                    let _ = std::io::Read::read_to_string(&mut held, &mut text);
-                    text
-                });
-                let gpu = probed.map_err(|e| match noise.as_deref().map(str::trim) {
-                    Some(noise) if !noise.is_empty() => {
-                        format!("device `{device}`: {e}\nthe graphics driver said:\n{noise}")
-                    }
-                    _ => format!("device `{device}`: {e}"),
-                })?;
+                // The driver's chatter is shown only if opening fails.
+                let (probed, noise) = holding_stderr(|| block_on(prefscope_gpu::open(choice)));
+                let gpu = probed.map_err(|e| with_driver_noise(format!("device `{device}`: {e}"), &noise))?;
                 opened.push((choice, gpu.clone()));
                 gpu
             }

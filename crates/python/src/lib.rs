@@ -26,16 +26,6 @@ pub(crate) fn error(e: impl std::fmt::Display) -> PyErr {
     PrefscopeError::new_err(e.to_string())
 }
 
-/// Spearman's ρ with average ranks for ties (prefscope-core's, as the DPO report computes it);
-/// NaN when either side is constant. Used to combine shards exactly (`prefscope.ray`).
-#[pyfunction]
-fn spearman(py: Python<'_>, a: Vec<f64>, b: Vec<f64>) -> PyResult<f64> {
-    if a.len() != b.len() {
-        return Err(error(format!("spearman: {} values against {}", a.len(), b.len())));
-    }
-    Ok(py.detach(|| prefscope_core::correlation::spearman(&a, &b).unwrap_or(f64::NAN)))
-}
-
 #[pymodule]
 fn _prefscope(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PrefscopeError", m.py().get_type::<PrefscopeError>())?;
@@ -44,7 +34,6 @@ fn _prefscope(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dpo::dpo_shard, m)?)?;
     m.add_function(wrap_pyfunction!(dpo::compare, m)?)?;
     m.add_function(wrap_pyfunction!(dpo::combine_shards, m)?)?;
-    m.add_function(wrap_pyfunction!(spearman, m)?)?;
     m.add_class::<scorer::Scorer>()?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
-use prefscope_clip::pipeline::{embed_images_batched, resolve, score_manifest};
+use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
 use prefscope_clip::precision::dtype_name;
 use prefscope_clip::scorer::{common_text_direction, rows_table, Reference, Scorer as Preset};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
@@ -48,13 +48,14 @@ impl Picture {
         )))
     }
 
-    fn decode(&self, limits: &ImageLimits) -> Result<Rgba, prefscope_clip::ClipError> {
+    /// Decodes the image (taking over decoded pixels as they are).
+    fn decode(self, limits: &ImageLimits) -> Result<Rgba, prefscope_clip::ClipError> {
         match self {
-            Picture::Path(path) => Rgba::open(path, limits),
-            Picture::Encoded(name, bytes) => Rgba::decode_limited(name, bytes, limits),
+            Picture::Path(path) => Rgba::open(&path, limits),
+            Picture::Encoded(name, bytes) => Rgba::decode_limited(&name, &bytes, limits),
             Picture::Pixels(name, width, height, data) => {
-                limits.check(name, *width, *height)?;
-                Rgba::from_raw(name, *width, *height, data.clone())
+                limits.check(&name, width, height)?;
+                Rgba::from_raw(&name, width, height, data)
             }
         }
     }
@@ -172,7 +173,8 @@ impl Scorer {
         images: Vec<Bound<'py, PyAny>>,
         preset: Option<&str>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let pictures = images.iter().enumerate().map(|(i, o)| Picture::extract(o, i)).collect::<PyResult<Vec<_>>>()?;
+        let mut pictures =
+            images.iter().enumerate().map(|(i, o)| Picture::extract(o, i).map(Some)).collect::<PyResult<Vec<_>>>()?;
         let preset = match preset {
             Some(name) => Preset::parse(name).map_err(error)?.preset(self.encoder.preset()),
             None => self.encoder.preset(),
@@ -183,7 +185,11 @@ impl Scorer {
                     &self.encoder,
                     pictures.len(),
                     &preset,
-                    &mut |i| pictures[i].decode(&self.limits),
+                    // Each image is loaded once, in order.
+                    &mut |i| match pictures[i].take() {
+                        Some(picture) => picture.decode(&self.limits),
+                        None => Err(prefscope_clip::ClipError::Input(format!("image {} was loaded twice", i + 1))),
+                    },
                     &mut |_| {},
                 ))
             })
@@ -250,35 +256,18 @@ impl Scorer {
         reference: &Reference,
     ) -> Result<arrow_array::RecordBatch, Box<dyn std::error::Error + Send + Sync>> {
         // Each distinct image file is decoded and embedded once, as the command does.
-        let mut index: HashMap<PathBuf, usize> = HashMap::new();
-        let mut distinct: Vec<&ImageSource> = Vec::new();
-        let image_of_row: Vec<usize> = table
-            .images
-            .iter()
-            .map(|source| match source {
-                ImageSource::Path(p) => *index.entry(p.clone()).or_insert_with(|| {
-                    distinct.push(source);
-                    distinct.len() - 1
-                }),
-                ImageSource::Bytes(_) => {
-                    distinct.push(source);
-                    distinct.len() - 1
-                }
-            })
-            .collect();
-        let names: Vec<String> = table.rows.iter().map(|r| r.image.clone()).collect();
-        let mut first_row = vec![0; distinct.len()];
-        for (row, &image) in image_of_row.iter().enumerate().rev() {
-            first_row[image] = row;
-        }
+        let (image_of_row, first_row) = distinct_images(table.images.iter().map(|source| match source {
+            ImageSource::Path(p) => Some(p),
+            ImageSource::Bytes(_) => None,
+        }));
         let preset = scorer.preset(self.encoder.preset());
         let images: Embeddings = block_on(embed_images_batched(
             &self.encoder,
-            distinct.len(),
+            first_row.len(),
             &preset,
-            &mut |i| match distinct[i] {
+            &mut |i| match &table.images[first_row[i]] {
                 ImageSource::Path(p) => Rgba::open(p, &self.limits),
-                ImageSource::Bytes(b) => Rgba::decode_limited(&names[first_row[i]], b, &self.limits),
+                ImageSource::Bytes(b) => Rgba::decode_limited(&table.rows[first_row[i]].image, b, &self.limits),
             },
             &mut |_| {},
         ))?;
