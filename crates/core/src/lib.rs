@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod error;
 pub mod gpm;
 pub mod histogram;
+pub mod lanes;
 pub mod longalign;
 pub mod numeric;
 pub mod preprocess;

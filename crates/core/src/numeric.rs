@@ -3,23 +3,15 @@
 //! Everything is `f64`: exported log-probabilities are sums over hundreds of tokens and the
 //! losses subtract nearly equal numbers, so single precision would lose digits TRL keeps.
 
-/// `log(1 + e^x)` without overflow for large `x` or loss of digits for very negative `x`.
-#[inline]
-pub fn softplus(x: f64) -> f64 {
-    x.max(0.0) + log1p_unit((-x.abs()).exp())
-}
+use crate::lanes;
 
-/// `log(1 + e)` for `e` in `[0, 1]`, within a few ulps: Goldberg's `ln(u)·e/(u − 1)` with
-/// `u = 1 + e` (glibc's `ln` is about twice as fast as its `ln_1p`), a short series for tiny `e`.
-#[inline]
-fn log1p_unit(e: f64) -> f64 {
-    if e > 1e-4 {
-        let u = 1.0 + e;
-        u.ln() * (e / (u - 1.0))
-    } else {
-        // e − e²/2 + e³/3 − e⁴/4; the next term is below 2e-17 relative.
-        e * (1.0 - e * (0.5 - e * (1.0 / 3.0 - e * 0.25)))
-    }
+// The logistic functions below are branch-free (built on [`lanes`]' `exp` and `log`), so the
+// loops over pairs that call them vectorise inside a [`lanes::Kernel`].
+
+/// `log(1 + e^x)` without overflow for large `x` or loss of digits for very negative `x`.
+#[inline(always)]
+pub fn softplus(x: f64) -> f64 {
+    -log_sigmoid(-x)
 }
 
 /// `log σ(±x)` and `σ(±x)` from one `exp` and one `log`: the losses that need several of them
@@ -33,44 +25,54 @@ pub struct Logistic {
 }
 
 impl Logistic {
-    #[inline]
+    #[inline(always)]
     pub fn of(x: f64) -> Self {
-        let e = (-x.abs()).exp();
-        let l = log1p_unit(e);
+        // e = e^−|x| in (0, 1]; log(1 + e) is shared by both signs.
+        let e = lanes::exp(-x.abs());
+        let l = lanes::ln_1p(e);
         let big = 1.0 / (1.0 + e);
         let small = e * big;
-        if x >= 0.0 {
-            Self { log_sig: -l, log_sig_neg: -x - l, sig: big, sig_neg: small }
-        } else {
-            Self { log_sig: x - l, log_sig_neg: -l, sig: small, sig_neg: big }
+        let positive = x >= 0.0;
+        Self {
+            log_sig: if positive { -l } else { x - l },
+            log_sig_neg: if positive { -x - l } else { -l },
+            sig: if positive { big } else { small },
+            sig_neg: if positive { small } else { big },
         }
     }
 }
 
 /// `log σ(x) = −softplus(−x)`; finite for every finite `x` (≈ `x` for `x ≪ 0`).
-#[inline]
+#[inline(always)]
 pub fn log_sigmoid(x: f64) -> f64 {
-    -softplus(-x)
+    x.min(0.0) - lanes::ln_1p(lanes::exp(-x.abs()))
 }
 
 /// The logistic function, evaluated on the side where `exp` cannot overflow.
-#[inline]
+#[inline(always)]
 pub fn sigmoid(x: f64) -> f64 {
+    let e = lanes::exp(-x.abs());
+    let big = 1.0 / (1.0 + e);
     if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
+        big
     } else {
-        let e = x.exp();
-        e / (1.0 + e)
+        e * big
     }
 }
 
 /// `log(1 − e^x)` for `x < 0` (Mächler's split at −ln 2); ORPO's odds use it on average log-probs.
-#[inline]
+#[inline(always)]
 pub fn log1mexp(x: f64) -> f64 {
-    if x > -std::f64::consts::LN_2 {
-        (-x.exp_m1()).ln()
+    let (e, m) = lanes::exp_expm1(x);
+    let near = x > -std::f64::consts::LN_2;
+    // Near 0: log(−(e^x − 1)); below: log1p(−e^x). One logarithm serves both.
+    let u = if near { -m } else { 1.0 - e };
+    let l = lanes::ln(u);
+    let far = if u == 1.0 { -e } else { l * (-e / (u - 1.0)) };
+    if near {
+        l
     } else {
-        (-x.exp()).ln_1p()
+        far
     }
 }
 
@@ -178,15 +180,23 @@ mod tests {
     }
 
     #[test]
-    fn logistic_agrees_with_the_separate_functions() {
-        for x in [-1e4, -745.0, -40.0, -7.3, -1e-3, -1e-12, 0.0, 1e-9, 2e-3, 0.9, 33.0, 800.0, 1e4] {
+    fn logistic_agrees_with_the_c_library() {
+        // The C library's functions, each on the side where it cannot overflow.
+        let log_sig = |x: f64| if x >= 0.0 { -(-x).exp().ln_1p() } else { x - x.exp().ln_1p() };
+        let sig = |x: f64| if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) };
+        let mut xs = vec![-1e4, -745.0, -40.0, -7.3, -1e-3, -1e-12, 0.0, 1e-9, 2e-3, 0.9, 33.0, 800.0, 1e4];
+        xs.extend((0..4000).map(|i| (i as f64 - 2000.0) * 0.0173));
+        for x in xs {
             let l = Logistic::of(x);
             let close = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs()) + 1e-300;
-            assert!(close(l.log_sig, log_sigmoid(x)) && close(l.log_sig_neg, log_sigmoid(-x)), "{x}");
-            assert!(close(l.sig, sigmoid(x)) && close(l.sig_neg, sigmoid(-x)), "{x}");
-            // The series branch against the libm reference.
-            let e = (-x.abs()).exp();
-            assert!(close(log1p_unit(e), e.ln_1p()), "{x}");
+            assert!(close(l.log_sig, log_sig(x)) && close(l.log_sig_neg, log_sig(-x)), "{x}");
+            assert!(close(l.sig, sig(x)) && close(l.sig_neg, sig(-x)), "{x}");
+            assert!(close(log_sigmoid(x), log_sig(x)) && close(sigmoid(x), sig(x)), "{x}");
+            assert!(close(softplus(x), -log_sig(-x)), "{x}");
+            if x < 0.0 {
+                let want = if x > -std::f64::consts::LN_2 { (-x.exp_m1()).ln() } else { (-x.exp()).ln_1p() };
+                assert!(close(log1mexp(x), want), "log1mexp({x}) = {} against {want}", log1mexp(x));
+            }
         }
     }
 

@@ -328,6 +328,19 @@ impl DpoTable {
 
     /// Appends whole columns of already validated pairs that carry no token arrays (the bulk
     /// path of columnar readers); every column must have `ids.len()` entries.
+    /// Makes room for `rows` more rows in the columns every table has.
+    pub fn reserve(&mut self, rows: usize) {
+        self.id.reserve(rows);
+        for column in [
+            &mut self.policy_chosen_logps,
+            &mut self.policy_rejected_logps,
+            &mut self.reference_chosen_logps,
+            &mut self.reference_rejected_logps,
+        ] {
+            column.reserve(rows);
+        }
+    }
+
     pub fn extend_columns(&mut self, c: PairColumns) {
         let n = c.id.len();
         self.id.extend(c.id);
@@ -398,19 +411,16 @@ impl DpoTable {
             Side::Chosen => &self.chosen_length,
             Side::Rejected => &self.rejected_length,
         };
-        (0..self.len())
-            .map(|i| {
-                col.get(i).map(|&l| f64::from(l)).ok_or_else(|| {
-                    InputError::new(
-                        Location::file(&self.source).row(i as u64 + 1).column(side.length_column()),
-                        ErrorKind::InvalidValue(format!(
-                            "{needed_by} needs completion lengths: give `{}` or per-token arrays",
-                            side.length_column()
-                        )),
-                    )
-                })
-            })
-            .collect()
+        if let Some(i) = (0..self.len()).find(|&i| col.get(i).is_none()) {
+            return Err(InputError::new(
+                Location::file(&self.source).row(i as u64 + 1).column(side.length_column()),
+                ErrorKind::InvalidValue(format!(
+                    "{needed_by} needs completion lengths: give `{}` or per-token arrays",
+                    side.length_column()
+                )),
+            ));
+        }
+        Ok((0..self.len()).map(|i| col.get(i).map_or(f64::NAN, |&l| f64::from(l))).collect())
     }
 }
 
@@ -428,6 +438,19 @@ pub struct DiffusionTable {
 impl DiffusionTable {
     pub fn new(source: impl Into<String>) -> Self {
         Self { source: source.into(), ..Self::default() }
+    }
+
+    /// Makes room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.id.reserve(rows);
+        for column in [
+            &mut self.model_mse_chosen,
+            &mut self.model_mse_rejected,
+            &mut self.reference_mse_chosen,
+            &mut self.reference_mse_rejected,
+        ] {
+            column.reserve(rows);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -45,6 +45,44 @@ fn every_dpo_loss_type_matches_trl_1_16() {
     }
 }
 
+/// The pair losses are computed a block of pairs at a time, on several threads: repeating the
+/// fixture past a block (128 pairs) and a thread's share (2^16 pairs), with a partial last
+/// block, must still give each pair TRL's value and the batch TRL's mean.
+#[test]
+fn blocks_and_threads_keep_trl_values() {
+    let fx = fixture("dpo.json");
+    let all = Pairs::from(&fx["pairs"]);
+    let mut checked = 0;
+    for case in fx["cases"].as_array().unwrap() {
+        let names: Vec<&str> = case["losses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let Some(per_pair) = case["per_pair"].as_array() else { continue };
+        if names.len() != 1 || ["aot", "aot_unpaired", "sft"].contains(&names[0]) {
+            continue;
+        }
+        let mut pairs = all.subset(case["subset"].as_str());
+        if case["dtype"] == "float32" {
+            pairs = pairs.rounded_to_f32();
+        }
+        let len = pairs.pc.len();
+        let repeated = pairs.cycled(len * (70_000 / len + 1));
+        let params = PairwiseParams {
+            beta: f(&case["beta"]),
+            label_smoothing: f(&case["eps"]),
+            f_divergence: FDivergence::parse(case["fdiv"].as_str().unwrap(), 0.5).unwrap(),
+            discopop_tau: 0.05,
+        };
+        let loss = LossType::parse(names[0]).unwrap();
+        let eval = pairwise::evaluate(&repeated.logps(), &[(loss, 1.0)], &params).unwrap();
+        let label = format!("{names:?} β={} ε={} {}", params.beta, params.label_smoothing, case["fdiv"]);
+        for (i, ours) in eval.pairs.loss.iter().enumerate() {
+            assert_close(*ours, f(&per_pair[i % len]), &format!("{label} pair {i}"));
+        }
+        assert_close(eval.metrics["loss"], f(&case["metrics"]["loss"]), &label);
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} cases");
+}
+
 #[test]
 fn cdpo_matches_trl_0_28_sigmoid_with_label_smoothing() {
     let fx = fixture("dpo_families.json");
@@ -159,10 +197,19 @@ fn fused_comparison_equals_each_objective_evaluated_alone() {
     let names = Objective::names();
     let params = PairwiseParams { beta: 0.2, label_smoothing: 0.1, ..Default::default() };
     let all = compare(&table, &names, params).unwrap();
+    // The same pairs 1000 times over: many blocks, two threads, the same batch losses (each
+    // value repeated equally leaves every mean, and AOT's sorted pairing, as it was).
+    let repeated = prefscope_core::DpoTable::from_records(
+        "fixture",
+        (0..1000 * table.len()).map(|i| table.record(i % table.len())),
+    );
+    let all_repeated = compare(&repeated, &names, params).unwrap();
     for name in &names {
         let alone = Objective::parse(name, None, params).unwrap().evaluate(&table).unwrap();
-        let (a, b) = (all.losses[*name], alone.metrics["loss"]);
-        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: fused {a} vs alone {b}");
+        let b = alone.metrics["loss"];
+        for (a, how) in [(all.losses[*name], "fused"), (all_repeated.losses[*name], "fused, repeated")] {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{name}: {how} {a} vs alone {b}");
+        }
     }
     let sigmoid = Objective::parse("sigmoid", None, params).unwrap().evaluate(&table).unwrap();
     for key in ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen"] {

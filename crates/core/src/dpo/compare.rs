@@ -4,12 +4,15 @@
 //! value equals [`Objective::evaluate`]'s `loss` for the same objective (tested).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
-use super::pairwise::{coupled_losses, sft_nll, PairTerms, Shared};
+use super::block::{blocks, each, Needs, PairBlock, BLOCK};
+use super::pairwise::{coupled_losses, sft_nll};
 use super::reference_free::{chosen_nll, cpo_averages, cpo_pair_loss, orpo_log_odds};
 use super::unpaired::{bco_delta, bco_terms, kl_from_table, kto_terms};
-use super::{reward_metrics_of, LossType, Objective, PairwiseParams, TableLogps};
+use super::{reward_metrics_of, LossType, Objective, PairLogps, PairwiseParams, TableLogps};
 use crate::error::ConfigError;
+use crate::lanes::{self, Kernel};
 use crate::numeric::{log_sigmoid, mean, par_chunks};
 use crate::ranking;
 use crate::record::DpoTable;
@@ -32,48 +35,87 @@ enum Term {
 }
 
 impl Term {
-    /// The term's value at pair `i`; `shared` holds the pairwise logistic terms of that pair.
-    #[inline]
-    fn value(&self, p: &super::PairLogps<'_>, i: usize, shared: &Shared<'_>) -> f64 {
+    /// The shared columns of a block this term reads.
+    fn needs(&self) -> Needs {
         match self {
-            Term::Pairwise(loss, params) => loss.pair_loss_shared(shared, params).unwrap_or(f64::NAN),
-            Term::Cpo(params) => {
-                let (c, r) = if cpo_averages(params) {
-                    (
-                        p.policy_chosen[i] / length(p.chosen_length, i),
-                        p.policy_rejected[i] / length(p.rejected_length, i),
-                    )
-                } else {
-                    (p.policy_chosen[i], p.policy_rejected[i])
-                };
-                cpo_pair_loss(params, c, r)
-            }
-            Term::OrpoRatio(_) => log_sigmoid(orpo_log_odds(
-                p.policy_chosen[i] / length(p.chosen_length, i),
-                p.policy_rejected[i] / length(p.rejected_length, i),
-            )),
-            Term::Kto(params, kl) => {
-                let (c, r) = logratios(p, i);
-                let (a, b) = kto_terms(params, c, r, *kl);
-                0.5 * (a + b)
-            }
-            Term::Bco(beta, delta) => {
-                let (c, r) = logratios(p, i);
-                let (a, b) = bco_terms(*beta, c, r, *delta);
-                0.5 * (a + b)
-            }
+            Term::Pairwise(loss, params) => loss.needs(params.f_divergence),
+            _ => Needs::default(),
         }
     }
-}
 
-#[inline]
-fn length(l: Option<&[f64]>, i: usize) -> f64 {
-    l.map_or(f64::NAN, |l| l[i])
+    /// The term summed over a block's pairs; `out` is scratch.
+    #[inline(always)]
+    fn block_sum(&self, b: &PairBlock, out: &mut [f64; BLOCK]) -> f64 {
+        let (pc, pr) = (&b.policy_chosen, &b.policy_rejected);
+        let (cl, rl) = (&b.chosen_length, &b.rejected_length);
+        match self {
+            Term::Pairwise(loss, params) => loss.block_losses(b, params, out),
+            Term::Cpo(params) if cpo_averages(params) => each(
+                out,
+                #[inline(always)]
+                |j| cpo_pair_loss(params, pc[j] / cl[j], pr[j] / rl[j]),
+            ),
+            Term::Cpo(params) => each(
+                out,
+                #[inline(always)]
+                |j| cpo_pair_loss(params, pc[j], pr[j]),
+            ),
+            Term::OrpoRatio(_) => each(
+                out,
+                #[inline(always)]
+                |j| log_sigmoid(orpo_log_odds(pc[j] / cl[j], pr[j] / rl[j])),
+            ),
+            Term::Kto(params, kl) => each(
+                out,
+                #[inline(always)]
+                |j| {
+                    let (d, u) = kto_terms(params, b.chosen[j], b.rejected[j], *kl);
+                    0.5 * (d + u)
+                },
+            ),
+            Term::Bco(beta, delta) => each(
+                out,
+                #[inline(always)]
+                |j| {
+                    let (d, u) = bco_terms(*beta, b.chosen[j], b.rejected[j], *delta);
+                    0.5 * (d + u)
+                },
+            ),
+        }
+        b.sum(out)
+    }
 }
 
 #[inline]
 fn logratios(p: &super::PairLogps<'_>, i: usize) -> (f64, f64) {
     (p.policy_chosen[i] - p.reference_chosen[i], p.policy_rejected[i] - p.reference_rejected[i])
+}
+
+/// The fused pass over a range of pairs: each term's sum, a block at a time.
+struct Fused<'a, 'p> {
+    p: &'a PairLogps<'p>,
+    terms: &'a [(usize, Term)],
+    params: &'a PairwiseParams,
+    rows: Range<usize>,
+}
+
+impl Kernel for Fused<'_, '_> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run(self) -> Vec<f64> {
+        let needs = self.terms.iter().fold(Needs::default(), |n, (_, t)| n.or(t.needs()));
+        let mut sums = vec![0.0f64; self.terms.len()];
+        let mut block = PairBlock::new();
+        let mut out = [0.0; BLOCK];
+        for rows in blocks(self.rows) {
+            block.load(self.p, rows, self.params.f_divergence, self.params.beta, needs);
+            for (sum, (_, term)) in sums.iter_mut().zip(self.terms) {
+                *sum += term.block_sum(&block, &mut out);
+            }
+        }
+        sums
+    }
 }
 
 /// Evaluates the named objectives (any of [`Objective::names`]) with one β and label
@@ -124,17 +166,7 @@ pub fn compare(table: &DpoTable, names: &[&str], params: PairwiseParams) -> Resu
     }
 
     // The fused pass: each chunk of pairs accumulates every term.
-    let partial = par_chunks(n, |range| {
-        let mut acc = vec![0.0f64; terms.len()];
-        for i in range {
-            let pair = PairTerms::of(&p, i, params.f_divergence);
-            let shared = Shared::new(&pair, params.beta);
-            for (slot, (_, term)) in acc.iter_mut().zip(&terms) {
-                *slot += term.value(&p, i, &shared);
-            }
-        }
-        acc
-    });
+    let partial = par_chunks(n, |rows| lanes::dispatch(Fused { p: &p, terms: &terms, params: &params, rows }));
     let mut sums = vec![0.0f64; terms.len()];
     for chunk in partial {
         for (s, v) in sums.iter_mut().zip(chunk) {

@@ -5,6 +5,7 @@
 //! examples and which prefscope feeds with each pair's chosen and rejected completions.
 //! Every objective returns an [`Evaluation`]: per-pair values plus TRL-named metrics.
 
+mod block;
 pub mod compare;
 pub mod pairwise;
 pub mod ranked;

@@ -1,12 +1,13 @@
 //! `DPOTrainer`'s loss types (TRL 1.16 `_compute_loss`), plus TRL ≤ 0.28's label-smoothed
 //! sigmoid ("cDPO") under its own name.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
+use super::block::{blocks, each, Needs, PairBlock, BLOCK};
 use super::{rewarded, Evaluation, PairLogps};
 use crate::error::ConfigError;
-use crate::numeric::{log_sigmoid, mean, par_map, sigmoid, sum, Logistic};
+use crate::lanes::{self, Kernel};
+use crate::numeric::{log_sigmoid, mean, par_chunks, par_map, sigmoid, sum, Logistic};
 
 /// A `DPOTrainer` loss type, by TRL's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,132 +192,145 @@ impl PairwiseParams {
     }
 }
 
-/// What one pair contributes to every pairwise loss: log-ratios, their f-divergence scores
-/// and completion lengths (`NaN` when unknown; only the length-normalised types read them).
-#[derive(Debug, Clone, Copy)]
-pub struct PairTerms {
-    pub chosen: f64,
-    pub rejected: f64,
-    pub chosen_score: f64,
-    pub rejected_score: f64,
-    pub chosen_length: f64,
-    pub rejected_length: f64,
-}
+impl LossType {
+    /// The shared logistic columns of a [`PairBlock`] this type reads.
+    pub(crate) fn needs(self, f: FDivergence) -> Needs {
+        let (margin, chosen, rejected) = match self {
+            LossType::Sigmoid | LossType::Cdpo | LossType::Robust | LossType::ExoPair | LossType::Discopop => {
+                (true, false, false)
+            }
+            LossType::NcaPair | LossType::BcoPair | LossType::ApoZero => (false, true, true),
+            LossType::ApoDown => (f == FDivergence::ReverseKl, true, false),
+            _ => (false, false, false),
+        };
+        Needs { margin, chosen, rejected }
+    }
 
-impl PairTerms {
-    /// Terms of pair `i`.
-    #[inline]
-    pub fn of(p: &PairLogps<'_>, i: usize, f: FDivergence) -> Self {
-        let chosen = p.policy_chosen[i] - p.reference_chosen[i];
-        let rejected = p.policy_rejected[i] - p.reference_rejected[i];
-        let (chosen_score, rejected_score) =
-            if f == FDivergence::ReverseKl { (chosen, rejected) } else { (f.score(chosen), f.score(rejected)) };
-        Self {
-            chosen,
-            rejected,
-            chosen_score,
-            rejected_score,
-            chosen_length: p.chosen_length.map_or(f64::NAN, |l| l[i]),
-            rejected_length: p.rejected_length.map_or(f64::NAN, |l| l[i]),
+    /// The loss of each pair of a block (padding included), loaded with [`LossType::needs`],
+    /// for types whose value depends on that pair alone; `NaN` for the batch-coupled `aot`,
+    /// `aot_unpaired` and `sft`.
+    #[inline(always)]
+    pub(crate) fn block_losses(self, b: &PairBlock, params: &PairwiseParams, out: &mut [f64; BLOCK]) {
+        let (beta, eps) = (params.beta, params.label_smoothing);
+        let (m, c, r) = (&b.margin, &b.chosen_logistic, &b.rejected_logistic);
+        match self {
+            LossType::Sigmoid => each(
+                out,
+                #[inline(always)]
+                |j| -m.log_sig[j],
+            ),
+            LossType::Cdpo => each(
+                out,
+                #[inline(always)]
+                |j| -(1.0 - eps) * m.log_sig[j] - eps * m.log_sig_neg[j],
+            ),
+            LossType::Hinge => each(
+                out,
+                #[inline(always)]
+                |j| (1.0 - beta * b.margin(j)).max(0.0),
+            ),
+            LossType::Robust => each(
+                out,
+                #[inline(always)]
+                |j| (-(1.0 - eps) * m.log_sig[j] + eps * m.log_sig_neg[j]) / (1.0 - 2.0 * eps),
+            ),
+            LossType::ExoPair => {
+                let (keep, flip) = ((-eps).ln_1p(), eps.ln());
+                each(
+                    out,
+                    #[inline(always)]
+                    |j| m.sig[j] * (m.log_sig[j] - keep) + m.sig_neg[j] * (m.log_sig_neg[j] - flip),
+                )
+            }
+            LossType::Discopop => {
+                let tau = params.discopop_tau;
+                // (1 − s)·(−logσ z) + s·e^(−z) with s = σ(z/τ); the second term as
+                // exp(logσ(z/τ) − z) stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
+                each(
+                    out,
+                    #[inline(always)]
+                    |j| {
+                        let s = Logistic::of(beta * b.margin(j) / tau);
+                        s.sig_neg * -m.log_sig[j] + lanes::exp(s.log_sig - beta * b.margin(j))
+                    },
+                )
+            }
+            LossType::NcaPair => each(
+                out,
+                #[inline(always)]
+                |j| -c.log_sig[j] - 0.5 * c.log_sig_neg[j] - 0.5 * r.log_sig_neg[j],
+            ),
+            LossType::BcoPair => each(
+                out,
+                #[inline(always)]
+                |j| -c.log_sig[j] - r.log_sig_neg[j],
+            ),
+            LossType::SppoHard => each(
+                out,
+                #[inline(always)]
+                |j| (b.chosen[j] - 0.5 / beta).powi(2) + (b.rejected[j] + 0.5 / beta).powi(2),
+            ),
+            LossType::ApoZero => each(
+                out,
+                #[inline(always)]
+                |j| c.sig_neg[j] + r.sig[j],
+            ),
+            // σ(−β(Δw − Δl)) is σ(−x) when scores are the log-ratios themselves.
+            LossType::ApoDown if params.f_divergence == FDivergence::ReverseKl => each(
+                out,
+                #[inline(always)]
+                |j| c.sig[j] + m.sig_neg[j],
+            ),
+            LossType::ApoDown => each(
+                out,
+                #[inline(always)]
+                |j| c.sig[j] + sigmoid(-beta * (b.chosen[j] - b.rejected[j])),
+            ),
+            LossType::Ipo => each(
+                out,
+                #[inline(always)]
+                |j| (b.average_margin(j) - 1.0 / (2.0 * beta)).powi(2),
+            ),
+            LossType::SigmoidNorm => each(
+                out,
+                #[inline(always)]
+                |j| -log_sigmoid(beta * b.average_margin(j)),
+            ),
+            LossType::Aot | LossType::AotUnpaired | LossType::Sft => each(
+                out,
+                #[inline(always)]
+                |_| f64::NAN,
+            ),
         }
     }
 }
 
-/// The logistic terms of one pair, each computed on first use: `x = βδ` (scores), `βΔw` and
-/// `βΔl`. Several loss types share them, so evaluating all types of a pair pays once.
-pub struct Shared<'a> {
-    t: &'a PairTerms,
-    beta: f64,
-    x: OnceCell<Logistic>,
-    c: OnceCell<Logistic>,
-    r: OnceCell<Logistic>,
-}
-
-impl<'a> Shared<'a> {
-    #[inline]
-    pub fn new(t: &'a PairTerms, beta: f64) -> Self {
-        Self { t, beta, x: OnceCell::new(), c: OnceCell::new(), r: OnceCell::new() }
-    }
-
-    #[inline]
-    fn x(&self) -> &Logistic {
-        self.x.get_or_init(|| Logistic::of(self.beta * (self.t.chosen_score - self.t.rejected_score)))
-    }
-
-    #[inline]
-    fn c(&self) -> &Logistic {
-        self.c.get_or_init(|| Logistic::of(self.beta * self.t.chosen))
-    }
-
-    #[inline]
-    fn r(&self) -> &Logistic {
-        self.r.get_or_init(|| Logistic::of(self.beta * self.t.rejected))
-    }
-}
-
-impl LossType {
-    /// The loss of one pair, for types whose value depends on that pair alone (`None` for the
-    /// batch-coupled `aot`, `aot_unpaired` and `sft`).
-    #[inline]
-    pub fn pair_loss(self, t: &PairTerms, params: &PairwiseParams) -> Option<f64> {
-        self.pair_loss_shared(&Shared::new(t, params.beta), params)
-    }
-
-    /// [`LossType::pair_loss`] drawing on terms shared with the pair's other loss types.
-    #[inline]
-    pub fn pair_loss_shared(self, sh: &Shared<'_>, params: &PairwiseParams) -> Option<f64> {
-        let t = sh.t;
-        let (beta, eps) = (params.beta, params.label_smoothing);
-        let x = beta * (t.chosen_score - t.rejected_score);
-        let (c, r) = (t.chosen, t.rejected);
-        let avg_delta = || t.chosen_score / t.chosen_length.max(1.0) - t.rejected_score / t.rejected_length.max(1.0);
-        Some(match self {
-            LossType::Sigmoid => -sh.x().log_sig,
-            LossType::Cdpo => {
-                let l = sh.x();
-                -(1.0 - eps) * l.log_sig - eps * l.log_sig_neg
-            }
-            LossType::Hinge => (1.0 - x).max(0.0),
-            LossType::Robust => {
-                let l = sh.x();
-                (-(1.0 - eps) * l.log_sig + eps * l.log_sig_neg) / (1.0 - 2.0 * eps)
-            }
-            LossType::ExoPair => {
-                let l = sh.x();
-                l.sig * (l.log_sig - (-eps).ln_1p()) + l.sig_neg * (l.log_sig_neg - eps.ln())
-            }
-            LossType::Discopop => {
-                let tau = params.discopop_tau;
-                // (1 − m)·(−logσ z) + m·e^(−z) with m = σ(z/τ); the second term as
-                // exp(logσ(z/τ) − z) stays finite where TRL's 0·∞ gives NaN (z ≪ 0).
-                let m = Logistic::of(x / tau);
-                m.sig_neg * -sh.x().log_sig + (m.log_sig - x).exp()
-            }
-            LossType::NcaPair => -sh.c().log_sig - 0.5 * sh.c().log_sig_neg - 0.5 * sh.r().log_sig_neg,
-            LossType::BcoPair => -sh.c().log_sig - sh.r().log_sig_neg,
-            LossType::SppoHard => (c - 0.5 / beta).powi(2) + (r + 0.5 / beta).powi(2),
-            LossType::ApoZero => sh.c().sig_neg + sh.r().sig,
-            LossType::ApoDown => {
-                // σ(−β(Δw − Δl)) is σ(−x) when scores are the log-ratios themselves.
-                let down = if params.f_divergence == FDivergence::ReverseKl {
-                    sh.x().sig_neg
-                } else {
-                    sigmoid(-beta * (c - r))
-                };
-                sh.c().sig + down
-            }
-            LossType::Ipo => (avg_delta() - 1.0 / (2.0 * beta)).powi(2),
-            LossType::SigmoidNorm => -log_sigmoid(beta * avg_delta()),
-            LossType::Aot | LossType::AotUnpaired | LossType::Sft => return None,
-        })
-    }
-}
-
 /// `−(1−ε)logσ(x) − ε·logσ(−x)`: the label-smoothed sigmoid (cDPO, AOT).
-#[inline]
+#[inline(always)]
 fn smoothed(x: f64, eps: f64) -> f64 {
     let l = Logistic::of(x);
     -(1.0 - eps) * l.log_sig - eps * l.log_sig_neg
+}
+
+/// `smoothed(β(a_i − b_i))` for each position: AOT's losses on its sorted columns.
+struct Smoothed<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    beta: f64,
+    eps: f64,
+}
+
+impl Kernel for Smoothed<'_> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run(self) -> Vec<f64> {
+        let mut out = vec![0.0; self.a.len()];
+        for ((o, a), b) in out.iter_mut().zip(self.a).zip(self.b) {
+            *o = smoothed(self.beta * (a - b), self.eps);
+        }
+        out
+    }
 }
 
 /// Per-position losses of the batch-coupled types.
@@ -341,7 +355,8 @@ pub(crate) fn coupled_losses(
                 )
             };
             sort_both(&mut a, &mut b);
-            par_map(n, |i| smoothed(beta * (a[i] - b[i]), eps))
+            let (a, b) = (&a, &b);
+            par_chunks(n, |rows| lanes::dispatch(Smoothed { a: &a[rows.clone()], b: &b[rows], beta, eps })).concat()
         }
         LossType::Sft => vec![sft_nll(p)?; n],
         other => return Err(ConfigError::Invalid(format!("`{}` is not batch-coupled", other.name()))),
@@ -363,8 +378,34 @@ fn per_pair(loss: LossType, p: &PairLogps<'_>, params: &PairwiseParams) -> Resul
     if loss.needs_lengths() {
         p.lengths(loss.name())?;
     }
-    let f = params.f_divergence;
-    Ok(par_map(p.len(), |i| loss.pair_loss(&PairTerms::of(p, i, f), params).unwrap_or(f64::NAN)))
+    let parts = par_chunks(p.len(), |rows| lanes::dispatch(PairLosses { loss, p, params, rows }));
+    Ok(parts.concat())
+}
+
+/// One loss type's per-pair values over a range of pairs, a block at a time.
+struct PairLosses<'a, 'p> {
+    loss: LossType,
+    p: &'a PairLogps<'p>,
+    params: &'a PairwiseParams,
+    rows: std::ops::Range<usize>,
+}
+
+impl Kernel for PairLosses<'_, '_> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run(self) -> Vec<f64> {
+        let mut values = Vec::with_capacity(self.rows.len());
+        let mut block = PairBlock::new();
+        let mut out = [0.0; BLOCK];
+        let (f, beta) = (self.params.f_divergence, self.params.beta);
+        for rows in blocks(self.rows) {
+            block.load(self.p, rows, f, beta, self.loss.needs(f));
+            self.loss.block_losses(&block, self.params, &mut out);
+            values.extend_from_slice(&out[..block.len]);
+        }
+        values
+    }
 }
 
 /// Sorts two columns ascending (as `torch.sort`; the inputs are finite). Natively by radix

@@ -73,7 +73,7 @@ pub(crate) fn positive_lengths(lengths: &[f64], side: &str) -> Result<(), Config
 }
 
 /// `cpo_loss` for one pair, on sums or (SimPO, IPO) token averages; the NLL term is separate.
-#[inline]
+#[inline(always)]
 pub(crate) fn cpo_pair_loss(params: &CpoParams, chosen: f64, rejected: f64) -> f64 {
     let (beta, eps) = (params.beta, params.label_smoothing);
     let logits = chosen - rejected;
@@ -94,7 +94,7 @@ pub(crate) fn cpo_averages(params: &CpoParams) -> bool {
 }
 
 /// ORPO's log odds ratio of one pair, on token-averaged log-probs.
-#[inline]
+#[inline(always)]
 pub(crate) fn orpo_log_odds(chosen: f64, rejected: f64) -> f64 {
     (chosen - rejected) - (log1mexp(chosen) - log1mexp(rejected))
 }

@@ -99,7 +99,7 @@ fn finish(
 }
 
 /// KTO's desirable and undesirable terms for one pair's log-ratios.
-#[inline]
+#[inline(always)]
 pub(crate) fn kto_terms(params: &KtoParams, chosen: f64, rejected: f64, kl: f64) -> (f64, f64) {
     let beta = params.beta;
     (
@@ -114,7 +114,7 @@ pub(crate) fn bco_delta(beta: f64, chosen: &[f64], rejected: &[f64]) -> f64 {
 }
 
 /// BCO's two terms for one pair's log-ratios.
-#[inline]
+#[inline(always)]
 pub(crate) fn bco_terms(beta: f64, chosen: f64, rejected: f64, delta: f64) -> (f64, f64) {
     (-log_sigmoid(beta * chosen - delta), -log_sigmoid(-(beta * rejected - delta)))
 }

@@ -26,18 +26,28 @@ pub(super) fn read<R: ChunkReader + 'static>(
     sink: &mut Sink,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), InputError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open()?)
+    let file = open()?;
+    let len = file.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     check_offsets(builder.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
     check_dictionaries(&std::sync::Arc::new(open()?), builder.metadata(), None)
         .map_err(|m| InputError::new(sink.location(None, None), m))?;
     let positions = header(builder.schema(), sink)?;
+    sink.reserve(expected_rows(total, len));
     let batches = builder
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     push_batches(batches, &positions, 0, total, sink, progress).map(|_| ())
+}
+
+/// Rows to make room for before reading: those the footer declares (growing the columns as
+/// rows arrive copies them several times over), but no more than one per byte of the file, so
+/// that a small file's footer cannot make it allocate much.
+fn expected_rows(declared: u64, file_len: u64) -> usize {
+    declared.min(file_len).try_into().unwrap_or(0)
 }
 
 /// Refuses column chunks whose offsets or sizes are negative: the parquet crate asserts they
@@ -261,6 +271,8 @@ impl ParquetPieces {
             .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
         check_offsets(metadata.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
         let positions = header(metadata.schema(), &mut sink)?;
+        let declared = metadata.metadata().file_metadata().num_rows().max(0) as u64;
+        sink.reserve(expected_rows(declared, len));
         Ok(ParquetPieces { len, footer: (footer_start, footer), metadata, positions, sink, row: 0 })
     }
 
@@ -384,12 +396,17 @@ mod bulk {
     fn ids(a: Option<&ArrayRef>, first_row: u64, n: usize) -> Option<Vec<String>> {
         let fallback = |i: usize| (first_row + i as u64 + 1).to_string();
         let Some(a) = a else { return Some((0..n).map(fallback).collect()) };
-        let v: Vec<Option<String>> = match a.data_type() {
-            DataType::Int64 => a.as_primitive::<Int64Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
-            DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(|x| x.to_string())).collect(),
-            _ => texts(Some(a))??,
-        };
-        Some(v.into_iter().enumerate().map(|(i, s)| s.unwrap_or_else(|| fallback(i))).collect())
+        let text = |i: usize, s: Option<&str>| s.map_or_else(|| fallback(i), str::to_string);
+        let number = |i: usize, x: Option<i64>| x.map_or_else(|| fallback(i), |x| x.to_string());
+        Some(match a.data_type() {
+            DataType::Int64 => a.as_primitive::<Int64Type>().iter().enumerate().map(|(i, x)| number(i, x)).collect(),
+            DataType::Int32 => {
+                a.as_primitive::<Int32Type>().iter().enumerate().map(|(i, x)| number(i, x.map(i64::from))).collect()
+            }
+            DataType::Utf8 => a.as_string::<i32>().iter().enumerate().map(|(i, s)| text(i, s)).collect(),
+            DataType::LargeUtf8 => a.as_string::<i64>().iter().enumerate().map(|(i, s)| text(i, s)).collect(),
+            _ => return None,
+        })
     }
 
     pub(super) fn push(columns: &[Option<&ArrayRef>], first_row: u64, n: usize, sink: &mut Sink) -> bool {

@@ -191,6 +191,15 @@ impl Sink {
         Ok(())
     }
 
+    /// Makes room for `rows` more rows (after `check_header`).
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        match &mut self.kind {
+            Kind::Dpo(t) => t.reserve(rows),
+            Kind::Diffusion(t) => t.reserve(rows),
+            Kind::Unknown => {}
+        }
+    }
+
     /// The table being filled, for readers with a bulk path (after `check_header`).
     pub(crate) fn table_mut(&mut self) -> TableMut<'_> {
         match &mut self.kind {

@@ -90,6 +90,22 @@ impl Pairs {
         }
     }
 
+    /// The rows repeated in order until there are `n` of them.
+    pub fn cycled(&self, n: usize) -> Self {
+        let len = self.pc.len();
+        let cycle = |v: &Vec<f64>| (0..n).map(|i| v[i % len]).collect();
+        Pairs {
+            ids: (0..n).map(|i| self.ids[i % len].clone()).collect(),
+            kinds: (0..n).map(|i| self.kinds[i % len].clone()).collect(),
+            pc: cycle(&self.pc),
+            pr: cycle(&self.pr),
+            rc: cycle(&self.rc),
+            rr: cycle(&self.rr),
+            cl: cycle(&self.cl),
+            rl: cycle(&self.rl),
+        }
+    }
+
     /// Rounds the log-probs to f32, as a reference run in float32 saw them.
     pub fn rounded_to_f32(&self) -> Self {
         let r = |v: &Vec<f64>| v.iter().map(|x| *x as f32 as f64).collect();

@@ -192,8 +192,8 @@ pub fn dpo_sigmoid_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prefscope_core::dpo::pairwise::PairTerms;
-    use prefscope_core::dpo::{FDivergence, LossType, PairwiseParams};
+    use prefscope_core::dpo::pairwise::evaluate;
+    use prefscope_core::dpo::{FDivergence, LossType, PairLogps, PairwiseParams};
 
     #[test]
     fn the_burn_loss_is_cores_sigmoid_loss() {
@@ -207,20 +207,15 @@ mod tests {
         let burn_loss =
             dpo_sigmoid_loss(t(&pc), t(&pr), t(&rc), t(&rr), beta).into_data().try_to_vec::<f32>().unwrap()[0];
         let params = PairwiseParams { beta, ..PairwiseParams::default() };
-        let core: f64 = (0..5)
-            .map(|i| {
-                let terms = PairTerms {
-                    chosen: pc[i] - rc[i],
-                    rejected: pr[i] - rr[i],
-                    chosen_score: pc[i] - rc[i],
-                    rejected_score: pr[i] - rr[i],
-                    chosen_length: f64::NAN,
-                    rejected_length: f64::NAN,
-                };
-                LossType::Sigmoid.pair_loss(&terms, &params).unwrap()
-            })
-            .sum::<f64>()
-            / 5.0;
+        let p = PairLogps {
+            policy_chosen: &pc,
+            policy_rejected: &pr,
+            reference_chosen: &rc,
+            reference_rejected: &rr,
+            chosen_length: None,
+            rejected_length: None,
+        };
+        let core = evaluate(&p, &[(LossType::Sigmoid, 1.0)], &params).unwrap().metrics["loss"];
         assert_eq!(params.f_divergence, FDivergence::ReverseKl);
         assert!((burn_loss as f64 - core).abs() < 1e-5, "burn {burn_loss} vs core {core}");
     }
