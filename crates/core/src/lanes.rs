@@ -21,7 +21,12 @@ pub trait Kernel {
 pub fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the features `avx512` is compiled with were detected just above.
             return unsafe { avx512(kernel) };
         }
@@ -165,7 +170,7 @@ pub fn ln(u: f64) -> f64 {
 pub fn ln_1p(y: f64) -> f64 {
     let u = 1.0 + y;
     let l = ln(u);
-    if u == 1.0 {
+    if u == 1.0 || u == f64::INFINITY {
         y
     } else {
         l * (y / (u - 1.0))
@@ -232,6 +237,7 @@ mod tests {
         for x in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -1.0, f64::MAX, 1e-310] {
             assert_close("exp", x, exp(x), x.exp(), 2.0);
             assert_close("ln", x, ln(x), x.ln(), 2.0);
+            assert_close("ln_1p", x, ln_1p(x), x.ln_1p(), 2.0);
         }
     }
 

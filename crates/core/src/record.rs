@@ -326,8 +326,6 @@ impl DpoTable {
         self.rejected_tokens.push(r.policy_rejected_token_logps, r.reference_rejected_token_logps, r.rejected_tokens);
     }
 
-    /// Appends whole columns of already validated pairs that carry no token arrays (the bulk
-    /// path of columnar readers); every column must have `ids.len()` entries.
     /// Makes room for `rows` more rows in the columns every table has.
     pub fn reserve(&mut self, rows: usize) {
         self.id.reserve(rows);
@@ -341,6 +339,8 @@ impl DpoTable {
         }
     }
 
+    /// Appends whole columns of already validated pairs that carry no token arrays (the bulk
+    /// path of columnar readers); every column must have `ids.len()` entries.
     pub fn extend_columns(&mut self, c: PairColumns) {
         let n = c.id.len();
         self.id.extend(c.id);

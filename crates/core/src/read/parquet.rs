@@ -44,10 +44,11 @@ pub(super) fn read<R: ChunkReader + 'static>(
 }
 
 /// Rows to make room for before reading: those the footer declares (growing the columns as
-/// rows arrive copies them several times over), but no more than one per byte of the file, so
-/// that a small file's footer cannot make it allocate much.
+/// rows arrive copies them several times over), but no more than one per 32 bytes of the file
+/// (four plain f64 log-probs), so that a footer cannot make a file reserve much more memory
+/// than its own size. A file that compresses better just grows its columns as it is read.
 fn expected_rows(declared: u64, file_len: u64) -> usize {
-    declared.min(file_len).try_into().unwrap_or(0)
+    declared.min(file_len / 32).try_into().unwrap_or(0)
 }
 
 /// Refuses column chunks whose offsets or sizes are negative: the parquet crate asserts they
@@ -611,5 +612,15 @@ impl RowSource for BatchRow<'_> {
 
     fn has(&self, col: Col) -> bool {
         self.columns[col as usize].is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_footer_cannot_reserve_more_rows_than_the_file_holds() {
+        // A footer may claim 2^40 rows; the reservation follows the file's size instead.
+        assert_eq!(super::expected_rows(1 << 40, 1_000), 31);
+        assert_eq!(super::expected_rows(1_000_000, 50_000_000), 1_000_000);
     }
 }
