@@ -4,6 +4,7 @@
 mod clip;
 mod demo;
 mod device;
+mod diversity;
 mod dpo;
 mod output;
 mod pairs;
@@ -34,6 +35,9 @@ enum Command {
     /// Preference strength from an ensemble of reward models: each pair's mean and spread of
     /// reward differences, and its band (likely_wrong, ambiguous, clear, strongest).
     Strength(strength::StrengthArgs),
+    /// How much of an image set's diversity its prompts explain (Schur complement entropy),
+    /// over the whole set and each group.
+    Diversity(diversity::DiversityArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
 }
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Score(args) => clip::run_score(&args),
         Command::Pairs(args) => pairs::run(&args),
         Command::Strength(args) => strength::run(&args),
+        Command::Diversity(args) => diversity::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

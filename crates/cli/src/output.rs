@@ -53,6 +53,20 @@ pub fn write_summarised(format: OutputFormat, out: Option<&PathBuf>, summary: Va
     write(format, out, rows, true, || json!({ "pairs": rows.json_rows(), "summary": summary }))
 }
 
+/// Writes `document` for JSON; the rows alone for the tabular formats, with `summary` on stderr.
+pub fn write_document(
+    format: OutputFormat,
+    out: Option<&PathBuf>,
+    rows: &OutputTable,
+    document: Value,
+    summary: &str,
+) -> Result<()> {
+    if format != OutputFormat::Json {
+        eprintln!("{summary}");
+    }
+    write(format, out, rows, true, || document)
+}
+
 /// Writes `{"rows": […]}` for JSON (`embed`, `score`), the rows themselves otherwise.
 pub fn write_rows(format: OutputFormat, out: Option<&PathBuf>, rows: &OutputTable) -> Result<()> {
     write(format, out, rows, false, || json!({ "rows": rows.json_rows() }))

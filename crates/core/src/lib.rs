@@ -5,6 +5,7 @@
 pub mod clip_score;
 pub mod correlation;
 pub mod diffusion;
+pub mod diversity;
 pub mod dpo;
 pub mod embedding;
 pub mod error;

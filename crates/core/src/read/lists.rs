@@ -16,9 +16,11 @@ use super::jsonl::number_list;
 use super::{json_lines, Format};
 use crate::error::{ErrorKind, InputError, Location};
 
-/// One row: its id (the row number when absent), its location, and each present array column.
+/// One row: its id (the row number when absent), its `group` when it has one, its location,
+/// and each present array column.
 pub(crate) struct ListRow {
     pub id: String,
+    pub group: Option<String>,
     pub at: Location,
     pub columns: BTreeMap<&'static str, Vec<f64>>,
 }
@@ -61,6 +63,17 @@ fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListR
                 ))
             }
         };
+        let group = match value.get("group") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            None | Some(Value::Null) => None,
+            Some(other) => {
+                return Err(InputError::new(
+                    at.column("group"),
+                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
+                ))
+            }
+        };
         let mut found = BTreeMap::new();
         for &c in columns {
             match value.get(c) {
@@ -73,7 +86,7 @@ fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListR
                 }
             }
         }
-        rows.push(ListRow { id, at, columns: found });
+        rows.push(ListRow { id, group, at, columns: found });
     }
     Ok(rows)
 }
@@ -112,6 +125,7 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
         let ids = batch.column_by_name("id");
+        let groups = batch.column_by_name("group");
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(rows.len() as u64 + 1);
             // A text id (the pairs reader's rule), an integer one, or the row number.
@@ -121,6 +135,10 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
                         .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
                 })
                 .unwrap_or_else(|| (rows.len() + 1).to_string());
+            let group = groups.and_then(|a| {
+                super::pairs::text_at(a.as_ref(), i)
+                    .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
+            });
             let mut found = BTreeMap::new();
             for &c in columns {
                 let Some(array) = batch.column_by_name(c).filter(|a| !a.is_null(i)) else { continue };
@@ -135,7 +153,7 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
                 })?;
                 found.insert(c, values);
             }
-            rows.push(ListRow { id, at, columns: found });
+            rows.push(ListRow { id, group, at, columns: found });
         }
     }
     Ok(rows)

@@ -5,6 +5,7 @@
 //! [`rows`], so every format reports the same error kinds at the same places.
 
 mod csv;
+mod embeddings;
 mod jsonl;
 mod lists;
 mod manifest;
@@ -19,6 +20,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+pub use embeddings::{read_embedding_pairs, EmbeddingPairs};
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;
 pub use parquet::{read_record_batches, schema_names as parquet_column_names, ParquetPieces};
