@@ -15,6 +15,7 @@ pub mod gallery;
 pub mod raster;
 pub mod scene;
 pub mod text_pairs;
+pub mod variety;
 pub mod vocab;
 pub mod world;
 

@@ -1,4 +1,5 @@
 //! The shapes world's ground truth and the embedded demo model. One binary: burn links once.
 
 mod model;
+mod variety;
 mod world;
