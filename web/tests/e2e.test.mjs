@@ -155,6 +155,11 @@ test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { t
   const ms = await page.getAttribute('[data-testid="scored-time"]', "data-ms");
   console.log(`cpu: navigation to first ranking ${ms} ms`);
   console.log(`cpu: ${await breakdown(page)}`);
+  // The diversity the prompts do not explain: over the whole gallery and for each prompt.
+  const prompts = new Set(rows.map((r) => r.prompt)).size;
+  const sce = await page.$$eval('[data-testid="diversity"]', (ds) => ds.map((d) => Number(d.dataset.sce)));
+  assert.equal(sce.length, prompts + 1, "a diversity line for the gallery and each prompt");
+  assert.ok(sce.every((v) => Number.isFinite(v) && v >= 1), `scores ${sce}`);
   await page.screenshot({ path: path.join(SHOTS, "cpu-score.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(SHOTS, "cpu-score-phone.png") });
@@ -217,6 +222,21 @@ test("your images and a manifest: the rankings equal `prefscope score`'s; export
     assert.ok(r, `row ${w.id}`);
     for (const k of ["score", "relevant", "irrelevant", "probability"]) close(r[k], w[k], `${w.id} ${k}`);
     assert.equal(r.rank, w.rank, `${w.id} rank`);
+  }
+  // The diversity split, over all rows and per group, equals `prefscope diversity`'s on the
+  // same manifest (the page's CPU kernels in wasm round a little differently, and the split
+  // can magnify the last digits, hence 1e-3).
+  const split = cli("diversity", "--model", "crates/synth/demo-model", "--manifest", manifest, "--device", "cpu");
+  const shown = await page.$$eval('[data-testid="diversity"]',
+    (ds) => ds.map((d) => ({ group: d.dataset.group, sce: Number(d.dataset.sce), text: Number(d.dataset.textPart) })));
+  const wanted = [{ group: "", sce: split.sce, text: split.text_part },
+    ...split.groups.map((g) => ({ group: g.group, sce: g.sce, text: g.text_part }))];
+  assert.equal(shown.length, wanted.length, "diversity lines");
+  for (const w of wanted) {
+    const d = shown.find((x) => x.group === w.group);
+    assert.ok(d, `diversity of group “${w.group}”`);
+    close(d.sce, w.sce, `group “${w.group}” sce`, 1e-3);
+    close(d.text, w.text, `group “${w.group}” text part`, 1e-3);
   }
   // The long prompt is past the demo model's 32-token context: encoded in segments.
   assert.match(await page.textContent(".ps-prompt:last-of-type h3"), /[2-9] segments/);

@@ -132,11 +132,11 @@ pub struct Split {
 pub fn split(p: &Paired<'_>, kernel: &Kernel) -> Result<Split, ConfigError> {
     p.check()?;
     let (x, y) = (matrix(p.rows, p.dim, p.text), matrix(p.rows, p.dim, p.image));
-    let (cxx, cxy, cyy) = match kernel {
+    // Feature maps scaled so that C_xx = AᵀA, C_xy = AᵀB, C_yy = BᵀB.
+    let (a, b) = match kernel {
         Kernel::Cosine => {
-            let (xn, yn) = (unit_columns(&x), unit_columns(&y));
-            let d = p.dim as f64;
-            (xn.transpose() * &xn / d, xn.transpose() * &yn / d, yn.transpose() * &yn / d)
+            let scale = 1.0 / (p.dim as f64).sqrt();
+            (unit_columns(&x) * scale, unit_columns(&y) * scale)
         }
         Kernel::Gaussian { sigma, features, standard } => {
             if standard.len() != p.dim * features {
@@ -147,15 +147,47 @@ pub fn split(p: &Paired<'_>, kernel: &Kernel) -> Result<Split, ConfigError> {
                 )));
             }
             let omega = Mat::from_fn(p.dim, *features, |i, j| standard[i * features + j] * (1.0 / sigma));
-            let (fx, fy) = (fourier_features(&x, &omega), fourier_features(&y, &omega));
-            let n = p.rows as f64;
-            (fx.transpose() * &fx / n, fx.transpose() * &fy / n, fy.transpose() * &fy / n)
+            let scale = 1.0 / (p.rows as f64).sqrt();
+            (fourier_features(&x, &omega) * scale, fourier_features(&y, &omega) * scale)
         }
     };
-    let explained = cxy.transpose() * ridge_pinv(cxx)? * &cxy;
-    let unexplained = &cyy - &explained;
-    let (unexplained, explained) = (eigenvalues(&unexplained)?, eigenvalues(&explained)?);
+    let (unexplained, explained) = if p.rows >= a.ncols() { feature_space(&a, &b)? } else { sample_space(&a, &b)? };
     Ok(Split { sce: score(&unexplained), text_part: score(&explained), unexplained, explained })
+}
+
+/// The split as the reference computes it, with `F × F` matrices (`F` features).
+fn feature_space(a: &Mat<f64>, b: &Mat<f64>) -> Result<(Vec<f64>, Vec<f64>), ConfigError> {
+    let cxy = a.transpose() * b;
+    let explained = cxy.transpose() * ridge_pinv(a.transpose() * a)? * &cxy;
+    let unexplained = b.transpose() * b - &explained;
+    Ok((eigenvalues(&unexplained)?, eigenvalues(&explained)?))
+}
+
+/// The same eigenvalues from `n × n` matrices when there are fewer rows `n` than features
+/// (a prompt group of a few images under a 768-wide model): `E = Bᵀ H B` with
+/// `H = AAᵀ(AAᵀ + εI)⁻¹` (the push-through identity for `A(AᵀA + εI)⁻¹Aᵀ`; the reference's
+/// pseudo-inverse keeps every eigenvalue of `C_xx + εI` here, whose trace is 1), and
+/// `S = Bᵀ(I − H)B`. Their nonzero eigenvalues are those of `H½ BBᵀ H½` and
+/// `(I − H)½ BBᵀ (I − H)½`; the other `F − n` are zeros (clamped by the score, as the
+/// reference's rounding-level ones are).
+fn sample_space(a: &Mat<f64>, b: &Mat<f64>) -> Result<(Vec<f64>, Vec<f64>), ConfigError> {
+    let (n, features) = (a.nrows(), a.ncols());
+    let evd = (a * a.transpose()).self_adjoint_eigen(Side::Lower).map_err(|e| eigen_error(&e))?;
+    let (values, q) = (evd.S().column_vector(), evd.U());
+    // Eigenvalues at the rounding level of AAᵀ are zeros of the exact matrix (divided by the
+    // ridge they would turn noise into weight); the rest are weighted as the ridge weights them.
+    let largest = (0..n).map(|i| values[i]).fold(0.0, f64::max);
+    let noise = n as f64 * f64::EPSILON * largest;
+    let h: Vec<f64> =
+        (0..n).map(|i| if values[i] > noise { (values[i] / (values[i] + RIDGE)).min(1.0) } else { 0.0 }).collect();
+    let k = q.transpose() * (b * b.transpose()) * q;
+    let part = |w: &dyn Fn(usize) -> f64| -> Result<Vec<f64>, ConfigError> {
+        let m = Mat::from_fn(n, n, |i, j| w(i).sqrt() * k[(i, j)] * w(j).sqrt());
+        let mut values = eigenvalues(&m)?;
+        values.splice(0..0, std::iter::repeat_n(0.0, features - n));
+        Ok(values)
+    };
+    Ok((part(&|i| 1.0 - h[i])?, part(&|i| h[i])?))
 }
 
 /// One set's split: its rows (`images`), its distinct prompt embeddings (`prompts`), and the
@@ -257,18 +289,19 @@ fn fourier_features(a: &Mat<f64>, omega: &Mat<f64>) -> Mat<f64> {
     })
 }
 
-/// `pinv(a + εI)` for a symmetric `a`, as torch's SVD-based `pinv` with its default cutoff:
-/// singular values (here `|λ|`) at or below `size·ε_machine·s_max` are dropped.
-fn ridge_pinv(mut a: Mat<f64>) -> Result<Mat<f64>, ConfigError> {
+/// `pinv(a + εI)` for a symmetric positive semi-definite `a`, as the reference's
+/// `torch.linalg.pinv(C_xx + 1e-12·I)` in exact arithmetic: eigenvalues of `a` at its rounding
+/// level (at most `size·ε_machine·λ_max`) are zeros of the exact matrix and get no weight, the
+/// others `1/(λ + ε)`. (The reference, in floating point, keeps the rounding-level ones and
+/// divides them by the ridge, which turns rounding into weight when the prompts span fewer
+/// directions than there are features: a group that shares one prompt moved by 1e-4.)
+fn ridge_pinv(a: Mat<f64>) -> Result<Mat<f64>, ConfigError> {
     let n = a.nrows();
-    for i in 0..n {
-        a[(i, i)] += RIDGE;
-    }
     let evd = a.self_adjoint_eigen(Side::Lower).map_err(|e| eigen_error(&e))?;
     let (values, vectors) = (evd.S().column_vector(), evd.U());
     let largest = (0..n).map(|i| values[i].abs()).fold(0.0, f64::max);
-    let cutoff = n as f64 * f64::EPSILON * largest;
-    let inverse: Vec<f64> = (0..n).map(|i| if values[i].abs() > cutoff { 1.0 / values[i] } else { 0.0 }).collect();
+    let noise = n as f64 * f64::EPSILON * largest;
+    let inverse: Vec<f64> = (0..n).map(|i| if values[i] > noise { 1.0 / (values[i] + RIDGE) } else { 0.0 }).collect();
     let scaled = Mat::from_fn(n, n, |i, k| vectors[(i, k)] * inverse[k]);
     Ok(scaled * vectors.transpose())
 }
@@ -326,6 +359,38 @@ mod tests {
         let q = Paired { rows: 2, dim: 2, text: &same, image: &[0.0, 1.0, 1.0, 0.0] };
         let (all, per) = split_by_group(&q, &[Some("x".into()), Some("y".into())], &Kernel::Cosine).unwrap();
         assert_eq!((all.prompts, per[0].images, per[0].split.is_none()), (1, 1, true));
+    }
+
+    #[test]
+    fn fewer_rows_than_features_give_the_feature_space_numbers() {
+        // 24 rows, 4 distinct prompts (the texts span 4 directions, not 24): well defined with
+        // either kernel, computed in sample space (n < F) and in feature space.
+        let (n, d) = (24, 30);
+        let text: Vec<f64> = (0..n * d).map(|k| (((k % d) * 7 + (k / d % 4) * 13) % 11) as f64 - 5.0).collect();
+        let image: Vec<f64> = (0..n * d).map(|k| ((k * 37 % 101) as f64 * 0.07).sin() + text[k] * 0.3).collect();
+        let p = Paired { rows: n, dim: d, text: &text, image: &image };
+        for kernel in [Kernel::Cosine, Kernel::gaussian(4.0, d, 20, 3).unwrap()] {
+            let s = split(&p, &kernel).unwrap();
+            // Feature space by hand.
+            let (x, y) = (matrix(n, d, &text), matrix(n, d, &image));
+            let (a, b) = match &kernel {
+                Kernel::Cosine => {
+                    let scale = 1.0 / (d as f64).sqrt();
+                    (unit_columns(&x) * scale, unit_columns(&y) * scale)
+                }
+                Kernel::Gaussian { sigma, features, standard } => {
+                    let omega = Mat::from_fn(d, *features, |i, j| standard[i * features + j] / sigma);
+                    let scale = 1.0 / (n as f64).sqrt();
+                    (fourier_features(&x, &omega) * scale, fourier_features(&y, &omega) * scale)
+                }
+            };
+            assert!(n < a.ncols());
+            let (unexplained, explained) = feature_space(&a, &b).unwrap();
+            for (ours, full) in [(s.sce, score(&unexplained)), (s.text_part, score(&explained))] {
+                assert!((ours - full).abs() <= 1e-9 * full, "{kernel:?}: {ours} vs {full}");
+            }
+            assert_eq!(s.unexplained.len(), a.ncols());
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn near(ours: f64, theirs: f64, tolerance: f64, what: &str) {
 fn the_split_matches_the_reference() {
     let fx = fixture("diversity.json");
     let cases = fx["cases"].as_array().unwrap();
-    assert!(cases.len() >= 5);
+    assert!(cases.len() >= 7);
     for (k, case) in cases.iter().enumerate() {
         let (n, d, text) = rows(&case["text"]);
         let (_, _, image) = rows(&case["image"]);
@@ -36,9 +36,12 @@ fn the_split_matches_the_reference() {
             }
         };
         let s = split(&p, &kernel).unwrap();
-        let what = format!("case {k} ({})", case["kernel"]);
-        near(s.sce, f(&case["sce"]), 1e-9, &format!("{what} sce"));
-        near(s.text_part, f(&case["text_part"]), 1e-9, &format!("{what} text part"));
+        let what = format!("case {k} ({}, {n} rows)", case["kernel"]);
+        // 1e-9, except where the reference's own rounding is larger (the fixture says).
+        let tolerance = case["tolerance"].as_f64().unwrap_or(1e-9);
+        let eigen_tolerance = if case["tolerance"].is_null() { 1e-10 } else { tolerance };
+        near(s.sce, f(&case["sce"]), tolerance, &format!("{what} sce"));
+        near(s.text_part, f(&case["text_part"]), tolerance, &format!("{what} text part"));
         for (ours, theirs, name) in [
             (&s.unexplained, &case["unexplained_eigenvalues"], "S"),
             (&s.explained, &case["explained_eigenvalues"], "E"),
@@ -47,7 +50,10 @@ fn the_split_matches_the_reference() {
             assert_eq!(ours.len(), theirs.len(), "{what} {name}");
             let top = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                assert!((a - b).abs() <= 1e-10 * top, "{what} {name} eigenvalue {i}: ours {a}, reference {b}");
+                assert!(
+                    (a - b).abs() <= eigen_tolerance * top,
+                    "{what} {name} eigenvalue {i}: ours {a}, reference {b}"
+                );
             }
         }
         // The two parts split the image covariance's trace (1 for the random features).
@@ -59,7 +65,7 @@ fn the_split_matches_the_reference() {
             let ours = corrected_embeddings(&p, &text[..5 * d], &image[..5 * d]).unwrap();
             let theirs: Vec<f64> = corrected.iter().flat_map(floats).collect();
             for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                near(*a, *b, 1e-9, &format!("{what} corrected value {i}"));
+                near(*a, *b, tolerance, &format!("{what} corrected value {i}"));
             }
         }
     }

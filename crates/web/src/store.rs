@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use prefscope_clip::scorer::Scorer;
+use prefscope_core::diversity::SetSplit;
 use prefscope_core::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::read::Preferences;
 use yew::Reducible;
@@ -66,6 +67,9 @@ pub struct Scored {
     pub irrelevant: Vec<f32>,
     /// The split kept on the GPU, when the towers ran there: the slider re-runs one kernel.
     pub resident: Option<prefscope_gpu::Decomposed>,
+    /// How much of the images' diversity their prompts explain, over all rows and per group
+    /// (`None` when there are fewer than two rows).
+    pub diversity: Option<(SetSplit, Vec<SetSplit>)>,
     /// Milliseconds from navigation to this result.
     pub millis: f64,
 }
@@ -536,6 +540,7 @@ mod tests {
             relevant: Vec::new(),
             irrelevant: Vec::new(),
             resident: None,
+            diversity: None,
             millis: 0.0,
         })
     }

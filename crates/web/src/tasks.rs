@@ -10,8 +10,9 @@ use prefscope_clip::scorer::{
     common_text_direction, score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix,
 };
 use prefscope_clip::{ModelFiles, Rgba};
+use prefscope_core::diversity::{split_by_group, Kernel, Paired, SetSplit};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
-use prefscope_core::embedding::Embeddings;
+use prefscope_core::embedding::{normalize, Embeddings};
 use prefscope_core::longalign::decompose_all;
 use prefscope_core::read::{read_manifest, read_preferences, Input, Preferences};
 use prefscope_core::record::ImageRef;
@@ -277,6 +278,7 @@ pub async fn score_demo(
         }
     }
     crate::scope::mark("thumbnails");
+    let diversity = diversity(&rows, &embedded.images, &embedded.prompts);
     Ok(Scored {
         scorer,
         source: Source::Demo,
@@ -292,8 +294,20 @@ pub async fn score_demo(
         relevant,
         irrelevant,
         resident,
+        diversity,
         millis: now(),
     })
+}
+
+/// The Schur-complement split of the rows' images against their prompts (cosine kernel), over
+/// all rows and per group, with the embeddings `prefscope diversity --model` uses (images as
+/// the towers give them, prompts L2-normalised), so the two agree on the same manifest.
+fn diversity(rows: &[Row], images: &Embeddings, prompts: &Embeddings) -> Option<(SetSplit, Vec<SetSplit>)> {
+    let text: Vec<f64> = rows.iter().flat_map(|r| normalize(prompts.row(r.text))).map(f64::from).collect();
+    let image: Vec<f64> = rows.iter().flat_map(|r| images.row(r.image).iter().map(|&v| f64::from(v))).collect();
+    let groups: Vec<Option<String>> = rows.iter().map(|r| Some(r.group.clone())).collect();
+    let paired = Paired { rows: rows.len(), dim: images.dim, text: &text, image: &image };
+    split_by_group(&paired, &groups, &Kernel::Cosine).ok()
 }
 
 fn is_manifest(name: &str) -> bool {
@@ -579,7 +593,8 @@ pub async fn score_user(
             probability: r.probability,
             truth: None,
         })
-        .collect();
+        .collect::<Vec<Row>>();
+    let diversity = diversity(&rows, &images, &embedded.embeddings);
     Ok(Scored {
         scorer,
         source: Source::User,
@@ -592,6 +607,7 @@ pub async fn score_user(
         relevant,
         irrelevant,
         resident,
+        diversity,
         millis: now(),
     })
 }

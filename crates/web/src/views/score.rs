@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use prefscope_clip::scorer::Scorer;
+use prefscope_core::diversity::SetSplit;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
@@ -218,6 +219,10 @@ pub fn score_view(props: &ScoreProps) -> Html {
         }
     }
     let truth = scored.source == Source::Demo;
+    let group_diversity = |group: &str| {
+        let (_, per) = scored.diversity.as_ref()?;
+        per.iter().find(|g| g.group.as_deref() == Some(group)).map(|g| diversity_line(g, group))
+    };
     let tables = groups.into_iter().map(|(group, mut ks)| {
         ks.sort_by_key(|&k| scored.rows[k].rank);
         let first = &scored.rows[ks[0]];
@@ -229,6 +234,7 @@ pub fn score_view(props: &ScoreProps) -> Html {
                 <h3>{ title }
                     { (segments > 1).then(|| html! { <span class="ps-tag" title="longer than the text context: encoded in segments and averaged (LongAlign)">{ format!("{segments} segments") }</span> }) }
                 </h3>
+                { group_diversity(&group).unwrap_or_default() }
                 <table class="ps-table">
                     <thead><tr>
                         <th scope="col">{ "rank" }</th><th scope="col">{ "image" }</th>
@@ -276,7 +282,28 @@ pub fn score_view(props: &ScoreProps) -> Html {
                 { format!("{what}: {} images × {} prompts scored by the {model} ({}); split against the common direction of {}.",
                     scored.image_names.len(), scored.prompts.len(), scored.scorer.name(), scored.reference) }
             </p>
+            { scored.diversity.as_ref().map(|(all, _)| diversity_line(all, "")).unwrap_or_default() }
             { for tables }
         </section>
+    }
+}
+
+/// One set's diversity split: the part its prompts do not explain (SCE) and the part they do.
+fn diversity_line(s: &SetSplit, group: &str) -> Html {
+    let what = if group.is_empty() { "All rows" } else { "This group" };
+    let Some(split) = &s.split else {
+        return html! {
+            <p class="ps-muted" data-testid="diversity" data-group={group.to_string()}>
+                { format!("{what}: one image, no diversity to split.") }
+            </p>
+        };
+    };
+    html! {
+        <p class="ps-muted" data-testid="diversity" data-group={group.to_string()}
+           data-sce={split.sce.to_string()} data-text-part={split.text_part.to_string()}
+           title="Schur complement entropy (Dissecting CLIP), cosine kernel: the image covariance left after what the prompt embeddings explain, as exp(entropy); 1 means nothing is left. prefscope diversity computes the same.">
+            { format!("{what} ({} images, {} prompts): diversity the prompts do not explain {:.4}, diversity they explain {:.4}",
+                s.images, s.prompts, split.sce, split.text_part) }
+        </p>
     }
 }
