@@ -10,6 +10,7 @@ pub mod dpo;
 pub mod embedding;
 pub mod error;
 pub mod gpm;
+pub mod groups;
 pub mod histogram;
 pub mod lanes;
 pub mod longalign;

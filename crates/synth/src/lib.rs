@@ -13,6 +13,7 @@ pub mod dpo_demo;
 pub mod flipped_pairs;
 pub mod gallery;
 pub mod raster;
+pub mod raters;
 pub mod scene;
 pub mod text_pairs;
 pub mod variety;

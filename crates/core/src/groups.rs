@@ -1,0 +1,418 @@
+//! Whose preference: a mixture of Bradley–Terry models over annotators. One reward model for
+//! everyone hides groups of annotators who want different things (MaxMin-RLHF, PAL, GPM);
+//! pairs that carry a user id let those groups be found.
+//!
+//! Each group `g` has a linear reward `r_g(x) = w_g·φ(x)` over item features, and
+//! `P(0 ≻ 1) = σ(r_g(x₀) − r_g(x₁))`. Fitting follows MaxMin-RLHF's EM
+//! (josephxu1234/MaxMinRLHF, `test_data_multiple.py`): users start in group `index % K`; the
+//! M-step refits each group's reward on its users' pairs; the E-step moves each user to the
+//! group under which their pairs are most likely (the first of equal maxima). Where the
+//! reference trains a language model's score head for a few epochs, the M-step here solves its
+//! L2-regularised logistic regression to the optimum (Newton's method), so a fit is
+//! reproducible anywhere; EM stops when no user moves. The soft variant weighs every pair by
+//! its user's responsibility `γ_hg ∝ π_g·exp(LL_hg)` instead of moving users.
+//!
+//! Every user's pairs are split: every fifth pair from the second on is held out. Accuracies
+//! and the held-out log-likelihood that chooses `K` (when it is not given) are on held-out
+//! pairs only.
+
+use faer::{Mat, Side};
+
+use crate::error::ConfigError;
+use crate::numeric::log_sigmoid;
+
+/// Pairs with the user who labelled each, the two items' features (row-major) and the label.
+#[derive(Debug, Clone, Copy)]
+pub struct AnnotatedPairs<'a> {
+    /// The user of each pair.
+    pub users: &'a [String],
+    pub dim: usize,
+    pub features_0: &'a [f64],
+    pub features_1: &'a [f64],
+    /// `P(item 0 preferred)`: 1, 0, or 0.5 for a tie.
+    pub label_0: &'a [f64],
+}
+
+/// How to fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupOptions {
+    /// The number of groups; chosen by held-out log-likelihood among `1..=max_k` when `None`.
+    pub k: Option<usize>,
+    pub max_k: usize,
+    /// Soft responsibilities instead of MaxMin-RLHF's hard assignment.
+    pub soft: bool,
+    /// L2 penalty `λ/2·‖w‖²` of each group's logistic regression.
+    pub ridge: f64,
+    pub max_iterations: usize,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        Self { k: None, max_k: 6, soft: false, ridge: 1.0, max_iterations: 100 }
+    }
+}
+
+/// One group of a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub users: usize,
+    /// Pairs of its users (training and held-out).
+    pub pairs: usize,
+    /// Held-out accuracy of its users' pairs under its reward.
+    pub accuracy: f64,
+    /// `w_g`, the reward's direction in feature space (not normalised).
+    pub weights: Vec<f64>,
+}
+
+/// A fit: each user's group (the most responsible one for the soft variant), the groups, and
+/// how well the mixture predicts held-out pairs against one model for everyone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupFit {
+    pub k: usize,
+    /// Users in order of first appearance, with their group.
+    pub users: Vec<(String, usize)>,
+    /// `γ_hg` per user (one-hot for the hard fit).
+    pub responsibilities: Vec<Vec<f64>>,
+    pub groups: Vec<Group>,
+    /// Mean held-out log-likelihood per pair under the mixture.
+    pub log_likelihood: f64,
+    /// Held-out accuracy of one model fitted to everyone's training pairs, and of the groups.
+    pub accuracy_single: f64,
+    pub accuracy_groups: f64,
+    /// Held-out log-likelihood per pair of each `K` tried (when `K` was chosen).
+    pub candidates: Vec<(usize, f64)>,
+    pub iterations: usize,
+}
+
+/// The pairs as the fit uses them: feature differences, labels, users, the split.
+struct Prepared {
+    dim: usize,
+    z: Vec<Vec<f64>>,
+    y: Vec<f64>,
+    user_of: Vec<usize>,
+    held_out: Vec<bool>,
+    users: Vec<String>,
+}
+
+fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
+    let n = p.users.len();
+    let invalid = |m: String| Err(ConfigError::Invalid(m));
+    if p.dim == 0 {
+        return invalid("features must have at least one value".into());
+    }
+    for (name, values) in [("features_0", p.features_0), ("features_1", p.features_1)] {
+        if values.len() != n * p.dim {
+            return invalid(format!("{name}: {} values for {n} pairs of width {}", values.len(), p.dim));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return invalid(format!("row {}: `{name}` has a non-finite value", i / p.dim + 1));
+        }
+    }
+    if p.label_0.len() != n {
+        return invalid(format!("{} labels for {n} pairs", p.label_0.len()));
+    }
+    if let Some(i) = p.label_0.iter().position(|l| !(0.0..=1.0).contains(l)) {
+        return invalid(format!("row {}: `label_0` must be between 0 and 1, got {}", i + 1, p.label_0[i]));
+    }
+    let mut users: Vec<String> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let mut count: Vec<usize> = Vec::new();
+    let (mut user_of, mut held_out) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for u in p.users {
+        let h = *index.entry(u.clone()).or_insert_with(|| {
+            users.push(u.clone());
+            count.push(0);
+            users.len() - 1
+        });
+        // Every fifth pair from the user's second on is held out.
+        held_out.push(count[h] % 5 == 1);
+        count[h] += 1;
+        user_of.push(h);
+    }
+    if let Some(h) = count.iter().position(|&c| c < 2) {
+        return invalid(format!(
+            "user `{}` has {} pair: each user needs at least 2 (one to fit, one to check)",
+            users[h], count[h]
+        ));
+    }
+    let z = (0..n)
+        .map(|i| (0..p.dim).map(|j| p.features_0[i * p.dim + j] - p.features_1[i * p.dim + j]).collect())
+        .collect();
+    Ok(Prepared { dim: p.dim, z, y: p.label_0.to_vec(), user_of, held_out, users })
+}
+
+/// `y·log σ(m) + (1 − y)·log σ(−m)`.
+fn pair_log_likelihood(m: f64, y: f64) -> f64 {
+    y * log_sigmoid(m) + (1.0 - y) * log_sigmoid(-m)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The minimiser of `−Σ weight_i·ℓ(w·z_i, y_i) + λ/2·‖w‖²` over the training pairs by Newton's
+/// method from `start` (the problem is strictly convex, so the optimum does not depend on it).
+fn fit_reward(p: &Prepared, weight: &dyn Fn(usize) -> f64, ridge: f64, start: &[f64]) -> Result<Vec<f64>, ConfigError> {
+    let d = p.dim;
+    let mut w = start.to_vec();
+    for _ in 0..100 {
+        let mut gradient = vec![0.0; d];
+        let mut hessian = Mat::<f64>::zeros(d, d);
+        for (i, z) in p.z.iter().enumerate() {
+            let c = weight(i);
+            if p.held_out[i] || c == 0.0 {
+                continue;
+            }
+            let s = crate::numeric::sigmoid(dot(&w, z));
+            let (g, h) = (c * (s - p.y[i]), c * s * (1.0 - s));
+            for a in 0..d {
+                gradient[a] += g * z[a];
+                if h != 0.0 {
+                    for b in 0..=a {
+                        hessian[(a, b)] += h * z[a] * z[b];
+                    }
+                }
+            }
+        }
+        for a in 0..d {
+            gradient[a] += ridge * w[a];
+            hessian[(a, a)] += ridge;
+        }
+        let llt = hessian.llt(Side::Lower).map_err(|e| ConfigError::Invalid(format!("Newton step failed: {e:?}")))?;
+        let rhs = Mat::from_fn(d, 1, |a, _| gradient[a]);
+        let step = faer::linalg::solvers::Solve::solve(&llt, &rhs);
+        let mut size = 0.0f64;
+        for a in 0..d {
+            w[a] -= step[(a, 0)];
+            size = size.max(step[(a, 0)].abs());
+        }
+        if size < 1e-12 * (1.0 + w.iter().fold(0.0f64, |m, v| m.max(v.abs()))) {
+            break;
+        }
+    }
+    Ok(w)
+}
+
+/// Each user's log-likelihood of their training (or held-out) pairs under each reward.
+fn user_log_likelihoods(p: &Prepared, weights: &[Vec<f64>], held_out: bool) -> Vec<Vec<f64>> {
+    let mut ll = vec![vec![0.0; weights.len()]; p.users.len()];
+    for (i, z) in p.z.iter().enumerate() {
+        if p.held_out[i] != held_out {
+            continue;
+        }
+        for (g, w) in weights.iter().enumerate() {
+            ll[p.user_of[i]][g] += pair_log_likelihood(dot(w, z), p.y[i]);
+        }
+    }
+    ll
+}
+
+/// The first index of the largest value (Python's `list.index(max(list))`).
+fn first_max(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (g, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = g;
+        }
+    }
+    best
+}
+
+/// Held-out accuracy of `margin(i)` (item 0's reward minus item 1's) on the untied held-out
+/// pairs that `keep`; a zero margin counts one half.
+fn held_out_accuracy(p: &Prepared, keep: &dyn Fn(usize) -> bool, margin: &dyn Fn(usize) -> f64) -> f64 {
+    let (mut correct, mut total) = (0.0, 0usize);
+    for i in (0..p.z.len()).filter(|&i| p.held_out[i] && p.y[i] != 0.5 && keep(i)) {
+        let m = margin(i);
+        total += 1;
+        correct += if m == 0.0 {
+            0.5
+        } else if (m > 0.0) == (p.y[i] > 0.5) {
+            1.0
+        } else {
+            0.0
+        };
+    }
+    if total == 0 {
+        f64::NAN
+    } else {
+        correct / total as f64
+    }
+}
+
+/// What EM ends with for one `K`.
+struct Em {
+    /// Responsibilities per user.
+    gamma: Vec<Vec<f64>>,
+    /// Each group's reward.
+    weights: Vec<Vec<f64>>,
+    iterations: usize,
+}
+
+/// EM for one `K`.
+fn em(p: &Prepared, k: usize, o: &GroupOptions) -> Result<Em, ConfigError> {
+    let users = p.users.len();
+    let one_hot = |g: usize| (0..k).map(|j| if j == g { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
+    let mut gamma: Vec<Vec<f64>> = (0..users).map(|h| one_hot(h % k)).collect();
+    let mut weights = vec![vec![0.0; p.dim]; k];
+    let mut iterations = 0;
+    while iterations < o.max_iterations {
+        iterations += 1;
+        // M-step: each group on its users' pairs (an empty group keeps its reward).
+        for (g, w) in weights.iter_mut().enumerate() {
+            let mass: f64 = gamma.iter().map(|r| r[g]).sum();
+            if mass > 0.0 {
+                *w = fit_reward(p, &|i| gamma[p.user_of[i]][g], o.ridge, w)?;
+            }
+        }
+        // E-step.
+        let ll = user_log_likelihoods(p, &weights, false);
+        let next: Vec<Vec<f64>> = if o.soft {
+            let prior: Vec<f64> = (0..k).map(|g| gamma.iter().map(|r| r[g]).sum::<f64>() / users as f64).collect();
+            ll.iter()
+                .map(|l| {
+                    let logs: Vec<f64> = (0..k).map(|g| prior[g].ln() + l[g]).collect();
+                    let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = logs.iter().map(|v| (v - top).exp()).collect();
+                    let total: f64 = e.iter().sum();
+                    e.iter().map(|v| v / total).collect()
+                })
+                .collect()
+        } else {
+            ll.iter().map(|l| one_hot(first_max(l))).collect()
+        };
+        let moved =
+            next.iter().zip(&gamma).flat_map(|(a, b)| a.iter().zip(b)).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        gamma = next;
+        if moved < 1e-9 {
+            break;
+        }
+    }
+    Ok(Em { gamma, weights, iterations })
+}
+
+/// Fits the groups (and one model for everyone, for comparison).
+pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupFit, ConfigError> {
+    let p = prepare(pairs)?;
+    let users = p.users.len();
+    if !(o.ridge.is_finite() && o.ridge > 0.0) {
+        return Err(ConfigError::Invalid(format!("ridge must be a positive number, got {}", o.ridge)));
+    }
+    let tried: Vec<usize> = match o.k {
+        Some(k) if k == 0 || k > users => {
+            return Err(ConfigError::Invalid(format!("k must be between 1 and the number of users ({users}), got {k}")))
+        }
+        Some(k) => vec![k],
+        None => (1..=o.max_k.clamp(1, users)).collect(),
+    };
+    let held_out_pairs = p.held_out.iter().filter(|h| **h).count() as f64;
+    let mut best: Option<(f64, usize, Em)> = None;
+    let mut candidates = Vec::new();
+    for &k in &tried {
+        let fit = em(&p, k, o)?;
+        // The mixture's held-out likelihood: each user's held-out pairs under its groups.
+        let ll = user_log_likelihoods(&p, &fit.weights, true);
+        let total: f64 = ll
+            .iter()
+            .zip(&fit.gamma)
+            .map(|(l, r)| {
+                let logs: Vec<f64> = (0..k).filter(|&g| r[g] > 0.0).map(|g| r[g].ln() + l[g]).collect();
+                let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                top + logs.iter().map(|v| (v - top).exp()).sum::<f64>().ln()
+            })
+            .sum();
+        let per_pair = total / held_out_pairs;
+        candidates.push((k, per_pair));
+        if best.as_ref().is_none_or(|b| per_pair > b.0) {
+            best = Some((per_pair, k, fit));
+        }
+    }
+    let (log_likelihood, k, Em { gamma, weights, iterations }) = best.expect("at least one K");
+    let single = fit_reward(&p, &|_| 1.0, o.ridge, &vec![0.0; p.dim])?;
+    let accuracy_single = held_out_accuracy(&p, &|_| true, &|i| dot(&single, &p.z[i]));
+    let assigned: Vec<usize> = gamma.iter().map(|r| first_max(r)).collect();
+    let accuracy_groups = held_out_accuracy(&p, &|_| true, &|i| dot(&weights[assigned[p.user_of[i]]], &p.z[i]));
+    let groups = (0..k)
+        .map(|g| {
+            let member = |i: usize| assigned[p.user_of[i]] == g;
+            Group {
+                users: assigned.iter().filter(|&&a| a == g).count(),
+                pairs: (0..p.z.len()).filter(|&i| member(i)).count(),
+                accuracy: held_out_accuracy(&p, &member, &|i| dot(&weights[g], &p.z[i])),
+                weights: weights[g].clone(),
+            }
+        })
+        .collect();
+    Ok(GroupFit {
+        k,
+        users: p.users.iter().cloned().zip(assigned).collect(),
+        responsibilities: gamma,
+        groups,
+        log_likelihood,
+        accuracy_single,
+        accuracy_groups,
+        candidates: if o.k.is_none() { candidates } else { Vec::new() },
+        iterations,
+    })
+}
+
+/// Each item's worst-off group (MaxMin-RLHF's egalitarian view): `min_g r_g(x)` with each
+/// group's rewards centred on the items' mean (Bradley–Terry rewards are defined up to a shift
+/// per group, so uncentred minima would compare arbitrary offsets). Returns `(group, reward)`
+/// per item; `items` is row-major with `dim` columns.
+pub fn worst_group(items: &[f64], dim: usize, weights: &[Vec<f64>]) -> Vec<(usize, f64)> {
+    let n = items.len() / dim.max(1);
+    let rewards: Vec<Vec<f64>> = weights
+        .iter()
+        .map(|w| {
+            let r: Vec<f64> = (0..n).map(|i| dot(w, &items[i * dim..(i + 1) * dim])).collect();
+            let mean = r.iter().sum::<f64>() / n.max(1) as f64;
+            r.into_iter().map(|v| v - mean).collect()
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let values: Vec<f64> = rewards.iter().map(|r| -r[i]).collect();
+            let g = first_max(&values);
+            (g, rewards[g][i])
+        })
+        .collect()
+}
+
+/// The adjusted Rand index of two partitions (Hubert and Arabie): 1 for the same grouping up
+/// to names, about 0 for chance.
+pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
+    let n = a.len();
+    let choose2 = |x: f64| x * (x - 1.0) / 2.0;
+    let (ka, kb) = (a.iter().max().map_or(0, |m| m + 1), b.iter().max().map_or(0, |m| m + 1));
+    let mut table = vec![vec![0.0f64; kb]; ka];
+    for (&i, &j) in a.iter().zip(b) {
+        table[i][j] += 1.0;
+    }
+    let index: f64 = table.iter().flatten().map(|&c| choose2(c)).sum();
+    let rows: f64 = table.iter().map(|r| choose2(r.iter().sum())).sum();
+    let cols: f64 = (0..kb).map(|j| choose2(table.iter().map(|r| r[j]).sum())).sum();
+    let expected = rows * cols / choose2(n as f64);
+    let max = 0.5 * (rows + cols);
+    if max == expected {
+        1.0
+    } else {
+        (index - expected) / (max - expected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adjusted_rand_index_of_known_partitions() {
+        assert_eq!(adjusted_rand_index(&[0, 0, 1, 1], &[1, 1, 0, 0]), 1.0);
+        // Pairs together in both: 1; rows C(2,2)·2 = 2; columns 1; expected 2·1/C(4,2) = 1/3;
+        // maximum (2 + 1)/2: (1 − 1/3)/(3/2 − 1/3) = 4/7.
+        assert!((adjusted_rand_index(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 4.0 / 7.0).abs() < 1e-15);
+        // No pair together in both; rows 3 + 3, columns 1·3, expected 6·3/15 = 6/5, maximum
+        // 9/2: (0 − 6/5)/(9/2 − 6/5) = −4/11 (below chance).
+        assert!((adjusted_rand_index(&[0, 0, 0, 1, 1, 1], &[0, 1, 2, 0, 1, 2]) + 4.0 / 11.0).abs() < 1e-15);
+    }
+}
