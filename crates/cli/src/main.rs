@@ -6,6 +6,7 @@ mod demo;
 mod device;
 mod diversity;
 mod dpo;
+mod groups;
 mod output;
 mod pairs;
 mod strength;
@@ -38,6 +39,9 @@ enum Command {
     /// How much of an image set's diversity its prompts explain (Schur complement entropy),
     /// over the whole set and each group.
     Diversity(diversity::DiversityArgs),
+    /// Annotator groups from labelled pairs with user ids: a mixture of Bradley–Terry models
+    /// (MaxMin-RLHF's EM), each user's group, and accuracy against one model for everyone.
+    Groups(groups::GroupsArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
 }
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Pairs(args) => pairs::run(&args),
         Command::Strength(args) => strength::run(&args),
         Command::Diversity(args) => diversity::run(&args),
+        Command::Groups(args) => groups::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

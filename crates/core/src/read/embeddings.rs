@@ -22,7 +22,7 @@ pub struct EmbeddingPairs {
 pub fn read_embedding_pairs(name: &str, bytes: Bytes) -> Result<EmbeddingPairs, InputError> {
     const COLUMNS: [&str; 2] = ["text_embedding", "image_embedding"];
     let mut out = EmbeddingPairs { ids: vec![], groups: vec![], dim: 0, text: vec![], image: vec![] };
-    for mut row in read_list_rows(name, bytes, &COLUMNS, "paired embeddings")? {
+    for mut row in read_list_rows(name, bytes, &COLUMNS, &["group"], "paired embeddings")? {
         for column in COLUMNS {
             let Some(values) = row.columns.remove(column) else {
                 return Err(InputError::new(row.at.column(column), ErrorKind::MissingValue));
@@ -43,7 +43,7 @@ pub fn read_embedding_pairs(name: &str, bytes: Bytes) -> Result<EmbeddingPairs, 
             if column == COLUMNS[0] { &mut out.text } else { &mut out.image }.extend(values);
         }
         out.ids.push(row.id);
-        out.groups.push(row.group);
+        out.groups.push(row.texts.remove("group"));
     }
     Ok(out)
 }

@@ -16,26 +16,28 @@ use super::jsonl::number_list;
 use super::{json_lines, Format};
 use crate::error::{ErrorKind, InputError, Location};
 
-/// One row: its id (the row number when absent), its `group` when it has one, its location,
-/// and each present array column.
+/// One row: its id (the row number when absent), its location, each present text column the
+/// caller named (`group`, `user_id`: strings, or numbers as written), and each present array
+/// column.
 pub(crate) struct ListRow {
     pub id: String,
-    pub group: Option<String>,
+    pub texts: BTreeMap<&'static str, String>,
     pub at: Location,
     pub columns: BTreeMap<&'static str, Vec<f64>>,
 }
 
-/// Reads `columns` (absent or null ones are left out of a row) from JSON Lines or Parquet; `what`
-/// names the data in the error for CSV.
+/// Reads `columns` and the text columns `texts` (absent or null ones are left out of a row)
+/// from JSON Lines or Parquet; `what` names the data in the error for CSV.
 pub(crate) fn read_list_rows(
     name: &str,
     bytes: Bytes,
     columns: &[&'static str],
+    texts: &[&'static str],
     what: &str,
 ) -> Result<Vec<ListRow>, InputError> {
     let rows = match Format::from_name(name)? {
-        Format::Jsonl => jsonl(name, &bytes, columns)?,
-        Format::Parquet => parquet(name, bytes, columns)?,
+        Format::Jsonl => jsonl(name, &bytes, columns, texts)?,
+        Format::Parquet => parquet(name, bytes, columns, texts)?,
         Format::Csv => {
             return Err(InputError::new(
                 Location::file(name),
@@ -49,7 +51,12 @@ pub(crate) fn read_list_rows(
     Ok(rows)
 }
 
-fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListRow>, InputError> {
+fn jsonl(
+    name: &str,
+    bytes: &[u8],
+    columns: &[&'static str],
+    texts: &[&'static str],
+) -> Result<Vec<ListRow>, InputError> {
     let mut rows = Vec::new();
     for (at, value) in json_lines(name, bytes)? {
         let id = match value.get("id") {
@@ -63,17 +70,24 @@ fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListR
                 ))
             }
         };
-        let group = match value.get("group") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            None | Some(Value::Null) => None,
-            Some(other) => {
-                return Err(InputError::new(
-                    at.column("group"),
-                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
-                ))
+        let mut found_texts = BTreeMap::new();
+        for &c in texts {
+            match value.get(c) {
+                Some(Value::String(s)) => {
+                    found_texts.insert(c, s.clone());
+                }
+                Some(Value::Number(n)) => {
+                    found_texts.insert(c, n.to_string());
+                }
+                None | Some(Value::Null) => {}
+                Some(other) => {
+                    return Err(InputError::new(
+                        at.column(c),
+                        ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
+                    ))
+                }
             }
-        };
+        }
         let mut found = BTreeMap::new();
         for &c in columns {
             match value.get(c) {
@@ -86,7 +100,7 @@ fn jsonl(name: &str, bytes: &[u8], columns: &[&'static str]) -> Result<Vec<ListR
                 }
             }
         }
-        rows.push(ListRow { id, group, at, columns: found });
+        rows.push(ListRow { id, texts: found_texts, at, columns: found });
     }
     Ok(rows)
 }
@@ -112,7 +126,12 @@ fn numbers(array: &ArrayRef, i: usize) -> Option<Vec<f64>> {
     }
 }
 
-fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<ListRow>, InputError> {
+fn parquet(
+    name: &str,
+    bytes: Bytes,
+    columns: &[&'static str],
+    texts: &[&'static str],
+) -> Result<Vec<ListRow>, InputError> {
     let bad = |e: &dyn std::fmt::Display| {
         InputError::new(Location::file(name), ErrorKind::Malformed { format: "Parquet", message: e.to_string() })
     };
@@ -125,7 +144,6 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
     for batch in reader {
         let batch = batch.map_err(|e| bad(&e))?;
         let ids = batch.column_by_name("id");
-        let groups = batch.column_by_name("group");
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(rows.len() as u64 + 1);
             // A text id (the pairs reader's rule), an integer one, or the row number.
@@ -135,10 +153,22 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
                         .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
                 })
                 .unwrap_or_else(|| (rows.len() + 1).to_string());
-            let group = groups.and_then(|a| {
-                super::pairs::text_at(a.as_ref(), i)
-                    .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
-            });
+            let mut found_texts = BTreeMap::new();
+            for &c in texts {
+                let Some(array) = batch.column_by_name(c).filter(|a| !a.is_null(i)) else { continue };
+                let text = super::pairs::text_at(array.as_ref(), i)
+                    .or_else(|| super::pairs::number_at(array.as_ref(), i).map(|n| n.to_string()))
+                    .ok_or_else(|| {
+                        InputError::new(
+                            at.clone().column(c),
+                            ErrorKind::WrongType {
+                                expected: "a string or a number",
+                                found: array.data_type().to_string(),
+                            },
+                        )
+                    })?;
+                found_texts.insert(c, text);
+            }
             let mut found = BTreeMap::new();
             for &c in columns {
                 let Some(array) = batch.column_by_name(c).filter(|a| !a.is_null(i)) else { continue };
@@ -153,7 +183,7 @@ fn parquet(name: &str, bytes: Bytes, columns: &[&'static str]) -> Result<Vec<Lis
                 })?;
                 found.insert(c, values);
             }
-            rows.push(ListRow { id, group, at, columns: found });
+            rows.push(ListRow { id, texts: found_texts, at, columns: found });
         }
     }
     Ok(rows)

@@ -4,6 +4,7 @@
 //! (required columns, types, finiteness, lengths, ragged token arrays) live once, in
 //! [`rows`], so every format reports the same error kinds at the same places.
 
+mod annotated;
 mod csv;
 mod embeddings;
 mod jsonl;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+pub use annotated::{read_annotated_pairs, AnnotatedRows};
 pub use embeddings::{read_embedding_pairs, EmbeddingPairs};
 pub use manifest::read_manifest;
 pub use pairs::read_pairs;

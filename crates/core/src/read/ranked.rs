@@ -18,7 +18,7 @@ pub const MAX_CANDIDATES: usize = 1024;
 pub fn read_ranked(name: &str, bytes: Bytes) -> Result<Vec<RankedList>, InputError> {
     let columns = ["rewards", "ranks", "policy_logps", "lengths", "model_mse", "reference_mse"];
     let mut out = Vec::new();
-    for mut row in read_list_rows(name, bytes, &columns, "ranked lists")? {
+    for mut row in read_list_rows(name, bytes, &columns, &[], "ranked lists")? {
         let from_ranks = row.columns.contains_key("ranks");
         let rewards = match (row.columns.remove("rewards"), row.columns.remove("ranks")) {
             (Some(r), None) => r,

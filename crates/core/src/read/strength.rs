@@ -26,7 +26,7 @@ pub fn read_ensemble(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, Input
     let cdr = ["chosen_strong_logps", "chosen_weak_logps", "rejected_strong_logps", "rejected_weak_logps"];
     let mut out = Vec::new();
     let mut m = None;
-    for mut row in read_list_rows(name, bytes, &[&columns[..], &cdr[..]].concat(), "reward-ensemble rows")? {
+    for mut row in read_list_rows(name, bytes, &[&columns[..], &cdr[..]].concat(), &[], "reward-ensemble rows")? {
         // The density ratio, when the four log-prob columns are there, is one more reward.
         let present = cdr.iter().filter(|c| row.columns.contains_key(*c)).count();
         if present == 4 {

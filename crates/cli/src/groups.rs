@@ -1,0 +1,99 @@
+//! `prefscope groups`: annotator groups from labelled pairs with user ids (a mixture of
+//! Bradley–Terry models fitted by MaxMin-RLHF's EM), against one model for everyone.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::Args;
+use prefscope_core::groups::{fit_groups, worst_group, AnnotatedPairs, GroupOptions};
+use prefscope_core::read::read_annotated_pairs;
+use prefscope_core::write::{Column, OutputTable};
+use serde_json::{json, Value};
+
+use crate::output::{write_document, OutputFormat, Result};
+
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    /// JSON Lines or Parquet rows: `user_id`, `features_0` and `features_1` (the two items'
+    /// features, arrays of one width), `label_0` (1: item 0 preferred, 0: item 1, 0.5: tie).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The number of groups; chosen by held-out log-likelihood among 1..=--max-k when absent.
+    #[arg(long)]
+    pub k: Option<usize>,
+    #[arg(long, default_value_t = 6)]
+    pub max_k: usize,
+    /// Soft responsibilities instead of MaxMin-RLHF's hard assignment of each user.
+    #[arg(long)]
+    pub soft: bool,
+    /// L2 penalty of each group's logistic regression.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub ridge: f64,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Output file (stdout when absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: &GroupsArgs) -> Result<()> {
+    let name = args.input.display().to_string();
+    let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let rows = read_annotated_pairs(&name, Bytes::from(bytes))?;
+    let pairs = AnnotatedPairs {
+        users: &rows.users,
+        dim: rows.dim,
+        features_0: &rows.features_0,
+        features_1: &rows.features_1,
+        label_0: &rows.label_0,
+    };
+    let options =
+        GroupOptions { k: args.k, max_k: args.max_k, soft: args.soft, ridge: args.ridge, ..GroupOptions::default() };
+    let fit = fit_groups(&pairs, &options).map_err(|e| format!("{name}: {e}"))?;
+    // MaxMin's view: every distinct item (named by the first row and side it appears on).
+    let mut items: Vec<(String, &[f64])> = Vec::new();
+    for (i, id) in rows.ids.iter().enumerate() {
+        for (side, features) in [&rows.features_0, &rows.features_1].into_iter().enumerate() {
+            let f = &features[i * rows.dim..(i + 1) * rows.dim];
+            if !items.iter().any(|(_, g)| *g == f) {
+                items.push((format!("{id}/{side}"), f));
+            }
+        }
+    }
+    let flat: Vec<f64> = items.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+    let weights: Vec<Vec<f64>> = fit.groups.iter().map(|g| g.weights.clone()).collect();
+    let worst = worst_group(&flat, rows.dim, &weights);
+    let document = json!({
+        "users": fit.users.iter().map(|(u, g)| json!({"user_id": u, "group": g})).collect::<Vec<_>>(),
+        "groups": fit.groups.iter().enumerate().map(|(g, s)| json!({
+            "group": g, "users": s.users, "pairs": s.pairs, "accuracy": nan_null(s.accuracy),
+        })).collect::<Vec<_>>(),
+        "metrics": {
+            "k": fit.k,
+            "log_likelihood": fit.log_likelihood,
+            "accuracy_single": nan_null(fit.accuracy_single),
+            "accuracy_groups": nan_null(fit.accuracy_groups),
+            "iterations": fit.iterations,
+        },
+        "candidates": fit.candidates.iter().map(|(k, ll)| json!({"k": k, "log_likelihood": ll})).collect::<Vec<_>>(),
+        "items": items.iter().zip(&worst).map(|((item, _), (g, r))| json!({"item": item, "worst_group": g, "reward": r})).collect::<Vec<_>>(),
+    });
+    let table = OutputTable::new(vec![
+        ("user_id".into(), Column::Text(fit.users.iter().map(|(u, _)| u.clone()).collect())),
+        ("group".into(), Column::Int(fit.users.iter().map(|(_, g)| *g as i64).collect())),
+    ]);
+    let summary = format!(
+        "{} groups; held-out accuracy {:.4} with one model, {:.4} with the groups; held-out log-likelihood {:.4} per pair",
+        fit.k, fit.accuracy_single, fit.accuracy_groups, fit.log_likelihood
+    );
+    write_document(args.format, args.out.as_ref(), &table, document, &summary)
+}
+
+/// `null` for an undefined accuracy (no untied held-out pair).
+fn nan_null(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}

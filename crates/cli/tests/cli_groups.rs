@@ -1,0 +1,148 @@
+//! `prefscope groups` end to end against tests/fixtures/groups.json (MaxMin-RLHF's EM restated
+//! in torch), and its errors on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow_array::types::Float64Type;
+use arrow_array::{ArrayRef, Float64Array, ListArray, RecordBatch, StringArray};
+use serde_json::{json, Value};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn prefscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn failure(args: &[&str]) -> String {
+    let out = prefscope(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn near(ours: &Value, theirs: &Value, what: &str) {
+    let (a, b) = (ours.as_f64().unwrap(), theirs.as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{what}: ours {a}, reference {b}");
+}
+
+/// A fixture case as JSON Lines rows.
+fn write_case(case: &Value, path: &Path) {
+    let n = case["users"].as_array().unwrap().len();
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            json!({"user_id": case["users"][i], "features_0": case["features_0"][i], "features_1": case["features_1"][i], "label_0": case["label_0"][i]})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn groups_match_the_reference_loop() {
+    let fx: Value = serde_json::from_slice(&std::fs::read(fixtures().join("groups.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for case in fx["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let input = tmp.path().join("pairs.jsonl");
+        write_case(case, &input);
+        let o = &case["options"];
+        let mut args = vec![
+            "groups".to_string(),
+            "--input".into(),
+            input.display().to_string(),
+            "--ridge".into(),
+            o["ridge"].to_string(),
+        ];
+        if let Some(k) = o["k"].as_u64() {
+            args.extend(["--k".into(), k.to_string()]);
+        }
+        if let Some(k) = o["max_k"].as_u64() {
+            args.extend(["--max-k".into(), k.to_string()]);
+        }
+        if o["soft"] == true {
+            args.push("--soft".into());
+        }
+        let got = json_of(&prefscope(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let e = &case["expected"];
+        let users: Vec<(String, u64)> = got["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["user_id"].as_str().unwrap().to_string(), u["group"].as_u64().unwrap()))
+            .collect();
+        let want: Vec<(String, u64)> = e["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u[0].as_str().unwrap().to_string(), u[1].as_u64().unwrap()))
+            .collect();
+        assert_eq!(users, want, "{name}");
+        assert_eq!(got["metrics"]["k"], e["k"], "{name}");
+        for key in ["log_likelihood", "accuracy_single", "accuracy_groups"] {
+            near(&got["metrics"][key], &e[key], &format!("{name} {key}"));
+        }
+        for (g, (ours, theirs)) in
+            got["groups"].as_array().unwrap().iter().zip(e["groups"].as_array().unwrap()).enumerate()
+        {
+            assert_eq!((&ours["users"], &ours["pairs"]), (&theirs["users"], &theirs["pairs"]), "{name} group {g}");
+        }
+        assert_eq!(got["candidates"].as_array().unwrap().len(), e["candidates"].as_array().unwrap().len(), "{name}");
+        // MaxMin's view: every distinct item, with a group and a finite reward.
+        let items = got["items"].as_array().unwrap();
+        assert!(!items.is_empty() && items.iter().all(|i| i["reward"].as_f64().unwrap().is_finite()), "{name}");
+    }
+}
+
+#[test]
+fn bad_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let row = |user: &str, label: f64| {
+        json!({"user_id": user, "features_0": [1.0, 0.0], "features_1": [0.0, 1.0], "label_0": label}).to_string()
+    };
+    let lonely = file("lonely.jsonl", &[row("a", 1.0), row("a", 0.0), row("b", 1.0)].join("\n"));
+    assert!(failure(&["groups", "--input", &lonely]).contains("user `b` has 1 pair: each user needs at least 2"));
+    let two = file("two.jsonl", &[row("a", 1.0), row("a", 0.0), row("b", 1.0), row("b", 1.0)].join("\n"));
+    assert!(failure(&["groups", "--input", &two, "--k", "3"])
+        .contains("k must be between 1 and the number of users (2), got 3"));
+    let label = file(
+        "label.jsonl",
+        &json!({"user_id": "a", "features_0": [1.0], "features_1": [0.0], "label_0": 3}).to_string(),
+    );
+    assert!(failure(&["groups", "--input", &label]).contains("label.jsonl: row 1 (line 1), column `label_0`"));
+    let nouser = file("nouser.jsonl", &json!({"features_0": [1.0], "features_1": [0.0], "label_0": 1}).to_string());
+    assert!(failure(&["groups", "--input", &nouser]).contains("column `user_id`: value is missing"));
+    // A NaN feature (Parquet can hold one).
+    let lists = |rows: Vec<Vec<f64>>| {
+        Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(
+            rows.into_iter().map(|r| Some(r.into_iter().map(Some).collect::<Vec<_>>())),
+        )) as ArrayRef
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("user_id", Arc::new(StringArray::from(vec!["a", "a"])) as ArrayRef),
+        ("features_0", lists(vec![vec![1.0, 0.0], vec![f64::NAN, 0.0]])),
+        ("features_1", lists(vec![vec![0.0, 1.0], vec![0.0, 1.0]])),
+        ("label_0", Arc::new(Float64Array::from(vec![1.0, 0.0])) as ArrayRef),
+    ])
+    .unwrap();
+    let nan = tmp.path().join("nan.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&nan).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let err = failure(&["groups", "--input", nan.to_str().unwrap()]);
+    assert!(err.contains("nan.parquet: row 2, column `features_0`"), "{err}");
+    assert!(failure(&["groups", "--input", &two, "--ridge", "0"]).contains("ridge must be a positive number"));
+}
