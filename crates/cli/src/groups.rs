@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
+use prefscope_core::gpm::{fit_gpm, GpmOptions};
 use prefscope_core::groups::{fit_groups, worst_group, AnnotatedPairs, GroupOptions};
 use prefscope_core::read::read_annotated_pairs;
 use prefscope_core::write::{Column, OutputTable};
@@ -26,6 +27,17 @@ pub struct GroupsArgs {
     /// Soft responsibilities instead of MaxMin-RLHF's hard assignment of each user.
     #[arg(long)]
     pub soft: bool,
+    /// Also fit a general preference model (GPM) head on the same features and count the
+    /// cyclic triads (a ≻ b ≻ c ≻ a) it finds among the items: preferences no single reward
+    /// can hold.
+    #[arg(long)]
+    pub gpm: bool,
+    /// Width of the GPM embedding (even).
+    #[arg(long, default_value_t = 4)]
+    pub gpm_dim: usize,
+    /// Gradient steps of the GPM fit.
+    #[arg(long, default_value_t = 300)]
+    pub gpm_steps: usize,
     /// L2 penalty of each group's logistic regression.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub ridge: f64,
@@ -63,6 +75,14 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
     let flat: Vec<f64> = items.iter().flat_map(|(_, f)| f.iter().copied()).collect();
     let weights: Vec<Vec<f64>> = fit.groups.iter().map(|g| g.weights.clone()).collect();
     let worst = worst_group(&flat, rows.dim, &weights);
+    let gpm = if args.gpm {
+        let options = GpmOptions { dim: args.gpm_dim, steps: args.gpm_steps, ..GpmOptions::default() };
+        let fit = fit_gpm(&pairs, &options).map_err(|e| format!("{name}: {e}"))?;
+        json!({"dim": options.dim, "tau": options.tau, "loss": fit.loss, "accuracy": nan_null(fit.accuracy),
+               "items": fit.items, "intransitive_triads": fit.intransitive_triads})
+    } else {
+        Value::Null
+    };
     let document = json!({
         "users": fit.users.iter().map(|(u, g)| json!({"user_id": u, "group": g})).collect::<Vec<_>>(),
         "groups": fit.groups.iter().enumerate().map(|(g, s)| json!({
@@ -77,6 +97,7 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
         },
         "candidates": fit.candidates.iter().map(|(k, ll)| json!({"k": k, "log_likelihood": ll})).collect::<Vec<_>>(),
         "items": items.iter().zip(&worst).map(|((item, _), (g, r))| json!({"item": item, "worst_group": g, "reward": r})).collect::<Vec<_>>(),
+        "gpm": gpm,
     });
     let table = OutputTable::new(vec![
         ("user_id".into(), Column::Text(fit.users.iter().map(|(u, _)| u.clone()).collect())),

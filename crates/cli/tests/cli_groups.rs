@@ -102,6 +102,32 @@ fn groups_match_the_reference_loop() {
 }
 
 #[test]
+fn gpm_finds_the_cycle_no_reward_can_hold() {
+    let fx: Value = serde_json::from_slice(&std::fs::read(fixtures().join("groups.json")).unwrap()).unwrap();
+    let case = fx["gpm"].as_array().unwrap().iter().find(|c| c["name"] == "GPM on a cycle").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("cycle.jsonl");
+    write_case(&case["data"], &input);
+    let got = json_of(&prefscope(&[
+        "groups",
+        "--input",
+        input.to_str().unwrap(),
+        "--k",
+        "1",
+        "--gpm",
+        "--gpm-dim",
+        "2",
+        "--gpm-steps",
+        "200",
+    ]));
+    assert_eq!(got["gpm"]["items"], 3);
+    assert_eq!(got["gpm"]["intransitive_triads"], 1);
+    assert_eq!(got["gpm"]["accuracy"], 1.0);
+    // One Bradley–Terry reward cannot order a cycle: a third of the held-out pairs at best.
+    assert!(got["metrics"]["accuracy_single"].as_f64().unwrap() <= 2.0 / 3.0, "{}", got["metrics"]);
+}
+
+#[test]
 fn bad_input_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let file = |name: &str, text: &str| {

@@ -50,3 +50,195 @@ mod tests {
         assert!(p(&x, &y) > 0.5 && p(&y, &z) > 0.5 && p(&z, &x) > 0.5);
     }
 }
+
+/// Fitting a GPM head on item features: `v(x) = normalize(W·φ(x))` with `W` of `dim × p`, and
+/// `P(x₀ ≻ x₁) = σ(s(v₀, v₁)/τ)`; the loss of general-preference-model's
+/// `HighDimGeneralPreferenceLoss` (`−log σ(s/τ)` of the preferred side over the other, a tie
+/// half each way), by full-batch gradient descent from a seeded start, so a fit is the same
+/// anywhere. The pairs and their held-out split are those of [`crate::groups`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpmOptions {
+    /// Width of the preference embedding (even: `dim/2` rotation blocks).
+    pub dim: usize,
+    pub tau: f64,
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for GpmOptions {
+    fn default() -> Self {
+        Self { dim: 4, tau: DEFAULT_TAU, steps: 300, learning_rate: 0.05, seed: 0 }
+    }
+}
+
+/// A fitted head: `W` row-major (`dim × p`), the final training loss, held-out accuracy, and
+/// the cyclic triads among the distinct items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpmFit {
+    pub projection: Vec<f64>,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub items: usize,
+    pub intransitive_triads: u64,
+}
+
+/// `W` drawn from `seed` (standard normal over `√p`, SplitMix64 and Box–Muller).
+pub fn initial_projection(dim: usize, features: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let scale = 1.0 / (features.max(1) as f64).sqrt();
+    (0..dim * features)
+        .map(|_| (-2.0 * (1.0 - uniform()).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos() * scale)
+        .collect()
+}
+
+/// Fits from the seeded start.
+pub fn fit_gpm(pairs: &crate::groups::AnnotatedPairs<'_>, o: &GpmOptions) -> Result<GpmFit, crate::error::ConfigError> {
+    fit_gpm_from(pairs, o, initial_projection(o.dim, pairs.dim, o.seed))
+}
+
+/// Fits from the start `projection` (`dim × p`, row-major).
+pub fn fit_gpm_from(
+    pairs: &crate::groups::AnnotatedPairs<'_>,
+    o: &GpmOptions,
+    mut w: Vec<f64>,
+) -> Result<GpmFit, crate::error::ConfigError> {
+    use crate::error::ConfigError;
+    let (p, d, n) = (pairs.dim, o.dim, pairs.users.len());
+    if d == 0 || !d.is_multiple_of(2) || d > 64 {
+        return Err(ConfigError::Invalid(format!("the GPM width must be even, 2 to 64, got {d}")));
+    }
+    if !(o.tau.is_finite() && o.tau > 0.0 && o.learning_rate.is_finite() && o.learning_rate > 0.0) {
+        return Err(ConfigError::Invalid("tau and the learning rate must be positive numbers".into()));
+    }
+    if w.len() != d * p || pairs.features_0.len() != n * p || pairs.features_1.len() != n * p {
+        return Err(ConfigError::Invalid(format!("a {d} × {p} projection for {n} pairs of width {p}")));
+    }
+    let held_out = crate::groups::held_out_pairs(pairs.users);
+    let train: Vec<usize> = (0..n).filter(|&i| !held_out[i]).collect();
+    let item = |side: usize, i: usize| {
+        if side == 0 {
+            &pairs.features_0[i * p..(i + 1) * p]
+        } else {
+            &pairs.features_1[i * p..(i + 1) * p]
+        }
+    };
+    // v = u/‖u‖ with u = W·x, and ‖u‖.
+    let embed = |w: &[f64], x: &[f64]| -> (Vec<f64>, f64) {
+        let u: Vec<f64> = (0..d).map(|r| w[r * p..(r + 1) * p].iter().zip(x).map(|(a, b)| a * b).sum()).collect();
+        let norm = u.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+        (u.iter().map(|v| v / norm).collect(), norm)
+    };
+    // s = ⟨R a, b⟩ and R·a.
+    let rotate = |a: &[f64]| -> Vec<f64> { a.chunks_exact(2).flat_map(|c| [-c[1], c[0]]).collect() };
+    let score = |a: &[f64], b: &[f64]| rotate(a).iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let loss_of = |s: f64, y: f64| {
+        -(y * crate::numeric::log_sigmoid(s / o.tau) + (1.0 - y) * crate::numeric::log_sigmoid(-s / o.tau))
+    };
+    let mut loss = f64::NAN;
+    for step in 0..=o.steps {
+        let mut gradient = vec![0.0; d * p];
+        let mut total = 0.0;
+        for &i in &train {
+            let (x0, x1) = (item(0, i), item(1, i));
+            let ((v0, n0), (v1, n1)) = (embed(&w, x0), embed(&w, x1));
+            let s = score(&v0, &v1);
+            let y = pairs.label_0[i];
+            total += loss_of(s, y);
+            let ds = -(y - crate::numeric::sigmoid(s / o.tau)) / o.tau;
+            // ∂s/∂v0 = −R·v1, ∂s/∂v1 = R·v0; through the normalisation (I − vvᵀ)/‖u‖.
+            let g0: Vec<f64> = rotate(&v1).iter().map(|g| -g * ds).collect();
+            let g1: Vec<f64> = rotate(&v0).iter().map(|g| g * ds).collect();
+            for (v, g, norm, x) in [(&v0, &g0, n0, x0), (&v1, &g1, n1, x1)] {
+                let along: f64 = v.iter().zip(g).map(|(a, b)| a * b).sum();
+                for r in 0..d {
+                    let du = (g[r] - v[r] * along) / norm;
+                    for (k, xk) in x.iter().enumerate() {
+                        gradient[r * p + k] += du * xk;
+                    }
+                }
+            }
+        }
+        let count = train.len().max(1) as f64;
+        loss = total / count;
+        if step == o.steps {
+            break;
+        }
+        for (a, g) in w.iter_mut().zip(&gradient) {
+            *a -= o.learning_rate * g / count;
+        }
+    }
+    // Held-out accuracy (untied pairs; a zero score counts one half).
+    let (mut correct, mut total) = (0.0, 0usize);
+    for i in (0..n).filter(|&i| held_out[i] && pairs.label_0[i] != 0.5) {
+        let s = score(&embed(&w, item(0, i)).0, &embed(&w, item(1, i)).0);
+        total += 1;
+        correct += if s == 0.0 {
+            0.5
+        } else if (s > 0.0) == (pairs.label_0[i] > 0.5) {
+            1.0
+        } else {
+            0.0
+        };
+    }
+    // The distinct items' preference embeddings, scored by `gpm_score`.
+    let mut items: Vec<&[f64]> = Vec::new();
+    for i in 0..n {
+        for side in 0..2 {
+            let x = item(side, i);
+            if !items.contains(&x) {
+                items.push(x);
+            }
+        }
+    }
+    let embedded: Vec<Vec<f32>> = items.iter().map(|x| embed(&w, x).0.iter().map(|&v| v as f32).collect()).collect();
+    Ok(GpmFit {
+        projection: w,
+        loss,
+        accuracy: if total == 0 { f64::NAN } else { correct / total as f64 },
+        items: items.len(),
+        intransitive_triads: intransitive_triads(&embedded),
+    })
+}
+
+/// Cyclic triads (`a ≻ b ≻ c ≻ a`) among preference embeddings under [`gpm_score`]: Kendall's
+/// count `C(n,3) − Σ C(wᵢ,2)` over each item's wins when no two items tie, every triple
+/// checked otherwise (a tie is no edge, so a triple with one is not a cycle).
+pub fn intransitive_triads(v: &[Vec<f32>]) -> u64 {
+    let n = v.len();
+    let mut beats = vec![vec![0i8; n]; n];
+    let mut tie = false;
+    for i in 0..n {
+        for j in i + 1..n {
+            let s = gpm_score(&v[i], &v[j]).unwrap_or(0.0);
+            beats[i][j] = s.partial_cmp(&0.0).map_or(0, |o| o as i8);
+            beats[j][i] = -beats[i][j];
+            tie |= beats[i][j] == 0;
+        }
+    }
+    let c2 = |m: u64| m * m.saturating_sub(1) / 2;
+    if !tie {
+        let wins: u64 = (0..n).map(|i| c2(beats[i].iter().filter(|&&b| b > 0).count() as u64)).sum();
+        let n = n as u64;
+        return n * n.saturating_sub(1) * n.saturating_sub(2) / 6 - wins;
+    }
+    let mut count = 0;
+    for a in 0..n {
+        for b in a + 1..n {
+            for c in b + 1..n {
+                let (ab, bc, ca) = (beats[a][b], beats[b][c], beats[c][a]);
+                if ab != 0 && ab == bc && bc == ca {
+                    count += 1;
+                }
+            }
+        }
+    }
+    count
+}

@@ -117,18 +117,17 @@ fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
     let mut users: Vec<String> = Vec::new();
     let mut index = std::collections::HashMap::new();
     let mut count: Vec<usize> = Vec::new();
-    let (mut user_of, mut held_out) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut user_of = Vec::with_capacity(n);
     for u in p.users {
         let h = *index.entry(u.clone()).or_insert_with(|| {
             users.push(u.clone());
             count.push(0);
             users.len() - 1
         });
-        // Every fifth pair from the user's second on is held out.
-        held_out.push(count[h] % 5 == 1);
         count[h] += 1;
         user_of.push(h);
     }
+    let held_out = held_out_pairs(p.users);
     if let Some(h) = count.iter().position(|&c| c < 2) {
         return invalid(format!(
             "user `{}` has {} pair: each user needs at least 2 (one to fit, one to check)",
@@ -139,6 +138,19 @@ fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
         .map(|i| (0..p.dim).map(|j| p.features_0[i * p.dim + j] - p.features_1[i * p.dim + j]).collect())
         .collect();
     Ok(Prepared { dim: p.dim, z, y: p.label_0.to_vec(), user_of, held_out, users })
+}
+
+/// Which pairs are held out: every fifth pair of each user, from the user's second on.
+pub(crate) fn held_out_pairs(users: &[String]) -> Vec<bool> {
+    let mut seen = std::collections::HashMap::new();
+    users
+        .iter()
+        .map(|u| {
+            let c = seen.entry(u.as_str()).or_insert(0usize);
+            *c += 1;
+            *c % 5 == 2
+        })
+        .collect()
 }
 
 /// `y·log σ(m) + (1 − y)·log σ(−m)`.
