@@ -306,6 +306,20 @@ test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`
   const bands = await page.$$eval('[data-testid="strength-row"]', (rs) => rs.map((r) => r.dataset.band));
   const cliBands = cli("strength", "--input", ensemble).pairs.map((p) => p.band);
   assert.deepEqual(bands, cliBands);
+  // Annotated pairs (`prefscope groups`' input): the same groups and accuracies as the CLI's.
+  const fixture = JSON.parse(await readFile(path.join(ROOT, "tests/fixtures/groups.json"), "utf8")).cases[0];
+  const annotated = path.join(SHOTS, "annotated.jsonl");
+  await writeFile(annotated, fixture.users.map((u, i) => JSON.stringify({ user_id: u, features_0: fixture.features_0[i],
+    features_1: fixture.features_1[i], label_0: fixture.label_0[i] })).join("\n") + "\n");
+  await page.setInputFiles('[data-testid="pairs-file"]', annotated);
+  await page.waitForSelector('[data-testid="groups"]', { timeout: SLOW });
+  const want = cli("groups", "--input", annotated, "--gpm");
+  const shownMetrics = Object.fromEntries(await page.$$eval('[data-testid="group-metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+  for (const k of ["k", "accuracy_single", "accuracy_groups", "log_likelihood"]) close(shownMetrics[k], want.metrics[k], `groups ${k}`, 1e-9);
+  const groupRows = await page.$$eval('[data-testid="group-row"]', (rs) => rs.map((r) => ({ users: Number(r.dataset.users), pairs: Number(r.dataset.pairs) })));
+  assert.deepEqual(groupRows, want.groups.map((g) => ({ users: g.users, pairs: g.pairs })));
+  assert.equal(Number(await page.getAttribute('[data-testid="gpm"]', "data-triads")), want.gpm.intransitive_triads);
+  await page.screenshot({ path: path.join(SHOTS, "cpu-groups.png"), fullPage: true });
 }));
 
 test("bad files show an error naming them, and the page keeps working", { timeout: SLOW }, () => withPage(false, async (page) => {

@@ -208,6 +208,9 @@ pub struct Pairs {
     pub strength: Vec<(f64, f64, prefscope_core::strength::Band)>,
     /// For the bundled set: which labels were flipped (the truth the bands are checked against).
     pub flipped: Option<Vec<bool>>,
+    /// Annotated pairs (`user_id`, `features_0`, `features_1`, `label_0`): the annotator groups
+    /// and, for small enough inputs, a GPM head's cyclic triads.
+    pub groups: Option<(prefscope_core::groups::GroupFit, Option<prefscope_core::gpm::GpmFit>)>,
 }
 
 impl PartialEq for Pairs {

@@ -723,8 +723,46 @@ fn ensemble_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
         })
         .collect();
     let strength = mean.into_iter().zip(std).zip(band).map(|((m, s), b)| (m, s, b)).collect();
-    Some(Ok(Pairs { source: name.to_string(), pairs, thumbnails: Vec::new(), strength, flipped: None }))
+    Some(Ok(Pairs { source: name.to_string(), pairs, thumbnails: Vec::new(), strength, flipped: None, groups: None }))
 }
+
+/// Pairs with annotators (`prefscope groups`' input) as the Pairs view shows them: the groups
+/// `prefscope groups` finds with its defaults, and a GPM head (`--gpm`) when the fit is small
+/// enough to stay interactive. `None` when the file has no `user_id` and `features_0`.
+fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
+    use prefscope_core::gpm::{fit_gpm, GpmOptions};
+    use prefscope_core::groups::{fit_groups, AnnotatedPairs, GroupOptions};
+    let columns = prefscope_core::read::column_names(name, bytes);
+    if !(columns.iter().any(|c| c == "user_id") && columns.iter().any(|c| c == "features_0")) {
+        return None;
+    }
+    Some((|| {
+        let rows = prefscope_core::read::read_annotated_pairs(name, Bytes::copy_from_slice(bytes))
+            .map_err(|e| e.to_string())?;
+        let annotated = AnnotatedPairs {
+            users: &rows.users,
+            dim: rows.dim,
+            features_0: &rows.features_0,
+            features_1: &rows.features_1,
+            label_0: &rows.label_0,
+        };
+        let fit = fit_groups(&annotated, &GroupOptions::default()).map_err(|e| format!("{name}: {e}"))?;
+        let options = GpmOptions::default();
+        let small = rows.users.len() * rows.dim * options.steps <= GPM_WORK;
+        let gpm = if small { Some(fit_gpm(&annotated, &options).map_err(|e| format!("{name}: {e}"))?) } else { None };
+        Ok(Pairs {
+            source: name.to_string(),
+            pairs: Vec::new(),
+            thumbnails: Vec::new(),
+            strength: Vec::new(),
+            flipped: None,
+            groups: Some((fit, gpm)),
+        })
+    })())
+}
+
+/// Pairs × features × steps past which the page leaves the GPM fit to `prefscope groups --gpm`.
+const GPM_WORK: usize = 20_000_000;
 
 /// Labelled pairs from a file's bytes: images inline, by URL (relative ones against `base`,
 /// the file's own URL when it was fetched), or by the name of an image already loaded in the
@@ -739,6 +777,9 @@ pub async fn load_pairs(
     dispatch: &Callback<Action>,
 ) -> Result<Pairs, String> {
     if let Some(pairs) = ensemble_pairs(name, &bytes) {
+        return pairs;
+    }
+    if let Some(pairs) = annotated_pairs(name, &bytes) {
         return pairs;
     }
     let rows = prefscope_core::read::read_pairs(name, Bytes::from(bytes)).map_err(|e| e.to_string())?;
@@ -797,7 +838,7 @@ pub async fn load_pairs(
     } else {
         Vec::new()
     };
-    Ok(Pairs { source: name.to_string(), pairs, thumbnails, strength, flipped: None })
+    Ok(Pairs { source: name.to_string(), pairs, thumbnails, strength, flipped: None, groups: None })
 }
 
 /// Preference strength of each pair under the Pairs view's ensemble (the model under
@@ -836,7 +877,7 @@ pub async fn bundled_pairs(model: &Model, dispatch: &Callback<Action>) -> Result
     let pairs = pair_probabilities(&model.encoder, &captions, &images, &labels).await.map_err(|e| e.to_string())?;
     let strength = pair_strength(model, &captions, &images, &labels).await.map_err(|e| e.to_string())?;
     let flipped = Some(set.iter().map(|p| p.flipped).collect());
-    Ok(Pairs { source: BUNDLED_PAIRS.to_string(), pairs, thumbnails, strength, flipped })
+    Ok(Pairs { source: BUNDLED_PAIRS.to_string(), pairs, thumbnails, strength, flipped, groups: None })
 }
 
 /// The most pairs of a file the view computes preference strength for.

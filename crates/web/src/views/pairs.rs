@@ -70,7 +70,7 @@ pub fn pairs_view(props: &PairsProps) -> Html {
     let t = *tie_threshold;
     let controls = html! {
         <div class="ps-controls">
-            <label class="ps-control">{ "Labelled pairs (JSONL or Parquet: caption, jpg_0, jpg_1, label_0), or reward-ensemble rows (id, chosen_rewards, rejected_rewards) " }
+            <label class="ps-control">{ "Labelled pairs (JSONL or Parquet: caption, jpg_0, jpg_1, label_0), reward-ensemble rows (id, chosen_rewards, rejected_rewards), or annotated pairs (user_id, features_0, features_1, label_0) " }
                 <input type="file" accept=".jsonl,.ndjson,.json,.parquet,.pq" {onchange} data-testid="pairs-file" /></label>
             <label class="ps-control">{ "Tie threshold on |p1 − p0| " }
                 <input type="range" min="0" max="0.5" step="0.01" value={t.to_string()} oninput={on_threshold} data-testid="tie-threshold" />
@@ -82,6 +82,16 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             <p class="ps-muted">{ "Load labelled pairs. Images are inline bytes (Parquet, as Pick-a-Pic ships them), URLs, or names of images loaded in the Score view." }</p>
         </section> };
     };
+    // Annotated pairs: the annotator groups.
+    if let Some((fit, gpm)) = &pairs.groups {
+        return html! {
+            <section class="ps-view">
+                { controls }
+                <p class="ps-muted" data-testid="pairs-source">{ format!("{}: {} users (annotated pairs)", pairs.source, fit.users.len()) }</p>
+                { groups_section(fit, gpm.as_ref()) }
+            </section>
+        };
+    }
     // Reward-ensemble rows: strength only (no images, no model probabilities).
     if pairs.thumbnails.is_empty() && !pairs.strength.is_empty() {
         return html! {
@@ -124,6 +134,52 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             <h3>{ format!("{} pairs where the model and the label differ", wrong.len()) }</h3>
             <div class="ps-grid">{ for cards }</div>
         </section>
+    }
+}
+
+/// Annotator groups: how many, who is in each, how well each group's reward predicts its
+/// users' held-out pairs against one reward for everyone, and the cycles a GPM head finds.
+fn groups_section(fit: &prefscope_core::groups::GroupFit, gpm: Option<&prefscope_core::gpm::GpmFit>) -> Html {
+    let metric = |name: &str, value: f64| {
+        let shown = if name == "k" { format!("{value}") } else { fmt(value) };
+        html! { <tr data-testid="group-metric" data-name={name.to_string()} data-value={value.to_string()}><th scope="row">{ name.to_string() }</th><td>{ shown }</td></tr> }
+    };
+    let groups = fit.groups.iter().enumerate().map(|(g, s)| {
+        let members: Vec<&str> = fit.users.iter().filter(|(_, a)| *a == g).map(|(u, _)| u.as_str()).collect();
+        html! {
+            <tr data-testid="group-row" data-group={g.to_string()} data-users={s.users.to_string()} data-pairs={s.pairs.to_string()}
+                data-accuracy={s.accuracy.to_string()}>
+                <td>{ g }</td><td>{ s.users }</td><td>{ s.pairs }</td><td>{ fmt(s.accuracy) }</td>
+                <td class="ps-muted">{ members.join(", ") }</td>
+            </tr>
+        }
+    });
+    let candidates = (!fit.candidates.is_empty()).then(|| {
+        let text = fit.candidates.iter().map(|(k, ll)| format!("K = {k}: {ll:.4}")).collect::<Vec<_>>().join(" · ");
+        html! { <p class="ps-muted" data-testid="group-candidates">{ format!("Held-out log-likelihood per pair: {text}") }</p> }
+    });
+    let gpm = gpm.map(|g| html! {
+        <p class="ps-muted" data-testid="gpm" data-triads={g.intransitive_triads.to_string()} data-items={g.items.to_string()}>
+            { format!("A general preference model head (GPM, 4 dimensions) on the same features: held-out accuracy {}, {} cyclic triads (a ≻ b ≻ c ≻ a) among {} items, preferences no single reward can hold.",
+                fmt(g.accuracy), g.intransitive_triads, g.items) }
+        </p>
+    });
+    html! {
+        <div data-testid="groups">
+            <h3>{ format!("{} annotator groups (MaxMin-RLHF's EM over Bradley–Terry rewards)", fit.k) }</h3>
+            <table class="ps-table ps-metrics"><tbody>
+                { metric("k", fit.k as f64) }
+                { metric("accuracy_single", fit.accuracy_single) }
+                { metric("accuracy_groups", fit.accuracy_groups) }
+                { metric("log_likelihood", fit.log_likelihood) }
+            </tbody></table>
+            { candidates }
+            <table class="ps-table">
+                <thead><tr><th>{ "group" }</th><th>{ "users" }</th><th>{ "pairs" }</th><th>{ "held-out accuracy" }</th><th>{ "users in it" }</th></tr></thead>
+                <tbody>{ for groups }</tbody>
+            </table>
+            { gpm }
+        </div>
     }
 }
 
