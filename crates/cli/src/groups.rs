@@ -1,24 +1,38 @@
 //! `prefscope groups`: annotator groups from labelled pairs with user ids (a mixture of
 //! Bradley–Terry models fitted by MaxMin-RLHF's EM), against one model for everyone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use clap::Args;
+use prefscope_clip::pipeline::{embed_images_batched, resolve};
+use prefscope_clip::Rgba;
 use prefscope_core::gpm::{fit_gpm, GpmOptions};
 use prefscope_core::groups::{fit_groups, worst_group, AnnotatedPairs, GroupOptions};
-use prefscope_core::read::read_annotated_pairs;
+use prefscope_core::read::{read_annotated_pairs, read_pairs, AnnotatedRows};
+use prefscope_core::record::ImageRef;
 use prefscope_core::write::{Column, OutputTable};
+use prefscope_gpu::block_on;
 use serde_json::{json, Value};
 
+use crate::clip::{load, ModelArgs};
+use crate::device::Device;
 use crate::output::{write_document, OutputFormat, Result};
 
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
     /// JSON Lines or Parquet rows: `user_id`, `features_0` and `features_1` (the two items'
     /// features, arrays of one width), `label_0` (1: item 0 preferred, 0: item 1, 0.5: tie).
+    /// With `--model`: Pick-a-Pic pairs (`caption`, `jpg_0`, `jpg_1`, `label_0`, `user_id`).
     #[arg(long)]
     pub input: PathBuf,
+    /// Model directory: each image's L2-normalised embedding is its feature vector, so each
+    /// group's reward is a direction in the model's embedding space.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Where the towers run (with `--model`).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
     /// The number of groups; chosen by held-out log-likelihood among 1..=--max-k when absent.
     #[arg(long)]
     pub k: Option<usize>,
@@ -51,7 +65,10 @@ pub struct GroupsArgs {
 pub fn run(args: &GroupsArgs) -> Result<()> {
     let name = args.input.display().to_string();
     let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let rows = read_annotated_pairs(&name, Bytes::from(bytes))?;
+    let rows = match &args.model {
+        Some(model) => embedded_pairs(args, model, &name, Bytes::from(bytes))?,
+        None => read_annotated_pairs(&name, Bytes::from(bytes))?,
+    };
     let pairs = AnnotatedPairs {
         users: &rows.users,
         dim: rows.dim,
@@ -108,6 +125,57 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
         fit.k, fit.accuracy_single, fit.accuracy_groups, fit.log_likelihood
     );
     write_document(args.format, args.out.as_ref(), &table, document, &summary)
+}
+
+/// Pick-a-Pic pairs with their annotators, each image's embedding as its features.
+fn embedded_pairs(args: &GroupsArgs, model: &Path, name: &str, bytes: Bytes) -> Result<AnnotatedRows> {
+    let pairs = read_pairs(name, bytes)?;
+    let mut users = Vec::with_capacity(pairs.len());
+    for (i, p) in pairs.iter().enumerate() {
+        match &p.user_id {
+            Some(u) => users.push(u.clone()),
+            None => {
+                return Err(format!(
+                    "{name}: row {}, column `user_id`: value is missing (annotator groups need each pair's annotator)",
+                    i + 1
+                )
+                .into())
+            }
+        }
+    }
+    let model_args = ModelArgs {
+        model: model.to_path_buf(),
+        device: args.device,
+        batch: 16,
+        max_image_pixels: prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS,
+        precision: prefscope_clip::Precision::Auto,
+        format: args.format,
+        out: None,
+    };
+    let encoder = load(&model_args)?;
+    let limits = model_args.limits();
+    let image = |i: usize| -> std::result::Result<Rgba, prefscope_clip::ClipError> {
+        let (p, side) = (&pairs[i / 2], i % 2);
+        let (r, column) = if side == 0 { (&p.jpg_0, "jpg_0") } else { (&p.jpg_1, "jpg_1") };
+        match r {
+            ImageRef::Bytes(b) => Rgba::decode_limited(&format!("{name} row {} {column}", i / 2 + 1), b, &limits),
+            ImageRef::Path(path) => Rgba::open(&resolve(&args.input, path), &limits),
+        }
+    };
+    let embedded =
+        block_on(embed_images_batched(&encoder, 2 * pairs.len(), &encoder.preset(), &mut |i| image(i), &mut |_| {}))?;
+    let dim = embedded.dim;
+    let side = |s: usize| -> Vec<f64> {
+        (0..pairs.len()).flat_map(|i| embedded.row(2 * i + s).iter().map(|&v| f64::from(v))).collect()
+    };
+    Ok(AnnotatedRows {
+        ids: (1..=pairs.len()).map(|i| i.to_string()).collect(),
+        users,
+        dim,
+        features_0: side(0),
+        features_1: side(1),
+        label_0: pairs.iter().map(|p| p.label_0).collect(),
+    })
 }
 
 /// `null` for an undefined accuracy (no untied held-out pair).

@@ -127,6 +127,86 @@ fn gpm_finds_the_cycle_no_reward_can_hold() {
     assert!(got["metrics"]["accuracy_single"].as_f64().unwrap() <= 2.0 / 3.0, "{}", got["metrics"]);
 }
 
+/// With a model, Pick-a-Pic pairs' images are embedded and the embeddings are the features:
+/// the same fit as `--input` on the embeddings `prefscope embed` gives.
+#[test]
+fn the_model_path_fits_the_embeddings_prefscope_embed_gives() {
+    let clip = fixtures().join("clip");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(clip.join("hf-quickgelu-f32")).unwrap().flatten() {
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(clip.join("tokenizer.json"), model.join("tokenizer.json")).unwrap();
+    let images = ["square32.png", "wide.png", "grey.png", "tall_rgba.png", "square24.png"];
+    let image = |k: usize| clip.join("images").join(images[k % images.len()]).display().to_string();
+    let (mut lines, mut pairs) = (Vec::new(), Vec::new());
+    for (u, user) in ["ann", "bo", "cy"].iter().enumerate() {
+        for j in 0..3 {
+            let (a, b) = (u + j, u + j + 2);
+            let label = if (u + j) % 2 == 0 { 1.0 } else { 0.0 };
+            lines.push(
+                json!({"caption": "a shape", "jpg_0": image(a), "jpg_1": image(b), "label_0": label, "user_id": user})
+                    .to_string(),
+            );
+            pairs.push((user.to_string(), a % images.len(), b % images.len(), label));
+        }
+    }
+    let input = tmp.path().join("pairs.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let m = model.to_str().unwrap();
+    let direct = json_of(&prefscope(&[
+        "groups",
+        "--input",
+        input.to_str().unwrap(),
+        "--model",
+        m,
+        "--device",
+        "cpu",
+        "--k",
+        "2",
+    ]));
+    // The same features from `prefscope embed`, as float32 lists in Parquet (exact values).
+    let paths: Vec<String> = (0..images.len()).map(image).collect();
+    let mut args = vec!["embed", "--model", m, "--device", "cpu", "--images"];
+    args.extend(paths.iter().map(String::as_str));
+    let embedded = json_of(&prefscope(&args));
+    let vector = |k: usize| -> Vec<f64> {
+        embedded["rows"][k]["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32 as f64).collect()
+    };
+    let lists = |side: usize| {
+        Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(
+            pairs
+                .iter()
+                .map(|p| Some(vector(if side == 0 { p.1 } else { p.2 }).into_iter().map(Some).collect::<Vec<_>>())),
+        )) as ArrayRef
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("user_id", Arc::new(StringArray::from(pairs.iter().map(|p| p.0.clone()).collect::<Vec<_>>())) as ArrayRef),
+        ("features_0", lists(0)),
+        ("features_1", lists(1)),
+        ("label_0", Arc::new(Float64Array::from(pairs.iter().map(|p| p.3).collect::<Vec<_>>())) as ArrayRef),
+    ])
+    .unwrap();
+    let features = tmp.path().join("features.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&features).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let via_input = json_of(&prefscope(&["groups", "--input", features.to_str().unwrap(), "--k", "2"]));
+    assert_eq!(direct["users"], via_input["users"]);
+    for key in ["log_likelihood", "accuracy_single", "accuracy_groups"] {
+        near(&direct["metrics"][key], &via_input["metrics"][key], key);
+    }
+    // A pair without its annotator is named.
+    let missing = tmp.path().join("missing.jsonl");
+    std::fs::write(&missing, json!({"caption": "a", "jpg_0": image(0), "jpg_1": image(1), "label_0": 1}).to_string())
+        .unwrap();
+    let err = failure(&["groups", "--input", missing.to_str().unwrap(), "--model", m, "--device", "cpu"]);
+    assert!(err.contains("missing.jsonl: row 1, column `user_id`"), "{err}");
+}
+
 #[test]
 fn bad_input_is_named() {
     let tmp = tempfile::tempdir().unwrap();

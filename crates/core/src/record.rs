@@ -76,6 +76,9 @@ pub struct PickPair {
     pub jpg_1: ImageRef,
     /// 1 when image 0 is preferred, 0 when image 1 is, 0.5 for a tie.
     pub label_0: f64,
+    /// Who labelled it (Pick-a-Pic's `user_id`), when the file says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// An image given inline or by path/URL.

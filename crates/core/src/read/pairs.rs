@@ -75,7 +75,18 @@ fn jsonl(name: &str, bytes: &[u8]) -> Result<Vec<PickPair>, InputError> {
             Some(Value::Number(n)) => label(n.as_f64().unwrap_or(f64::NAN), &at)?,
             _ => return Err(missing("label_0")),
         };
-        pairs.push(PickPair { caption, jpg_0: image("jpg_0")?, jpg_1: image("jpg_1")?, label_0 });
+        let user_id = match value.get("user_id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            None | Some(Value::Null) => None,
+            Some(other) => {
+                return Err(InputError::new(
+                    at.clone().column("user_id"),
+                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
+                ))
+            }
+        };
+        pairs.push(PickPair { caption, jpg_0: image("jpg_0")?, jpg_1: image("jpg_1")?, label_0, user_id });
     }
     Ok(pairs)
 }
@@ -145,6 +156,7 @@ fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
         };
         let (caption, jpg_0, jpg_1, label_0) =
             (column("caption")?, column("jpg_0")?, column("jpg_1")?, column("label_0")?);
+        let users = batch.column_by_name("user_id");
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(pairs.len() as u64 + 1);
             let wrong = |c: &'static str, a: &ArrayRef, expected: &'static str| {
@@ -159,7 +171,15 @@ fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
             let image0 = image_at(jpg_0.as_ref(), i).ok_or_else(|| wrong("jpg_0", jpg_0, "image bytes or a path"))?;
             let image1 = image_at(jpg_1.as_ref(), i).ok_or_else(|| wrong("jpg_1", jpg_1, "image bytes or a path"))?;
             let l = number_at(label_0.as_ref(), i).ok_or_else(|| wrong("label_0", label_0, "a number"))?;
-            pairs.push(PickPair { caption, jpg_0: image0, jpg_1: image1, label_0: label(l, &at)? });
+            let user_id = match users.filter(|a| !a.is_null(i)) {
+                Some(a) => Some(
+                    text_at(a.as_ref(), i)
+                        .or_else(|| number_at(a.as_ref(), i).map(|n| n.to_string()))
+                        .ok_or_else(|| wrong("user_id", a, "text or a number"))?,
+                ),
+                None => None,
+            };
+            pairs.push(PickPair { caption, jpg_0: image0, jpg_1: image1, label_0: label(l, &at)?, user_id });
         }
     }
     Ok(pairs)
