@@ -80,11 +80,12 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
         GroupOptions { k: args.k, max_k: args.max_k, soft: args.soft, ridge: args.ridge, ..GroupOptions::default() };
     let fit = fit_groups(&pairs, &options).map_err(|e| format!("{name}: {e}"))?;
     // MaxMin's view: every distinct item (named by the first row and side it appears on).
+    let mut seen = std::collections::HashSet::new();
     let mut items: Vec<(String, &[f64])> = Vec::new();
     for (i, id) in rows.ids.iter().enumerate() {
         for (side, features) in [&rows.features_0, &rows.features_1].into_iter().enumerate() {
             let f = &features[i * rows.dim..(i + 1) * rows.dim];
-            if !items.iter().any(|(_, g)| *g == f) {
+            if seen.insert(f.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()) {
                 items.push((format!("{id}/{side}"), f));
             }
         }

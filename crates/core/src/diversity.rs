@@ -123,7 +123,8 @@ pub struct Split {
     pub sce: f64,
     /// The same score of `E`, the diversity the prompts explain.
     pub text_part: f64,
-    /// Eigenvalues of `S` and of `E`, ascending (their sums split the trace of `C_yy`).
+    /// Eigenvalues of `S` and of `E` (ascending, except that with fewer rows than features the
+    /// `F − n` exact zeros come first); their sums split the trace of `C_yy`.
     pub unexplained: Vec<f64>,
     pub explained: Vec<f64>,
 }
@@ -176,8 +177,9 @@ fn sample_space(a: &Mat<f64>, b: &Mat<f64>) -> Result<(Vec<f64>, Vec<f64>), Conf
     let (values, q) = (evd.S().column_vector(), evd.U());
     // Eigenvalues at the rounding level of AAᵀ are zeros of the exact matrix (divided by the
     // ridge they would turn noise into weight); the rest are weighted as the ridge weights them.
+    // Rounding in AAᵀ grows with the length of its inner products (F) and its size (n).
     let largest = (0..n).map(|i| values[i]).fold(0.0, f64::max);
-    let noise = n as f64 * f64::EPSILON * largest;
+    let noise = n.max(features) as f64 * f64::EPSILON * largest;
     let h: Vec<f64> =
         (0..n).map(|i| if values[i] > noise { (values[i] / (values[i] + RIDGE)).min(1.0) } else { 0.0 }).collect();
     let k = q.transpose() * (b * b.transpose()) * q;

@@ -42,6 +42,18 @@ mod tests {
     }
 
     #[test]
+    fn triads_are_counted_with_and_without_ties_and_not_past_the_limit() {
+        let v = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
+        // A cycle, with and without a fourth item that ties with everything (zero vector).
+        assert_eq!(intransitive_triads(&[v(0.0), v(120.0), v(240.0)]), Some(1));
+        assert_eq!(intransitive_triads(&[v(0.0), v(120.0), v(240.0), vec![0.0, 0.0]]), Some(1));
+        // Inside a half-plane the order is transitive.
+        assert_eq!(intransitive_triads(&[v(0.0), v(30.0), v(60.0), v(90.0)]), Some(0));
+        let many: Vec<Vec<f32>> = (0..=MAX_TRIAD_ITEMS).map(|i| v(i as f64 * 0.01)).collect();
+        assert_eq!(intransitive_triads(&many), None);
+    }
+
+    #[test]
     fn represents_a_cycle() {
         // Three unit vectors 120° apart in one plane: each beats the next.
         let v = |deg: f64| [deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
@@ -80,8 +92,12 @@ pub struct GpmFit {
     pub loss: f64,
     pub accuracy: f64,
     pub items: usize,
-    pub intransitive_triads: u64,
+    /// `None` past [`MAX_TRIAD_ITEMS`] items (or past a thousand when two items tie).
+    pub intransitive_triads: Option<u64>,
 }
+
+/// Items at most for counting triads (the tournament is `items²` bytes).
+pub const MAX_TRIAD_ITEMS: usize = 5000;
 
 /// `W` drawn from `seed` (standard normal over `√p`, SplitMix64 and Box–Muller).
 pub fn initial_projection(dim: usize, features: usize, seed: u64) -> Vec<f64> {
@@ -118,7 +134,11 @@ pub fn fit_gpm_from(
     if !(o.tau.is_finite() && o.tau > 0.0 && o.learning_rate.is_finite() && o.learning_rate > 0.0) {
         return Err(ConfigError::Invalid("tau and the learning rate must be positive numbers".into()));
     }
-    if w.len() != d * p || pairs.features_0.len() != n * p || pairs.features_1.len() != n * p {
+    if w.len() != d * p
+        || pairs.features_0.len() != n * p
+        || pairs.features_1.len() != n * p
+        || pairs.label_0.len() != n
+    {
         return Err(ConfigError::Invalid(format!("a {d} × {p} projection for {n} pairs of width {p}")));
     }
     let held_out = crate::groups::held_out_pairs(pairs.users);
@@ -189,11 +209,12 @@ pub fn fit_gpm_from(
         };
     }
     // The distinct items' preference embeddings, scored by `gpm_score`.
+    let mut seen = std::collections::HashSet::new();
     let mut items: Vec<&[f64]> = Vec::new();
     for i in 0..n {
         for side in 0..2 {
             let x = item(side, i);
-            if !items.contains(&x) {
+            if seen.insert(x.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()) {
                 items.push(x);
             }
         }
@@ -210,9 +231,13 @@ pub fn fit_gpm_from(
 
 /// Cyclic triads (`a ≻ b ≻ c ≻ a`) among preference embeddings under [`gpm_score`]: Kendall's
 /// count `C(n,3) − Σ C(wᵢ,2)` over each item's wins when no two items tie, every triple
-/// checked otherwise (a tie is no edge, so a triple with one is not a cycle).
-pub fn intransitive_triads(v: &[Vec<f32>]) -> u64 {
+/// checked otherwise (a tie is no edge, so a triple with one is not a cycle). `None` past
+/// [`MAX_TRIAD_ITEMS`] items, or past a thousand with a tie (every triple is then visited).
+pub fn intransitive_triads(v: &[Vec<f32>]) -> Option<u64> {
     let n = v.len();
+    if n > MAX_TRIAD_ITEMS {
+        return None;
+    }
     let mut beats = vec![vec![0i8; n]; n];
     let mut tie = false;
     for i in 0..n {
@@ -227,7 +252,10 @@ pub fn intransitive_triads(v: &[Vec<f32>]) -> u64 {
     if !tie {
         let wins: u64 = (0..n).map(|i| c2(beats[i].iter().filter(|&&b| b > 0).count() as u64)).sum();
         let n = n as u64;
-        return n * n.saturating_sub(1) * n.saturating_sub(2) / 6 - wins;
+        return Some(n * n.saturating_sub(1) * n.saturating_sub(2) / 6 - wins);
+    }
+    if n > 1000 {
+        return None;
     }
     let mut count = 0;
     for a in 0..n {
@@ -240,5 +268,5 @@ pub fn intransitive_triads(v: &[Vec<f32>]) -> u64 {
             }
         }
     }
-    count
+    Some(count)
 }

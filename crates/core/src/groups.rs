@@ -94,11 +94,17 @@ struct Prepared {
     users: Vec<String>,
 }
 
+/// Feature width at most: each Newton step factors a `dim × dim` matrix.
+pub const MAX_FEATURES: usize = 4096;
+
 fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
     let n = p.users.len();
     let invalid = |m: String| Err(ConfigError::Invalid(m));
-    if p.dim == 0 {
-        return invalid("features must have at least one value".into());
+    if n == 0 {
+        return invalid("no pairs to fit".into());
+    }
+    if p.dim == 0 || p.dim > MAX_FEATURES {
+        return invalid(format!("features must have 1 to {MAX_FEATURES} values, got {}", p.dim));
     }
     for (name, values) in [("features_0", p.features_0), ("features_1", p.features_1)] {
         if values.len() != n * p.dim {
@@ -416,6 +422,22 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_pairs_or_over_wide_features_are_refused() {
+        let none = AnnotatedPairs { users: &[], dim: 3, features_0: &[], features_1: &[], label_0: &[] };
+        assert!(fit_groups(&none, &GroupOptions::default()).unwrap_err().to_string().contains("no pairs"));
+        let users = vec!["a".to_string(); 2];
+        let wide = vec![0.0; 2 * (MAX_FEATURES + 1)];
+        let p = AnnotatedPairs {
+            users: &users,
+            dim: MAX_FEATURES + 1,
+            features_0: &wide,
+            features_1: &wide,
+            label_0: &[1.0, 0.0],
+        };
+        assert!(fit_groups(&p, &GroupOptions::default()).unwrap_err().to_string().contains("features must have 1 to"));
+    }
 
     #[test]
     fn the_adjusted_rand_index_of_known_partitions() {

@@ -303,12 +303,20 @@ pub async fn score_demo(
 /// all rows and per group, with the embeddings `prefscope diversity --model` uses (images as
 /// the towers give them, prompts L2-normalised), so the two agree on the same manifest.
 fn diversity(rows: &[Row], images: &Embeddings, prompts: &Embeddings) -> Option<(SetSplit, Vec<SetSplit>)> {
+    // Each split costs rows · width² (and width³): past the bound the page leaves it to the
+    // command rather than hold back the rankings.
+    if (rows.len() as u64).saturating_mul((images.dim as u64).pow(2)) > DIVERSITY_WORK {
+        return None;
+    }
     let text: Vec<f64> = rows.iter().flat_map(|r| normalize(prompts.row(r.text))).map(f64::from).collect();
     let image: Vec<f64> = rows.iter().flat_map(|r| images.row(r.image).iter().map(|&v| f64::from(v))).collect();
     let groups: Vec<Option<String>> = rows.iter().map(|r| Some(r.group.clone())).collect();
     let paired = Paired { rows: rows.len(), dim: images.dim, text: &text, image: &image };
     split_by_group(&paired, &groups, &Kernel::Cosine).ok()
 }
+
+/// Rows × width² past which the Score view leaves the diversity split to `prefscope diversity`.
+const DIVERSITY_WORK: u64 = 500_000_000;
 
 fn is_manifest(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -594,7 +602,9 @@ pub async fn score_user(
             truth: None,
         })
         .collect::<Vec<Row>>();
-    let diversity = diversity(&rows, &images, &embedded.embeddings);
+    // Rows pair an image with its prompt only with a manifest (typed prompts rank every image
+    // against every prompt, a cross product the split has nothing to say about).
+    let diversity = if inputs.manifest.is_some() { diversity(&rows, &images, &embedded.embeddings) } else { None };
     Ok(Scored {
         scorer,
         source: Source::User,
@@ -746,9 +756,16 @@ fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
             features_1: &rows.features_1,
             label_0: &rows.label_0,
         };
+        // Newton steps cost pairs · width² each: past the bound the fit is left to the command.
+        let (n, d) = (rows.users.len() as u64, rows.dim as u64);
+        if n.saturating_mul(d).saturating_mul(d) > GROUPS_WORK {
+            return Err(format!(
+                "{name}: {n} pairs of {d} features are more than the page fits interactively; run `prefscope groups --input {name}`"
+            ));
+        }
         let fit = fit_groups(&annotated, &GroupOptions::default()).map_err(|e| format!("{name}: {e}"))?;
         let options = GpmOptions::default();
-        let small = rows.users.len() * rows.dim * options.steps <= GPM_WORK;
+        let small = n.saturating_mul(d).saturating_mul(options.steps as u64) <= GPM_WORK;
         let gpm = if small { Some(fit_gpm(&annotated, &options).map_err(|e| format!("{name}: {e}"))?) } else { None };
         Ok(Pairs {
             source: name.to_string(),
@@ -762,7 +779,9 @@ fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
 }
 
 /// Pairs × features × steps past which the page leaves the GPM fit to `prefscope groups --gpm`.
-const GPM_WORK: usize = 20_000_000;
+const GPM_WORK: u64 = 20_000_000;
+/// Pairs × features² past which the page leaves the groups to `prefscope groups`.
+const GROUPS_WORK: u64 = 200_000_000;
 
 /// Labelled pairs from a file's bytes: images inline, by URL (relative ones against `base`,
 /// the file's own URL when it was fetched), or by the name of an image already loaded in the

@@ -158,11 +158,17 @@ fn groups_section(fit: &prefscope_core::groups::GroupFit, gpm: Option<&prefscope
         let text = fit.candidates.iter().map(|(k, ll)| format!("K = {k}: {ll:.4}")).collect::<Vec<_>>().join(" · ");
         html! { <p class="ps-muted" data-testid="group-candidates">{ format!("Held-out log-likelihood per pair: {text}") }</p> }
     });
-    let gpm = gpm.map(|g| html! {
-        <p class="ps-muted" data-testid="gpm" data-triads={g.intransitive_triads.to_string()} data-items={g.items.to_string()}>
-            { format!("A general preference model head (GPM, 4 dimensions) on the same features: held-out accuracy {}, {} cyclic triads (a ≻ b ≻ c ≻ a) among {} items, preferences no single reward can hold.",
-                fmt(g.accuracy), g.intransitive_triads, g.items) }
-        </p>
+    let gpm = gpm.map(|g| {
+        let triads = match g.intransitive_triads {
+            Some(t) => format!("{t} cyclic triads (a ≻ b ≻ c ≻ a)"),
+            None => "too many items to count cyclic triads here (prefscope groups --gpm counts up to 5000)".into(),
+        };
+        html! {
+            <p class="ps-muted" data-testid="gpm" data-triads={g.intransitive_triads.map(|t| t.to_string())} data-items={g.items.to_string()}>
+                { format!("A general preference model head (GPM, 4 dimensions) on the same features: held-out accuracy {}, {triads} among {} items, preferences no single reward can hold.",
+                    fmt(g.accuracy), g.items) }
+            </p>
+        }
     });
     html! {
         <div data-testid="groups">
