@@ -105,6 +105,20 @@ pub fn backend(device: Device) -> Result<Backend> {
 }
 
 impl ModelArgs {
+    /// The options of a command that takes a model beside its own input (`diversity`,
+    /// `groups`): the defaults, with its model, device and output format.
+    pub fn for_model(model: &std::path::Path, device: Device, format: OutputFormat) -> Self {
+        ModelArgs {
+            model: model.to_path_buf(),
+            device,
+            batch: 16,
+            max_image_pixels: prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS,
+            precision: Precision::Auto,
+            format,
+            out: None,
+        }
+    }
+
     pub fn limits(&self) -> ImageLimits {
         ImageLimits { max_pixels: self.max_image_pixels }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve};
-use prefscope_clip::{ImageLimits, Rgba};
+use prefscope_clip::Rgba;
 use prefscope_core::diversity::{split_by_group, Kernel, Paired, SetSplit};
 use prefscope_core::read::{read_embedding_pairs, read_manifest, EmbeddingPairs};
 use prefscope_core::write::{Column, OutputTable};
@@ -128,15 +128,7 @@ fn entry(s: &SetSplit) -> Value {
 fn embed_manifest(args: &DiversityArgs, model: &Path, manifest: &Path) -> Result<EmbeddingPairs> {
     let bytes = std::fs::read(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let rows = read_manifest(&manifest.display().to_string(), &bytes)?;
-    let model_args = ModelArgs {
-        model: model.to_path_buf(),
-        device: args.device,
-        batch: 16,
-        max_image_pixels: prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS,
-        precision: prefscope_clip::Precision::Auto,
-        format: args.format,
-        out: None,
-    };
+    let model_args = ModelArgs::for_model(model, args.device, args.format);
     let encoder = load(&model_args)?;
     let (prompt_of_row, first_prompt) = distinct_images(rows.iter().map(|r| Some(r.prompt.as_str())));
     let prompts: Vec<String> = first_prompt.iter().map(|&r| rows[r].prompt.clone()).collect();
@@ -148,7 +140,7 @@ fn embed_manifest(args: &DiversityArgs, model: &Path, manifest: &Path) -> Result
     }
     let paths: Vec<PathBuf> = rows.iter().map(|r| resolve(manifest, &r.image)).collect();
     let (image_of_row, first_row) = distinct_images(paths.iter().map(Some));
-    let limits = ImageLimits { max_pixels: model_args.max_image_pixels };
+    let limits = model_args.limits();
     let images = block_on(embed_images_batched(
         &encoder,
         first_row.len(),

@@ -144,15 +144,7 @@ fn embedded_pairs(args: &GroupsArgs, model: &Path, name: &str, bytes: Bytes) -> 
             }
         }
     }
-    let model_args = ModelArgs {
-        model: model.to_path_buf(),
-        device: args.device,
-        batch: 16,
-        max_image_pixels: prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS,
-        precision: prefscope_clip::Precision::Auto,
-        format: args.format,
-        out: None,
-    };
+    let model_args = ModelArgs::for_model(model, args.device, args.format);
     let encoder = load(&model_args)?;
     let limits = model_args.limits();
     let image = |i: usize| -> std::result::Result<Rgba, prefscope_clip::ClipError> {

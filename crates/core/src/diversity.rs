@@ -20,6 +20,7 @@
 use faer::{Mat, Side};
 
 use crate::error::ConfigError;
+use crate::numeric::standard_normals;
 
 /// The diagonal the reference adds to `C_xx` before its pseudo-inverse.
 const RIDGE: f64 = 1e-12;
@@ -78,30 +79,16 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The Gaussian kernel with its frequencies drawn from `seed` (SplitMix64 and Box–Muller:
-    /// the same draw on every platform, so a `--seed` reproduces a number anywhere).
+    /// The Gaussian kernel with its frequencies drawn from `seed` ([`standard_normals`]: the
+    /// same draw on every platform, so a `--seed` reproduces a number anywhere).
     pub fn gaussian(sigma: f64, dim: usize, features: usize, seed: u64) -> Result<Self, ConfigError> {
-        let mut state = seed;
-        let mut uniform = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
         let count = dim.checked_mul(features).filter(|_| features <= MAX_RFF_DIM && dim <= MAX_DIM);
         let count = count.ok_or_else(|| {
             ConfigError::Invalid(format!(
                 "rff_dim must be at most {MAX_RFF_DIM} and the width at most {MAX_DIM}, got {features} and {dim}"
             ))
         })?;
-        let standard = (0..count)
-            .map(|_| {
-                let (u, v) = (1.0 - uniform(), uniform());
-                (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-            })
-            .collect();
-        Self::with_draws(sigma, features, standard)
+        Self::with_draws(sigma, features, standard_normals(count, seed))
     }
 
     /// The Gaussian kernel with given standard-normal draws (`d × features`, row-major).

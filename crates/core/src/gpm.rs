@@ -99,20 +99,10 @@ pub struct GpmFit {
 /// Items at most for counting triads (the tournament is `items²` bytes).
 pub const MAX_TRIAD_ITEMS: usize = 5000;
 
-/// `W` drawn from `seed` (standard normal over `√p`, SplitMix64 and Box–Muller).
+/// `W` drawn from `seed` (standard normal over `√p`, [`crate::numeric::standard_normals`]).
 pub fn initial_projection(dim: usize, features: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
     let scale = 1.0 / (features.max(1) as f64).sqrt();
-    (0..dim * features)
-        .map(|_| (-2.0 * (1.0 - uniform()).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos() * scale)
-        .collect()
+    crate::numeric::standard_normals(dim * features, seed).into_iter().map(|v| v * scale).collect()
 }
 
 /// Fits from the seeded start.

@@ -86,6 +86,25 @@ pub fn x_over_expm1(x: f64) -> f64 {
     }
 }
 
+/// `count` standard-normal draws from `seed` (SplitMix64 and Box–Muller): the same numbers on
+/// every platform, so a seeded random-feature or projection start reproduces anywhere.
+pub fn standard_normals(count: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..count)
+        .map(|_| {
+            let (u, v) = (1.0 - uniform(), uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        })
+        .collect()
+}
+
 /// Arithmetic mean; `NaN` for an empty slice, as torch's `mean` gives.
 pub fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
