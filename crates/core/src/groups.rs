@@ -173,7 +173,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn fit_reward(p: &Prepared, weight: &dyn Fn(usize) -> f64, ridge: f64, start: &[f64]) -> Result<Vec<f64>, ConfigError> {
     let d = p.dim;
     let mut w = start.to_vec();
-    for _ in 0..100 {
+    for iteration in 0.. {
+        if iteration == 100 {
+            return Err(ConfigError::Invalid(
+                "a group's reward did not converge in 100 Newton steps (features of very different scales? try a larger ridge)".into(),
+            ));
+        }
         let mut gradient = vec![0.0; d];
         let mut hessian = Mat::<f64>::zeros(d, d);
         for (i, z) in p.z.iter().enumerate() {

@@ -86,4 +86,34 @@ mod tests {
         let e = bad("{\"user_id\": 1, \"features_0\": [1], \"features_1\": [0, 1], \"label_0\": 1}\n");
         assert!(e.contains("features_1"), "{e}");
     }
+
+    #[test]
+    fn parquet_fixed_size_lists_float32_labels_and_large_integer_users() {
+        use std::sync::Arc;
+
+        use arrow_array::types::Float32Type;
+        use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
+        let lists = |v: Vec<[f32; 2]>| {
+            Arc::new(FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+                v.into_iter().map(|r| Some(r.map(Some))),
+                2,
+            )) as ArrayRef
+        };
+        // Two users whose ids differ past 2^53 (f64 would merge them).
+        let big = 1u64 << 53;
+        let batch = RecordBatch::try_from_iter([
+            ("user_id", Arc::new(UInt64Array::from(vec![big + 1, big + 2])) as ArrayRef),
+            ("features_0", lists(vec![[1.0, 0.5], [0.25, 0.0]])),
+            ("features_1", lists(vec![[0.0, 1.0], [1.0, 1.0]])),
+            ("label_0", Arc::new(Float32Array::from(vec![1.0, 0.5])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let r = read_annotated_pairs("a.parquet", Bytes::from(bytes)).unwrap();
+        assert_eq!(r.users, vec![(big + 1).to_string(), (big + 2).to_string()]);
+        assert_eq!((r.dim, r.features_0.clone(), r.label_0.clone()), (2, vec![1.0, 0.5, 0.25, 0.0], vec![1.0, 0.5]));
+    }
 }

@@ -110,8 +110,11 @@ fn numbers(array: &ArrayRef, i: usize) -> Option<Vec<f64>> {
     let values = match array.data_type() {
         DataType::List(_) => array.as_list::<i32>().value(i),
         DataType::LargeList(_) => array.as_list::<i64>().value(i),
+        DataType::FixedSizeList(..) => array.as_fixed_size_list().value(i),
         DataType::Float64 => return Some(vec![array.as_primitive::<Float64Type>().value(i)]),
+        DataType::Float32 => return Some(vec![array.as_primitive::<Float32Type>().value(i) as f64]),
         DataType::Int64 => return Some(vec![array.as_primitive::<Int64Type>().value(i) as f64]),
+        DataType::Int32 => return Some(vec![array.as_primitive::<Int32Type>().value(i) as f64]),
         _ => return None,
     };
     if values.null_count() > 0 {
@@ -147,26 +150,17 @@ fn parquet(
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(rows.len() as u64 + 1);
             // A text id (the pairs reader's rule), an integer one, or the row number.
-            let id = ids
-                .and_then(|a| {
-                    super::pairs::text_at(a.as_ref(), i)
-                        .or_else(|| super::pairs::number_at(a.as_ref(), i).map(|n| n.to_string()))
-                })
-                .unwrap_or_else(|| (rows.len() + 1).to_string());
+            let id =
+                ids.and_then(|a| super::pairs::name_at(a.as_ref(), i)).unwrap_or_else(|| (rows.len() + 1).to_string());
             let mut found_texts = BTreeMap::new();
             for &c in texts {
                 let Some(array) = batch.column_by_name(c).filter(|a| !a.is_null(i)) else { continue };
-                let text = super::pairs::text_at(array.as_ref(), i)
-                    .or_else(|| super::pairs::number_at(array.as_ref(), i).map(|n| n.to_string()))
-                    .ok_or_else(|| {
-                        InputError::new(
-                            at.clone().column(c),
-                            ErrorKind::WrongType {
-                                expected: "a string or a number",
-                                found: array.data_type().to_string(),
-                            },
-                        )
-                    })?;
+                let text = super::pairs::name_at(array.as_ref(), i).ok_or_else(|| {
+                    InputError::new(
+                        at.clone().column(c),
+                        ErrorKind::WrongType { expected: "a string or a number", found: array.data_type().to_string() },
+                    )
+                })?;
                 found_texts.insert(c, text);
             }
             let mut found = BTreeMap::new();

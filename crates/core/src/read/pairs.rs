@@ -116,6 +116,21 @@ fn image_at(array: &dyn Array, i: usize) -> Option<ImageRef> {
     }
 }
 
+/// A name written as text or as a number (ids, users, groups): integers exactly (an id past
+/// 2⁵³ read through f64 would merge with its neighbours), other numbers as written by Rust.
+pub(super) fn name_at(array: &dyn Array, i: usize) -> Option<String> {
+    use arrow_array::types::UInt64Type;
+    if array.is_null(i) {
+        return None;
+    }
+    text_at(array, i)
+        .or_else(|| match array.data_type() {
+            DataType::UInt64 => Some(array.as_primitive::<UInt64Type>().value(i).to_string()),
+            _ => super::parquet::integer_at(array, i).map(|v| v.to_string()),
+        })
+        .or_else(|| number_at(array, i).map(|n| n.to_string()))
+}
+
 pub(super) fn text_at(array: &dyn Array, i: usize) -> Option<String> {
     match array.data_type() {
         DataType::Utf8 => Some(array.as_string::<i32>().value(i).to_string()),
@@ -172,11 +187,7 @@ fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
             let image1 = image_at(jpg_1.as_ref(), i).ok_or_else(|| wrong("jpg_1", jpg_1, "image bytes or a path"))?;
             let l = number_at(label_0.as_ref(), i).ok_or_else(|| wrong("label_0", label_0, "a number"))?;
             let user_id = match users.filter(|a| !a.is_null(i)) {
-                Some(a) => Some(
-                    text_at(a.as_ref(), i)
-                        .or_else(|| number_at(a.as_ref(), i).map(|n| n.to_string()))
-                        .ok_or_else(|| wrong("user_id", a, "text or a number"))?,
-                ),
+                Some(a) => Some(name_at(a.as_ref(), i).ok_or_else(|| wrong("user_id", a, "text or a number"))?),
                 None => None,
             };
             pairs.push(PickPair { caption, jpg_0: image0, jpg_1: image1, label_0: label(l, &at)?, user_id });

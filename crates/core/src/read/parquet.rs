@@ -500,7 +500,7 @@ fn number_at(array: &dyn Array, i: usize) -> Option<f64> {
     })
 }
 
-fn integer_at(array: &dyn Array, i: usize) -> Option<i64> {
+pub(super) fn integer_at(array: &dyn Array, i: usize) -> Option<i64> {
     Some(match array.data_type() {
         DataType::Int64 => array.as_primitive::<Int64Type>().value(i),
         DataType::Int32 => array.as_primitive::<Int32Type>().value(i) as i64,
