@@ -157,6 +157,8 @@ test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { t
   console.log(`cpu: ${await breakdown(page)}`);
   // The diversity the prompts do not explain: over the whole gallery and for each prompt.
   const prompts = new Set(rows.map((r) => r.prompt)).size;
+  // Computed after the rankings are shown.
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="diversity"]').length === n, prompts + 1, { timeout: SLOW });
   const sce = await page.$$eval('[data-testid="diversity"]', (ds) => ds.map((d) => Number(d.dataset.sce)));
   assert.equal(sce.length, prompts + 1, "a diversity line for the gallery and each prompt");
   assert.ok(sce.every((v) => Number.isFinite(v) && v >= 1), `scores ${sce}`);
@@ -227,6 +229,7 @@ test("your images and a manifest: the rankings equal `prefscope score`'s; export
   // same manifest (the page's CPU kernels in wasm round a little differently, and the split
   // can magnify the last digits, hence 1e-3).
   const split = cli("diversity", "--model", "crates/synth/demo-model", "--manifest", manifest, "--device", "cpu");
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="diversity"]').length === n, split.groups.length + 1, { timeout: SLOW });
   const shown = await page.$$eval('[data-testid="diversity"]',
     (ds) => ds.map((d) => ({ group: d.dataset.group, sce: Number(d.dataset.sce), text: Number(d.dataset.textPart) })));
   const wanted = [{ group: "", sce: split.sce, text: split.text_part },

@@ -69,7 +69,7 @@ pub fn app(props: &AppProps) -> Html {
                     View::Score => html! {
                         <views::score::ScoreView scored={s.scored.clone()} scorer={s.scorer} source={s.source.clone()}
                             inputs={s.inputs.clone()} model={s.model.as_ref().map(|m| m.name.clone())}
-                            reweight={s.reweight} reweighted={s.reweighted.clone()} dispatch={d()} />
+                            reweight={s.reweight} reweighted={s.reweighted.clone()} diversity={s.diversity()} dispatch={d()} />
                     },
                     View::Decompose => html! {
                         <views::decompose::DecomposeView scored={s.scored.clone()} source={s.source.clone()}

@@ -46,6 +46,9 @@ pub enum Effect {
     CacheUsage { model: usize },
     /// The Pairs view's bundled pair set, scored by the loaded model (`model`: its address).
     BundledPairs { model: usize },
+    /// The diversity split of the scored set on show (`scored`: its address), after the
+    /// rankings are painted.
+    Diversity { scored: usize },
 }
 
 /// The effects `state` asks for, in the order they should start.
@@ -68,6 +71,9 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     }
     if let (true, Some(scored)) = (runtime, &state.scored) {
         out.push(Effect::Reweight { scored: Rc::as_ptr(scored) as usize, weight_bits: state.reweight.to_bits() });
+    }
+    if let Some(scored) = state.scored.as_ref().filter(|s| s.diversity_input.is_some() && state.diversity().is_none()) {
+        out.push(Effect::Diversity { scored: Rc::as_ptr(scored) as usize });
     }
     if state.view == View::Dpo {
         let url = state.options.data.clone().filter(|_| state.data_view == View::Dpo);
@@ -155,6 +161,16 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
                     Err(e) => dispatch.emit(Action::Error(e)),
                 }
                 dispatch.emit(Action::Progress(None));
+            });
+        }
+        Effect::Diversity { .. } => {
+            let Some(scored) = state.scored.clone() else { return };
+            spawn_local(async move {
+                // Let the browser paint the rankings first: the split can take a moment.
+                gloo::timers::future::TimeoutFuture::new(0).await;
+                if let Some(split) = scored.diversity_input.as_ref().and_then(|d| d.split()) {
+                    dispatch.emit(Action::Diversity(scored, Rc::new(split)));
+                }
             });
         }
         Effect::Reweight { weight_bits, .. } => {
@@ -330,6 +346,7 @@ mod tests {
                 Effect::Request { .. } => "request",
                 Effect::CacheUsage { .. } => "cache usage",
                 Effect::BundledPairs { .. } => "bundled pairs",
+                Effect::Diversity { .. } => "diversity",
             })
             .collect()
     }

@@ -67,9 +67,9 @@ pub struct Scored {
     pub irrelevant: Vec<f32>,
     /// The split kept on the GPU, when the towers ran there: the slider re-runs one kernel.
     pub resident: Option<prefscope_gpu::Decomposed>,
-    /// How much of the images' diversity their prompts explain, over all rows and per group
-    /// (`None` when there are fewer than two rows).
-    pub diversity: Option<(SetSplit, Vec<SetSplit>)>,
+    /// What the diversity split needs (`None` where the rows pair no image with its prompt, or
+    /// past the page's bound).
+    pub diversity_input: Option<crate::tasks::DiversityInput>,
     /// Milliseconds from navigation to this result.
     pub millis: f64,
 }
@@ -77,6 +77,17 @@ pub struct Scored {
 impl PartialEq for Scored {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self, other)
+    }
+}
+
+/// The Schur-complement split of a scored set's rows (over all rows, and per group).
+pub type Diversity = (SetSplit, Vec<SetSplit>);
+
+impl State {
+    /// The diversity split of the result on show, once it is computed.
+    pub fn diversity(&self) -> Option<Rc<Diversity>> {
+        let (scored, split) = self.diversity.as_ref()?;
+        self.scored.as_ref().filter(|s| Rc::ptr_eq(s, scored)).map(|_| split.clone())
     }
 }
 
@@ -245,6 +256,9 @@ pub struct State {
     pub score_requests: u32,
     /// Reweighted parts (images × prompts) for the current weight, from the GPU when resident.
     pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
+    /// How much of the scored images' diversity their prompts explain, over all rows and per
+    /// group, and the result it is for (computed after the rankings are shown).
+    pub diversity: Option<(Rc<Scored>, Rc<Diversity>)>,
     pub dpo: Dpo,
     pub pairs: Option<Rc<Pairs>>,
     /// PickScore's tie threshold on |p1 − p0|.
@@ -274,6 +288,7 @@ impl State {
             inputs: Inputs { bundled_reference: true, ..Inputs::default() },
             score_requests: 0,
             reweighted: None,
+            diversity: None,
             dpo: Dpo {
                 source: None,
                 data: None,
@@ -309,6 +324,8 @@ pub enum Action {
     DismissErrors,
     Scorer(Scorer),
     Scored(Rc<Scored>),
+    /// The diversity split of a scored result.
+    Diversity(Rc<Scored>, Rc<Diversity>),
     /// Add decoded images, replace the prompts or the manifest, then score them.
     AddImages(Vec<Rc<UserImage>>),
     ClearImages,
@@ -452,6 +469,7 @@ impl Reducible for State {
                     s.reweighted = None;
                 }
             }
+            Action::Diversity(scored, split) => s.diversity = Some((scored, split)),
             Action::Reweight(w) => s.reweight = w,
             Action::Reweighted(w, values) => s.reweighted = Some(Rc::new((w, values))),
             Action::DpoData(source, data) => {
@@ -543,7 +561,7 @@ mod tests {
             relevant: Vec::new(),
             irrelevant: Vec::new(),
             resident: None,
-            diversity: None,
+            diversity_input: None,
             millis: 0.0,
         })
     }

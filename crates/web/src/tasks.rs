@@ -10,7 +10,7 @@ use prefscope_clip::scorer::{
     common_text_direction, score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix,
 };
 use prefscope_clip::{ModelFiles, Rgba};
-use prefscope_core::diversity::{split_by_group, Kernel, Paired, SetSplit};
+use prefscope_core::diversity::{split_by_group, Kernel, Paired};
 use prefscope_core::dpo::{FDivergence, PairwiseParams};
 use prefscope_core::embedding::{normalize, Embeddings};
 use prefscope_core::longalign::decompose_all;
@@ -23,7 +23,7 @@ use yew::Callback;
 
 use crate::compute::{Model, Runtime, MODEL_FILES, MODEL_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS};
 use crate::fetch::{fetch_blob, fetch_bytes, fetch_cached};
-use crate::store::{Action, Dpo, DpoResult, Inputs, Pairs, Progress, Row, Scored, Source, UserImage};
+use crate::store::{Action, Diversity, Dpo, DpoResult, Inputs, Pairs, Progress, Row, Scored, Source, UserImage};
 
 pub fn progress(label: &str, fraction: Option<f64>) -> Progress {
     Progress { label: label.to_string(), fraction }
@@ -278,7 +278,7 @@ pub async fn score_demo(
         }
     }
     crate::scope::mark("thumbnails");
-    let diversity = diversity(&rows, &embedded.images, &embedded.prompts);
+    let diversity_input = DiversityInput::of(&rows, &embedded.images, &embedded.prompts);
     Ok(Scored {
         scorer,
         source: Source::Demo,
@@ -294,25 +294,42 @@ pub async fn score_demo(
         relevant,
         irrelevant,
         resident,
-        diversity,
+        diversity_input,
         millis: now(),
     })
 }
 
-/// The Schur-complement split of the rows' images against their prompts (cosine kernel), over
-/// all rows and per group, with the embeddings `prefscope diversity --model` uses (images as
-/// the towers give them, prompts L2-normalised), so the two agree on the same manifest.
-fn diversity(rows: &[Row], images: &Embeddings, prompts: &Embeddings) -> Option<(SetSplit, Vec<SetSplit>)> {
-    // Each split costs rows · width² (and width³): past the bound the page leaves it to the
-    // command rather than hold back the rankings.
-    if (rows.len() as u64).saturating_mul((images.dim as u64).pow(2)) > DIVERSITY_WORK {
-        return None;
+/// What the diversity split of a scored set needs: each row's prompt and image embeddings
+/// (those `prefscope diversity --model` uses: images as the towers give them, prompts
+/// L2-normalised, so the two agree on the same manifest) and its group. Taken while scoring,
+/// split by an effect once the rankings are shown.
+pub struct DiversityInput {
+    dim: usize,
+    text: Vec<f64>,
+    image: Vec<f64>,
+    groups: Vec<Option<String>>,
+}
+
+impl DiversityInput {
+    /// `None` past [`DIVERSITY_WORK`] (each split costs rows · width² and width³: the page
+    /// leaves those sets to the command).
+    fn of(rows: &[Row], images: &Embeddings, prompts: &Embeddings) -> Option<Self> {
+        if (rows.len() as u64).saturating_mul((images.dim as u64).pow(2)) > DIVERSITY_WORK {
+            return None;
+        }
+        Some(Self {
+            dim: images.dim,
+            text: rows.iter().flat_map(|r| normalize(prompts.row(r.text))).map(f64::from).collect(),
+            image: rows.iter().flat_map(|r| images.row(r.image).iter().map(|&v| f64::from(v))).collect(),
+            groups: rows.iter().map(|r| Some(r.group.clone())).collect(),
+        })
     }
-    let text: Vec<f64> = rows.iter().flat_map(|r| normalize(prompts.row(r.text))).map(f64::from).collect();
-    let image: Vec<f64> = rows.iter().flat_map(|r| images.row(r.image).iter().map(|&v| f64::from(v))).collect();
-    let groups: Vec<Option<String>> = rows.iter().map(|r| Some(r.group.clone())).collect();
-    let paired = Paired { rows: rows.len(), dim: images.dim, text: &text, image: &image };
-    split_by_group(&paired, &groups, &Kernel::Cosine).ok()
+
+    /// The split with the cosine kernel, over all rows and per group.
+    pub fn split(&self) -> Option<Diversity> {
+        let paired = Paired { rows: self.groups.len(), dim: self.dim, text: &self.text, image: &self.image };
+        split_by_group(&paired, &self.groups, &Kernel::Cosine).ok()
+    }
 }
 
 /// Rows × width² past which the Score view leaves the diversity split to `prefscope diversity`.
@@ -604,7 +621,8 @@ pub async fn score_user(
         .collect::<Vec<Row>>();
     // Rows pair an image with its prompt only with a manifest (typed prompts rank every image
     // against every prompt, a cross product the split has nothing to say about).
-    let diversity = if inputs.manifest.is_some() { diversity(&rows, &images, &embedded.embeddings) } else { None };
+    let diversity_input =
+        if inputs.manifest.is_some() { DiversityInput::of(&rows, &images, &embedded.embeddings) } else { None };
     Ok(Scored {
         scorer,
         source: Source::User,
@@ -617,7 +635,7 @@ pub async fn score_user(
         relevant,
         irrelevant,
         resident,
-        diversity,
+        diversity_input,
         millis: now(),
     })
 }

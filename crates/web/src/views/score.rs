@@ -9,7 +9,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::fmt;
-use crate::store::{Action, Inputs, Request, Row, Scored, Source};
+use crate::store::{Action, Diversity, Inputs, Request, Row, Scored, Source};
 
 const PRESETS: [Scorer; 4] = [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps];
 
@@ -171,12 +171,14 @@ pub struct ScoreProps {
     pub reweight: f32,
     /// The GPU's reweighted matrix and the weight it is for.
     pub reweighted: Option<Rc<(f32, Vec<f32>)>>,
+    /// The diversity split of `scored`, once computed.
+    pub diversity: Option<Rc<Diversity>>,
     pub dispatch: Callback<Action>,
 }
 
 #[function_component(ScoreView)]
 pub fn score_view(props: &ScoreProps) -> Html {
-    let ScoreProps { scored, scorer, source, inputs, model, reweight, reweighted: matrix, dispatch } = props;
+    let ScoreProps { scored, scorer, source, inputs, model, reweight, reweighted: matrix, diversity, dispatch } = props;
     // Once rows are in the DOM: the last stage of the first-result breakdown.
     let shown = scored.as_ref().map(|s| Rc::as_ptr(s) as usize);
     use_effect_with(shown, |shown| {
@@ -220,7 +222,7 @@ pub fn score_view(props: &ScoreProps) -> Html {
     }
     let truth = scored.source == Source::Demo;
     let group_diversity = |group: &str| {
-        let (_, per) = scored.diversity.as_ref()?;
+        let (_, per) = diversity.as_deref()?;
         per.iter().find(|g| g.group.as_deref() == Some(group)).map(|g| diversity_line(g, group))
     };
     let tables = groups.into_iter().map(|(group, mut ks)| {
@@ -282,7 +284,7 @@ pub fn score_view(props: &ScoreProps) -> Html {
                 { format!("{what}: {} images × {} prompts scored by the {model} ({}); split against the common direction of {}.",
                     scored.image_names.len(), scored.prompts.len(), scored.scorer.name(), scored.reference) }
             </p>
-            { scored.diversity.as_ref().map(|(all, _)| diversity_line(all, "")).unwrap_or_default() }
+            { diversity.as_deref().map(|(all, _)| diversity_line(all, "")).unwrap_or_default() }
             { for tables }
         </section>
     }
