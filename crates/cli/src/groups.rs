@@ -8,7 +8,7 @@ use clap::Args;
 use prefscope_clip::pipeline::{embed_images_batched, resolve};
 use prefscope_clip::Rgba;
 use prefscope_core::gpm::{fit_gpm, GpmOptions};
-use prefscope_core::groups::{fit_groups, worst_group, AnnotatedPairs, GroupOptions};
+use prefscope_core::groups::{distinct_items, fit_groups, worst_group, AnnotatedPairs, GroupOptions};
 use prefscope_core::read::{read_annotated_pairs, read_pairs, AnnotatedRows};
 use prefscope_core::record::ImageRef;
 use prefscope_core::write::{Column, OutputTable};
@@ -80,16 +80,13 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
         GroupOptions { k: args.k, max_k: args.max_k, soft: args.soft, ridge: args.ridge, ..GroupOptions::default() };
     let fit = fit_groups(&pairs, &options).map_err(|e| format!("{name}: {e}"))?;
     // MaxMin's view: every distinct item (named by the first row and side it appears on).
-    let mut seen = std::collections::HashSet::new();
-    let mut items: Vec<(String, &[f64])> = Vec::new();
-    for (i, id) in rows.ids.iter().enumerate() {
-        for (side, features) in [&rows.features_0, &rows.features_1].into_iter().enumerate() {
-            let f = &features[i * rows.dim..(i + 1) * rows.dim];
-            if seen.insert(f.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()) {
-                items.push((format!("{id}/{side}"), f));
-            }
-        }
-    }
+    let items: Vec<(String, &[f64])> = distinct_items(&pairs)
+        .into_iter()
+        .map(|(i, side)| {
+            let features = if side == 0 { &rows.features_0 } else { &rows.features_1 };
+            (format!("{}/{side}", rows.ids[i]), &features[i * rows.dim..(i + 1) * rows.dim])
+        })
+        .collect();
     let flat: Vec<f64> = items.iter().flat_map(|(_, f)| f.iter().copied()).collect();
     let weights: Vec<Vec<f64>> = fit.groups.iter().map(|g| g.weights.clone()).collect();
     let worst = worst_group(&flat, rows.dim, &weights);

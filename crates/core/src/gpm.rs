@@ -185,35 +185,16 @@ pub fn fit_gpm_from(
             *a -= o.learning_rate * g / count;
         }
     }
-    // Held-out accuracy (untied pairs; a zero score counts one half).
-    let (mut correct, mut total) = (0.0, 0usize);
-    for i in (0..n).filter(|&i| held_out[i] && pairs.label_0[i] != 0.5) {
-        let s = score(&embed(&w, item(0, i)).0, &embed(&w, item(1, i)).0);
-        total += 1;
-        correct += if s == 0.0 {
-            0.5
-        } else if (s > 0.0) == (pairs.label_0[i] > 0.5) {
-            1.0
-        } else {
-            0.0
-        };
-    }
+    let score_of = |i: usize| score(&embed(&w, item(0, i)).0, &embed(&w, item(1, i)).0);
+    let accuracy = crate::groups::held_out_accuracy(pairs.label_0, &held_out, &|_| true, &score_of);
     // The distinct items' preference embeddings, scored by `gpm_score`.
-    let mut seen = std::collections::HashSet::new();
-    let mut items: Vec<&[f64]> = Vec::new();
-    for i in 0..n {
-        for side in 0..2 {
-            let x = item(side, i);
-            if seen.insert(x.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()) {
-                items.push(x);
-            }
-        }
-    }
-    let embedded: Vec<Vec<f32>> = items.iter().map(|x| embed(&w, x).0.iter().map(|&v| v as f32).collect()).collect();
+    let items = crate::groups::distinct_items(pairs);
+    let embedded: Vec<Vec<f32>> =
+        items.iter().map(|&(i, side)| embed(&w, item(side, i)).0.iter().map(|&v| v as f32).collect()).collect();
     Ok(GpmFit {
         projection: w,
         loss,
-        accuracy: if total == 0 { f64::NAN } else { correct / total as f64 },
+        accuracy,
         items: items.len(),
         intransitive_triads: intransitive_triads(&embedded),
     })

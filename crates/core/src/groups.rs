@@ -243,14 +243,19 @@ fn first_max(values: &[f64]) -> usize {
 
 /// Held-out accuracy of `margin(i)` (item 0's reward minus item 1's) on the untied held-out
 /// pairs that `keep`; a zero margin counts one half.
-fn held_out_accuracy(p: &Prepared, keep: &dyn Fn(usize) -> bool, margin: &dyn Fn(usize) -> f64) -> f64 {
+pub(crate) fn held_out_accuracy(
+    labels: &[f64],
+    held_out: &[bool],
+    keep: &dyn Fn(usize) -> bool,
+    margin: &dyn Fn(usize) -> f64,
+) -> f64 {
     let (mut correct, mut total) = (0.0, 0usize);
-    for i in (0..p.z.len()).filter(|&i| p.held_out[i] && p.y[i] != 0.5 && keep(i)) {
+    for i in (0..labels.len()).filter(|&i| held_out[i] && labels[i] != 0.5 && keep(i)) {
         let m = margin(i);
         total += 1;
         correct += if m == 0.0 {
             0.5
-        } else if (m > 0.0) == (p.y[i] > 0.5) {
+        } else if (m > 0.0) == (labels[i] > 0.5) {
             1.0
         } else {
             0.0
@@ -352,16 +357,17 @@ pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupF
     }
     let (log_likelihood, k, Em { gamma, weights, iterations }) = best.expect("at least one K");
     let single = fit_reward(&p, &|_| 1.0, o.ridge, &vec![0.0; p.dim])?;
-    let accuracy_single = held_out_accuracy(&p, &|_| true, &|i| dot(&single, &p.z[i]));
+    let accuracy_single = held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| dot(&single, &p.z[i]));
     let assigned: Vec<usize> = gamma.iter().map(|r| first_max(r)).collect();
-    let accuracy_groups = held_out_accuracy(&p, &|_| true, &|i| dot(&weights[assigned[p.user_of[i]]], &p.z[i]));
+    let accuracy_groups =
+        held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| dot(&weights[assigned[p.user_of[i]]], &p.z[i]));
     let groups = (0..k)
         .map(|g| {
             let member = |i: usize| assigned[p.user_of[i]] == g;
             Group {
                 users: assigned.iter().filter(|&&a| a == g).count(),
                 pairs: (0..p.z.len()).filter(|&i| member(i)).count(),
-                accuracy: held_out_accuracy(&p, &member, &|i| dot(&weights[g], &p.z[i])),
+                accuracy: held_out_accuracy(&p.y, &p.held_out, &member, &|i| dot(&weights[g], &p.z[i])),
                 weights: weights[g].clone(),
             }
         })
@@ -377,6 +383,22 @@ pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupF
         candidates: if o.k.is_none() { candidates } else { Vec::new() },
         iterations,
     })
+}
+
+/// The distinct items of the pairs, as `(pair, side)` of their first appearance (items are
+/// equal when their features are equal bit for bit).
+pub fn distinct_items(pairs: &AnnotatedPairs<'_>) -> Vec<(usize, usize)> {
+    let d = pairs.dim;
+    let mut seen = std::collections::HashSet::new();
+    let mut items = Vec::new();
+    for i in 0..pairs.users.len() {
+        for (side, features) in [pairs.features_0, pairs.features_1].into_iter().enumerate() {
+            if seen.insert(features[i * d..(i + 1) * d].iter().map(|v| v.to_bits()).collect::<Vec<u64>>()) {
+                items.push((i, side));
+            }
+        }
+    }
+    items
 }
 
 /// Each item's worst-off group (MaxMin-RLHF's egalitarian view): `min_g r_g(x)` with each

@@ -30,25 +30,8 @@ pub fn read_annotated_pairs(name: &str, bytes: Bytes) -> Result<AnnotatedRows, I
         let Some(user) = row.texts.remove("user_id") else {
             return Err(InputError::new(row.at.column("user_id"), ErrorKind::MissingValue));
         };
-        for column in FEATURES {
-            let Some(values) = row.columns.remove(column) else {
-                return Err(InputError::new(row.at.column(column), ErrorKind::MissingValue));
-            };
-            if out.dim == 0 {
-                out.dim = values.len();
-            }
-            if values.is_empty() || values.len() != out.dim {
-                let other = "row 1's features_0".to_string();
-                return Err(InputError::new(
-                    row.at.column(column),
-                    ErrorKind::Ragged { len: values.len(), other, other_len: out.dim },
-                ));
-            }
-            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                return Err(InputError::new(row.at.column(column), ErrorKind::NonFinite(v.to_string())));
-            }
-            if column == FEATURES[0] { &mut out.features_0 } else { &mut out.features_1 }.extend(values);
-        }
+        out.features_0.extend(row.vector(FEATURES[0], &mut out.dim, FEATURES[0])?);
+        out.features_1.extend(row.vector(FEATURES[1], &mut out.dim, FEATURES[0])?);
         let label = match row.columns.remove("label_0").as_deref() {
             Some([l]) if (0.0..=1.0).contains(l) => *l,
             Some(other) => {

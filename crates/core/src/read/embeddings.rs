@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::lists::read_list_rows;
-use crate::error::{ErrorKind, InputError};
+use crate::error::InputError;
 
 /// The rows, their embeddings row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,25 +23,8 @@ pub fn read_embedding_pairs(name: &str, bytes: Bytes) -> Result<EmbeddingPairs, 
     const COLUMNS: [&str; 2] = ["text_embedding", "image_embedding"];
     let mut out = EmbeddingPairs { ids: vec![], groups: vec![], dim: 0, text: vec![], image: vec![] };
     for mut row in read_list_rows(name, bytes, &COLUMNS, &["group"], "paired embeddings")? {
-        for column in COLUMNS {
-            let Some(values) = row.columns.remove(column) else {
-                return Err(InputError::new(row.at.column(column), ErrorKind::MissingValue));
-            };
-            if out.dim == 0 {
-                out.dim = values.len();
-            }
-            if values.is_empty() || values.len() != out.dim {
-                let other = "row 1's text_embedding".to_string();
-                return Err(InputError::new(
-                    row.at.column(column),
-                    ErrorKind::Ragged { len: values.len(), other, other_len: out.dim },
-                ));
-            }
-            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                return Err(InputError::new(row.at.column(column), ErrorKind::NonFinite(v.to_string())));
-            }
-            if column == COLUMNS[0] { &mut out.text } else { &mut out.image }.extend(values);
-        }
+        out.text.extend(row.vector(COLUMNS[0], &mut out.dim, COLUMNS[0])?);
+        out.image.extend(row.vector(COLUMNS[1], &mut out.dim, COLUMNS[0])?);
         out.ids.push(row.id);
         out.groups.push(row.texts.remove("group"));
     }

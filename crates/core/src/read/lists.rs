@@ -26,6 +26,31 @@ pub(crate) struct ListRow {
     pub columns: BTreeMap<&'static str, Vec<f64>>,
 }
 
+impl ListRow {
+    /// Takes the array `column`, which every row must give with one width: `width` is set by
+    /// the first row (`first` names that row's column in the error) and checked on the rest;
+    /// the values must be finite.
+    pub fn vector(&mut self, column: &'static str, width: &mut usize, first: &str) -> Result<Vec<f64>, InputError> {
+        let Some(values) = self.columns.remove(column) else {
+            return Err(InputError::new(self.at.clone().column(column), ErrorKind::MissingValue));
+        };
+        if *width == 0 {
+            *width = values.len();
+        }
+        if values.is_empty() || values.len() != *width {
+            let other = format!("row 1's {first}");
+            return Err(InputError::new(
+                self.at.clone().column(column),
+                ErrorKind::Ragged { len: values.len(), other, other_len: *width },
+            ));
+        }
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(InputError::new(self.at.clone().column(column), ErrorKind::NonFinite(v.to_string())));
+        }
+        Ok(values)
+    }
+}
+
 /// Reads `columns` and the text columns `texts` (absent or null ones are left out of a row)
 /// from JSON Lines or Parquet; `what` names the data in the error for CSV.
 pub(crate) fn read_list_rows(
