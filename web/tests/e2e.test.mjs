@@ -122,6 +122,23 @@ async function dpoChecks(page, label) {
   await page.screenshot({ path: path.join(SHOTS, `${label}-dpo-checkpoints.png`), fullPage: true });
 }
 
+// Annotated pairs (`prefscope groups`' input) in the Pairs view: the same groups as the CLI's
+// on the CPU, its metrics within `tolerance` (the GPU's EM kernels compute in f32).
+async function groupsChecks(page, label, tolerance) {
+  const fixture = JSON.parse(await readFile(path.join(ROOT, "tests/fixtures/groups.json"), "utf8")).cases[0];
+  const annotated = path.join(SHOTS, `${label}-annotated.jsonl`);
+  await writeFile(annotated, fixture.users.map((u, i) => JSON.stringify({ user_id: u, features_0: fixture.features_0[i],
+    features_1: fixture.features_1[i], label_0: fixture.label_0[i] })).join("\n") + "\n");
+  await page.setInputFiles('[data-testid="pairs-file"]', annotated);
+  await page.waitForSelector('[data-testid="groups"]', { timeout: SLOW });
+  const want = cli("groups", "--input", annotated, "--gpm", "--device", "cpu");
+  const shownMetrics = Object.fromEntries(await page.$$eval('[data-testid="group-metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
+  for (const k of ["k", "accuracy_single", "accuracy_groups", "log_likelihood"]) close(shownMetrics[k], want.metrics[k], `${label} groups ${k}`, tolerance);
+  const groupRows = await page.$$eval('[data-testid="group-row"]', (rs) => rs.map((r) => ({ users: Number(r.dataset.users), pairs: Number(r.dataset.pairs) })));
+  assert.deepEqual(groupRows, want.groups.map((g) => ({ users: g.users, pairs: g.pairs })));
+  assert.equal(Number(await page.getAttribute('[data-testid="gpm"]', "data-triads")), want.gpm.intransitive_triads);
+}
+
 const demoRankings = () => cli("demo", "--format", "json", "--device", "cpu");
 
 test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'s", { timeout: 2 * SLOW }, () => withPage(true, async (page) => {
@@ -145,6 +162,11 @@ test("WebGPU on SwiftShader: the demo gallery's rankings equal `prefscope demo`'
   const pipelines = Number(/(\d+) compute pipelines for the towers/.exec(towers)?.[1]);
   assert.ok(pipelines > 0 && pipelines <= 16, `the towers use ${pipelines} pipelines (at most 16)`);
   await page.screenshot({ path: path.join(SHOTS, "webgpu-model.png"), fullPage: true });
+  // EM's kernels on WebGPU.
+  await page.click('button[data-view="pairs"]');
+  await page.waitForSelector('[data-testid="pairs-file"]', { timeout: SLOW });
+  await groupsChecks(page, "webgpu", 1e-4);
+  await page.screenshot({ path: path.join(SHOTS, "webgpu-groups.png"), fullPage: true });
 }));
 
 test("without WebGPU: the CPU path gives the same rankings and DPO metrics", { timeout: 2 * SLOW }, () => withPage(false, async (page) => {
@@ -309,19 +331,7 @@ test("labelled pairs: PickScore's accuracy and agreement equal `prefscope pairs`
   const bands = await page.$$eval('[data-testid="strength-row"]', (rs) => rs.map((r) => r.dataset.band));
   const cliBands = cli("strength", "--input", ensemble).pairs.map((p) => p.band);
   assert.deepEqual(bands, cliBands);
-  // Annotated pairs (`prefscope groups`' input): the same groups and accuracies as the CLI's.
-  const fixture = JSON.parse(await readFile(path.join(ROOT, "tests/fixtures/groups.json"), "utf8")).cases[0];
-  const annotated = path.join(SHOTS, "annotated.jsonl");
-  await writeFile(annotated, fixture.users.map((u, i) => JSON.stringify({ user_id: u, features_0: fixture.features_0[i],
-    features_1: fixture.features_1[i], label_0: fixture.label_0[i] })).join("\n") + "\n");
-  await page.setInputFiles('[data-testid="pairs-file"]', annotated);
-  await page.waitForSelector('[data-testid="groups"]', { timeout: SLOW });
-  const want = cli("groups", "--input", annotated, "--gpm");
-  const shownMetrics = Object.fromEntries(await page.$$eval('[data-testid="group-metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
-  for (const k of ["k", "accuracy_single", "accuracy_groups", "log_likelihood"]) close(shownMetrics[k], want.metrics[k], `groups ${k}`, 1e-9);
-  const groupRows = await page.$$eval('[data-testid="group-row"]', (rs) => rs.map((r) => ({ users: Number(r.dataset.users), pairs: Number(r.dataset.pairs) })));
-  assert.deepEqual(groupRows, want.groups.map((g) => ({ users: g.users, pairs: g.pairs })));
-  assert.equal(Number(await page.getAttribute('[data-testid="gpm"]', "data-triads")), want.gpm.intransitive_triads);
+  await groupsChecks(page, "cpu", 1e-9);
   await page.screenshot({ path: path.join(SHOTS, "cpu-groups.png"), fullPage: true });
 }));
 

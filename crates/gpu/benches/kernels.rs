@@ -13,6 +13,7 @@ use std::time::Instant;
 use prefscope_core::clip_score::{score_matrix, PairScore};
 use prefscope_core::dpo::{LossType, Objective, PairLogps, PairwiseParams};
 use prefscope_core::embedding::Embeddings;
+use prefscope_core::groups::{moments, pair_terms};
 use prefscope_core::record::{DpoRecord, DpoTable};
 use prefscope_core::tokens::{segment_sums, token_rewards};
 use prefscope_core::transformer::Epilogue;
@@ -200,6 +201,25 @@ fn main() {
         cpu_per_token * (resident * len) as f64 / kernel,
         cpu_per_token * (seqs * len) as f64 / e2e
     );
+
+    // Annotator groups: one Newton step's moments for two groups (the EM's `pairs × width²`
+    // work) at Pick-a-Pic-like width, pairs resident as a fit keeps them.
+    let (pairs, width, k) = (scaled(4096), 512, 2);
+    let z: Vec<f64> = noise(pairs * width, 10).into_iter().map(|v| v as f64 * 0.1).collect();
+    let y: Vec<f64> = noise(pairs, 11).into_iter().map(|v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+    let w: Vec<f64> = noise(k * width, 12).into_iter().map(|v| v as f64).collect();
+    let c = vec![1.0; pairs * k];
+    let held = gpu.upload_pairs(&z, width, &y).unwrap();
+    block_on(held.pair_moments(&w, k, &c)).unwrap();
+    let (kernel, _) = best(3, || block_on(held.pair_moments(&w, k, &c)).unwrap());
+    let (cpu, _) = best(1, || moments(&z, width, &pair_terms(&z, width, &y, &w, &c), k));
+    let flops = (pairs * (width + 1) * width * k) as f64;
+    println!(
+        "| annotator groups' Newton moments, {pairs} pairs × {width} features, {k} groups | | {kernel:.3} s, {:.1} GFLOP/s (upload of the pair weights and read-back included) | {cpu:.3} s (f64) | {:.1}× |",
+        flops / kernel / 1e9,
+        cpu / kernel
+    );
+    drop(held);
 
     if let Some(t) = torch(scale()) {
         let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);

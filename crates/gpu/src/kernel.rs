@@ -245,8 +245,11 @@ impl Gpu {
             })
             .collect();
         self.queue.submit([encoder.finish()]);
-        let oom = scope.oom.pop().await;
-        let validation = scope.validation.pop().await;
+        // Both scopes are popped before either is awaited: a pop takes effect at once, and
+        // another task's scopes pushed while this one waited would otherwise sit on top of
+        // ours (WebGPU then fails the pop: "error scopes must be popped in reverse order").
+        let (oom, validation) = (scope.oom.pop(), scope.validation.pop());
+        let (oom, validation) = (oom.await, validation.await);
         if let Some(e) = oom {
             let _ = e;
             return Err(GpuError::OutOfMemory(scope.op));

@@ -6,6 +6,7 @@
 //! [`block_on`]. Inputs larger than the adapter's storage-binding limit are processed in
 //! chunks; failures are [`GpuError`]s, never panics.
 
+mod annotators;
 #[doc(hidden)]
 pub mod bench;
 #[cfg(feature = "burn")]
@@ -26,6 +27,7 @@ mod stats;
 mod tokens;
 mod transformer;
 
+pub use annotators::{DevicePairs, GroupsError};
 pub use calibrate::{seconds, Peaks};
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::holding_stderr;

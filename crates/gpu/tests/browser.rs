@@ -3,6 +3,8 @@
 //! is slow. Run by `cargo xtask test` through wasm-bindgen-test-runner and chromedriver.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "kernels/annotators.rs"]
+mod annotators;
 #[path = "kernels/common.rs"]
 mod common;
 #[path = "kernels/transformer.rs"]
@@ -128,4 +130,30 @@ async fn transformer_kernels_match_core() {
     transformer::check_attention(&g, 65, 2, 1, 3, 5).await;
     transformer::check_embeddings(&g, 2, 6).await;
     transformer::check_refusals(&g).await;
+}
+
+#[wasm_bindgen_test]
+async fn annotator_kernels_and_em_match_core() {
+    let g = gpu().await;
+    // Past a 64-wide tile, then chunked pairs and batched groups, then a whole fit.
+    annotators::check_terms_and_moments(&g, 37, 70, 2, 1).await;
+    annotators::check_terms_and_moments(&g.clone().with_binding_limit(4096), 37, 20, 3, 2).await;
+    annotators::check_em(&g, 12, 10, 3).await;
+    annotators::check_refusals(&g).await;
+}
+
+/// Two tasks on one device awaited together: each pops its own error scopes (WebGPU fails a
+/// pop out of order, and the page used to stop on it when a file was opened while the
+/// bundled pairs were still being scored).
+#[wasm_bindgen_test]
+async fn concurrent_tasks_keep_their_error_scopes() {
+    let g = gpu().await;
+    let mut rng = Rng::new(5);
+    let values: Vec<f64> = (0..1000).map(|_| rng.normal()).collect();
+    let z: Vec<f64> = (0..30).map(|_| rng.normal()).collect();
+    let device = g.upload_pairs(&z, 3, &[1.0; 10]).unwrap();
+    let terms = device.pair_terms(&[0.5, -0.5, 1.0], 1, &[1.0; 10]);
+    let (terms, counts) = futures_util::future::join(terms, g.histogram(&values, 12, None)).await;
+    assert_eq!(terms.unwrap().len(), 40);
+    assert_eq!(counts.unwrap(), histogram(&values, 12, None));
 }

@@ -755,16 +755,17 @@ fn ensemble_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
 }
 
 /// Pairs with annotators (`prefscope groups`' input) as the Pairs view shows them: the groups
-/// `prefscope groups` finds with its defaults, and a GPM head (`--gpm`) when the fit is small
-/// enough to stay interactive. `None` when the file has no `user_id` and `features_0`.
-fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
+/// `prefscope groups` finds with its defaults (EM's kernels on WebGPU when the page has it),
+/// and a GPM head (`--gpm`) when the fit is small enough to stay interactive. `None` when the
+/// file has no `user_id` and `features_0`.
+async fn annotated_pairs(name: &str, bytes: &[u8], gpu: Option<&prefscope_gpu::Gpu>) -> Option<Result<Pairs, String>> {
     use prefscope_core::gpm::{fit_gpm, GpmOptions};
-    use prefscope_core::groups::{fit_groups, AnnotatedPairs, GroupOptions};
+    use prefscope_core::groups::{fit_groups, fit_prepared, prepare, AnnotatedPairs, GroupOptions};
     let columns = prefscope_core::read::column_names(name, bytes);
     if !(columns.iter().any(|c| c == "user_id") && columns.iter().any(|c| c == "features_0")) {
         return None;
     }
-    Some((|| {
+    Some(async {
         let rows = prefscope_core::read::read_annotated_pairs(name, Bytes::copy_from_slice(bytes))
             .map_err(|e| e.to_string())?;
         let annotated = AnnotatedPairs {
@@ -781,7 +782,20 @@ fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
                 "{name}: {n} pairs of {d} features are more than the page fits interactively; run `prefscope groups --input {name}`"
             ));
         }
-        let fit = fit_groups(&annotated, &GroupOptions::default()).map_err(|e| format!("{name}: {e}"))?;
+        let options = GroupOptions::default();
+        // On the GPU unless one group's Hessian is larger than a binding there.
+        let device = match gpu {
+            Some(gpu) => {
+                let prepared = prepare(&annotated).map_err(|e| format!("{name}: {e}"))?;
+                gpu.annotated_pairs(&prepared).ok().map(|device| (prepared, device))
+            }
+            None => None,
+        };
+        let fit = match &device {
+            Some((prepared, device)) => fit_prepared(prepared, &options, device).await.map_err(|e| e.to_string()),
+            None => fit_groups(&annotated, &options).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| format!("{name}: {e}"))?;
         let options = GpmOptions::default();
         let small = n.saturating_mul(d).saturating_mul(options.steps as u64) <= GPM_WORK;
         let gpm = if small { Some(fit_gpm(&annotated, &options).map_err(|e| format!("{name}: {e}"))?) } else { None };
@@ -793,7 +807,8 @@ fn annotated_pairs(name: &str, bytes: &[u8]) -> Option<Result<Pairs, String>> {
             flipped: None,
             groups: Some((fit, gpm)),
         })
-    })())
+    }
+    .await)
 }
 
 /// Pairs × features × steps past which the page leaves the GPM fit to `prefscope groups --gpm`.
@@ -816,7 +831,7 @@ pub async fn load_pairs(
     if let Some(pairs) = ensemble_pairs(name, &bytes) {
         return pairs;
     }
-    if let Some(pairs) = annotated_pairs(name, &bytes) {
+    if let Some(pairs) = annotated_pairs(name, &bytes, model.encoder.gpu()).await {
         return pairs;
     }
     let rows = prefscope_core::read::read_pairs(name, Bytes::from(bytes)).map_err(|e| e.to_string())?;

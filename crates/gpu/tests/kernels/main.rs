@@ -4,6 +4,8 @@
 
 mod common;
 
+mod annotators;
+
 #[cfg(feature = "burn")]
 mod burn_shared;
 mod device;
@@ -68,6 +70,40 @@ mod transformer_native {
 
     #[test]
     fn bad_shapes_and_oversized_weights_are_refused() {
+        block_on(check_refusals(&gpu()));
+    }
+}
+
+mod annotators_native {
+    use crate::annotators::*;
+    use crate::common::{gpu, tiny};
+    use prefscope_gpu::block_on;
+
+    #[test]
+    fn annotator_kernels_match_core_off_the_tiles() {
+        let g = gpu();
+        // One pair of one feature; widths below, at and past a 64-wide tile (at 64 the gradient
+        // row opens a tile of its own; past it, tiles above the diagonal are skipped).
+        for (i, &(pairs, dim, k)) in [(1, 1, 1), (37, 5, 3), (300, 64, 1), (130, 70, 2)].iter().enumerate() {
+            block_on(check_terms_and_moments(&g, pairs, dim, k, 40 + i as u64));
+        }
+    }
+
+    #[test]
+    fn annotator_kernels_chunk_pairs_and_groups() {
+        // 4 pairs per chunk; Hessians of 20 features two groups to a batch.
+        block_on(check_terms_and_moments(&tiny(4096), 37, 20, 3, 50));
+        block_on(check_terms_and_moments(&tiny(4096), 9, 3, 5, 51));
+    }
+
+    #[test]
+    fn em_on_the_gpu_matches_the_cpu() {
+        block_on(check_em(&gpu(), 24, 10, 60));
+        block_on(check_em(&tiny(4096), 12, 10, 61));
+    }
+
+    #[test]
+    fn annotator_inputs_beyond_the_device_are_refused() {
         block_on(check_refusals(&gpu()));
     }
 }

@@ -16,10 +16,13 @@
 //! and the held-out log-likelihood that chooses `K` (when it is not given) are on held-out
 //! pairs only.
 
+mod kernels;
+
 use faer::{Mat, Side};
 
+pub use kernels::{moments, moments_len, pair_terms, CpuKernels, GroupKernels, TERMS};
+
 use crate::error::ConfigError;
-use crate::numeric::log_sigmoid;
 
 /// Pairs with the user who labelled each, the two items' features (row-major) and the label.
 #[derive(Debug, Clone, Copy)]
@@ -84,20 +87,49 @@ pub struct GroupFit {
     pub iterations: usize,
 }
 
-/// The pairs as the fit uses them: feature differences, labels, users, the split.
-struct Prepared {
+/// The pairs as the fit uses them: feature differences, labels, users, the split. A GPU
+/// holds the differences and labels once ([`GroupKernels`]) for every step of every fit.
+#[derive(Debug, Clone)]
+pub struct Prepared {
     dim: usize,
-    z: Vec<Vec<f64>>,
+    /// `φ(x₀) − φ(x₁)`, row-major `pairs × dim`.
+    z: Vec<f64>,
     y: Vec<f64>,
     user_of: Vec<usize>,
     held_out: Vec<bool>,
     users: Vec<String>,
 }
 
+impl Prepared {
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The pairs' feature differences, row-major `pairs × dim`.
+    pub fn differences(&self) -> &[f64] {
+        &self.z
+    }
+
+    /// `P(item 0 preferred)` per pair.
+    pub fn labels(&self) -> &[f64] {
+        &self.y
+    }
+
+    /// The kernels on the CPU for these pairs.
+    pub fn cpu(&self) -> CpuKernels<'_> {
+        CpuKernels { z: &self.z, dim: self.dim, y: &self.y }
+    }
+
+    fn pairs(&self) -> usize {
+        self.y.len()
+    }
+}
+
 /// Feature width at most: each Newton step factors a `dim × dim` matrix.
 pub const MAX_FEATURES: usize = 4096;
 
-fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
+/// Checks the pairs and computes what every fit reads; errors name the row and column.
+pub fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
     let n = p.users.len();
     let invalid = |m: String| Err(ConfigError::Invalid(m));
     if n == 0 {
@@ -140,9 +172,7 @@ fn prepare(p: &AnnotatedPairs<'_>) -> Result<Prepared, ConfigError> {
             users[h], count[h]
         ));
     }
-    let z = (0..n)
-        .map(|i| (0..p.dim).map(|j| p.features_0[i * p.dim + j] - p.features_1[i * p.dim + j]).collect())
-        .collect();
+    let z = p.features_0.iter().zip(p.features_1).map(|(a, b)| a - b).collect();
     Ok(Prepared { dim: p.dim, z, y: p.label_0.to_vec(), user_of, held_out, users })
 }
 
@@ -159,75 +189,79 @@ pub(crate) fn held_out_pairs(users: &[String]) -> Vec<bool> {
         .collect()
 }
 
-/// `y·log σ(m) + (1 − y)·log σ(−m)`.
-fn pair_log_likelihood(m: f64, y: f64) -> f64 {
-    y * log_sigmoid(m) + (1.0 - y) * log_sigmoid(-m)
+/// The minimisers of `−Σ c_ig·ℓ(w_g·z_i, y_i) + λ/2·‖w_g‖²` over the training pairs for the
+/// groups in `fit` (their pair weights `c`, `pairs × fit.len()`), by Newton's method from their
+/// current weights, all groups' steps in one [`GroupKernels::moments`] call. Each problem is
+/// strictly convex, so its optimum does not depend on the start.
+async fn fit_rewards<K: GroupKernels>(
+    kernels: &K,
+    dim: usize,
+    weights: &mut [Vec<f64>],
+    fit: &[usize],
+    pair_weights: &[f64],
+    ridge: f64,
+) -> Result<(), K::Error> {
+    let (d, n) = (dim, fit.len());
+    let pairs = pair_weights.len() / n.max(1);
+    let mut active: Vec<usize> = (0..n).collect();
+    for iteration in 0.. {
+        if active.is_empty() {
+            break;
+        }
+        if iteration == 100 {
+            return Err(ConfigError::Invalid(
+                "a group's reward did not converge in 100 Newton steps (features of very different scales? try a larger ridge)".into(),
+            )
+            .into());
+        }
+        let w: Vec<f64> = active.iter().flat_map(|&j| weights[fit[j]].iter().copied()).collect();
+        let c: Vec<f64> = (0..pairs).flat_map(|i| active.iter().map(move |&j| pair_weights[i * n + j])).collect();
+        let m = kernels.moments(&w, active.len(), &c).await?;
+        let mut still = Vec::new();
+        for (slot, &j) in active.iter().enumerate() {
+            let block = &m[slot * moments_len(d)..][..moments_len(d)];
+            let w = &mut weights[fit[j]];
+            let hessian = Mat::from_fn(d, d, |a, b| {
+                if b > a {
+                    0.0
+                } else if a == b {
+                    block[a * d + b] + ridge
+                } else {
+                    block[a * d + b]
+                }
+            });
+            let llt =
+                hessian.llt(Side::Lower).map_err(|e| ConfigError::Invalid(format!("Newton step failed: {e:?}")))?;
+            let rhs = Mat::from_fn(d, 1, |a, _| block[d * d + a] + ridge * w[a]);
+            let step = faer::linalg::solvers::Solve::solve(&llt, &rhs);
+            let mut size = 0.0f64;
+            for a in 0..d {
+                w[a] -= step[(a, 0)];
+                size = size.max(step[(a, 0)].abs());
+            }
+            if size >= kernels.tolerance() * (1.0 + w.iter().fold(0.0f64, |m, v| m.max(v.abs()))) {
+                still.push(j);
+            }
+        }
+        active = still;
+    }
+    Ok(())
+}
+
+/// Each user's log-likelihood of their training (or held-out) pairs under each of the `k`
+/// groups of a [`pair_terms`] table.
+fn user_log_likelihoods(p: &Prepared, terms: &[f64], k: usize, held_out: bool) -> Vec<Vec<f64>> {
+    let mut ll = vec![vec![0.0; k]; p.users.len()];
+    for i in (0..p.pairs()).filter(|&i| p.held_out[i] == held_out) {
+        for (g, v) in ll[p.user_of[i]].iter_mut().enumerate() {
+            *v += terms[(i * k + g) * TERMS + 1];
+        }
+    }
+    ll
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The minimiser of `−Σ weight_i·ℓ(w·z_i, y_i) + λ/2·‖w‖²` over the training pairs by Newton's
-/// method from `start` (the problem is strictly convex, so the optimum does not depend on it).
-fn fit_reward(p: &Prepared, weight: &dyn Fn(usize) -> f64, ridge: f64, start: &[f64]) -> Result<Vec<f64>, ConfigError> {
-    let d = p.dim;
-    let mut w = start.to_vec();
-    for iteration in 0.. {
-        if iteration == 100 {
-            return Err(ConfigError::Invalid(
-                "a group's reward did not converge in 100 Newton steps (features of very different scales? try a larger ridge)".into(),
-            ));
-        }
-        let mut gradient = vec![0.0; d];
-        let mut hessian = Mat::<f64>::zeros(d, d);
-        for (i, z) in p.z.iter().enumerate() {
-            let c = weight(i);
-            if p.held_out[i] || c == 0.0 {
-                continue;
-            }
-            let s = crate::numeric::sigmoid(dot(&w, z));
-            let (g, h) = (c * (s - p.y[i]), c * s * (1.0 - s));
-            for a in 0..d {
-                gradient[a] += g * z[a];
-                if h != 0.0 {
-                    for b in 0..=a {
-                        hessian[(a, b)] += h * z[a] * z[b];
-                    }
-                }
-            }
-        }
-        for a in 0..d {
-            gradient[a] += ridge * w[a];
-            hessian[(a, a)] += ridge;
-        }
-        let llt = hessian.llt(Side::Lower).map_err(|e| ConfigError::Invalid(format!("Newton step failed: {e:?}")))?;
-        let rhs = Mat::from_fn(d, 1, |a, _| gradient[a]);
-        let step = faer::linalg::solvers::Solve::solve(&llt, &rhs);
-        let mut size = 0.0f64;
-        for a in 0..d {
-            w[a] -= step[(a, 0)];
-            size = size.max(step[(a, 0)].abs());
-        }
-        if size < 1e-12 * (1.0 + w.iter().fold(0.0f64, |m, v| m.max(v.abs()))) {
-            break;
-        }
-    }
-    Ok(w)
-}
-
-/// Each user's log-likelihood of their training (or held-out) pairs under each reward.
-fn user_log_likelihoods(p: &Prepared, weights: &[Vec<f64>], held_out: bool) -> Vec<Vec<f64>> {
-    let mut ll = vec![vec![0.0; weights.len()]; p.users.len()];
-    for (i, z) in p.z.iter().enumerate() {
-        if p.held_out[i] != held_out {
-            continue;
-        }
-        for (g, w) in weights.iter().enumerate() {
-            ll[p.user_of[i]][g] += pair_log_likelihood(dot(w, z), p.y[i]);
-        }
-    }
-    ll
 }
 
 /// The first index of the largest value (Python's `list.index(max(list))`).
@@ -277,8 +311,18 @@ struct Em {
     iterations: usize,
 }
 
+/// Each pair's weight in each group's fit (`pairs × k`): its user's responsibility on training
+/// pairs, 0 on held-out ones.
+fn pair_weights(p: &Prepared, gamma: &[Vec<f64>], k: usize) -> Vec<f64> {
+    (0..p.pairs()).flat_map(|i| (0..k).map(move |g| if p.held_out[i] { 0.0 } else { gamma[p.user_of[i]][g] })).collect()
+}
+
+fn flat(weights: &[Vec<f64>]) -> Vec<f64> {
+    weights.concat()
+}
+
 /// EM for one `K`.
-fn em(p: &Prepared, k: usize, o: &GroupOptions) -> Result<Em, ConfigError> {
+async fn em<K: GroupKernels>(p: &Prepared, k: usize, o: &GroupOptions, kernels: &K) -> Result<Em, K::Error> {
     let users = p.users.len();
     let one_hot = |g: usize| (0..k).map(|j| if j == g { 1.0 } else { 0.0 }).collect::<Vec<f64>>();
     let mut gamma: Vec<Vec<f64>> = (0..users).map(|h| one_hot(h % k)).collect();
@@ -287,14 +331,13 @@ fn em(p: &Prepared, k: usize, o: &GroupOptions) -> Result<Em, ConfigError> {
     while iterations < o.max_iterations {
         iterations += 1;
         // M-step: each group on its users' pairs (an empty group keeps its reward).
-        for (g, w) in weights.iter_mut().enumerate() {
-            let mass: f64 = gamma.iter().map(|r| r[g]).sum();
-            if mass > 0.0 {
-                *w = fit_reward(p, &|i| gamma[p.user_of[i]][g], o.ridge, w)?;
-            }
-        }
+        let fit: Vec<usize> = (0..k).filter(|&g| gamma.iter().map(|r| r[g]).sum::<f64>() > 0.0).collect();
+        let all = pair_weights(p, &gamma, k);
+        let c: Vec<f64> = all.chunks_exact(k).flat_map(|row| fit.iter().map(|&g| row[g])).collect();
+        fit_rewards(kernels, p.dim, &mut weights, &fit, &c, o.ridge).await?;
         // E-step.
-        let ll = user_log_likelihoods(p, &weights, false);
+        let terms = kernels.terms(&flat(&weights), k, &all).await?;
+        let ll = user_log_likelihoods(p, &terms, k, false);
         let next: Vec<Vec<f64>> = if o.soft {
             let prior: Vec<f64> = (0..k).map(|g| gamma.iter().map(|r| r[g]).sum::<f64>() / users as f64).collect();
             ll.iter()
@@ -319,27 +362,36 @@ fn em(p: &Prepared, k: usize, o: &GroupOptions) -> Result<Em, ConfigError> {
     Ok(Em { gamma, weights, iterations })
 }
 
-/// Fits the groups (and one model for everyone, for comparison).
+/// Fits the groups (and one model for everyone, for comparison) on the CPU.
 pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupFit, ConfigError> {
     let p = prepare(pairs)?;
+    kernels::ready(fit_prepared(&p, o, &p.cpu()))
+}
+
+/// [`fit_groups`] on prepared pairs with the given kernels (the CPU's, or a GPU's holding the
+/// same pairs).
+pub async fn fit_prepared<K: GroupKernels>(p: &Prepared, o: &GroupOptions, kernels: &K) -> Result<GroupFit, K::Error> {
     let users = p.users.len();
     if !(o.ridge.is_finite() && o.ridge > 0.0) {
-        return Err(ConfigError::Invalid(format!("ridge must be a positive number, got {}", o.ridge)));
+        return Err(ConfigError::Invalid(format!("ridge must be a positive number, got {}", o.ridge)).into());
     }
     let tried: Vec<usize> = match o.k {
         Some(k) if k == 0 || k > users => {
-            return Err(ConfigError::Invalid(format!("k must be between 1 and the number of users ({users}), got {k}")))
+            return Err(
+                ConfigError::Invalid(format!("k must be between 1 and the number of users ({users}), got {k}")).into()
+            )
         }
         Some(k) => vec![k],
         None => (1..=o.max_k.clamp(1, users)).collect(),
     };
     let held_out_pairs = p.held_out.iter().filter(|h| **h).count() as f64;
-    let mut best: Option<(f64, usize, Em)> = None;
+    let mut best: Option<(f64, usize, Em, Vec<f64>)> = None;
     let mut candidates = Vec::new();
     for &k in &tried {
-        let fit = em(&p, k, o)?;
+        let fit = em(p, k, o, kernels).await?;
         // The mixture's held-out likelihood: each user's held-out pairs under its groups.
-        let ll = user_log_likelihoods(&p, &fit.weights, true);
+        let terms = kernels.terms(&flat(&fit.weights), k, &vec![0.0; p.pairs() * k]).await?;
+        let ll = user_log_likelihoods(p, &terms, k, true);
         let total: f64 = ll
             .iter()
             .zip(&fit.gamma)
@@ -352,22 +404,27 @@ pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupF
         let per_pair = total / held_out_pairs;
         candidates.push((k, per_pair));
         if best.as_ref().is_none_or(|b| per_pair > b.0) {
-            best = Some((per_pair, k, fit));
+            best = Some((per_pair, k, fit, terms));
         }
     }
-    let (log_likelihood, k, Em { gamma, weights, iterations }) = best.expect("at least one K");
-    let single = fit_reward(&p, &|_| 1.0, o.ridge, &vec![0.0; p.dim])?;
-    let accuracy_single = held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| dot(&single, &p.z[i]));
+    let Some((log_likelihood, k, Em { gamma, weights, iterations }, terms)) = best else {
+        return Err(ConfigError::Invalid("no K to try".into()).into());
+    };
+    let mut single = vec![vec![0.0; p.dim]];
+    let everyone: Vec<f64> = p.held_out.iter().map(|&h| if h { 0.0 } else { 1.0 }).collect();
+    fit_rewards(kernels, p.dim, &mut single, &[0], &everyone, o.ridge).await?;
+    let single_terms = kernels.terms(&single[0], 1, &vec![0.0; p.pairs()]).await?;
+    let accuracy_single = held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| single_terms[i * TERMS]);
     let assigned: Vec<usize> = gamma.iter().map(|r| first_max(r)).collect();
-    let accuracy_groups =
-        held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| dot(&weights[assigned[p.user_of[i]]], &p.z[i]));
+    let margin = |i: usize, g: usize| terms[(i * k + g) * TERMS];
+    let accuracy_groups = held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| margin(i, assigned[p.user_of[i]]));
     let groups = (0..k)
         .map(|g| {
             let member = |i: usize| assigned[p.user_of[i]] == g;
             Group {
                 users: assigned.iter().filter(|&&a| a == g).count(),
-                pairs: (0..p.z.len()).filter(|&i| member(i)).count(),
-                accuracy: held_out_accuracy(&p.y, &p.held_out, &member, &|i| dot(&weights[g], &p.z[i])),
+                pairs: (0..p.pairs()).filter(|&i| member(i)).count(),
+                accuracy: held_out_accuracy(&p.y, &p.held_out, &member, &|i| margin(i, g)),
                 weights: weights[g].clone(),
             }
         })
