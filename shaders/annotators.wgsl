@@ -35,7 +35,8 @@ fn terms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     terms_out[at] = m;
     terms_out[at + 1u] = y * log_sigmoid(m) + (1.0 - y) * log_sigmoid(-m);
     terms_out[at + 2u] = c * (s - y);
-    terms_out[at + 3u] = c * s * (1.0 - s);
+    // σ(m)·σ(−m): 1 − σ(m) would round to 0 for m past about 17.
+    terms_out[at + 3u] = c * s * sigmoid(-m);
 }
 
 const TILE: u32 = 64u;

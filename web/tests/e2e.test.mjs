@@ -123,7 +123,8 @@ async function dpoChecks(page, label) {
 }
 
 // Annotated pairs (`prefscope groups`' input) in the Pairs view: the same groups as the CLI's
-// on the CPU, its metrics within `tolerance` (the GPU's EM kernels compute in f32).
+// on the CPU, its metrics within `tolerance` (the GPU's EM kernels compute in f32), fitted where
+// `label` says.
 async function groupsChecks(page, label, tolerance) {
   const fixture = JSON.parse(await readFile(path.join(ROOT, "tests/fixtures/groups.json"), "utf8")).cases[0];
   const annotated = path.join(SHOTS, `${label}-annotated.jsonl`);
@@ -131,6 +132,7 @@ async function groupsChecks(page, label, tolerance) {
     features_1: fixture.features_1[i], label_0: fixture.label_0[i] })).join("\n") + "\n");
   await page.setInputFiles('[data-testid="pairs-file"]', annotated);
   await page.waitForSelector('[data-testid="groups"]', { timeout: SLOW });
+  assert.equal(await page.getAttribute('[data-testid="groups-device"]', "data-device"), label);
   const want = cli("groups", "--input", annotated, "--gpm", "--device", "cpu");
   const shownMetrics = Object.fromEntries(await page.$$eval('[data-testid="group-metric"]', (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
   for (const k of ["k", "accuracy_single", "accuracy_groups", "log_likelihood"]) close(shownMetrics[k], want.metrics[k], `${label} groups ${k}`, tolerance);

@@ -14,7 +14,7 @@ use prefscope_core::groups::{
 use prefscope_core::read::{read_annotated_pairs, read_pairs, AnnotatedRows};
 use prefscope_core::record::ImageRef;
 use prefscope_core::write::{Column, OutputTable};
-use prefscope_gpu::{block_on, Gpu, GpuError};
+use prefscope_gpu::{block_on, Gpu, GroupsError};
 use serde_json::{json, Value};
 
 use crate::clip::{load, ModelArgs};
@@ -136,19 +136,22 @@ pub fn run(args: &GroupsArgs) -> Result<()> {
     write_document(args.format, args.out.as_ref(), &table, document, &summary)
 }
 
-/// The EM fit with its kernels on `gpu`; on the CPU when one group's Hessian is larger than a
-/// binding.
+/// The EM fit with its kernels on `gpu`; on the CPU, with a note, when the GPU cannot take
+/// the pairs (a Hessian larger than a binding, features beyond its f32 sums) or fails.
 fn fit_on_gpu(gpu: &Gpu, pairs: &AnnotatedPairs<'_>, options: &GroupOptions, name: &str) -> Result<GroupFit> {
     let prepared = prepare(pairs).map_err(|e| format!("{name}: {e}"))?;
-    let device = match gpu.annotated_pairs(&prepared) {
-        Ok(device) => device,
-        Err(e @ GpuError::TooLarge { .. }) => {
-            eprintln!("the groups are fitted on the CPU: {e}");
-            return Ok(fit_groups(pairs, options).map_err(|e| format!("{name}: {e}"))?);
-        }
-        Err(e) => return Err(format!("{name}: {e}").into()),
+    options.candidates(&prepared).map_err(|e| format!("{name}: {e}"))?;
+    let fitted = match gpu.annotated_pairs(&prepared) {
+        Ok(device) => block_on(fit_prepared(&prepared, options, &device)),
+        Err(e) => Err(GroupsError::Gpu(e)),
     };
-    Ok(block_on(fit_prepared(&prepared, options, &device)).map_err(|e| format!("{name}: {e}"))?)
+    match fitted {
+        Ok(fit) => Ok(fit),
+        Err(e) => {
+            eprintln!("the groups are fitted on the CPU: {e}");
+            Ok(fit_groups(pairs, options).map_err(|e| format!("{name}: {e}"))?)
+        }
+    }
 }
 
 /// Pick-a-Pic pairs with their annotators, each image's embedding as its features; and the

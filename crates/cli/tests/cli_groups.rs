@@ -83,7 +83,10 @@ fn reference_cases(device: &str, tolerance: f64) {
         if o["soft"] == true {
             args.push("--soft".into());
         }
-        let got = json_of(&prefscope(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+        let out = prefscope(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("fitted on the CPU"), "{name}: the fit left the {device}: {stderr}");
+        let got = json_of(&out);
         let e = &case["expected"];
         let users: Vec<(String, u64)> = got["users"]
             .as_array()
@@ -207,7 +210,8 @@ fn the_model_path_fits_the_embeddings_prefscope_embed_gives() {
         parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&features).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let via_input = json_of(&prefscope(&["groups", "--input", features.to_str().unwrap(), "--k", "2"]));
+    let via_input =
+        json_of(&prefscope(&["groups", "--input", features.to_str().unwrap(), "--k", "2", "--device", "cpu"]));
     assert_eq!(direct["users"], via_input["users"]);
     for key in ["log_likelihood", "accuracy_single", "accuracy_groups"] {
         near(&direct["metrics"][key], &via_input["metrics"][key], key, 1e-6);

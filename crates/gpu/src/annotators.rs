@@ -16,6 +16,10 @@ pub(crate) const SHADER: Shader = shader!("annotators");
 
 /// Groups per dispatch at most: the terms of a chunk of pairs are sized for this many.
 const MAX_GROUPS: usize = 64;
+/// Pairs per chunk at most.
+const MAX_CHUNK: usize = 1 << 16;
+/// Feature differences larger than this could overflow the f32 sums of a chunk's Hessian.
+const MAX_FEATURE: f64 = 1e15;
 
 /// A refused input or setting (the CPU path's messages), or a GPU failure.
 #[derive(Debug, Error)]
@@ -39,6 +43,8 @@ pub struct DevicePairs<'g> {
     gpu: &'g Gpu,
     dim: usize,
     pairs: usize,
+    /// Pairs per chunk (the last may hold fewer).
+    chunk: usize,
     chunks: Vec<Chunk>,
 }
 
@@ -55,17 +61,18 @@ impl Gpu {
         if dim == 0 || z.len() != pairs * dim {
             return Err(GpuError::Shape(format!("{} differences for {pairs} pairs of width {dim}", z.len())));
         }
-        if let Some(i) = z.iter().position(|v| !((*v as f32).is_finite())) {
+        if let Some(i) = z.iter().position(|v| v.is_nan() || v.abs() > MAX_FEATURE) {
             return Err(GpuError::Shape(format!(
-                "pair {}: a feature difference of {} is beyond f32 (scale the features down)",
+                "pair {}: a feature difference of {} is beyond what the GPU's f32 sums hold (|v| ≤ {MAX_FEATURE:e}; scale the features down)",
                 i / dim + 1,
                 z[i]
             )));
         }
         self.check_fits(|| format!("one group's Hessian of {dim} features"), moments_len(dim) as u64 * 4)?;
         let per_pair = (dim as u64 * 4).max(MAX_GROUPS as u64 * TERMS as u64 * 4);
-        // At most 65 535 tiles of 64 pairs in the margins' matmul.
-        let chunk = self.items_per_binding(per_pair).min(64 * 65_535);
+        // A chunk's sums run over at most 65 536 pairs in f32 (the host adds chunks in f64),
+        // which also keeps each dispatch short and every index within u32.
+        let chunk = self.items_per_binding(per_pair).min(MAX_CHUNK);
         let chunks = chunks(pairs, chunk)
             .map(|r| {
                 let zc: Vec<f32> = z[r.start * dim..r.end * dim].iter().map(|&v| v as f32).collect();
@@ -73,7 +80,7 @@ impl Gpu {
                 Chunk { z: self.upload("pair differences", &zc), labels: self.upload("labels", &yc), pairs: r }
             })
             .collect();
-        Ok(DevicePairs { gpu: self, dim, pairs, chunks })
+        Ok(DevicePairs { gpu: self, dim, pairs, chunk, chunks })
     }
 }
 
@@ -102,10 +109,12 @@ impl DevicePairs<'_> {
         terms
     }
 
-    /// Batches of at most [`MAX_GROUPS`] groups, and of as many as one binding holds of
-    /// `bytes_per_group`.
+    /// Batches of at most [`MAX_GROUPS`] groups, and of as many as one binding holds of a
+    /// chunk's terms and of `bytes_per_group` more.
     fn group_batches(&self, k: usize, bytes_per_group: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
-        chunks(k, self.gpu.items_per_binding(bytes_per_group).min(MAX_GROUPS))
+        let terms = (self.chunk * TERMS * 4) as u64;
+        let fit = self.gpu.items_per_binding(bytes_per_group.max(terms));
+        chunks(k, fit.min(MAX_GROUPS))
     }
 
     fn check(&self, weights: &[f64], k: usize, pair_weights: &[f64]) -> Result<(), GpuError> {

@@ -219,9 +219,18 @@ pub struct Pairs {
     pub strength: Vec<(f64, f64, prefscope_core::strength::Band)>,
     /// For the bundled set: which labels were flipped (the truth the bands are checked against).
     pub flipped: Option<Vec<bool>>,
-    /// Annotated pairs (`user_id`, `features_0`, `features_1`, `label_0`): the annotator groups
-    /// and, for small enough inputs, a GPM head's cyclic triads.
-    pub groups: Option<(prefscope_core::groups::GroupFit, Option<prefscope_core::gpm::GpmFit>)>,
+    /// Annotated pairs (`user_id`, `features_0`, `features_1`, `label_0`): the annotator groups.
+    pub groups: Option<AnnotatorGroups>,
+}
+
+/// The Groups panel's content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnnotatorGroups {
+    pub fit: prefscope_core::groups::GroupFit,
+    /// A GPM head's cyclic triads, for small enough inputs.
+    pub gpm: Option<prefscope_core::gpm::GpmFit>,
+    /// Where EM's kernels ran: "webgpu", or "cpu" (and why, when WebGPU could not take them).
+    pub device: String,
 }
 
 impl PartialEq for Pairs {

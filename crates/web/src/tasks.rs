@@ -783,19 +783,25 @@ async fn annotated_pairs(name: &str, bytes: &[u8], gpu: Option<&prefscope_gpu::G
             ));
         }
         let options = GroupOptions::default();
-        // On the GPU unless one group's Hessian is larger than a binding there.
-        let device = match gpu {
+        // EM's kernels on WebGPU when the page has it; on the CPU when the GPU cannot take the
+        // pairs or fails (the panel says which).
+        let on_gpu = match gpu {
             Some(gpu) => {
                 let prepared = prepare(&annotated).map_err(|e| format!("{name}: {e}"))?;
-                gpu.annotated_pairs(&prepared).ok().map(|device| (prepared, device))
+                match gpu.annotated_pairs(&prepared) {
+                    Ok(device) => fit_prepared(&prepared, &options, &device).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
             }
-            None => None,
+            None => Err(String::new()),
         };
-        let fit = match &device {
-            Some((prepared, device)) => fit_prepared(prepared, &options, device).await.map_err(|e| e.to_string()),
-            None => fit_groups(&annotated, &options).map_err(|e| e.to_string()),
-        }
-        .map_err(|e| format!("{name}: {e}"))?;
+        let (fit, device) = match on_gpu {
+            Ok(fit) => (fit, "webgpu".to_string()),
+            Err(why) => {
+                let fit = fit_groups(&annotated, &options).map_err(|e| format!("{name}: {e}"))?;
+                (fit, if why.is_empty() { "cpu".to_string() } else { format!("cpu ({why})") })
+            }
+        };
         let options = GpmOptions::default();
         let small = n.saturating_mul(d).saturating_mul(options.steps as u64) <= GPM_WORK;
         let gpm = if small { Some(fit_gpm(&annotated, &options).map_err(|e| format!("{name}: {e}"))?) } else { None };
@@ -805,7 +811,7 @@ async fn annotated_pairs(name: &str, bytes: &[u8], gpu: Option<&prefscope_gpu::G
             thumbnails: Vec::new(),
             strength: Vec::new(),
             flipped: None,
-            groups: Some((fit, gpm)),
+            groups: Some(crate::store::AnnotatorGroups { fit, gpm, device }),
         })
     }
     .await)

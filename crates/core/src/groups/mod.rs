@@ -49,6 +49,24 @@ pub struct GroupOptions {
     pub max_iterations: usize,
 }
 
+impl GroupOptions {
+    /// The `K`s a fit of `p` tries; refuses a ridge that is not positive and a `K` outside
+    /// `1..=users`.
+    pub fn candidates(&self, p: &Prepared) -> Result<Vec<usize>, ConfigError> {
+        let users = p.users.len();
+        if !(self.ridge.is_finite() && self.ridge > 0.0) {
+            return Err(ConfigError::Invalid(format!("ridge must be a positive number, got {}", self.ridge)));
+        }
+        match self.k {
+            Some(k) if k == 0 || k > users => {
+                Err(ConfigError::Invalid(format!("k must be between 1 and the number of users ({users}), got {k}")))
+            }
+            Some(k) => Ok(vec![k]),
+            None => Ok((1..=self.max_k.clamp(1, users)).collect()),
+        }
+    }
+}
+
 impl Default for GroupOptions {
     fn default() -> Self {
         Self { k: None, max_k: 6, soft: false, ridge: 1.0, max_iterations: 100 }
@@ -191,18 +209,23 @@ pub(crate) fn held_out_pairs(users: &[String]) -> Vec<bool> {
 
 /// The minimisers of `−Σ c_ig·ℓ(w_g·z_i, y_i) + λ/2·‖w_g‖²` over the training pairs for the
 /// groups in `fit` (their pair weights `c`, `pairs × fit.len()`), by Newton's method from their
-/// current weights, all groups' steps in one [`GroupKernels::moments`] call. Each problem is
-/// strictly convex, so its optimum does not depend on the start.
+/// current weights, the groups' steps together in [`GroupKernels::moments`] calls of at most
+/// 256 MiB of blocks. Each problem is strictly convex, so its optimum does not depend on the
+/// start.
 async fn fit_rewards<K: GroupKernels>(
     kernels: &K,
-    dim: usize,
+    p: &Prepared,
     weights: &mut [Vec<f64>],
     fit: &[usize],
     pair_weights: &[f64],
     ridge: f64,
 ) -> Result<(), K::Error> {
-    let (d, n) = (dim, fit.len());
+    let (d, n) = (p.dim, fit.len());
     let pairs = pair_weights.len() / n.max(1);
+    // A step is measured by what it moves the margins `w·z` by (the features' scale times the
+    // step) against the margins' own size, so features in any unit converge alike.
+    let scale = p.z.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let per_call = ((256usize << 20) / (moments_len(d) * 8).max(1)).max(1);
     let mut active: Vec<usize> = (0..n).collect();
     for iteration in 0.. {
         if active.is_empty() {
@@ -214,38 +237,52 @@ async fn fit_rewards<K: GroupKernels>(
             )
             .into());
         }
-        let w: Vec<f64> = active.iter().flat_map(|&j| weights[fit[j]].iter().copied()).collect();
-        let c: Vec<f64> = (0..pairs).flat_map(|i| active.iter().map(move |&j| pair_weights[i * n + j])).collect();
-        let m = kernels.moments(&w, active.len(), &c).await?;
         let mut still = Vec::new();
-        for (slot, &j) in active.iter().enumerate() {
-            let block = &m[slot * moments_len(d)..][..moments_len(d)];
-            let w = &mut weights[fit[j]];
-            let hessian = Mat::from_fn(d, d, |a, b| {
-                if b > a {
-                    0.0
-                } else if a == b {
-                    block[a * d + b] + ridge
-                } else {
-                    block[a * d + b]
+        for batch in active.chunks(per_call) {
+            let w: Vec<f64> = batch.iter().flat_map(|&j| weights[fit[j]].iter().copied()).collect();
+            let c: Vec<f64> = (0..pairs).flat_map(|i| batch.iter().map(move |&j| pair_weights[i * n + j])).collect();
+            let m = kernels.moments(&w, batch.len(), &c).await?;
+            for (slot, &j) in batch.iter().enumerate() {
+                let w = &mut weights[fit[j]];
+                let size = newton_step(w, &m[slot * moments_len(d)..][..moments_len(d)], ridge)?;
+                let largest = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                if size * scale >= kernels.tolerance() * (1.0 + largest * scale) {
+                    still.push(j);
                 }
-            });
-            let llt =
-                hessian.llt(Side::Lower).map_err(|e| ConfigError::Invalid(format!("Newton step failed: {e:?}")))?;
-            let rhs = Mat::from_fn(d, 1, |a, _| block[d * d + a] + ridge * w[a]);
-            let step = faer::linalg::solvers::Solve::solve(&llt, &rhs);
-            let mut size = 0.0f64;
-            for a in 0..d {
-                w[a] -= step[(a, 0)];
-                size = size.max(step[(a, 0)].abs());
-            }
-            if size >= kernels.tolerance() * (1.0 + w.iter().fold(0.0f64, |m, v| m.max(v.abs()))) {
-                still.push(j);
             }
         }
         active = still;
     }
     Ok(())
+}
+
+/// Applies one Newton step to `w` from its [`moments`] block (plus the ridge's terms) and
+/// returns the step's largest component.
+fn newton_step(w: &mut [f64], block: &[f64], ridge: f64) -> Result<f64, ConfigError> {
+    let d = w.len();
+    let hessian = Mat::from_fn(d, d, |a, b| {
+        if b > a {
+            0.0
+        } else if a == b {
+            block[a * d + b] + ridge
+        } else {
+            block[a * d + b]
+        }
+    });
+    let llt = hessian.llt(Side::Lower).map_err(|e| ConfigError::Invalid(format!("Newton step failed: {e:?}")))?;
+    let rhs = Mat::from_fn(d, 1, |a, _| block[d * d + a] + ridge * w[a]);
+    let step = faer::linalg::solvers::Solve::solve(&llt, &rhs);
+    let mut size = 0.0f64;
+    for (a, v) in w.iter_mut().enumerate() {
+        *v -= step[(a, 0)];
+        size = size.max(step[(a, 0)].abs());
+    }
+    if !w.iter().all(|v| v.is_finite()) {
+        return Err(ConfigError::Invalid(
+            "a Newton step for a group's reward is not finite (features too large? scale them down)".into(),
+        ));
+    }
+    Ok(size)
 }
 
 /// Each user's log-likelihood of their training (or held-out) pairs under each of the `k`
@@ -334,7 +371,7 @@ async fn em<K: GroupKernels>(p: &Prepared, k: usize, o: &GroupOptions, kernels: 
         let fit: Vec<usize> = (0..k).filter(|&g| gamma.iter().map(|r| r[g]).sum::<f64>() > 0.0).collect();
         let all = pair_weights(p, &gamma, k);
         let c: Vec<f64> = all.chunks_exact(k).flat_map(|row| fit.iter().map(|&g| row[g])).collect();
-        fit_rewards(kernels, p.dim, &mut weights, &fit, &c, o.ridge).await?;
+        fit_rewards(kernels, p, &mut weights, &fit, &c, o.ridge).await?;
         // E-step.
         let terms = kernels.terms(&flat(&weights), k, &all).await?;
         let ll = user_log_likelihoods(p, &terms, k, false);
@@ -355,7 +392,8 @@ async fn em<K: GroupKernels>(p: &Prepared, k: usize, o: &GroupOptions, kernels: 
         let moved =
             next.iter().zip(&gamma).flat_map(|(a, b)| a.iter().zip(b)).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         gamma = next;
-        if moved < 1e-9 {
+        // No finer than the kernels' arithmetic can settle responsibilities.
+        if moved < kernels.tolerance().max(1e-9) {
             break;
         }
     }
@@ -371,19 +409,7 @@ pub fn fit_groups(pairs: &AnnotatedPairs<'_>, o: &GroupOptions) -> Result<GroupF
 /// [`fit_groups`] on prepared pairs with the given kernels (the CPU's, or a GPU's holding the
 /// same pairs).
 pub async fn fit_prepared<K: GroupKernels>(p: &Prepared, o: &GroupOptions, kernels: &K) -> Result<GroupFit, K::Error> {
-    let users = p.users.len();
-    if !(o.ridge.is_finite() && o.ridge > 0.0) {
-        return Err(ConfigError::Invalid(format!("ridge must be a positive number, got {}", o.ridge)).into());
-    }
-    let tried: Vec<usize> = match o.k {
-        Some(k) if k == 0 || k > users => {
-            return Err(
-                ConfigError::Invalid(format!("k must be between 1 and the number of users ({users}), got {k}")).into()
-            )
-        }
-        Some(k) => vec![k],
-        None => (1..=o.max_k.clamp(1, users)).collect(),
-    };
+    let tried = o.candidates(p)?;
     let held_out_pairs = p.held_out.iter().filter(|h| **h).count() as f64;
     let mut best: Option<(f64, usize, Em, Vec<f64>)> = None;
     let mut candidates = Vec::new();
@@ -412,7 +438,7 @@ pub async fn fit_prepared<K: GroupKernels>(p: &Prepared, o: &GroupOptions, kerne
     };
     let mut single = vec![vec![0.0; p.dim]];
     let everyone: Vec<f64> = p.held_out.iter().map(|&h| if h { 0.0 } else { 1.0 }).collect();
-    fit_rewards(kernels, p.dim, &mut single, &[0], &everyone, o.ridge).await?;
+    fit_rewards(kernels, p, &mut single, &[0], &everyone, o.ridge).await?;
     let single_terms = kernels.terms(&single[0], 1, &vec![0.0; p.pairs()]).await?;
     let accuracy_single = held_out_accuracy(&p.y, &p.held_out, &|_| true, &|i| single_terms[i * TERMS]);
     let assigned: Vec<usize> = gamma.iter().map(|r| first_max(r)).collect();

@@ -1,7 +1,8 @@
 //! Annotator groups: the `annotators` kernels against core's `pair_terms` and `moments`, and
 //! core's EM run on them against the same EM on the CPU. Shared with the browser suite.
 //! Tolerances: terms 1e-5 (+1e-5 relative); moments 1e-4 absolute per pair summed (f32 sums);
-//! a fit's assignments exactly, its rewards 1e-3 relative to their size, its likelihoods 1e-4.
+//! a fit's assignments and iterations exactly, its rewards 1e-4 relative to their size, its
+//! likelihoods 1e-4.
 
 use crate::common::{assert_close, Rng};
 use prefscope_core::groups::{
@@ -79,17 +80,25 @@ pub async fn check_em(g: &Gpu, users: usize, per_user: usize, seed: u64) {
         let got = fit_prepared(&prepared, &options, &device).await.unwrap();
         let what = format!("{options:?}");
         assert_eq!(got.k, want.k, "{what}: K");
+        // The soft fit stops once responsibilities move less than the kernels resolve (1e-4
+        // on the GPU, 1e-9 on the CPU); the hard fit when no user moves.
+        if options.soft {
+            assert!(got.iterations <= want.iterations, "{what}: {} EM iterations", got.iterations);
+        } else {
+            assert_eq!(got.iterations, want.iterations, "{what}: EM iterations");
+        }
         assert_eq!(got.users, want.users, "{what}: assignments");
         let found: Vec<usize> = want.users.iter().map(|u| u.1).collect();
         assert!(adjusted_rand_index(&found, &r.truth) > 0.5, "{what}: the CPU fit itself found no groups");
         for (a, b) in got.groups.iter().zip(&want.groups) {
             let size = b.weights.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            assert_close(&format!("{what}: rewards"), &a.weights, &b.weights, 1e-3 * size, 0.0);
+            assert_close(&format!("{what}: rewards"), &a.weights, &b.weights, 1e-4 * size, 0.0);
             assert_eq!((a.users, a.pairs), (b.users, b.pairs), "{what}: group sizes");
             assert_close(&format!("{what}: group accuracy"), &[a.accuracy], &[b.accuracy], 1e-12, 0.0);
         }
         let r: Vec<f64> = got.responsibilities.concat();
-        assert_close(&format!("{what}: responsibilities"), &r, &want.responsibilities.concat(), 1e-4, 0.0);
+        let settled = if options.soft { 1e-3 } else { 1e-12 };
+        assert_close(&format!("{what}: responsibilities"), &r, &want.responsibilities.concat(), settled, 0.0);
         assert_close(&format!("{what}: log-likelihood"), &[got.log_likelihood], &[want.log_likelihood], 1e-4, 1e-4);
         let acc = [got.accuracy_single, got.accuracy_groups];
         assert_close(&format!("{what}: accuracies"), &acc, &[want.accuracy_single, want.accuracy_groups], 1e-12, 0.0);
@@ -101,8 +110,8 @@ pub async fn check_em(g: &Gpu, users: usize, per_user: usize, seed: u64) {
 
 /// Features beyond f32 and a Hessian larger than a binding are refused with their reasons.
 pub async fn check_refusals(g: &Gpu) {
-    let err = g.upload_pairs(&[1.0, 1e39], 1, &[1.0, 0.0]).err().unwrap();
-    assert!(err.to_string().contains("pair 2") && err.to_string().contains("beyond f32"), "{err}");
+    let err = g.upload_pairs(&[1.0, 1e16], 1, &[1.0, 0.0]).err().unwrap();
+    assert!(err.to_string().contains("pair 2") && err.to_string().contains("f32 sums"), "{err}");
     let err = g.upload_pairs(&[1.0; 3], 2, &[1.0, 0.0]).err().unwrap();
     assert!(matches!(err, GpuError::Shape(_)), "{err}");
     let small = g.clone().with_binding_limit(1024);

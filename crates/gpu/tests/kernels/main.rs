@@ -84,7 +84,10 @@ mod annotators_native {
         let g = gpu();
         // One pair of one feature; widths below, at and past a 64-wide tile (at 64 the gradient
         // row opens a tile of its own; past it, tiles above the diagonal are skipped).
-        for (i, &(pairs, dim, k)) in [(1, 1, 1), (37, 5, 3), (300, 64, 1), (130, 70, 2)].iter().enumerate() {
+        // Past two tiles (skipped tiles, lower tiles off the first row and column), and more
+        // groups than one dispatch takes.
+        let sizes = [(1, 1, 1), (37, 5, 3), (300, 64, 1), (130, 70, 2), (40, 150, 2), (20, 3, 70)];
+        for (i, &(pairs, dim, k)) in sizes.iter().enumerate() {
             block_on(check_terms_and_moments(&g, pairs, dim, k, 40 + i as u64));
         }
     }

@@ -83,12 +83,13 @@ pub fn pairs_view(props: &PairsProps) -> Html {
         </section> };
     };
     // Annotated pairs: the annotator groups.
-    if let Some((fit, gpm)) = &pairs.groups {
+    if let Some(shown) = &pairs.groups {
+        let fit = &shown.fit;
         return html! {
             <section class="ps-view">
                 { controls }
                 <p class="ps-muted" data-testid="pairs-source">{ format!("{}: {} users (annotated pairs)", pairs.source, fit.users.len()) }</p>
-                { groups_section(fit, gpm.as_ref()) }
+                { groups_section(shown) }
             </section>
         };
     }
@@ -139,7 +140,8 @@ pub fn pairs_view(props: &PairsProps) -> Html {
 
 /// Annotator groups: how many, who is in each, how well each group's reward predicts its
 /// users' held-out pairs against one reward for everyone, and the cycles a GPM head finds.
-fn groups_section(fit: &prefscope_core::groups::GroupFit, gpm: Option<&prefscope_core::gpm::GpmFit>) -> Html {
+fn groups_section(shown: &crate::store::AnnotatorGroups) -> Html {
+    let (fit, gpm) = (&shown.fit, shown.gpm.as_ref());
     let metric = |name: &str, value: f64| {
         let shown = if name == "k" { format!("{value}") } else { fmt(value) };
         html! { <tr data-testid="group-metric" data-name={name.to_string()} data-value={value.to_string()}><th scope="row">{ name.to_string() }</th><td>{ shown }</td></tr> }
@@ -173,6 +175,9 @@ fn groups_section(fit: &prefscope_core::groups::GroupFit, gpm: Option<&prefscope
     html! {
         <div data-testid="groups">
             <h3>{ format!("{} annotator groups (MaxMin-RLHF's EM over Bradley–Terry rewards)", fit.k) }</h3>
+            <p class="ps-muted" data-testid="groups-device" data-device={shown.device.clone()}>
+                { format!("Fitted on {}.", if shown.device == "webgpu" { "WebGPU (f32 kernels)".to_string() } else { shown.device.replace("cpu", "the CPU") }) }
+            </p>
             <table class="ps-table ps-metrics"><tbody>
                 { metric("k", fit.k as f64) }
                 { metric("accuracy_single", fit.accuracy_single) }
