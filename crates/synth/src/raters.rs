@@ -65,13 +65,16 @@ pub fn rated_pairs(seed: u64, users: usize, pairs: usize) -> (Vec<RatedPair>, Ve
 
 /// Each pair's two feature vectors: the picture's score against its caption split into its
 /// text-relevant and text-irrelevant parts (LongAlign, against the demo model's common
-/// direction, in CLIPScore's units: 100·cosine). The relevant part should follow alignment and
-/// the irrelevant part quality, so a linear reward over the two can weigh them as a population
-/// does. Row-major, 2 wide.
-pub async fn pair_features(encoder: &Encoder, pairs: &[RatedPair]) -> Result<(usize, Vec<f64>, Vec<f64>), ClipError> {
+/// direction `u`, in CLIPScore's units: 100·cosine). The relevant part should follow alignment
+/// and the irrelevant part quality, so a linear reward over the two can weigh them as a
+/// population does. Row-major, 2 wide.
+pub async fn pair_features(
+    encoder: &Encoder,
+    pairs: &[RatedPair],
+    u: &[f32],
+) -> Result<(usize, Vec<f64>, Vec<f64>), ClipError> {
     let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
     let texts = encoder.embed_texts(&captions).await?;
-    let u = crate::demo::bundled_reference_direction();
     let mut features = [Vec::new(), Vec::new()];
     for (side, out) in features.iter_mut().enumerate() {
         let images = pairs
@@ -81,7 +84,7 @@ pub async fn pair_features(encoder: &Encoder, pairs: &[RatedPair]) -> Result<(us
             .collect::<Result<Vec<_>, _>>()?;
         let embedded = encoder.embed_images(&images, None).await?;
         for (i, text) in texts.iter().enumerate() {
-            let d = decompose(&text.vector, embedded.row(i), &u, 100.0);
+            let d = decompose(&text.vector, embedded.row(i), u, 100.0);
             out.extend([f64::from(d.relevant), f64::from(d.irrelevant)]);
         }
     }

@@ -30,6 +30,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--learning-rate" => budget.learning_rate = value()?.parse()?,
             "--unrelated-pairs" => budget.unrelated_pairs = value()?.parse()?,
             "--keep-contrastive" => budget.keep_contrastive = value()?.parse()?,
+            "--common-direction" => budget.common_direction = value()?.parse()?,
+            "--across-prompts" => budget.across_prompts = value()?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }

@@ -13,18 +13,32 @@ use crate::world::{mutate, Sample};
 
 pub use crate::demo::{SIZE, TIE};
 
-/// One text a scene can be captioned with in training: mostly the short caption, sometimes one
-/// sentence of the long caption (what segment encoding feeds the model).
+/// One text a scene can be captioned with in training: mostly the short caption, sometimes
+/// the long caption (encoded by segments, as the scorer encodes it), sometimes one sentence of
+/// it.
 fn training_caption(scene: &Scene, rng: &mut impl Rng) -> String {
     let roll: f32 = rng.random();
-    if roll < 0.75 {
+    if roll < 0.65 {
         return caption::short_shuffled(scene, rng).text;
     }
     let long = caption::long(scene);
+    if roll < 0.85 {
+        return long.text;
+    }
     let sentences: Vec<&str> = long.text.split_inclusive('.').map(str::trim).collect();
     // The background sentence, or one object's sentence (the filler sentences teach nothing).
     let pick = rng.random_range(0..=scene.objects.len());
     sentences[pick].to_string()
+}
+
+/// A prompt for a preference pair: a long caption as often as the gallery has one (every
+/// fourth prompt), else the short caption.
+fn preference_caption(scene: &Scene, rng: &mut impl Rng) -> Caption {
+    if rng.random_bool(0.25) {
+        caption::long(scene)
+    } else {
+        caption::short_shuffled(scene, rng)
+    }
 }
 
 pub struct Contrastive {
@@ -60,6 +74,8 @@ pub struct Preference {
     pub target: Vec<f32>,
     /// Rows whose `first` is the captioned scene itself: its contrastive positive.
     pub anchored: Vec<usize>,
+    /// Each row's two utilities against its own caption (for comparisons across captions).
+    pub utilities: Vec<[f32; 2]>,
 }
 
 /// `n` pairs for one caption each, labelled by the utility. A share `unrelated` of them
@@ -74,10 +90,11 @@ pub fn preference(n: usize, unrelated: f64, rng: &mut impl Rng) -> Preference {
         second: Vec::new(),
         target: Vec::new(),
         anchored: Vec::new(),
+        utilities: Vec::new(),
     };
     while batch.captions.len() < n {
         let scene = Scene::random(rng);
-        let caption: Caption = caption::short_shuffled(&scene, rng);
+        let caption: Caption = preference_caption(&scene, rng);
         let (first, second) = if rng.random_bool(unrelated) {
             (Scene::random(rng), Scene::random(rng))
         } else {
@@ -105,6 +122,7 @@ pub fn preference(n: usize, unrelated: f64, rng: &mut impl Rng) -> Preference {
         batch.first.push(a.render(SIZE));
         batch.second.push(b.render(SIZE));
         batch.target.push(target);
+        batch.utilities.push([ua, ub]);
     }
     batch
 }

@@ -20,11 +20,13 @@ use prefscope_clip::model::Clip;
 use prefscope_clip::tokenizer::{ClipTokenizer, Convention};
 use prefscope_clip::weights::Checkpoint;
 use prefscope_clip::ClipError;
+use prefscope_core::longalign::split_segments;
 use prefscope_core::preprocess::{OPENAI_MEAN, OPENAI_STD};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::raster::Image;
+use data::TIE;
 
 /// The demo model's text context: short captions (up to 25 tokens) fit, long ones do not.
 pub const CONTEXT: usize = 32;
@@ -55,6 +57,12 @@ pub struct Budget {
     pub unrelated_pairs: f64,
     /// Weight of the contrastive loss kept during the preference stage.
     pub keep_contrastive: f64,
+    /// Weight of the penalty on the spread of the texts' projections on their common direction
+    /// (LongAlign's split assumes every prompt shares that direction alike).
+    pub common_direction: f64,
+    /// Weight of the preference loss between pictures of different captions, labelled by
+    /// their utilities: scores comparable across prompts.
+    pub across_prompts: f64,
     /// Steps between logged losses.
     pub log_every: usize,
 }
@@ -63,12 +71,14 @@ impl Default for Budget {
     fn default() -> Self {
         Budget {
             seed: 7,
-            contrastive_steps: 1200,
-            preference_steps: 1200,
+            contrastive_steps: 1400,
+            preference_steps: 1800,
             batch: 64,
             learning_rate: 1e-3,
             unrelated_pairs: 0.3,
             keep_contrastive: 0.5,
+            common_direction: 5.0,
+            across_prompts: 0.5,
             log_every: 50,
         }
     }
@@ -130,7 +140,10 @@ impl Trainable {
         self.log_scale.val().clamp_max(100f32.ln()).exp().reshape([1, 1])
     }
 
-    /// Normalised text embeddings `[n, projection]`.
+    /// Text embeddings `[n, projection]` as the scorer computes them: normalised for a
+    /// caption that fits the context, LongAlign's average of the normalised segment embeddings
+    /// (not renormalised) for a longer one. Training on the average is what LongAlign's own
+    /// fine-tuning does, and it puts long prompts' scores on the short ones' scale.
     pub fn texts(
         &self,
         tokenizer: &ClipTokenizer,
@@ -138,7 +151,19 @@ impl Trainable {
         device: &Device,
     ) -> Result<Tensor<2>, ClipError> {
         let end = tokenizer.end_id();
-        let tokens = captions.iter().map(|c| tokenizer.encode(c)).collect::<Result<Vec<_>, _>>()?;
+        let mut tokens = Vec::new();
+        let mut offsets = vec![0];
+        for caption in captions {
+            let whole = tokenizer.encode(caption)?;
+            if whole.truncated {
+                for segment in split_segments(caption) {
+                    tokens.push(tokenizer.encode(&segment)?);
+                }
+            } else {
+                tokens.push(whole);
+            }
+            offsets.push(tokens.len());
+        }
         let pool: Vec<usize> =
             tokens.iter().map(|t| t.ids.iter().position(|&id| id == end).unwrap_or(t.ids.len() - 1)).collect();
         let len = pool.iter().max().map_or(1, |p| p + 1);
@@ -146,8 +171,20 @@ impl Trainable {
             .iter()
             .flat_map(|t| tokenizer.padded(t)[..len].iter().map(|&id| id as i64).collect::<Vec<_>>())
             .collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [captions.len(), len]), device);
-        Ok(unit(self.clip.text.forward(ids, &pool)))
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), len]), device);
+        let segments = unit(self.clip.text.forward(ids, &pool));
+        if tokens.len() == captions.len() {
+            return Ok(segments);
+        }
+        // Row k of the average: 1/|segments| on caption k's segments.
+        let mut average = vec![0.0f32; captions.len() * tokens.len()];
+        for (k, w) in offsets.windows(2).enumerate() {
+            for s in w[0]..w[1] {
+                average[k * tokens.len() + s] = 1.0 / (w[1] - w[0]) as f32;
+            }
+        }
+        let average = Tensor::<2>::from_data(TensorData::new(average, [captions.len(), tokens.len()]), device);
+        Ok(average.matmul(segments))
     }
 
     /// Normalised image embeddings `[n, projection]`.
@@ -192,6 +229,55 @@ fn preference_loss(
     let labels: Vec<f32> = target.iter().flat_map(|&t| [t, 1.0 - t]).collect();
     let labels = Tensor::<2>::from_data(TensorData::new(labels, [n, 2]), device);
     (log_softmax(logits, 1) * labels).sum().neg().div_scalar(n as f64)
+}
+
+/// The variance over the batch of each text's projection on the batch's common direction
+/// `u = normalise(mean t)`. The text-irrelevant part `(t·u)(u·î)` of a score compares images
+/// alike across prompts only when `t·u` is the same for every prompt; long captions' segment
+/// averages otherwise drift off it.
+fn common_direction_spread(texts: Tensor<2>) -> Tensor<1> {
+    let mean = texts.clone().mean_dim(0);
+    let u = unit(mean);
+    let projections = texts.matmul(u.transpose());
+    let centred = projections.clone() - projections.mean_dim(0);
+    centred.powi_scalar(2).mean().reshape([1])
+}
+
+/// Bradley–Terry between rows' pictures under their own captions, each row against the next
+/// one (first pictures and second pictures alike), labelled by the utilities; ties left out.
+fn across_prompts_loss(
+    texts: Tensor<2>,
+    first: Tensor<2>,
+    second: Tensor<2>,
+    scale: Tensor<2>,
+    utilities: &[[f32; 2]],
+    device: &Device,
+) -> Option<Tensor<1>> {
+    let n = utilities.len();
+    if n < 2 {
+        return None;
+    }
+    let s1 = (texts.clone() * first).sum_dim(1);
+    let s2 = (texts * second).sum_dim(1);
+    let scores = Tensor::cat(vec![s1, s2], 0) * scale;
+    let next: Vec<i64> = (0..2 * n).map(|k| if k % n == n - 1 { (k + 1 - n) as i64 } else { k as i64 + 1 }).collect();
+    let next = Tensor::<1, Int>::from_data(TensorData::new(next, [2 * n]), device);
+    let margins = scores.clone() - scores.select(0, next);
+    let u: Vec<f32> = (0..2 * n).map(|k| utilities[k % n][k / n]).collect();
+    let (mut signs, mut kept) = (Vec::with_capacity(2 * n), 0usize);
+    for k in 0..2 * n {
+        let other = if k % n == n - 1 { k + 1 - n } else { k + 1 };
+        let d = u[k] - u[other];
+        signs.push(if d.abs() < TIE { 0.0 } else { d.signum() });
+        kept += usize::from(d.abs() >= TIE);
+    }
+    if kept == 0 {
+        return None;
+    }
+    let signs = Tensor::<2>::from_data(TensorData::new(signs, [2 * n, 1]), device);
+    // −log σ(sign·margin) on the untied comparisons (sign 0 contributes log 2, a constant).
+    let loss = burn::tensor::activation::softplus(margins * signs.neg(), 1.0).sum().div_scalar(kept as f64);
+    Some(loss.reshape([1]))
 }
 
 /// Warm-up over the first 5 % of steps, then cosine decay to a tenth.
@@ -244,13 +330,24 @@ pub fn train(
             let batch = data::contrastive(budget.batch, &mut rng);
             let texts = model.texts(tokenizer, &batch.captions, &device)?;
             let images = model.images(&batch.images, &device);
-            ("contrastive", contrastive_loss(images, texts, model.scale(), &device))
+            let spread = common_direction_spread(texts.clone()).mul_scalar(budget.common_direction);
+            ("contrastive", contrastive_loss(images, texts, model.scale(), &device) + spread)
         } else {
             let batch = data::preference(budget.batch / 2, budget.unrelated_pairs, &mut rng);
             let texts = model.texts(tokenizer, &batch.captions, &device)?;
             let first = model.images(&batch.first, &device);
             let second = model.images(&batch.second, &device);
-            let pref = preference_loss(texts.clone(), first.clone(), second, model.scale(), &batch.target, &device);
+            let mut pref =
+                preference_loss(texts.clone(), first.clone(), second.clone(), model.scale(), &batch.target, &device);
+            if budget.common_direction > 0.0 {
+                pref = pref + common_direction_spread(texts.clone()).mul_scalar(budget.common_direction);
+            }
+            if budget.across_prompts > 0.0 {
+                let t = (texts.clone(), first.clone(), second);
+                if let Some(across) = across_prompts_loss(t.0, t.1, t.2, model.scale(), &batch.utilities, &device) {
+                    pref = pref + across.mul_scalar(budget.across_prompts);
+                }
+            }
             let loss = if batch.anchored.len() > 1 && budget.keep_contrastive > 0.0 {
                 let rows: Vec<i64> = batch.anchored.iter().map(|&r| r as i64).collect();
                 let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch.anchored.len()]), &device);

@@ -4,7 +4,7 @@
 
 use prefscope_clip::{Backend, Encoder};
 use prefscope_core::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupFit, GroupOptions};
-use prefscope_synth::demo::model_files;
+use prefscope_synth::demo::{bundled_reference_direction, model_files};
 use prefscope_synth::raters::{pair_features, rated_pairs, RatedPair};
 
 fn fit(pairs: &[RatedPair], dim: usize, f0: &[f64], f1: &[f64], options: &GroupOptions) -> GroupFit {
@@ -42,16 +42,16 @@ fn raters_are_grouped_from_true_alignment_and_quality() {
     }
 }
 
-/// Through the demo model (the LongAlign split of each picture's score), the same raters. The
-/// issue's goals are not met yet: the demo model's relevant part follows alignment only weakly
-/// (Spearman 0.43 against the ≥ 0.6 its evaluation asks for). Measured with the committed
-/// model: two groups chosen, ARI 0.715, accuracy 0.728 single vs 0.778 groups; the bars below
-/// sit under those so that a model or fit that loses ground fails.
+/// Through the demo model (the LongAlign split of each picture's score), the same raters.
+/// Measured with the committed model: two groups chosen, ARI 0.900 (the goal, ≥ 0.8,
+/// is met and asserted), held-out accuracy 0.728 single vs 0.784 groups: +0.056 where the goal
+/// is +0.1, not met; the bar sits under it so that a model or fit that loses ground fails.
 #[test]
 fn raters_through_the_demo_models_split() {
     let encoder = Encoder::load(&model_files(), Backend::Cpu).unwrap();
     let (pairs, population) = rated_pairs(7, 40, 20);
-    let (dim, f0, f1) = pollster::block_on(pair_features(&encoder, &pairs)).unwrap();
+    let u = bundled_reference_direction();
+    let (dim, f0, f1) = pollster::block_on(pair_features(&encoder, &pairs, &u)).unwrap();
     let fit = fit(&pairs, dim, &f0, &f1, &GroupOptions::default());
     let a = ari(&fit, &population);
     println!(
@@ -59,6 +59,6 @@ fn raters_through_the_demo_models_split() {
         fit.k, fit.accuracy_single, fit.accuracy_groups
     );
     assert_eq!(fit.k, 2);
-    assert!(a >= 0.6, "ARI {a}");
-    assert!(fit.accuracy_groups >= fit.accuracy_single + 0.03, "{} vs {}", fit.accuracy_groups, fit.accuracy_single);
+    assert!(a >= 0.8, "ARI {a}");
+    assert!(fit.accuracy_groups >= fit.accuracy_single + 0.04, "{} vs {}", fit.accuracy_groups, fit.accuracy_single);
 }
