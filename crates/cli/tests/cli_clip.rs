@@ -1,22 +1,16 @@
 //! `prefscope embed` and `prefscope score` end to end on a tiny transformers checkpoint from
 //! tests/fixtures/clip, against the reference's embeddings.
 
+mod common;
+
+use common::{json_of, prefscope};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clip")
-}
-
-fn prefscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 fn floats(v: &Value) -> Vec<f64> {

@@ -1,18 +1,11 @@
 //! `prefscope demo`: the embedded shapes-world model on the demo gallery and on held-out
 //! draws, judged against the world's ground truth (alignment, quality, utility).
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{json_of, prefscope};
 
 use serde_json::Value;
-
-fn prefscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 fn f(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"))

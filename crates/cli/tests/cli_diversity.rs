@@ -2,31 +2,15 @@
 //! (tests/fixtures/diversity.json), groups, the Gaussian kernel's seed, the model path against
 //! embeddings from `prefscope embed`, and errors on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{failure, fixtures, json_of, prefscope};
+
+use std::path::Path;
 
 use arrow_array::types::Float32Type;
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray};
 use serde_json::{json, Value};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn prefscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn failure(args: &[&str]) -> String {
-    let out = prefscope(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Rows `{"id", "group", "text_embedding", "image_embedding"}` as JSON Lines.
 fn write_rows(path: &Path, text: &[Value], image: &[Value], group: impl Fn(usize) -> Value) {

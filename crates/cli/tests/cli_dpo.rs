@@ -1,8 +1,11 @@
 //! `prefscope dpo` end to end: the bundled export against TRL 1.16's numbers for it, every
 //! output format, and errors that name the file, row and column.
 
+mod common;
+
+use common::{json_of, prefscope};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -12,15 +15,6 @@ fn root() -> PathBuf {
 
 fn sample() -> PathBuf {
     root().join("tests/fixtures/dpo_sample.jsonl")
-}
-
-fn prefscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 fn close(a: f64, b: f64) -> bool {

@@ -1,32 +1,16 @@
 //! `prefscope groups` end to end against tests/fixtures/groups.json (MaxMin-RLHF's EM restated
 //! in torch), and its errors on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{failure, fixtures, json_of, prefscope};
+
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Float64Array, ListArray, RecordBatch, StringArray};
 use serde_json::{json, Value};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn prefscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().expect("run prefscope")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
-
-fn failure(args: &[&str]) -> String {
-    let out = prefscope(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn near(ours: &Value, theirs: &Value, what: &str, tolerance: f64) {
     let (a, b) = (ours.as_f64().unwrap(), theirs.as_f64().unwrap());

@@ -1,18 +1,13 @@
 //! `prefscope strength` against numpy's statement of Secrets of RLHF II's Eq. 4 and the bands
 //! (tests/fixtures/strength.py), and its errors on bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{fixtures, prefscope};
+
+use std::path::Path;
 
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn prefscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_prefscope")).args(args).output().unwrap()
-}
 
 #[test]
 fn strength_and_bands_equal_numpy() {

@@ -85,23 +85,33 @@ impl Gpu {
 }
 
 impl DevicePairs<'_> {
-    /// Records margins (similarity's matmul) and terms for one chunk and one batch of groups;
+    /// The rewards of `groups` (rows of `weights`) on the device, in f32.
+    fn rewards(&self, weights: &[f64], groups: &std::ops::Range<usize>) -> wgpu::Buffer {
+        let w: Vec<f32> = weights[groups.start * self.dim..groups.end * self.dim].iter().map(|&v| v as f32).collect();
+        self.gpu.upload("group rewards", &w)
+    }
+
+    /// Records margins (similarity's matmul) and terms for one chunk and the batch `groups` of
+    /// `k` groups, whose pair weights are those columns of `pair_weights` (`pairs × k`);
     /// returns the terms buffer.
     fn record_terms(
         &self,
         enc: &mut wgpu::CommandEncoder,
         chunk: &Chunk,
         weights: &wgpu::Buffer,
-        groups: usize,
-        pair_weights: &[f32],
+        k: usize,
+        groups: &std::ops::Range<usize>,
+        pair_weights: &[f64],
     ) -> wgpu::Buffer {
+        let pair_weights = Self::columns(pair_weights, k, chunk.pairs.clone(), groups);
+        let groups = groups.len();
         let g = self.gpu;
         let n = chunk.pairs.len();
         let margins = g.scratch("margins", (n * groups * 4) as u64);
         let mm = Params::default().u(n as u32).u(groups as u32).u(self.dim as u32).u(0).f(1.0);
         let tiles = [(groups as u32).div_ceil(64), (n as u32).div_ceil(64), 1];
         g.dispatch(enc, &SIMILARITY, "matmul", &mm, &[&chunk.z, weights, &margins], tiles);
-        let c = g.upload("pair weights", pair_weights);
+        let c = g.upload("pair weights", &pair_weights);
         let terms = g.scratch("pair terms", (n * groups * TERMS * 4) as u64);
         let p = Params::default().u(n as u32).u(self.dim as u32).u(groups as u32);
         let buffers = [(1, &margins), (2, &chunk.labels), (3, &c), (4, &terms)];
@@ -141,14 +151,11 @@ impl DevicePairs<'_> {
         let mut out = vec![0.0; self.pairs * k * TERMS];
         for groups in self.group_batches(k, 4) {
             let kb = groups.len();
-            let w: Vec<f32> =
-                weights[groups.start * self.dim..groups.end * self.dim].iter().map(|&v| v as f32).collect();
+            let rewards = self.rewards(weights, &groups);
             for chunk in &self.chunks {
                 let scope = self.gpu.scope("annotator terms")?;
                 let mut enc = self.gpu.encoder();
-                let wb = self.gpu.upload("group rewards", &w);
-                let c = Self::columns(pair_weights, k, chunk.pairs.clone(), &groups);
-                let terms = self.record_terms(&mut enc, chunk, &wb, kb, &c);
+                let terms = self.record_terms(&mut enc, chunk, &rewards, k, &groups, pair_weights);
                 let bytes = (chunk.pairs.len() * kb * TERMS * 4) as u64;
                 let read = self.gpu.finish(scope, enc, &[(&terms, bytes)]).await?;
                 for (local, row) in cast::<f32>(&read[0]).chunks_exact(kb * TERMS).enumerate() {
@@ -171,14 +178,11 @@ impl DevicePairs<'_> {
         let mut out = vec![0.0; k * block];
         for groups in self.group_batches(k, block as u64 * 4) {
             let kb = groups.len();
-            let w: Vec<f32> =
-                weights[groups.start * self.dim..groups.end * self.dim].iter().map(|&v| v as f32).collect();
+            let rewards = self.rewards(weights, &groups);
             for chunk in &self.chunks {
                 let scope = self.gpu.scope("annotator moments")?;
                 let mut enc = self.gpu.encoder();
-                let wb = self.gpu.upload("group rewards", &w);
-                let c = Self::columns(pair_weights, k, chunk.pairs.clone(), &groups);
-                let terms = self.record_terms(&mut enc, chunk, &wb, kb, &c);
+                let terms = self.record_terms(&mut enc, chunk, &rewards, k, &groups, pair_weights);
                 let m = self.gpu.scratch("moments", (kb * block * 4) as u64);
                 let p = Params::default().u(chunk.pairs.len() as u32).u(self.dim as u32).u(kb as u32);
                 let tiles = [(self.dim as u32).div_ceil(64), (self.dim as u32 + 1).div_ceil(64), kb as u32];

@@ -788,18 +788,18 @@ async fn annotated_pairs(name: &str, bytes: &[u8], gpu: Option<&prefscope_gpu::G
         let on_gpu = match gpu {
             Some(gpu) => {
                 let prepared = prepare(&annotated).map_err(|e| format!("{name}: {e}"))?;
-                match gpu.annotated_pairs(&prepared) {
+                Some(match gpu.annotated_pairs(&prepared) {
                     Ok(device) => fit_prepared(&prepared, &options, &device).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
-                }
+                })
             }
-            None => Err(String::new()),
+            None => None,
         };
         let (fit, device) = match on_gpu {
-            Ok(fit) => (fit, "webgpu".to_string()),
-            Err(why) => {
+            Some(Ok(fit)) => (fit, "webgpu".to_string()),
+            failed => {
                 let fit = fit_groups(&annotated, &options).map_err(|e| format!("{name}: {e}"))?;
-                (fit, if why.is_empty() { "cpu".to_string() } else { format!("cpu ({why})") })
+                (fit, failed.map_or("cpu".to_string(), |e| format!("cpu ({})", e.err().unwrap_or_default())))
             }
         };
         let options = GpmOptions::default();

@@ -354,10 +354,6 @@ fn pair_weights(p: &Prepared, gamma: &[Vec<f64>], k: usize) -> Vec<f64> {
     (0..p.pairs()).flat_map(|i| (0..k).map(move |g| if p.held_out[i] { 0.0 } else { gamma[p.user_of[i]][g] })).collect()
 }
 
-fn flat(weights: &[Vec<f64>]) -> Vec<f64> {
-    weights.concat()
-}
-
 /// EM for one `K`.
 async fn em<K: GroupKernels>(p: &Prepared, k: usize, o: &GroupOptions, kernels: &K) -> Result<Em, K::Error> {
     let users = p.users.len();
@@ -373,7 +369,7 @@ async fn em<K: GroupKernels>(p: &Prepared, k: usize, o: &GroupOptions, kernels: 
         let c: Vec<f64> = all.chunks_exact(k).flat_map(|row| fit.iter().map(|&g| row[g])).collect();
         fit_rewards(kernels, p, &mut weights, &fit, &c, o.ridge).await?;
         // E-step.
-        let terms = kernels.terms(&flat(&weights), k, &all).await?;
+        let terms = kernels.terms(&weights.concat(), k, &all).await?;
         let ll = user_log_likelihoods(p, &terms, k, false);
         let next: Vec<Vec<f64>> = if o.soft {
             let prior: Vec<f64> = (0..k).map(|g| gamma.iter().map(|r| r[g]).sum::<f64>() / users as f64).collect();
@@ -416,7 +412,7 @@ pub async fn fit_prepared<K: GroupKernels>(p: &Prepared, o: &GroupOptions, kerne
     for &k in &tried {
         let fit = em(p, k, o, kernels).await?;
         // The mixture's held-out likelihood: each user's held-out pairs under its groups.
-        let terms = kernels.terms(&flat(&fit.weights), k, &vec![0.0; p.pairs() * k]).await?;
+        let terms = kernels.terms(&fit.weights.concat(), k, &vec![0.0; p.pairs() * k]).await?;
         let ll = user_log_likelihoods(p, &terms, k, true);
         let total: f64 = ll
             .iter()
