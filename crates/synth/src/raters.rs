@@ -5,7 +5,9 @@
 //! should find the two populations from the labels and the pictures' features alone.
 
 use prefscope_clip::{ClipError, Encoder};
+use prefscope_core::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupFit, GroupOptions};
 use prefscope_core::longalign::decompose;
+use prefscope_core::ConfigError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -90,4 +92,65 @@ pub async fn pair_features(
     }
     let [f0, f1] = features;
     Ok((2, f0, f1))
+}
+
+/// Each pair's two feature vectors from the world's own alignment and quality (×10, a unit the
+/// fit's ridge hardly touches): the best features any scorer could give. Row-major, 2 wide.
+pub fn true_features(pairs: &[RatedPair]) -> (Vec<f64>, Vec<f64>) {
+    let side = |s: usize| -> Vec<f64> {
+        pairs.iter().flat_map(|p| [f64::from(p.truth[s].0) * 10.0, f64::from(p.truth[s].1) * 10.0]).collect()
+    };
+    (side(0), side(1))
+}
+
+/// The groups fitted to the raters' labels over features `f0`, `f1` (row-major, `dim` wide).
+pub fn fit(
+    pairs: &[RatedPair],
+    dim: usize,
+    f0: &[f64],
+    f1: &[f64],
+    options: &GroupOptions,
+) -> Result<GroupFit, ConfigError> {
+    let users: Vec<String> = pairs.iter().map(|p| p.user.clone()).collect();
+    let labels: Vec<f64> = pairs.iter().map(|p| p.label_0).collect();
+    fit_groups(&AnnotatedPairs { users: &users, dim, features_0: f0, features_1: f1, label_0: &labels }, options)
+}
+
+/// Adjusted Rand index of a fit's groups (`(user, group)` as the fit lists them) against the
+/// populations [`rated_pairs`] drew for its raters.
+pub fn population_ari(users: &[(String, usize)], population: &[usize]) -> f64 {
+    let found: Vec<usize> = users.iter().map(|(_, g)| *g).collect();
+    let truth: Vec<usize> = users
+        .iter()
+        .map(|(u, _)| {
+            // A user `rated_pairs` did not name stands alone.
+            u.strip_prefix("rater").and_then(|h| h.parse::<usize>().ok()).and_then(|h| population.get(h).copied())
+        })
+        .map(|p| p.unwrap_or(usize::MAX))
+        .collect();
+    adjusted_rand_index(&truth, &found)
+}
+
+/// What a pair's two scenes differ in (`mutate` makes one edit): `"count"`, else the first of
+/// `"shape"`, `"colour"`, `"size"` and `"position"` whose addition to the objects' facts tells
+/// the scenes apart, or `"none"`.
+pub fn edit(x: &Scene, y: &Scene) -> &'static str {
+    if x.objects.len() != y.objects.len() {
+        return "count";
+    }
+    let facts = |s: &Scene, depth: usize| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .objects
+            .iter()
+            .map(|o| format!("{:?} {:?} {:?} {:?}", o.shape, o.colour, o.size, o.position))
+            .map(|all| all.split(' ').take(depth).collect::<Vec<_>>().join(" "))
+            .collect();
+        v.sort();
+        v
+    };
+    ["shape", "colour", "size", "position"]
+        .into_iter()
+        .zip(1..)
+        .find(|&(_, depth)| facts(x, depth) != facts(y, depth))
+        .map_or("none", |(name, _)| name)
 }

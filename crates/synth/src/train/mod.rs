@@ -260,14 +260,15 @@ fn across_prompts_loss(
     let s1 = (texts.clone() * first).sum_dim(1);
     let s2 = (texts * second).sum_dim(1);
     let scores = Tensor::cat(vec![s1, s2], 0) * scale;
-    let next: Vec<i64> = (0..2 * n).map(|k| if k % n == n - 1 { (k + 1 - n) as i64 } else { k as i64 + 1 }).collect();
+    // Row k's comparison: the next row of its half (first or second pictures), wrapping.
+    let other = |k: usize| if k % n == n - 1 { k + 1 - n } else { k + 1 };
+    let next: Vec<i64> = (0..2 * n).map(|k| other(k) as i64).collect();
     let next = Tensor::<1, Int>::from_data(TensorData::new(next, [2 * n]), device);
     let margins = scores.clone() - scores.select(0, next);
     let u: Vec<f32> = (0..2 * n).map(|k| utilities[k % n][k / n]).collect();
     let (mut signs, mut kept) = (Vec::with_capacity(2 * n), 0usize);
     for k in 0..2 * n {
-        let other = if k % n == n - 1 { k + 1 - n } else { k + 1 };
-        let d = u[k] - u[other];
+        let d = u[k] - u[other(k)];
         signs.push(if d.abs() < TIE { 0.0 } else { d.signum() });
         kept += usize::from(d.abs() >= TIE);
     }
