@@ -64,7 +64,7 @@ def dpo(
     device: str = "auto",
 ) -> dict:
     """``prefscope dpo``'s report on a JSON Lines, CSV or Parquet file, or on an Arrow table or
-    stream with the same columns (DESIGN.md "DPO log-probabilities", or Diffusion-DPO rows).
+    stream with the same columns (docs/DESIGN.md "DPO log-probabilities", or "Diffusion-DPO rows").
 
     Returns ``{"metrics": {...}, "pairs": pyarrow.Table}``: the metrics under TRL's names
     (``rewards/chosen``, ``rewards/margins``, ``logps/chosen``, ``loss`` …) and one row per

@@ -5,7 +5,7 @@
 // CPU path, stage by stage (its `prefscope:*` performance marks). A benchmark: it asserts nothing.
 //
 // Environment (xtask sets it): PREFSCOPE_SITE the release build, TJS_WORK the
-// transformers.js harness's working folder (../shared/bench/transformersjs, set up), THREADS
+// transformers.js harness's working folder (set up; docs/DESIGN.md "Reference tools"), THREADS
 // (comma list; each count is run on both sides: transformers.js's WASM threads, prefscope's
 // calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu).
 import { spawn, execFileSync } from "node:child_process";

@@ -1,4 +1,4 @@
-// End-to-end tests of the built page in headless Chromium (DESIGN.md "Testing strategy"),
+// End-to-end tests of the built page in headless Chromium (docs/DESIGN.md "Testing strategy"),
 // run by `cargo xtask test` (harness.mjs says what it sets).
 // The page's numbers are compared with the CLI's on the same inputs: the CLI is the
 // reference the golden tests already tie to transformers, open_clip and TRL.

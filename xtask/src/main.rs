@@ -227,10 +227,10 @@ fn bench_web() -> Result {
     run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs)])
 }
 
-/// The transformers.js harness (../shared/bench/transformersjs, or `$PREFSCOPE_TJS`) set up in
-/// its working folder (`$TJS_WORK`, default ~/.cache/prefscope-tjs) as its README says: npm's
-/// transformers.js, ONNX exports of the random B/32 towers and the same weights as safetensors
-/// for prefscope. About ten minutes the first time; returns the folder.
+/// The transformers.js harness (docs/DESIGN.md "Reference tools"; `$PREFSCOPE_TJS` moves it)
+/// set up in its working folder (`$TJS_WORK`, default ~/.cache/prefscope-tjs) as its README
+/// says: npm's transformers.js, ONNX exports of the random B/32 towers and the same weights as
+/// safetensors for prefscope. About ten minutes the first time; returns the folder.
 fn ensure_transformersjs() -> Result<PathBuf> {
     let source = std::env::var("PREFSCOPE_TJS")
         .map(PathBuf::from)

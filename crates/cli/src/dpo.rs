@@ -16,7 +16,8 @@ use crate::output::{write_report, OutputFormat, Result};
 
 #[derive(Args, Debug)]
 pub struct DpoArgs {
-    /// Pairs in JSON Lines, CSV or Parquet (DESIGN.md "DPO log-probabilities" or Diffusion-DPO rows).
+    /// Pairs in JSON Lines, CSV or Parquet (docs/DESIGN.md "DPO log-probabilities" or
+    /// "Diffusion-DPO rows").
     #[arg(long)]
     pub input: PathBuf,
     /// Loss types, comma-separated (TRL names: sigmoid, hinge, ipo, exo_pair, nca_pair, robust,

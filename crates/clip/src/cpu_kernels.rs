@@ -1,7 +1,7 @@
-//! The CPU towers' steps: the same set as prefscope-gpu's transformer kernels (FORMULAS.md
-//! "CLIP towers"), fused the same way, over f32 slices. Matrix products go to the `gemm` crate
-//! (the kernel burn-flex itself calls, with wasm simd128 microkernels); everything else is one
-//! pass written so that LLVM vectorises it. Each step's f64 twin in
+//! The CPU towers' steps: the same set as prefscope-gpu's transformer kernels
+//! (docs/FORMULAS.md "CLIP towers"), fused the same way, over f32 slices. Matrix products go
+//! to the `gemm` crate (the kernel burn-flex itself calls, with wasm simd128 microkernels);
+//! everything else is one pass written so that LLVM vectorises it. Each step's f64 twin in
 //! `prefscope_core::transformer` is what the tests compare it with.
 
 use prefscope_core::transformer::Epilogue;

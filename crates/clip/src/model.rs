@@ -1,4 +1,4 @@
-//! The CLIP text and vision towers as burn modules (FORMULAS.md "CLIP towers"): what the demo
+//! The CLIP text and vision towers as burn modules (docs/FORMULAS.md "CLIP towers"): what the demo
 //! model is trained with (autodiff) and, natively, the benchmark's comparison rows on burn-flex
 //! and (with the `burn-wgpu` feature) burn-wgpu. The towers users run are `cpu_towers.rs` and
 //! `device_towers.rs`.

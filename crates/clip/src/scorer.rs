@@ -1,4 +1,4 @@
-//! Scorer presets (FORMULAS.md "CLIP-style scores") and the scoring of a manifest: every row's
+//! Scorer presets (docs/FORMULAS.md "CLIP-style scores") and the scoring of a manifest: every row's
 //! score, its LongAlign split against a common direction, the reweighted score, and the
 //! softmax and rank within the row's group.
 
@@ -85,7 +85,7 @@ impl Scorer {
     }
 }
 
-/// One scored manifest row (DESIGN.md `prefscope score`).
+/// One scored manifest row (docs/DESIGN.md "prefscope score").
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreRow {
     pub id: String,
@@ -204,8 +204,8 @@ impl PromptEmbeddings {
     }
 }
 
-/// The rows of `prefscope score` with the contract's column names (DESIGN.md), shared by the
-/// command and the JavaScript API so that both name them alike.
+/// The rows of `prefscope score` with the contract's column names (docs/DESIGN.md
+/// "prefscope score"), shared by the command and the JavaScript API so that both name them alike.
 pub fn rows_table(rows: &[ScoreRow]) -> OutputTable {
     let text = |f: fn(&ScoreRow) -> String| Column::Text(rows.iter().map(f).collect());
     let float = |f: fn(&ScoreRow) -> f32| Column::Float(rows.iter().map(|r| f(r) as f64).collect());

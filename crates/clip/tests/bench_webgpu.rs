@@ -1,5 +1,6 @@
-//! B/32 on WebGPU in headless Chromium, timed as ../shared/bench/transformersjs times
-//! transformers.js (`cargo xtask bench-browser`).
+//! B/32 on WebGPU in headless Chromium, timed as the transformers.js harness times
+//! transformers.js (docs/DESIGN.md "Reference tools"; `cargo xtask
+//! bench-browser`).
 #![cfg(target_arch = "wasm32")]
 
 #[path = "clip/browser_files.rs"]
@@ -19,9 +20,10 @@ fn now() -> f64 {
 }
 
 /// Times B/32 on WebGPU with random f32 weights: image batches 1 and 8 (224×224 RGBA,
-/// preprocessing included) and text batch 8, warm, as ../shared/bench/transformersjs measures
-/// transformers.js, and prints the times; checks only that every embedding came back. A
-/// benchmark, not part of `cargo xtask test`: `cargo xtask bench-browser` runs it.
+/// preprocessing included) and text batch 8, warm, as the transformers.js harness measures
+/// transformers.js (docs/DESIGN.md "Reference tools"), and prints the times; checks only that
+/// every embedding came back. A benchmark, not part of `cargo xtask test`: `cargo xtask
+/// bench-browser` runs it.
 #[wasm_bindgen_test]
 async fn bench_b32_on_webgpu() {
     let (blob, _) = random_checkpoint(B32, "b32.safetensors", false).await;

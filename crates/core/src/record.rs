@@ -1,10 +1,11 @@
-//! Row types for the input formats in DESIGN.md, and the columnar tables the formulas run on.
+//! Row types for the input formats in docs/DESIGN.md "Formats", and the columnar tables the
+//! formulas run on.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, InputError, Location};
 
-/// One preference pair with exported log-probabilities (DESIGN.md "DPO log-probabilities").
+/// One preference pair with exported log-probabilities (docs/DESIGN.md "DPO log-probabilities").
 /// Sequence values are sums over completion tokens.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DpoRecord {

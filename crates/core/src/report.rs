@@ -28,7 +28,7 @@ impl Default for ReportRequest {
     }
 }
 
-/// The per-pair value columns after `id`, in the contract's order (DESIGN.md `prefscope dpo`).
+/// The per-pair value columns after `id`, in the contract's order (docs/DESIGN.md "prefscope dpo").
 const PAIR_VALUES: [&str; 4] = ["chosen_reward", "rejected_reward", "margin", "loss"];
 
 /// Metrics and per-pair values.

@@ -1,4 +1,4 @@
-//! The CPU reference of the transformer steps the GPU towers run (FORMULAS.md "CLIP towers"):
+//! The CPU reference of the transformer steps the GPU towers run (docs/FORMULAS.md "CLIP towers"):
 //! each function is the twin of one WGSL kernel in prefscope-gpu, with the same row-major
 //! layouts, and accumulates in f64 so that a comparison measures the kernel's rounding.
 

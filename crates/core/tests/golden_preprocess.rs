@@ -1,7 +1,8 @@
 //! Image preprocessing against Pillow 12 (bit-exact: the same fixed-point taps, pass order and
 //! rounding) and
 //! against transformers 5's torchvision `CLIPImageProcessor` (within one 8-bit level, as
-//! FORMULAS.md allows), on the random RGBA images of tests/fixtures/preprocess.json.
+//! docs/FORMULAS.md "Image preprocessing" allows), on the random RGBA images of
+//! tests/fixtures/preprocess.json.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The page's one state store (DESIGN.md "View"): views read it, actions change it. Results
+//! The page's one state store (docs/DESIGN.md "View"): views read it, actions change it. Results
 //! that took the towers to compute are kept here so sliders only re-run the kernels after them.
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@ use prefscope_clip::{Backend, Precision};
 use crate::common::{cosine, floats, image, json, load, rows};
 
 /// One 8-bit level after normalisation (std ≈ 0.26): torchvision's antialiased bicubic and
-/// Pillow's agree to within it (FORMULAS.md "Image preprocessing"). A JPEG gets one more:
+/// Pillow's agree to within it (docs/FORMULAS.md "Image preprocessing"). A JPEG gets one more:
 /// libjpeg (Pillow) and zune-jpeg (the image crate) round the inverse DCT differently.
 const LEVEL: f32 = 1.0 / 255.0 / 0.26;
 

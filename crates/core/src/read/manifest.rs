@@ -1,5 +1,6 @@
-//! Scoring manifests (DESIGN.md "Formats"): CSV with a header, or JSON Lines, with `prompt`,
-//! `image` and optional `group` and `id`. Every row is kept or the read fails naming it.
+//! Scoring manifests (docs/DESIGN.md "Scoring manifest"): CSV with a header, or JSON Lines,
+//! with `prompt`, `image` and optional `group` and `id`. Every row is kept or the read fails
+//! naming it.
 
 use serde_json::Value;
 

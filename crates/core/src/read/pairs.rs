@@ -1,6 +1,7 @@
-//! Pick-a-Pic style labelled pairs (DESIGN.md "Formats"): `caption`, `jpg_0`, `jpg_1` (bytes,
-//! or a path or URL) and `label_0` (1, 0 or 0.5 for a tie), in JSON Lines or Parquet. Parquet
-//! image columns may be binary, text (paths), or Hugging Face's image struct `{bytes, path}`.
+//! Pick-a-Pic style labelled pairs (docs/DESIGN.md "Labelled pairs"): `caption`, `jpg_0`,
+//! `jpg_1` (bytes, or a path or URL) and `label_0` (1, 0 or 0.5 for a tie), in JSON Lines or
+//! Parquet. Parquet image columns may be binary, text (paths), or Hugging Face's image struct
+//! `{bytes, path}`.
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, StructArray};

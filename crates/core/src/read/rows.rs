@@ -8,7 +8,7 @@ use super::Preferences;
 
 macro_rules! columns {
     ($($variant:ident => $name:literal),* $(,)?) => {
-        /// The columns the readers know, by their names in DESIGN.md.
+        /// The columns the readers know, by their names in docs/DESIGN.md "Formats".
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum Col { $($variant),* }
         impl Col {

@@ -92,7 +92,7 @@ fn pair_rows(pairs: &[TextPair]) -> Vec<(&str, &str)> {
 }
 
 /// Per-token log-probs of the completions of `pairs` under `policy` and `reference` (both
-/// without autodiff), as DESIGN.md's DPO rows.
+/// without autodiff), as the rows of docs/DESIGN.md "DPO log-probabilities".
 fn export(
     policy: &CaptionLm,
     reference: &CaptionLm,
