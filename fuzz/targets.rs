@@ -7,10 +7,10 @@
 use bytes::Bytes;
 use prefscope_clip::tokenizer::{ClipTokenizer, Convention};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Rgba};
-use prefscope_core::longalign::split_segments;
-use prefscope_core::preprocess::{preprocess, Preset};
-use prefscope_core::read::{read_manifest, read_pairs, read_preferences, Format, Input, Preferences};
-use prefscope_core::report::{report, ReportRequest};
+use prefscope_core::io::read::{read_manifest, read_pairs, read_preferences, Format, Input, Preferences};
+use prefscope_core::preference::report::{report, ReportRequest};
+use prefscope_core::scoring::longalign::split_segments;
+use prefscope_core::scoring::preprocess::{preprocess, Preset};
 
 /// CLIP's tokenizer.json, as the fixture models use it.
 pub const TOKENIZER: &[u8] = include_bytes!("../tests/fixtures/clip/tokenizer.json");
@@ -122,7 +122,7 @@ pub fn dpo(data: &[u8]) {
 }
 
 fn parquet_in_pieces(bytes: &[u8]) -> Result<Preferences, prefscope_core::InputError> {
-    use prefscope_core::read::ParquetPieces;
+    use prefscope_core::io::read::ParquetPieces;
     let name = "input.parquet";
     let len = bytes.len() as u64;
     let footer = ParquetPieces::metadata_range(name, len, &bytes[bytes.len().saturating_sub(8)..])?;

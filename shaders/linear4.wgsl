@@ -11,10 +11,10 @@
 
 fn apply_epilogue4(v: vec4<f32>, idx: u32) -> vec4<f32> {
     switch p.epilogue {
-        case 1u: { return v / (1.0 + exp(-1.702 * v)); }
-        case 2u: { return 0.5 * v * (1.0 + erf4(v * 0.70710678118654752)); }
-        case 3u: { return y4[idx] + v; }
-        default: { return v; }
+        case EPILOGUE_QUICK_GELU: { return v / (1.0 + exp(-1.702 * v)); }
+        case EPILOGUE_GELU: { return 0.5 * v * (1.0 + erf4(v * 0.70710678118654752)); }
+        case EPILOGUE_RESIDUAL: { return y4[idx] + v; }
+        default: { return v; } // EPILOGUE_NONE
     }
 }
 

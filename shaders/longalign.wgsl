@@ -5,6 +5,8 @@ struct Params {
     rows: u32,
     cols: u32,
     dim: u32,
+    // 1: a score clamps at 0 (pick_rows; CLIPScore's convention).
+    clamp: u32,
     scale: f32,
     weight: f32,
 }
@@ -67,7 +69,7 @@ fn reweight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // The rows a manifest scores, picked from the products x and the projections y (as `split`
 // reads them): picks holds, per row, the product's index, u·image's index and text·u's index
 // in y. out: [relevant, irrelevant, score, reweighted] (rows each) in score units; the score
-// clamps at 0 when dim == 1 (CLIPScore's convention).
+// clamps at 0 when `clamp` is 1 (CLIPScore's convention).
 @group(0) @binding(4) var<storage, read> picks: array<u32>;
 
 @compute @workgroup_size(256)
@@ -82,7 +84,7 @@ fn pick_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let relevant = (x[picks[3u * r]] - irrelevant) * p.scale;
     let scaled = irrelevant * p.scale;
     var score = relevant + scaled;
-    if (p.dim == 1u) {
+    if (p.clamp == 1u) {
         score = max(score, 0.0);
     }
     out[r] = relevant;

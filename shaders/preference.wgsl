@@ -3,26 +3,48 @@
 
 struct Params {
     n: u32,
-    // 0 DPOTrainer loss types (combined), 1 CPO/SimPO, 2 ORPO, 3 KTO, 4 BCO.
+    // One of the KIND_* below.
     kind: u32,
     n_losses: u32,
-    // f-divergence: 0 reverse KL, 1 forward KL, 2 JS, 3 α.
+    // One of the FDIV_* below.
     fdiv: u32,
     beta: f32,
     eps: f32,
     alpha: f32,
     tau: f32,
-    // Batch constants from a first pass: SFT/CPO/ORPO NLL, KTO's KL, BCO's δ.
-    c0: f32,
+    // From a first pass over the batch: the NLL term (SFT, CPO's α·NLL, ORPO), KTO's KL or BCO's δ.
+    batch_constant: f32,
     // SimPO's γ or KTO's desirable weight.
-    c1: f32,
+    gamma_or_desirable: f32,
     // KTO's undesirable weight.
-    c2: f32,
-    // CPO loss: 0 sigmoid, 1 hinge, 2 ipo, 3 simpo.
+    undesirable: f32,
+    // One of the CPO_* below (KIND_CPO).
     sub: u32,
     losses: array<vec4<u32>, 4>,
     weights: array<vec4<f32>, 4>,
+    // MaPO's T and s.
+    mapo_timesteps: f32,
+    mapo_s: f32,
 }
+
+// Objective families (prefscope-gpu's params::kind).
+const KIND_PAIRWISE: u32 = 0u;
+const KIND_CPO: u32 = 1u;
+const KIND_ORPO: u32 = 2u;
+const KIND_KTO: u32 = 3u;
+const KIND_BCO: u32 = 4u;
+const KIND_DIFFUSION_DPO: u32 = 5u;
+const KIND_MAPO: u32 = 6u;
+// CPO's loss variants (params::cpo_loss).
+const CPO_SIGMOID: u32 = 0u;
+const CPO_HINGE: u32 = 1u;
+const CPO_IPO: u32 = 2u;
+const CPO_SIMPO: u32 = 3u;
+// f-divergences of the log-ratios (params::fdiv).
+const FDIV_REVERSE_KL: u32 = 0u;
+const FDIV_FORWARD_KL: u32 = 1u;
+const FDIV_JS: u32 = 2u;
+const FDIV_ALPHA: u32 = 3u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pc: array<vec2<f32>>;
@@ -48,9 +70,9 @@ fn stride() -> u32 {
 
 fn fscore(lr: f32) -> f32 {
     switch p.fdiv {
-        case 1u: { return -expm1(-lr); }
-        case 2u: { return 0.6931472 + log_sigmoid(lr); }
-        case 3u: {
+        case FDIV_FORWARD_KL: { return -expm1(-lr); }
+        case FDIV_JS: { return 0.6931472 + log_sigmoid(lr); }
+        case FDIV_ALPHA: {
             if (abs(p.alpha - 1.0) < 1e-6) {
                 return lr;
             }
@@ -112,7 +134,7 @@ fn pair_loss(id: u32, i: u32, c: f32, r: f32, sc: f32, sr: f32, lc: f32, lr: f32
         case 10u: { return sigmoid(-beta * c) + sigmoid(beta * r); }
         case 11u: {
             var down = sigmoid(-x);
-            if (p.fdiv != 0u) {
+            if (p.fdiv != FDIV_REVERSE_KL) {
                 down = sigmoid(-beta * (c - r));
             }
             return sigmoid(beta * c) + down;
@@ -121,7 +143,7 @@ fn pair_loss(id: u32, i: u32, c: f32, r: f32, sc: f32, sr: f32, lc: f32, lr: f32
             let z = x / p.tau;
             return sigmoid(-z) * -log_sigmoid(x) + exp(log_sigmoid(z) - x);
         }
-        case 13u: { return p.c0; }
+        case 13u: { return p.batch_constant; }
         case 14u: { return -log_sigmoid(beta * avg); }
         default: { return smoothed(x, eps); }
     }
@@ -150,7 +172,7 @@ fn pair_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var aux0 = 0.0;
     var aux1 = 0.0;
     switch p.kind {
-        case 0u: {
+        case KIND_PAIRWISE: {
             let sc = fscore(c);
             let sr = fscore(r);
             for (var k = 0u; k < p.n_losses; k++) {
@@ -161,9 +183,9 @@ fn pair_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                 }
             }
         }
-        case 1u: {
+        case KIND_CPO: {
             var logits = diff2(pc[i], pr[i]);
-            if (p.sub >= 2u) {
+            if (p.sub == CPO_IPO || p.sub == CPO_SIMPO) {
                 xc = logp_c / len.x;
                 xr = logp_r / len.y;
                 logits = xc - xr;
@@ -171,38 +193,40 @@ fn pair_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             reward_c = beta * xc;
             reward_r = beta * xr;
             switch p.sub {
-                case 1u: { loss = max(1.0 - beta * logits, 0.0); }
-                case 2u: {
+                case CPO_HINGE: { loss = max(1.0 - beta * logits, 0.0); }
+                case CPO_IPO: {
                     let d = logits - 1.0 / (2.0 * beta);
                     loss = d * d;
                 }
                 default: {
+                    // CPO_SIGMOID, CPO_SIMPO
                     var shift = 0.0;
-                    if (p.sub == 3u) {
-                        shift = p.c1 / beta;
+                    if (p.sub == CPO_SIMPO) {
+                        shift = p.gamma_or_desirable / beta;
                     }
                     loss = smoothed(beta * (logits - shift), eps);
                 }
             }
-            loss += p.c0;
+            loss += p.batch_constant;
         }
-        case 2u: {
+        case KIND_ORPO: {
             xc = logp_c / len.x;
             xr = logp_r / len.y;
             reward_c = beta * xc;
             reward_r = beta * xr;
             aux0 = (xc - xr) - (log1mexp(xc) - log1mexp(xr));
             aux1 = log_sigmoid(aux0);
-            loss = p.c0 - beta * aux1;
+            loss = p.batch_constant - beta * aux1;
         }
-        case 3u: {
-            let kl = p.c0;
-            aux0 = p.c1 * sigmoid(-beta * (c - kl));
-            aux1 = p.c2 * sigmoid(-beta * (kl - r));
+        case KIND_KTO: {
+            let kl = p.batch_constant;
+            aux0 = p.gamma_or_desirable * sigmoid(-beta * (c - kl));
+            aux1 = p.undesirable * sigmoid(-beta * (kl - r));
             loss = 0.5 * (aux0 + aux1);
         }
         default: {
-            let delta = p.c0;
+            // KIND_BCO
+            let delta = p.batch_constant;
             aux0 = -log_sigmoid(beta * c - delta);
             aux1 = -log_sigmoid(-(beta * r - delta));
             loss = 0.5 * (aux0 + aux1);
@@ -251,7 +275,7 @@ fn diffusion_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let o = i * 8u;
     let mw = pc[i];
     let ml = pr[i];
-    if (p.kind == 5u) {
+    if (p.kind == KIND_DIFFUSION_DPO) {
         let rw = rc[i];
         let rl = rr[i];
         let scale = -0.5 * p.beta;
@@ -265,10 +289,11 @@ fn diffusion_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         out[o + 6u] = 0.5 * (val2(rw) + val2(rl));
         out[o + 7u] = 0.0;
     } else {
-        let fc = x_over_expm1(p.c1 * val2(mw));
-        let fr = x_over_expm1(p.c1 * val2(ml));
-        let margin = odds_difference(p.c1 * val2(mw), p.c1 * val2(ml), p.c1 * diff2(mw, ml));
-        let ratio = log_sigmoid(p.c0 * margin);
+        // KIND_MAPO
+        let fc = x_over_expm1(p.mapo_s * val2(mw));
+        let fr = x_over_expm1(p.mapo_s * val2(ml));
+        let margin = odds_difference(p.mapo_s * val2(mw), p.mapo_s * val2(ml), p.mapo_s * diff2(mw, ml));
+        let ratio = log_sigmoid(p.mapo_timesteps * margin);
         out[o] = fc;
         out[o + 1u] = fr;
         out[o + 2u] = margin;

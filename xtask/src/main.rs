@@ -19,7 +19,7 @@ const BROWSER_CRATES: &[&str] =
 pub(crate) const WASM_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128";
 
 /// The features `cargo xtask test` builds the workspace's tests with.
-pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
+pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train,prefscope-clip/burn";
 
 /// Crates whose `browser` test suite (wasm-bindgen-test) runs in headless Chromium.
 const BROWSER_TESTS: &[&str] = &["prefscope-gpu", "prefscope-clip"];
@@ -232,12 +232,11 @@ fn bench_web() -> Result {
 /// says: npm's transformers.js, ONNX exports of the random B/32 towers and the same weights as
 /// safetensors for prefscope. About ten minutes the first time; returns the folder.
 fn ensure_transformersjs() -> Result<PathBuf> {
-    let source = std::env::var("PREFSCOPE_TJS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("../shared/bench/transformersjs"));
+    let source =
+        std::env::var("PREFSCOPE_TJS").map(PathBuf::from).unwrap_or_else(|_| root().join("web/bench/transformersjs"));
     if !source.join("run.mjs").exists() {
         return Err(format!(
-            "{} has no transformers.js harness: set PREFSCOPE_TJS to its folder (shared/bench/transformersjs)",
+            "{} has no transformers.js harness: set PREFSCOPE_TJS to its folder (web/bench/transformersjs)",
             source.display()
         ));
     }
@@ -268,7 +267,7 @@ fn ensure_transformersjs() -> Result<PathBuf> {
     if !work.join("models/clip-b32-random/hf/model.safetensors").exists() {
         let python = root().join(".venv-reference/bin/python");
         if !python.exists() {
-            return Err("the ONNX export needs .venv-reference: run ../shared/tools/reference-venv.sh".into());
+            return Err("the ONNX export needs .venv-reference: run tools/reference-venv.sh".into());
         }
         let python = python.to_str().ok_or("path")?.to_string();
         run(&python, &["-m", "pip", "install", "-q", "onnx", "onnxscript", "onnxruntime"])?;
@@ -341,7 +340,7 @@ fn fixtures() -> Result {
     let root = root();
     let venv = root.join(".venv-reference");
     if !venv.join("bin/python").exists() {
-        let script = root.join("../shared/tools/reference-venv.sh");
+        let script = root.join("tools/reference-venv.sh");
         run("bash", &[script.to_str().ok_or("path")?, venv.to_str().ok_or("path")?])?;
     }
     let pip = venv.join("bin/pip");

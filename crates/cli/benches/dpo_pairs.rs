@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use prefscope_core::dpo::compare;
-use prefscope_core::dpo::PairwiseParams;
-use prefscope_core::read::{read_preferences, Input, Preferences};
+use prefscope_core::io::read::{read_preferences, Input, Preferences};
+use prefscope_core::preference::dpo::compare;
+use prefscope_core::preference::dpo::PairwiseParams;
 
 const PAIRS: usize = 1_000_000;
 const REPEATS: usize = 5;
@@ -124,7 +124,7 @@ fn decode_only(path: &Path) -> Duration {
 fn numpy_baseline(path: &Path) -> Option<(f64, f64)> {
     let python = root().join(".venv-reference/bin/python");
     if !python.exists() {
-        println!("(numpy baseline skipped: no .venv-reference; build it with ../shared/tools/reference-venv.sh)");
+        println!("(numpy baseline skipped: no .venv-reference; build it with tools/reference-venv.sh)");
         return None;
     }
     let out = Command::new(python)

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
-use prefscope_clip::precision::dtype_name;
+
 use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::longalign::DEFAULT_REWEIGHT;
-use prefscope_core::preprocess::Preset;
-use prefscope_core::read::read_manifest;
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::read_manifest;
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::longalign::DEFAULT_REWEIGHT;
+use prefscope_core::scoring::preprocess::Preset;
 use prefscope_gpu::block_on;
 
 use crate::device::Device;
@@ -127,7 +127,7 @@ impl ModelArgs {
 pub fn load(args: &ModelArgs) -> Result<Encoder> {
     let files = ModelFiles::from_dir(&args.model)?;
     let mut encoder = Encoder::load_with(&files, backend(args.device)?, args.precision)?;
-    eprintln!("towers compute in {}", dtype_name(encoder.dtype()));
+    eprintln!("towers compute in {}", encoder.dtype().name());
     encoder.batch = args.batch.max(1);
     Ok(encoder)
 }
@@ -209,7 +209,7 @@ pub fn embed(args: &EmbedArgs) -> Result<()> {
             for (text, embedded) in chunk.iter().zip(block_on(encoder.embed_texts(chunk))?) {
                 kinds.push("text".to_string());
                 inputs.push(text.clone());
-                vectors.push(prefscope_core::embedding::normalize(&embedded.vector));
+                vectors.push(prefscope_core::scoring::embedding::normalize(&embedded.vector));
             }
             if let Some(bar) = &bar {
                 bar.inc(chunk.len() as u64);

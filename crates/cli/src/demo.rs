@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use clap::Args;
 use prefscope_clip::scorer::Scorer;
 use prefscope_clip::Encoder;
-use prefscope_core::dpo::{LossType, PairwiseParams};
-use prefscope_core::longalign::DEFAULT_REWEIGHT;
-use prefscope_core::read::Preferences;
-use prefscope_core::report::{report, ReportRequest};
-use prefscope_core::tokens::token_rewards;
+use prefscope_core::io::read::Preferences;
+use prefscope_core::preference::dpo::{LossType, PairwiseParams};
+use prefscope_core::preference::report::{report, ReportRequest};
+use prefscope_core::preference::tokens::token_rewards;
+use prefscope_core::scoring::longalign::DEFAULT_REWEIGHT;
 use prefscope_core::DpoTable;
 use prefscope_gpu::block_on;
 use prefscope_synth::demo::{self, GalleryRow};
@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::device::Device;
 use crate::output::Result;
-use prefscope_core::write::metrics_json;
+use prefscope_core::io::write::metrics_json;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve};
 use prefscope_clip::Rgba;
-use prefscope_core::diversity::{split_by_group, Kernel, Paired, SetSplit};
-use prefscope_core::read::{read_embedding_pairs, read_manifest, EmbeddingPairs};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::{read_embedding_pairs, read_manifest, EmbeddingPairs};
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::scoring::diversity::{split_by_group, Kernel, Paired, SetSplit};
 use prefscope_gpu::block_on;
 use serde_json::{json, Value};
 
@@ -135,7 +135,7 @@ fn embed_manifest(args: &DiversityArgs, model: &Path, manifest: &Path) -> Result
     let mut text_vectors = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(encoder.batch) {
         for embedded in block_on(encoder.embed_texts(chunk))? {
-            text_vectors.push(prefscope_core::embedding::normalize(&embedded.vector));
+            text_vectors.push(prefscope_core::scoring::embedding::normalize(&embedded.vector));
         }
     }
     let paths: Vec<PathBuf> = rows.iter().map(|r| resolve(manifest, &r.image)).collect();

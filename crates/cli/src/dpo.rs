@@ -4,11 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
-use prefscope_core::dpo::{FDivergence, PairwiseParams};
-use prefscope_core::read::{read_preferences, Input, Preferences, Progress};
-use prefscope_core::report::{report, ReportRequest};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::{read_preferences, Input, Preferences, Progress};
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
+use prefscope_core::preference::report::{report, ReportOptions};
 use prefscope_gpu::block_on;
 
 use crate::device::{self, Device};
@@ -76,7 +75,7 @@ fn progress_bar(path: &std::path::Path) -> Option<ProgressBar> {
 fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
     let name = args.input.display().to_string();
     let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let lists = prefscope_core::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
+    let lists = prefscope_core::io::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
     let evaluation = evaluate_lists(objective, &lists, args.beta, args.sft_weight)?;
     let table = OutputTable::new(vec![
         ("id".into(), Column::Text(lists.into_iter().map(|l| l.id).collect())),
@@ -100,16 +99,15 @@ pub fn run(args: &DpoArgs) -> Result<()> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let request = ReportRequest {
-        objective: args.loss.clone(),
+    let request = ReportOptions {
+        loss: Some(args.loss.clone()),
         weights: args.weights.clone(),
         beta: args.beta,
-        params: PairwiseParams {
-            label_smoothing: args.label_smoothing,
-            f_divergence: FDivergence::parse(&args.f_divergence, args.f_alpha)?,
-            ..PairwiseParams::default()
-        },
-    };
+        label_smoothing: Some(args.label_smoothing),
+        f_divergence: Some(args.f_divergence.clone()),
+        f_alpha: Some(args.f_alpha),
+    }
+    .request()?;
     let result = match device::open(args.device)? {
         Some(gpu) => block_on(gpu.report(&data, &request))?,
         None => report(&data, &request)?,

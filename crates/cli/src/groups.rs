@@ -7,13 +7,13 @@ use bytes::Bytes;
 use clap::Args;
 use prefscope_clip::pipeline::{embed_images_batched, resolve};
 use prefscope_clip::Rgba;
-use prefscope_core::gpm::{fit_gpm, GpmOptions};
-use prefscope_core::groups::{
+use prefscope_core::io::read::{read_annotated_pairs, read_pairs, AnnotatedRows};
+use prefscope_core::io::record::ImageRef;
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::preference::gpm::{fit_gpm, GpmOptions};
+use prefscope_core::preference::groups::{
     distinct_items, fit_groups, fit_prepared, prepare, worst_group, AnnotatedPairs, GroupFit, GroupOptions,
 };
-use prefscope_core::read::{read_annotated_pairs, read_pairs, AnnotatedRows};
-use prefscope_core::record::ImageRef;
-use prefscope_core::write::{Column, OutputTable};
 use prefscope_gpu::{block_on, Gpu, GroupsError};
 use serde_json::{json, Value};
 

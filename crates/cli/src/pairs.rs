@@ -8,10 +8,10 @@ use clap::Args;
 use prefscope_clip::pairs::{ensemble_differences, pair_metrics, pair_probabilities, predicted};
 use prefscope_clip::scorer::Scorer;
 use prefscope_clip::Rgba;
-use prefscope_core::read::read_pairs;
-use prefscope_core::record::ImageRef;
-use prefscope_core::strength::{bands, check_bands, pair_strength, Band};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::read_pairs;
+use prefscope_core::io::record::ImageRef;
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::preference::strength::{bands, check_bands, pair_strength, Band};
 use prefscope_gpu::block_on;
 
 use crate::clip::{load, ModelArgs};
@@ -35,7 +35,7 @@ pub struct PairsArgs {
     #[arg(long, value_delimiter = ',')]
     pub strength: Option<Vec<String>>,
     /// Percentiles of the strength that end `likely_wrong`, `ambiguous` and `clear`.
-    #[arg(long, value_delimiter = ',', default_values_t = prefscope_core::strength::DEFAULT_BANDS.to_vec(), allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', default_values_t = prefscope_core::preference::strength::DEFAULT_BANDS.to_vec(), allow_hyphen_values = true)]
     pub bands: Vec<f64>,
 }
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
-use prefscope_core::read::read_ensemble;
-use prefscope_core::strength::{bands, check_bands, pair_strength, Band, DEFAULT_BANDS};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::read_ensemble;
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::preference::strength::{bands, check_bands, pair_strength, Band, DEFAULT_BANDS};
 use serde_json::json;
 
 use crate::output::{write_summarised, OutputFormat, Result};

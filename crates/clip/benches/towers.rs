@@ -120,7 +120,7 @@ fn torch(batch: usize) -> Option<serde_json::Value> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = root.join(".venv-reference/bin/python");
     if !python.exists() {
-        println!("(PyTorch baseline skipped: no .venv-reference; ../shared/tools/reference-venv.sh builds it)");
+        println!("(PyTorch baseline skipped: no .venv-reference; tools/reference-venv.sh builds it)");
         return None;
     }
     let out = std::process::Command::new(python)

@@ -2,11 +2,12 @@
 //! benchmark's comparison rows (burn-flex on the CPU, burn-wgpu behind the `burn-wgpu`
 //! feature). The page never links them: its towers are prefscope's own kernels on both paths.
 
-use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::ClipConfig;
 use crate::error::ClipError;
-use crate::model::Clip;
+use crate::model::{burn_dtype, Clip};
+use crate::precision::Dtype;
 use crate::weights::{Checkpoint, Source};
 
 pub struct BurnClip {
@@ -19,9 +20,9 @@ impl BurnClip {
         config: &ClipConfig,
         ckpt: &Checkpoint<S>,
         device: Device,
-        dtype: FloatDType,
+        dtype: Dtype,
     ) -> Result<Self, ClipError> {
-        Ok(BurnClip { model: Clip::load_from(config, ckpt, &device, dtype).await?, device })
+        Ok(BurnClip { model: Clip::load_from(config, ckpt, &device, burn_dtype(dtype)).await?, device })
     }
 
     /// Unnormalised text embeddings, as [`crate::cpu_towers::CpuClip::embed_text`].

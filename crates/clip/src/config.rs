@@ -3,7 +3,7 @@
 //! reference libraries use when a key is absent); anything this crate cannot run is refused
 //! here, by name, before a byte of weights is read.
 
-use prefscope_core::preprocess::{OPENAI_MEAN, OPENAI_STD};
+use prefscope_core::scoring::preprocess::{OPENAI_MEAN, OPENAI_STD};
 use serde_json::{Map, Value};
 
 use crate::error::ClipError;

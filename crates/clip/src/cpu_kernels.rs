@@ -2,9 +2,9 @@
 //! (docs/FORMULAS.md "CLIP towers"), fused the same way, over f32 slices. Matrix products go
 //! to the `gemm` crate (the kernel burn-flex itself calls, with wasm simd128 microkernels);
 //! everything else is one pass written so that LLVM vectorises it. Each step's f64 twin in
-//! `prefscope_core::transformer` is what the tests compare it with.
+//! `prefscope_core::scoring::transformer` is what the tests compare it with.
 
-use prefscope_core::transformer::Epilogue;
+use prefscope_core::scoring::transformer::Epilogue;
 
 /// Threads for one matrix product: every core natively, one in wasm (the page splits batches
 /// across Web Workers instead).
@@ -205,7 +205,7 @@ pub fn exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prefscope_core::transformer as twin;
+    use prefscope_core::scoring::transformer as twin;
 
     /// Deterministic values in [-2, 2).
     fn values(n: usize, seed: u64) -> Vec<f32> {

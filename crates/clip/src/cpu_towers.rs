@@ -1,14 +1,15 @@
-//! The CLIP towers on the CPU: the GPU towers' program (`device_towers.rs`) step for step over
-//! the fused CPU kernels of `cpu_kernels.rs`, weights and activations in f32. This is the
-//! page's path without WebGPU and the command line's `--device cpu`; docs/ARCHITECTURE.md says
-//! why it replaced burn-flex there. Embeddings come back unnormalised (the encoder normalises).
+//! The CLIP towers on the CPU: the tower program (`tower.rs`) over the fused CPU kernels of
+//! `cpu_kernels.rs`, weights and activations in f32. This is the page's path without WebGPU
+//! and the command line's `--device cpu`; docs/ARCHITECTURE.md says why it replaced burn-flex
+//! there. Embeddings come back unnormalised (the encoder normalises).
 
-use prefscope_core::transformer::{embed_tokens, im2col, vision_tokens, Epilogue};
+use prefscope_core::scoring::transformer::{embed_tokens, im2col, vision_tokens, Epilogue};
 
-use crate::config::{Activation, ClipConfig, Tower};
+use crate::config::ClipConfig;
 use crate::cpu_kernels::{attention, layer_norm, linear};
 use crate::error::ClipError;
-use crate::weights::{Checkpoint, LayerParts, Loader, NormParts, Source, Target, TextParts, VisionParts};
+use crate::tower::{self, Scratch, TowerOps};
+use crate::weights::{Checkpoint, Loader, NormParts, Source, Target, TextParts, VisionParts};
 
 /// Every tensor stays as read: f32, `x · W` orientation.
 struct HostTarget;
@@ -34,30 +35,108 @@ impl Target for HostTarget {
     }
 }
 
-/// Activations of one batch of `rows = batch·tokens` token rows.
-struct Scratch {
-    /// The residual stream.
-    x: Vec<f32>,
-    /// LayerNorm outputs.
-    h: Vec<f32>,
-    qkv: Vec<f32>,
-    context: Vec<f32>,
-    mlp: Vec<f32>,
+/// The tower operations on the CPU: each runs when called, over host vectors.
+#[derive(Default)]
+struct CpuOps {
     /// One head's attention scores.
     scores: Vec<f32>,
 }
 
-impl Scratch {
-    fn new(tower: &Tower, rows: usize, tokens: usize) -> Self {
-        let w = tower.width;
-        Scratch {
-            x: vec![0.0; rows * w],
-            h: vec![0.0; rows * w],
-            qkv: vec![0.0; rows * 3 * w],
-            context: vec![0.0; rows * w],
-            mlp: vec![0.0; rows * tower.mlp],
-            scores: vec![0.0; tokens * tokens],
-        }
+impl TowerOps for CpuOps {
+    type Matrix = Vec<f32>;
+    type Vector = Vec<f32>;
+    type Act = Vec<f32>;
+    type Ids = Vec<u32>;
+
+    fn ids(&mut self, ids: &[u32]) -> Result<Vec<u32>, ClipError> {
+        Ok(ids.to_vec())
+    }
+
+    fn zeros(&mut self, _: &'static str, len: usize) -> Result<Vec<f32>, ClipError> {
+        Ok(vec![0.0; len])
+    }
+
+    fn linear(
+        &mut self,
+        x: &Vec<f32>,
+        rows: usize,
+        k: usize,
+        w: &Vec<f32>,
+        n: usize,
+        bias: Option<&Vec<f32>>,
+        epilogue: Epilogue,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        linear(x, rows, k, w, n, bias.map(Vec::as_slice), epilogue, out);
+        Ok(())
+    }
+
+    fn layer_norm(
+        &mut self,
+        x: &Vec<f32>,
+        width: usize,
+        rows: usize,
+        gather: Option<&Vec<u32>>,
+        norm: &NormParts<Vec<f32>>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        let x = if gather.is_some() { x } else { &x[..rows * width] };
+        layer_norm(x, width, gather.map(Vec::as_slice), &norm.gamma, &norm.beta, norm.eps as f32, out);
+        Ok(())
+    }
+
+    fn attention(
+        &mut self,
+        qkv: &Vec<f32>,
+        batch: usize,
+        tokens: usize,
+        heads: usize,
+        head_dim: usize,
+        causal: bool,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        self.scores.resize(tokens * tokens, 0.0);
+        attention(qkv, batch, tokens, heads, head_dim, causal, &mut self.scores, out);
+        Ok(())
+    }
+
+    fn embed_tokens(
+        &mut self,
+        ids: &Vec<u32>,
+        table: &Vec<f32>,
+        positions: &Vec<f32>,
+        width: usize,
+        tokens: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        *out = embed_tokens(table, positions, width, ids, tokens);
+        Ok(())
+    }
+
+    fn im2col(
+        &mut self,
+        pixels: &Vec<f32>,
+        batch: usize,
+        size: usize,
+        patch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        *out = im2col(pixels, batch, size, patch);
+        Ok(())
+    }
+
+    fn vision_tokens(
+        &mut self,
+        patches: &Vec<f32>,
+        class: &Vec<f32>,
+        positions: &Vec<f32>,
+        batch: usize,
+        tokens: usize,
+        width: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ClipError> {
+        *out = vision_tokens(patches, class, &positions[..tokens * width], batch, width);
+        Ok(())
     }
 }
 
@@ -73,88 +152,19 @@ impl CpuClip {
         Ok(CpuClip { config: config.clone(), text: loader.text(config).await?, vision: loader.vision(config).await? })
     }
 
-    /// The encoder layers over the residual stream `s.x` of `batch` sequences of `tokens`.
-    fn layers(
-        layers: &[LayerParts<Vec<f32>, Vec<f32>>],
-        tower: &Tower,
-        s: &mut Scratch,
-        batch: usize,
-        tokens: usize,
-        causal: bool,
-    ) {
-        let (w, m, rows) = (tower.width, tower.mlp, batch * tokens);
-        let eps = tower.eps as f32;
-        let act = match tower.activation {
-            Activation::QuickGelu => Epilogue::QuickGelu,
-            Activation::Gelu => Epilogue::Gelu,
-        };
-        let norm =
-            |x: &[f32], n: &NormParts<Vec<f32>>, out: &mut [f32]| layer_norm(x, w, None, &n.gamma, &n.beta, eps, out);
-        for l in layers {
-            norm(&s.x, &l.ln1, &mut s.h);
-            linear(&s.h, rows, w, &l.qkv.weight, 3 * w, l.qkv.bias.as_deref(), Epilogue::None, &mut s.qkv);
-            attention(&s.qkv, batch, tokens, tower.heads, w / tower.heads, causal, &mut s.scores, &mut s.context);
-            linear(&s.context, rows, w, &l.out.weight, w, l.out.bias.as_deref(), Epilogue::Residual, &mut s.x);
-            norm(&s.x, &l.ln2, &mut s.h);
-            linear(&s.h, rows, w, &l.fc1.weight, m, l.fc1.bias.as_deref(), act, &mut s.mlp);
-            linear(&s.mlp, rows, m, &l.fc2.weight, w, l.fc2.bias.as_deref(), Epilogue::Residual, &mut s.x);
-        }
-    }
-
-    /// The final LayerNorm of the residual rows `pooled`, then the projection.
-    fn project(
-        &self,
-        s: &Scratch,
-        tower: &Tower,
-        pooled: &[u32],
-        norm: &NormParts<Vec<f32>>,
-        projection: &[f32],
-    ) -> Vec<f32> {
-        let (w, p, batch) = (tower.width, self.config.projection, pooled.len());
-        let mut picked = vec![0.0; batch * w];
-        layer_norm(&s.x, w, Some(pooled), &norm.gamma, &norm.beta, tower.eps as f32, &mut picked);
-        let mut out = vec![0.0; batch * p];
-        linear(&picked, batch, w, projection, p, None, Epilogue::None, &mut out);
-        out
-    }
-
     /// Text embeddings: `ids` holds `tokens` ids per text (checked against the vocabulary by
     /// the caller), `pool[b]` the position pooled for text `b`.
-    pub fn embed_text(&self, ids: &[u32], tokens: usize, pool: &[usize]) -> Vec<f32> {
-        let tower = &self.config.text.tower;
-        let t = &self.text;
-        let batch = pool.len();
-        let mut s = Scratch::new(tower, batch * tokens, tokens);
-        s.x = embed_tokens(&t.token_embedding, &t.position_embedding, tower.width, ids, tokens);
-        Self::layers(&t.layers, tower, &mut s, batch, tokens, true);
-        let pooled: Vec<u32> = pool.iter().enumerate().map(|(b, &p)| (b * tokens + p) as u32).collect();
-        self.project(&s, tower, &pooled, &t.final_norm, &t.projection)
+    pub fn embed_text(&self, ids: Vec<u32>, tokens: usize, pool: &[usize]) -> Result<Vec<f32>, ClipError> {
+        let mut ops = CpuOps::default();
+        let mut s = Scratch::new(&mut ops, &self.config.text.tower, pool.len() * tokens)?;
+        tower::text(&mut ops, &self.text, &self.config, &mut s, &ids, tokens, pool)
     }
 
     /// Image embeddings of preprocessed `pixels: [batch, 3, size, size]`.
-    pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Vec<f32> {
-        let v = &self.config.vision;
-        let (tower, size, patch) = (&v.tower, v.image_size, v.patch_size);
-        let (tokens, w) = (v.patches() + 1, tower.width);
-        let vt = &self.vision;
-        let cols = im2col(pixels, batch, size, patch);
-        let mut patches = vec![0.0; batch * v.patches() * w];
-        linear(
-            &cols,
-            batch * v.patches(),
-            3 * patch * patch,
-            &vt.patch_embedding,
-            w,
-            None,
-            Epilogue::None,
-            &mut patches,
-        );
-        let mut s = Scratch::new(tower, batch * tokens, tokens);
-        let embedded = vision_tokens(&patches, &vt.class_embedding, &vt.position_embedding, batch, w);
-        let pre = &vt.pre_norm;
-        layer_norm(&embedded, w, None, &pre.gamma, &pre.beta, tower.eps as f32, &mut s.x);
-        Self::layers(&vt.layers, tower, &mut s, batch, tokens, false);
-        let pooled: Vec<u32> = (0..batch).map(|b| (b * tokens) as u32).collect();
-        self.project(&s, tower, &pooled, &vt.post_norm, &vt.projection)
+    pub fn embed_pixels(&self, pixels: Vec<f32>, batch: usize) -> Result<Vec<f32>, ClipError> {
+        let mut ops = CpuOps::default();
+        let tokens = self.config.vision.patches() + 1;
+        let mut s = Scratch::new(&mut ops, &self.config.vision.tower, batch * tokens)?;
+        tower::vision(&mut ops, &self.vision, &self.config, &mut s, &pixels, batch)
     }
 }

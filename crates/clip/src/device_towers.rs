@@ -1,19 +1,20 @@
 //! The CLIP towers on prefscope-gpu's own WGSL kernels (docs/ARCHITECTURE.md says why they
-//! are hand-written): weights uploaded once (f32, or f16 under the [`crate::Precision`]
+//! are hand-written), running the tower program (`tower.rs`): weights uploaded once (f32, or f16 under the [`crate::Precision`]
 //! rules), every dispatch of a batch recorded into one pass and submitted once, activation
 //! buffers kept between batches, pixels preprocessed on the device straight into the patch
 //! rows. The embeddings come back L2-normalised.
 
 use std::sync::Mutex;
 
-use prefscope_core::preprocess::Preset;
-use prefscope_core::transformer::Epilogue;
+use prefscope_core::scoring::preprocess::Preset;
+use prefscope_core::scoring::transformer::Epilogue;
 use prefscope_gpu::{Gpu, Pass, Tensor};
 
-use crate::config::{Activation, ClipConfig, Tower};
+use crate::config::{ClipConfig, Tower};
 use crate::error::ClipError;
 use crate::image::Rgba;
-use crate::weights::{Checkpoint, LayerParts, Loader, NormParts, Source, Target, TextParts, VisionParts};
+use crate::tower::{self, Scratch, TowerOps};
+use crate::weights::{Checkpoint, Loader, NormParts, Source, Target, TextParts, VisionParts};
 
 /// Weights go to the device as they are read: the host holds one tensor at a time (with a
 /// streamed [`Source`], not the file either).
@@ -51,47 +52,117 @@ impl Target for DeviceTarget<'_> {
     }
 }
 
-/// Activation buffers for `rows` token rows of one tower, reused across layers and batches.
-struct Scratch {
-    rows: usize,
-    /// The residual stream.
-    x: Tensor,
-    /// LayerNorm outputs (and the vision tokens before `pre_layrnorm`).
-    h: Tensor,
-    qkv: Tensor,
-    context: Tensor,
-    mlp: Tensor,
+/// The tower operations on the GPU: each records its kernel into one pass.
+struct PassOps<'a, 'g> {
+    gpu: &'g Gpu,
+    pass: &'a mut Pass<'g>,
 }
 
-impl Scratch {
-    fn new(gpu: &Gpu, tower: &Tower, rows: usize) -> Result<Self, ClipError> {
-        let w = tower.width;
-        Ok(Scratch {
-            rows,
-            x: gpu.zeros("residual stream", rows * w)?,
-            h: gpu.zeros("normalised", rows * w)?,
-            qkv: gpu.zeros("qkv", rows * 3 * w)?,
-            context: gpu.zeros("attention context", rows * w)?,
-            mlp: gpu.zeros("mlp hidden", rows * tower.mlp)?,
-        })
+impl TowerOps for PassOps<'_, '_> {
+    type Matrix = Tensor;
+    type Vector = Tensor;
+    type Act = Tensor;
+    type Ids = Tensor;
+
+    fn ids(&mut self, ids: &[u32]) -> Result<Tensor, ClipError> {
+        Ok(self.gpu.ids(ids)?)
+    }
+
+    fn zeros(&mut self, what: &'static str, len: usize) -> Result<Tensor, ClipError> {
+        Ok(self.gpu.zeros(what, len)?)
+    }
+
+    fn linear(
+        &mut self,
+        x: &Tensor,
+        rows: usize,
+        k: usize,
+        w: &Tensor,
+        n: usize,
+        bias: Option<&Tensor>,
+        epilogue: Epilogue,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.linear(x, rows, k, w, n, bias, epilogue, out)?)
+    }
+
+    fn layer_norm(
+        &mut self,
+        x: &Tensor,
+        width: usize,
+        rows: usize,
+        gather: Option<&Tensor>,
+        norm: &NormParts<Tensor>,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.layer_norm(x, width, rows, gather, &norm.gamma, &norm.beta, norm.eps as f32, out)?)
+    }
+
+    fn attention(
+        &mut self,
+        qkv: &Tensor,
+        batch: usize,
+        tokens: usize,
+        heads: usize,
+        head_dim: usize,
+        causal: bool,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.attention(qkv, batch, tokens, heads, head_dim, causal, out)?)
+    }
+
+    fn embed_tokens(
+        &mut self,
+        ids: &Tensor,
+        table: &Tensor,
+        positions: &Tensor,
+        width: usize,
+        tokens: usize,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.embed_tokens(ids, table, positions, width, tokens, out)?)
+    }
+
+    fn im2col(
+        &mut self,
+        pixels: &Tensor,
+        batch: usize,
+        size: usize,
+        patch: usize,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.im2col(pixels, batch, size, patch, out)?)
+    }
+
+    fn vision_tokens(
+        &mut self,
+        patches: &Tensor,
+        class: &Tensor,
+        positions: &Tensor,
+        batch: usize,
+        tokens: usize,
+        width: usize,
+        out: &mut Tensor,
+    ) -> Result<(), ClipError> {
+        Ok(self.pass.vision_tokens(patches, class, positions, batch, tokens, width, out)?)
     }
 }
 
 /// A slot holding a tower's buffers between calls. A call takes them out and puts them back,
 /// so concurrent calls (the page's async tasks) never share buffers.
 #[derive(Default)]
-struct ScratchSlot(Mutex<Option<Scratch>>);
+struct ScratchSlot(Mutex<Option<Scratch<Tensor>>>);
 
 impl ScratchSlot {
-    fn take(&self, gpu: &Gpu, tower: &Tower, rows: usize) -> Result<Scratch, ClipError> {
+    fn take(&self, ops: &mut PassOps, tower: &Tower, rows: usize) -> Result<Scratch<Tensor>, ClipError> {
         let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
         match kept {
             Some(s) if s.rows >= rows => Ok(s),
-            _ => Scratch::new(gpu, tower, rows),
+            _ => Scratch::new(ops, tower, rows),
         }
     }
 
-    fn put(&self, scratch: Scratch) {
+    fn put(&self, scratch: Scratch<Tensor>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(scratch);
     }
 }
@@ -156,55 +227,15 @@ impl DeviceClip {
         Ok(fits as usize)
     }
 
-    /// The encoder layers over `rows = batch·tokens` rows of the residual stream `s.x`.
-    fn layers(
-        pass: &mut Pass,
-        layers: &[LayerParts<Tensor, Tensor>],
-        tower: &Tower,
-        s: &Scratch,
-        batch: usize,
-        tokens: usize,
-        causal: bool,
-    ) -> Result<(), ClipError> {
-        let (w, m, rows) = (tower.width, tower.mlp, batch * tokens);
-        let eps = tower.eps as f32;
-        let act = match tower.activation {
-            Activation::QuickGelu => Epilogue::QuickGelu,
-            Activation::Gelu => Epilogue::Gelu,
-        };
-        let norm = |pass: &mut Pass, n: &NormParts<Tensor>, out: &Tensor| {
-            pass.layer_norm(&s.x, w, rows, None, &n.gamma, &n.beta, eps, out)
-        };
-        for l in layers {
-            norm(pass, &l.ln1, &s.h)?;
-            pass.linear(&s.h, rows, w, &l.qkv.weight, 3 * w, l.qkv.bias.as_ref(), Epilogue::None, &s.qkv)?;
-            pass.attention(&s.qkv, batch, tokens, tower.heads, w / tower.heads, causal, &s.context)?;
-            pass.linear(&s.context, rows, w, &l.out.weight, w, l.out.bias.as_ref(), Epilogue::Residual, &s.x)?;
-            norm(pass, &l.ln2, &s.h)?;
-            pass.linear(&s.h, rows, w, &l.fc1.weight, m, l.fc1.bias.as_ref(), act, &s.mlp)?;
-            pass.linear(&s.mlp, rows, m, &l.fc2.weight, w, l.fc2.bias.as_ref(), Epilogue::Residual, &s.x)?;
-        }
-        Ok(())
-    }
-
-    /// Pools rows `pooled` of the residual stream, applies the final LayerNorm and the
-    /// projection, normalises, and reads the embeddings back.
-    async fn project(
+    /// Normalises the projected rows on the device and reads them back.
+    async fn read_embeddings(
         &self,
         mut pass: Pass<'_>,
-        s: &Scratch,
-        tower: &Tower,
-        pooled: &[u32],
-        norm: &NormParts<Tensor>,
-        projection: &Tensor,
+        projected: Tensor,
+        batch: usize,
     ) -> Result<Vec<f32>, ClipError> {
-        let (w, p, batch) = (tower.width, self.config.projection, pooled.len());
-        let index = self.gpu.ids(pooled)?;
-        let picked = self.gpu.zeros("pooled", batch * w)?;
-        let projected = self.gpu.zeros("projected", batch * p)?;
+        let p = self.config.projection;
         let embeds = self.gpu.zeros("embeddings", batch * p)?;
-        pass.layer_norm(&s.x, w, batch, Some(&index), &norm.gamma, &norm.beta, tower.eps as f32, &picked)?;
-        pass.linear(&picked, batch, w, projection, p, None, Epilogue::None, &projected)?;
         pass.normalize_rows(&projected, batch, p, &embeds)?;
         Ok(pass.finish(&[(&embeds, batch * p)]).await?.remove(0))
     }
@@ -217,17 +248,16 @@ impl DeviceClip {
         let mut out = Vec::with_capacity(pool.len() * self.config.projection);
         for (start, chunk) in (0..pool.len()).step_by(per).zip(pool.chunks(per)) {
             let batch = chunk.len();
-            let s = self.text_scratch.take(&self.gpu, tower, batch * tokens)?;
-            let result = async {
-                let ids = self.gpu.ids(&ids[start * tokens..(start + batch) * tokens])?;
-                let mut pass = self.gpu.pass("text tower")?;
-                let t = &self.text;
-                pass.embed_tokens(&ids, &t.token_embedding, &t.position_embedding, tower.width, tokens, &s.x)?;
-                Self::layers(&mut pass, &t.layers, tower, &s, batch, tokens, true)?;
-                let pooled: Vec<u32> = chunk.iter().enumerate().map(|(b, &p)| (b * tokens + p) as u32).collect();
-                self.project(pass, &s, tower, &pooled, &t.final_norm, &t.projection).await
-            }
-            .await;
+            let mut pass = self.gpu.pass("text tower")?;
+            let mut ops = PassOps { gpu: &self.gpu, pass: &mut pass };
+            let mut s = self.text_scratch.take(&mut ops, tower, batch * tokens)?;
+            let recorded = ops
+                .ids(&ids[start * tokens..(start + batch) * tokens])
+                .and_then(|ids| tower::text(&mut ops, &self.text, &self.config, &mut s, &ids, tokens, chunk));
+            let result = match recorded {
+                Ok(projected) => self.read_embeddings(pass, projected, batch).await,
+                Err(e) => Err(e),
+            };
             self.text_scratch.put(s);
             out.extend(result?);
         }
@@ -261,29 +291,22 @@ impl DeviceClip {
         let mut out = Vec::with_capacity(images.len() * self.config.projection);
         for chunk in images.chunks(per) {
             let batch = chunk.len();
-            let s = self.vision_scratch.take(&self.gpu, tower, batch * tokens)?;
-            let result = async {
-                let pixels = self.gpu.zeros("pixels", batch * plane)?;
-                let cols = self.gpu.zeros("patch rows", batch * grid2 * 3 * patch * patch)?;
-                let patches = self.gpu.zeros("patch embeddings", batch * grid2 * tower.width)?;
-                let mut pass = self.gpu.pass("vision tower")?;
+            let mut pass = self.gpu.pass("vision tower")?;
+            let mut ops = PassOps { gpu: &self.gpu, pass: &mut pass };
+            let mut s = self.vision_scratch.take(&mut ops, tower, batch * tokens)?;
+            let recorded = (|| {
+                let pixels = ops.zeros("pixels", batch * plane)?;
                 for (b, image) in chunk.iter().enumerate() {
-                    pass.preprocess(&image.data, image.width, image.height, preset, &pixels, b * plane)
+                    ops.pass
+                        .preprocess(&image.data, image.width, image.height, preset, &pixels, b * plane)
                         .map_err(|e| ClipError::Image { name: image.name.clone(), detail: e.to_string() })?;
                 }
-                let vt = &self.vision;
-                let w = tower.width;
-                pass.im2col(&pixels, batch, size, patch, &cols)?;
-                let k = 3 * patch * patch;
-                pass.linear(&cols, batch * grid2, k, &vt.patch_embedding, w, None, Epilogue::None, &patches)?;
-                pass.vision_tokens(&patches, &vt.class_embedding, &vt.position_embedding, batch, tokens, w, &s.h)?;
-                let pre = &vt.pre_norm;
-                pass.layer_norm(&s.h, w, batch * tokens, None, &pre.gamma, &pre.beta, tower.eps as f32, &s.x)?;
-                Self::layers(&mut pass, &vt.layers, tower, &s, batch, tokens, false)?;
-                let pooled: Vec<u32> = (0..batch).map(|b| (b * tokens) as u32).collect();
-                self.project(pass, &s, tower, &pooled, &vt.post_norm, &vt.projection).await
-            }
-            .await;
+                tower::vision(&mut ops, &self.vision, &self.config, &mut s, &pixels, batch)
+            })();
+            let result = match recorded {
+                Ok(projected) => self.read_embeddings(pass, projected, batch).await,
+                Err(e) => Err(e),
+            };
             self.vision_scratch.put(s);
             out.extend(result?);
         }

@@ -3,13 +3,12 @@
 //! longer than the context are encoded segment by segment and averaged (LongAlign); images
 //! are preprocessed on the GPU when the towers run there.
 
-use burn::tensor::FloatDType;
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::longalign::{segment_averages, split_segments};
-use prefscope_core::preprocess::{preprocess, Pixels, Preset, Resize};
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::longalign::{segment_averages, split_segments};
+use prefscope_core::scoring::preprocess::{preprocess, Pixels, Preset, Resize};
 use prefscope_gpu::Gpu;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "burn")]
 use crate::burn_towers::BurnClip;
 use crate::config::{ClipConfig, Layout, Pooling};
 use crate::cpu_towers::CpuClip;
@@ -17,7 +16,7 @@ use crate::device_towers::DeviceClip;
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
-use crate::precision::{Capabilities, Precision};
+use crate::precision::{Capabilities, Dtype, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::{ready, Checkpoint, Source};
 
@@ -28,7 +27,7 @@ pub enum Backend {
     /// The fused CPU kernels (`cpu_towers.rs`): the page without WebGPU, `--device cpu`.
     Cpu,
     /// The burn modules on burn-flex: the native benchmark's CPU comparison row.
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "burn")]
     BurnFlex,
     /// The burn modules on burn-wgpu sharing this GPU's device: the native benchmark's
     /// comparison row, not a product path.
@@ -51,7 +50,7 @@ enum Towers {
     Device(Box<DeviceClip>),
     Cpu(Box<CpuClip>),
     /// burn modules (burn-flex; burn-wgpu for the comparison row).
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "burn")]
     Burn(Box<BurnClip>),
 }
 
@@ -59,7 +58,7 @@ pub struct Encoder {
     towers: Towers,
     config: ClipConfig,
     logit_scale: f32,
-    dtype: FloatDType,
+    dtype: Dtype,
     tokenizer: ClipTokenizer,
     gpu: Option<Gpu>,
     /// Texts / images per forward pass (the GPU towers split a batch whose activations would
@@ -113,7 +112,7 @@ impl Encoder {
         let gpu = match &backend {
             Backend::Gpu(gpu) => Some(gpu.clone()),
             Backend::Cpu => None,
-            #[cfg(not(target_arch = "wasm32"))]
+            #[cfg(feature = "burn")]
             Backend::BurnFlex => None,
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => Some(gpu.clone()),
@@ -123,7 +122,7 @@ impl Encoder {
         let gpu_f16 = match &backend {
             Backend::Gpu(_) => true,
             Backend::Cpu => false,
-            #[cfg(not(target_arch = "wasm32"))]
+            #[cfg(feature = "burn")]
             Backend::BurnFlex => false,
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => gpu.has_shader_f16(),
@@ -137,10 +136,10 @@ impl Encoder {
         let logit_scale = checkpoint.read("logit_scale", &[]).await?[0];
         let towers = match backend {
             Backend::Gpu(gpu) => {
-                Towers::Device(Box::new(DeviceClip::load(&config, checkpoint, &gpu, dtype == FloatDType::F16).await?))
+                Towers::Device(Box::new(DeviceClip::load(&config, checkpoint, &gpu, dtype == Dtype::F16).await?))
             }
             Backend::Cpu => Towers::Cpu(Box::new(CpuClip::load(&config, checkpoint).await?)),
-            #[cfg(not(target_arch = "wasm32"))]
+            #[cfg(feature = "burn")]
             Backend::BurnFlex => {
                 Towers::Burn(Box::new(BurnClip::load(&config, checkpoint, burn::tensor::Device::flex(), dtype).await?))
             }
@@ -167,7 +166,7 @@ impl Encoder {
     }
 
     /// The type the towers compute in (`F16` or `F32`).
-    pub fn dtype(&self) -> FloatDType {
+    pub fn dtype(&self) -> Dtype {
         self.dtype
     }
 
@@ -237,8 +236,8 @@ impl Encoder {
             }
             match &self.towers {
                 Towers::Device(towers) => out.extend(towers.embed_text(&ids, tokens, &pool).await?),
-                Towers::Cpu(towers) => out.extend(towers.embed_text(&ids, tokens, &pool)),
-                #[cfg(not(target_arch = "wasm32"))]
+                Towers::Cpu(towers) => out.extend(towers.embed_text(ids, tokens, &pool)?),
+                #[cfg(feature = "burn")]
                 Towers::Burn(towers) => out.extend(towers.embed_text(&ids, tokens, &pool).await?),
             }
         }
@@ -305,9 +304,9 @@ impl Encoder {
             match &self.towers {
                 Towers::Device(towers) => out.extend(towers.embed_images(chunk, &preset).await?),
                 Towers::Cpu(towers) => {
-                    out.extend(towers.embed_pixels(&self.batch_pixels(chunk, &preset).await?, chunk.len()))
+                    out.extend(towers.embed_pixels(self.batch_pixels(chunk, &preset).await?, chunk.len())?)
                 }
-                #[cfg(not(target_arch = "wasm32"))]
+                #[cfg(feature = "burn")]
                 Towers::Burn(towers) => {
                     out.extend(towers.embed_pixels(self.batch_pixels(chunk, &preset).await?, chunk.len()).await?)
                 }

@@ -126,7 +126,7 @@ impl Rgba {
 
     /// Wraps pixels decoded elsewhere (the browser's `createImageBitmap`).
     pub fn from_raw(name: &str, width: u32, height: u32, data: Vec<u8>) -> Result<Self, ClipError> {
-        prefscope_core::preprocess::check_rgba(&data, width, height)
+        prefscope_core::scoring::preprocess::check_rgba(&data, width, height)
             .map_err(|e| ClipError::Image { name: name.to_string(), detail: e.to_string() })?;
         Ok(Rgba { name: name.to_string(), width, height, data })
     }

@@ -8,12 +8,12 @@
 //!      └─tokenizer.json──▶ ClipTokenizer        └──▶ Encoder::{embed_texts, embed_images}
 //! ```
 //! The towers run on prefscope-gpu's WGSL kernels on a GPU, or on the same steps as fused CPU
-//! kernels (the gemm crate's matrix products) without one; the burn modules (`model.rs`) train
-//! the demo model. Scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
+//! kernels (the gemm crate's matrix products) without one; the burn modules (`model.rs`, behind
+//! the `burn` feature) train the demo model. Scoring around them (similarity, softmax, ranks, LongAlign) is prefscope-gpu's kernels or
 //! their prefscope-core twins.
 
 pub mod blob;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "burn")]
 pub mod burn_towers;
 pub mod clean;
 pub mod config;
@@ -25,12 +25,14 @@ pub mod error;
 pub mod export;
 pub mod files;
 pub mod image;
+#[cfg(feature = "burn")]
 pub mod model;
 pub mod pairs;
 pub mod pipeline;
 pub mod precision;
 pub mod scorer;
 pub mod tokenizer;
+mod tower;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, Layout, Pooling};
@@ -38,6 +40,6 @@ pub use encoder::{Backend, Encoder, TextEmbedding};
 pub use error::ClipError;
 pub use files::ModelFiles;
 pub use image::{ImageLimits, Rgba};
-pub use precision::Precision;
+pub use precision::{Dtype, Precision};
 pub use scorer::{PromptEmbeddings, Reference, ScoreRow, Scorer};
 pub use tokenizer::{ClipTokenizer, Convention, Tokens};

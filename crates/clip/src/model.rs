@@ -11,10 +11,14 @@
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::module::{embedding, layer_norm, linear};
-use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::config::{Activation, ClipConfig, Tower};
-use crate::weights::{LayerParts, LinearParts, NormParts, TextParts, VisionParts};
+use crate::error::ClipError;
+use crate::precision::Dtype;
+use crate::weights::{
+    ready, Checkpoint, LayerParts, LinearParts, Loader, NormParts, Source, Target, TextParts, VisionParts,
+};
 
 type P2 = Param<Tensor<2>>;
 type P1 = Param<Tensor<1>>;
@@ -239,4 +243,84 @@ pub struct Clip {
     pub dtype: FloatDType,
     #[module(skip)]
     pub config: ClipConfig,
+}
+
+/// burn parameters on one device.
+struct BurnTarget<'d> {
+    device: &'d Device,
+    /// The compute type of matrices and embeddings.
+    dtype: FloatDType,
+}
+
+impl BurnTarget<'_> {
+    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D], dtype: FloatDType) -> Param<Tensor<D>> {
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), (self.device, DType::from(dtype))))
+    }
+}
+
+impl Target for BurnTarget<'_> {
+    type Matrix = Param<Tensor<2>>;
+    type Vector = Param<Tensor<1>>;
+
+    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+        Ok(self.param(values, shape, self.dtype))
+    }
+
+    fn added(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+        Ok(self.param(values, shape, self.dtype))
+    }
+
+    fn vector(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
+        let len = values.len();
+        Ok(self.param(values, [len], self.dtype))
+    }
+
+    fn norm(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
+        let len = values.len();
+        Ok(self.param(values, [len], FloatDType::F32))
+    }
+}
+
+/// burn's float type for prefscope's.
+pub fn burn_dtype(dtype: Dtype) -> FloatDType {
+    match dtype {
+        Dtype::F32 => FloatDType::F32,
+        Dtype::F16 => FloatDType::F16,
+    }
+}
+
+impl Clip {
+    /// Builds the model described by `config` from a checkpoint, on `device` (burn-flex, or
+    /// burn-wgpu for the native comparison), computing in `dtype`.
+    pub fn load(
+        config: &ClipConfig,
+        ckpt: &Checkpoint<&[u8]>,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Self, ClipError> {
+        ready(Self::load_from(config, ckpt, device, dtype))
+    }
+
+    /// [`Clip::load`] from any [`Source`] (the browser's streamed files).
+    pub async fn load_from<S: Source>(
+        config: &ClipConfig,
+        ckpt: &Checkpoint<S>,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Self, ClipError> {
+        let target = BurnTarget { device, dtype };
+        let loader = Loader { ckpt, target: &target };
+        let scale = ckpt.read("logit_scale", &[]).await?[0];
+        Ok(Clip {
+            text: TextTower::from_parts(loader.text(config).await?, &config.text.tower),
+            vision: VisionTower::from_parts(
+                loader.vision(config).await?,
+                &config.vision.tower,
+                config.vision.patch_size,
+            ),
+            logit_scale: scale,
+            dtype,
+            config: config.clone(),
+        })
+    }
 }

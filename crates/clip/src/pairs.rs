@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use prefscope_core::clip_score::{pick_pair_accuracy, pickscore};
-use prefscope_core::embedding::dot;
+use prefscope_core::scoring::clip_score::{pick_pair_accuracy, pickscore};
+use prefscope_core::scoring::embedding::dot;
 
 use crate::encoder::Encoder;
 use crate::error::ClipError;
@@ -75,7 +75,7 @@ pub const STRENGTH_SCORERS: [Scorer; 3] = [Scorer::Clip, Scorer::Hps, Scorer::Cl
 /// one when `label_0` is 1 or 0.5, image 1 when it is 0): scorer m's reward of an image is the
 /// cosine of the caption (with the scorer's text template) and the image (with its
 /// preprocessing), so every member is in the same units. The strength of a pair is the mean of
-/// its row (`prefscope_core::strength::pair_strength`).
+/// its row (`prefscope_core::preference::strength::pair_strength`).
 pub async fn ensemble_differences(
     encoder: &Encoder,
     captions: &[String],

@@ -2,9 +2,9 @@
 //! decoded at once), prompts embedded once each, then [`score`]. The native command and the
 //! Python package share it, so that both give the same rows for the same manifest.
 
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::preprocess::Preset;
-use prefscope_core::record::ManifestRow;
+use prefscope_core::io::record::ManifestRow;
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::preprocess::Preset;
 
 use crate::encoder::Encoder;
 use crate::error::ClipError;
@@ -67,6 +67,43 @@ pub async fn embed_images_batched(
     Ok(Embeddings { dim, data })
 }
 
+/// A manifest's rows as rows to score, the one mapping every entry point uses: row `k` against
+/// image `image_of_row[k]`, its id the row's own or its number from 1, its group the row's (the
+/// prompt when it has none), its image named as the row names it.
+pub fn manifest_items<'a>(rows: &'a [ManifestRow], image_of_row: &[usize]) -> Vec<Item<'a>> {
+    rows.iter()
+        .zip(image_of_row)
+        .enumerate()
+        .map(|(k, (r, &image))| Item {
+            id: r.id.clone().unwrap_or_else(|| (k + 1).to_string()),
+            group: r.group.clone(),
+            prompt: &r.prompt,
+            image,
+            image_name: &r.image,
+        })
+        .collect()
+}
+
+/// Each row's image among images known by name (a browser's files, the JavaScript API's
+/// inputs): the name the row gives, else its file name (a file picked from a folder).
+pub fn match_images(manifest: &str, rows: &[ManifestRow], names: &[&str]) -> Result<Vec<usize>, ClipError> {
+    let index: std::collections::HashMap<&str, usize> =
+        names.iter().enumerate().rev().map(|(i, &name)| (name, i)).collect();
+    rows.iter()
+        .enumerate()
+        .map(|(k, row)| {
+            let file = row.image.rsplit('/').next().unwrap_or(&row.image);
+            index.get(row.image.as_str()).or_else(|| index.get(file)).copied().ok_or_else(|| {
+                ClipError::Input(format!(
+                    "{manifest}: row {}: image `{}` is not among the images given",
+                    k + 1,
+                    row.image
+                ))
+            })
+        })
+        .collect()
+}
+
 /// The rows of `prefscope score`: `rows[k]` against image `image_of_row[k]` of `images`
 /// (embedded with `scorer`'s preset), ids defaulting to the 1-based row number, groups to the
 /// prompt, `u` the common text direction ([`common_text_direction`], computed once for many
@@ -86,18 +123,7 @@ pub async fn score_manifest(
     if image_of_row.len() != rows.len() {
         return Err(ClipError::Input(format!("{} rows but {} image indices", rows.len(), image_of_row.len())));
     }
-    let items: Vec<Item> = rows
-        .iter()
-        .zip(image_of_row)
-        .enumerate()
-        .map(|(i, (r, &image))| Item {
-            id: r.id.clone().unwrap_or_else(|| (i + 1).to_string()),
-            group: r.group.clone(),
-            prompt: &r.prompt,
-            image,
-            image_name: &r.image,
-        })
-        .collect();
+    let items = manifest_items(rows, image_of_row);
     let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
     let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await?;
     score(encoder, &items, images, &prompts, scorer, reweight, u).await
@@ -105,6 +131,25 @@ pub async fn score_manifest(
 
 #[cfg(test)]
 mod tests {
+    use prefscope_core::io::record::ManifestRow;
+
+    fn row(id: Option<&str>, image: &str) -> ManifestRow {
+        ManifestRow { id: id.map(str::to_string), group: None, prompt: "p".into(), image: image.into() }
+    }
+
+    #[test]
+    fn manifest_rows_find_their_images_by_path_then_file_name_and_number_their_ids() {
+        let rows = [row(None, "a/cat.png"), row(Some("x"), "dog.png"), row(None, "b/cat.png")];
+        let found = super::match_images("m.csv", &rows, &["cat.png", "a/cat.png", "dog.png"]).unwrap();
+        assert_eq!(found, vec![1, 2, 0]);
+        let items = super::manifest_items(&rows, &found);
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["1", "x", "3"]);
+        assert_eq!(items[2].image_name, "b/cat.png");
+        let err = super::match_images("m.csv", &rows, &["dog.png"]).unwrap_err().to_string();
+        assert!(err.contains("m.csv: row 1: image `a/cat.png`"), "{err}");
+    }
+
     #[test]
     fn equal_keys_share_an_image_and_rows_without_one_do_not() {
         let (of_row, first) = super::distinct_images([Some("a"), None, Some("b"), Some("a"), None, Some("b")]);

@@ -4,9 +4,34 @@
 //! activations, accumulation, LayerNorm statistics and the attention softmax stay f32.
 //! Elsewhere (f32 checkpoints, the CPU backend) the weights are widened to f32 at load.
 
-use burn::tensor::{DType, FloatDType};
-
 use crate::error::ClipError;
+
+/// The type the towers keep their matrices and embeddings in. Activations, accumulation,
+/// LayerNorm statistics and the attention softmax are f32 whatever it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    /// IEEE half, packed two to a 32-bit word on the GPU.
+    F16,
+}
+
+impl Dtype {
+    /// The name reports and badges use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+        }
+    }
+
+    /// Bytes per stored element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+}
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,35 +69,20 @@ pub struct Capabilities {
 
 impl Precision {
     /// The compute type for the matrices and embeddings (LayerNorm parameters stay f32).
-    pub fn resolve(self, caps: &Capabilities) -> Result<FloatDType, ClipError> {
+    pub fn resolve(self, caps: &Capabilities) -> Result<Dtype, ClipError> {
         let refuse = |why: &str| Err(ClipError::Input(format!("f16 compute is not available: {why}")));
         match self {
-            Precision::F32 => Ok(FloatDType::F32),
-            Precision::Auto if caps.stored_half && caps.gpu_f16 && caps.overflows_f16.is_none() => Ok(FloatDType::F16),
-            Precision::Auto => Ok(FloatDType::F32),
+            Precision::F32 => Ok(Dtype::F32),
+            Precision::Auto if caps.stored_half && caps.gpu_f16 && caps.overflows_f16.is_none() => Ok(Dtype::F16),
+            Precision::Auto => Ok(Dtype::F32),
             Precision::F16 if !caps.gpu_f16 => {
                 refuse("it needs the GPU towers: the CPU backend computes in f32 (prefscope's kernels keep f16 weights on any adapter, with or without shader-f16)")
             }
             Precision::F16 => match &caps.overflows_f16 {
                 Some(tensor) => refuse(&format!("BF16 tensor `{tensor}` holds values outside f16's range")),
-                None => Ok(FloatDType::F16),
+                None => Ok(Dtype::F16),
             },
         }
-    }
-}
-
-/// Bytes per element of a float type on the device.
-pub fn element_bytes(dtype: FloatDType) -> u64 {
-    DType::from(dtype).size() as u64
-}
-
-/// The name reports and badges use.
-pub fn dtype_name(dtype: FloatDType) -> &'static str {
-    match dtype {
-        FloatDType::F16 => "f16",
-        FloatDType::BF16 => "bf16",
-        FloatDType::F64 => "f64",
-        _ => "f32",
     }
 }
 
@@ -87,13 +97,13 @@ mod tests {
 
     #[test]
     fn auto_computes_in_f16_only_for_half_checkpoints_on_f16_gpus() {
-        assert_eq!(Precision::Auto.resolve(&HALF_GPU).unwrap(), FloatDType::F16);
+        assert_eq!(Precision::Auto.resolve(&HALF_GPU).unwrap(), Dtype::F16);
         for caps in
             [Capabilities { stored_half: false, ..HALF_GPU }, Capabilities { gpu_f16: false, ..HALF_GPU }, overflow()]
         {
-            assert_eq!(Precision::Auto.resolve(&caps).unwrap(), FloatDType::F32, "{caps:?}");
+            assert_eq!(Precision::Auto.resolve(&caps).unwrap(), Dtype::F32, "{caps:?}");
         }
-        assert_eq!(Precision::F32.resolve(&HALF_GPU).unwrap(), FloatDType::F32);
+        assert_eq!(Precision::F32.resolve(&HALF_GPU).unwrap(), Dtype::F32);
     }
 
     #[test]
@@ -103,6 +113,6 @@ mod tests {
         assert!(Precision::F16.resolve(&overflow()).unwrap_err().to_string().contains("`w`"));
         // An f32 checkpoint may still be computed in f16 when asked.
         let f32_ckpt = Capabilities { stored_half: false, ..HALF_GPU };
-        assert_eq!(Precision::F16.resolve(&f32_ckpt).unwrap(), FloatDType::F16);
+        assert_eq!(Precision::F16.resolve(&f32_ckpt).unwrap(), Dtype::F16);
     }
 }

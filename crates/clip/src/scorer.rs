@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, PairScore};
-use prefscope_core::embedding::{dot, Embeddings};
-use prefscope_core::longalign::{common_direction, decompose};
-use prefscope_core::preprocess::{Preset, Resize};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::scoring::clip_score::{grouped_ranks, grouped_softmax, PairScore};
+use prefscope_core::scoring::embedding::{dot, Embeddings};
+use prefscope_core::scoring::longalign::{common_direction, decompose};
+use prefscope_core::scoring::preprocess::{Preset, Resize};
 
 use prefscope_gpu::{GpuError, RowRequest};
 

@@ -1,12 +1,10 @@
 //! Weights from safetensors bytes (the browser has no paths) into the towers, for both
 //! layouts: transformers' names, and open_clip's with its stacked q/k/v and transposed
 //! projections. Every tensor is checked against the shape the config implies and for finite
-//! values, then handed to a [`Target`] — burn parameters for the CPU towers, device buffers
-//! for the GPU towers — in the compute type (`precision.rs`): matrices and embeddings in f32
-//! or f16, LayerNorm parameters always in f32.
+//! values, then handed to a [`Target`] — host vectors for the CPU towers, device buffers for
+//! the GPU towers, burn parameters for training (`model.rs`) — which stores it in its compute
+//! type (`precision.rs`): matrices and embeddings in f32 or f16, LayerNorm parameters in f32.
 
-use burn::module::Param;
-use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,7 +15,6 @@ use safetensors::Dtype;
 
 use crate::config::{ClipConfig, Layout, Tower};
 use crate::error::ClipError;
-use crate::model::{Clip, TextTower, VisionTower};
 
 /// Where a checkpoint's bytes come from: a slice in memory (a file read natively, bytes a test
 /// built), or, in the browser, a `Blob` that stays outside wasm memory (`blob.rs`) so that a
@@ -432,78 +429,6 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
             layers,
             post_norm: self.layer_norm(post, w, v.tower.eps).await?,
             projection,
-        })
-    }
-}
-
-/// burn parameters on one device (the CPU towers).
-struct BurnTarget<'d> {
-    device: &'d Device,
-    /// The compute type of matrices and embeddings.
-    dtype: FloatDType,
-}
-
-impl BurnTarget<'_> {
-    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D], dtype: FloatDType) -> Param<Tensor<D>> {
-        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), (self.device, DType::from(dtype))))
-    }
-}
-
-impl Target for BurnTarget<'_> {
-    type Matrix = Param<Tensor<2>>;
-    type Vector = Param<Tensor<1>>;
-
-    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
-        Ok(self.param(values, shape, self.dtype))
-    }
-
-    fn added(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
-        Ok(self.param(values, shape, self.dtype))
-    }
-
-    fn vector(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
-        let len = values.len();
-        Ok(self.param(values, [len], self.dtype))
-    }
-
-    fn norm(&self, _: &str, values: Vec<f32>) -> Result<Self::Vector, ClipError> {
-        let len = values.len();
-        Ok(self.param(values, [len], FloatDType::F32))
-    }
-}
-
-impl Clip {
-    /// Builds the model described by `config` from a checkpoint, on `device` (burn-flex, or
-    /// burn-wgpu for the native comparison), computing in `dtype`.
-    pub fn load(
-        config: &ClipConfig,
-        ckpt: &Checkpoint<&[u8]>,
-        device: &Device,
-        dtype: FloatDType,
-    ) -> Result<Self, ClipError> {
-        ready(Self::load_from(config, ckpt, device, dtype))
-    }
-
-    /// [`Clip::load`] from any [`Source`] (the browser's streamed files).
-    pub async fn load_from<S: Source>(
-        config: &ClipConfig,
-        ckpt: &Checkpoint<S>,
-        device: &Device,
-        dtype: FloatDType,
-    ) -> Result<Self, ClipError> {
-        let target = BurnTarget { device, dtype };
-        let loader = Loader { ckpt, target: &target };
-        let scale = ckpt.read("logit_scale", &[]).await?[0];
-        Ok(Clip {
-            text: TextTower::from_parts(loader.text(config).await?, &config.text.tower),
-            vision: VisionTower::from_parts(
-                loader.vision(config).await?,
-                &config.vision.tower,
-                config.vision.patch_size,
-            ),
-            logit_scale: scale,
-            dtype,
-            config: config.clone(),
         })
     }
 }

@@ -7,9 +7,9 @@
 mod browser_files;
 
 use browser_files::{model_files, random_checkpoint, remove_file, wasm_memory};
-use burn::tensor::FloatDType;
 use prefscope_clip::blob::BlobSource;
 use prefscope_clip::export::VIT_H14_CONFIG as VIT_H;
+use prefscope_clip::Dtype;
 use prefscope_clip::{Backend, Encoder, Precision};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -27,7 +27,7 @@ async fn a_vit_h_checkpoint_loads_with_wasm_memory_under_a_quarter_of_the_file()
         Encoder::load_streamed(&model_files(VIT_H), BlobSource::new(blob), Backend::Gpu(gpu), Precision::Auto)
             .await
             .unwrap();
-    assert_eq!(encoder.dtype(), FloatDType::F16);
+    assert_eq!(encoder.dtype(), Dtype::F16);
     let peak = wasm_memory();
     web_sys::console::log_1(
         &format!(

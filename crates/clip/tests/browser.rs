@@ -13,8 +13,8 @@ mod golden;
 mod tokenizer;
 
 use browser_files::bytes_blob;
-use burn::tensor::FloatDType;
 use prefscope_clip::blob::BlobSource;
+use prefscope_clip::Dtype;
 use prefscope_clip::{Backend, Encoder, Precision};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -31,7 +31,7 @@ fn tokenizer_ids_match_both_libraries() {
 async fn towers_match_the_references_on_the_wasm_cpu_backend() {
     for name in common::MODELS {
         let dtype = golden::check_model(name, "cpu kernels (wasm)", Backend::Cpu, Precision::Auto).await;
-        assert_eq!(dtype, FloatDType::F32, "{name}");
+        assert_eq!(dtype, Dtype::F32, "{name}");
     }
 }
 
@@ -41,10 +41,10 @@ async fn towers_match_the_references_on_webgpu() {
     assert_eq!(gpu.adapter().backend, "webgpu");
     // Half checkpoints keep f16 weights on every adapter (SwiftShader has no shader-f16; the
     // kernels unpack them with core WGSL).
-    let want = FloatDType::F16;
+    let want = Dtype::F16;
     for name in common::MODELS {
         let dtype = golden::check_model(name, "gpu kernels (WebGPU)", Backend::Gpu(gpu.clone()), Precision::Auto).await;
-        assert_eq!(dtype, if common::stored_half(name) { want } else { FloatDType::F32 }, "{name}");
+        assert_eq!(dtype, if common::stored_half(name) { want } else { Dtype::F32 }, "{name}");
     }
 }
 

@@ -1,30 +1,24 @@
 //! prefscope-core: the data types, input/output formats and CPU reference of every formula
 //! prefscope computes. No GPU and no web here; every other crate builds on this one, and the
 //! GPU kernels are tested against these functions.
+//!
+//! - [`preference`]: preference objectives and what is measured of them (the DPO family,
+//!   Diffusion-DPO and MaPO, ranked lists, preference strength, annotator groups, the general
+//!   preference model, ranking accuracy, per-token rewards, reports over shards).
+//! - [`scoring`]: image-text scoring (CLIP-family scores, LongAlign's split, embeddings, the
+//!   diversity split, image preprocessing, the towers' transformer steps).
+//! - [`io`]: readers and writers (JSON Lines, CSV, Parquet) and the records they carry.
+//! - Shared numerics at the root: errors, `numeric`, the vectorised `lanes`, correlations,
+//!   histograms.
 
-pub mod clip_score;
 pub mod correlation;
-pub mod diffusion;
-pub mod diversity;
-pub mod dpo;
-pub mod embedding;
 pub mod error;
-pub mod gpm;
-pub mod groups;
 pub mod histogram;
+pub mod io;
 pub mod lanes;
-pub mod longalign;
 pub mod numeric;
-pub mod preprocess;
-pub mod ranking;
-pub mod read;
-pub mod record;
-pub mod report;
-pub mod shards;
-pub mod strength;
-pub mod tokens;
-pub mod transformer;
-pub mod write;
+pub mod preference;
+pub mod scoring;
 
 pub use error::{ConfigError, ErrorKind, InputError, Location};
-pub use record::{DiffusionRecord, DiffusionTable, DpoRecord, DpoTable};
+pub use io::record::{DiffusionRecord, DiffusionTable, DpoRecord, DpoTable};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use prefscope_core::diversity::{corrected_embeddings, split, Kernel, Paired};
+use prefscope_core::scoring::diversity::{corrected_embeddings, split, Kernel, Paired};
 use serde_json::Value;
 
 fn rows(v: &Value) -> (usize, usize, Vec<f64>) {

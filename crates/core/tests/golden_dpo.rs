@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use prefscope_core::dpo::*;
+use prefscope_core::preference::dpo::*;
 
 #[test]
 fn every_dpo_loss_type_matches_trl_1_16() {

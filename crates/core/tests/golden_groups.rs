@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use prefscope_core::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupOptions};
+use prefscope_core::preference::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupOptions};
 use serde_json::Value;
 
 fn rows(v: &Value) -> (usize, Vec<f64>) {
@@ -93,7 +93,7 @@ fn em_matches_the_reference_loop() {
 /// the cyclic triads among the items.
 #[test]
 fn gpm_heads_match_the_reference_loss() {
-    use prefscope_core::gpm::{fit_gpm_from, GpmOptions};
+    use prefscope_core::preference::gpm::{fit_gpm_from, GpmOptions};
     let fx = fixture("groups.json");
     for case in fx["gpm"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();

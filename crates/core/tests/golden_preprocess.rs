@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine;
 use common::{fixture, floats};
-use prefscope_core::preprocess::{preprocess, Preset, OPENAI_STD};
+use prefscope_core::scoring::preprocess::{preprocess, Preset, OPENAI_STD};
 
 fn rgba(case: &serde_json::Value) -> (Vec<u8>, u32, u32) {
     let bytes = base64::engine::general_purpose::STANDARD.decode(case["rgba"].as_str().unwrap()).unwrap();

@@ -5,10 +5,13 @@
 mod common;
 
 use common::*;
-use prefscope_core::clip_score::*;
-use prefscope_core::diffusion::{self, MapoParams};
-use prefscope_core::embedding::{dot, normalize, Embeddings};
-use prefscope_core::{gpm, histogram, longalign, ranking, DiffusionRecord, DiffusionTable};
+use prefscope_core::histogram;
+use prefscope_core::preference::diffusion::{self, MapoParams};
+use prefscope_core::preference::{gpm, ranking};
+use prefscope_core::scoring::clip_score::*;
+use prefscope_core::scoring::embedding::{dot, normalize, Embeddings};
+use prefscope_core::scoring::longalign;
+use prefscope_core::{DiffusionRecord, DiffusionTable};
 
 #[test]
 fn diffusion_dpo_and_mapo_match_their_formulas() {

@@ -2,8 +2,8 @@
 //! case): swapping chosen and rejected negates every margin and reward accuracy; the LongAlign
 //! parts sum to the score they split.
 
-use prefscope_core::dpo::{Objective, PairwiseParams};
-use prefscope_core::longalign::decompose;
+use prefscope_core::preference::dpo::{Objective, PairwiseParams};
+use prefscope_core::scoring::longalign::decompose;
 use prefscope_core::{DpoRecord, DpoTable};
 use proptest::prelude::*;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use bytes::Bytes;
-use prefscope_core::read::{read_preferences, Format, Input, Preferences};
+use prefscope_core::io::read::{read_preferences, Format, Input, Preferences};
 use prefscope_core::{DpoTable, ErrorKind, InputError};
 
 fn read(name: &str, bytes: impl Into<Bytes>) -> Result<Preferences, InputError> {
@@ -392,7 +392,7 @@ fn a_leading_byte_order_mark_is_skipped_in_text_formats() {
 
 #[test]
 fn a_runaway_line_is_refused_by_row_before_it_is_buffered() {
-    let limit = prefscope_core::read::MAX_LINE_BYTES;
+    let limit = prefscope_core::io::read::MAX_LINE_BYTES;
     let first = JSONL.lines().next().unwrap();
     // A valid first row, then a second "row" of one unterminated string past the limit.
     let mut text = format!("{first}\n{{\"id\": \"");
@@ -407,7 +407,7 @@ fn a_runaway_line_is_refused_by_row_before_it_is_buffered() {
 
 /// Reads `bytes` through [`ParquetPieces`], fetching only what it asks for, as the browser does.
 fn read_in_pieces(name: &str, bytes: &[u8]) -> Result<Preferences, InputError> {
-    use prefscope_core::read::ParquetPieces;
+    use prefscope_core::io::read::ParquetPieces;
     let len = bytes.len() as u64;
     let tail = &bytes[bytes.len().saturating_sub(8)..];
     let footer = ParquetPieces::metadata_range(name, len, tail)?;

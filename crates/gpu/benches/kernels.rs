@@ -10,13 +10,13 @@
 
 use std::time::Instant;
 
-use prefscope_core::clip_score::{score_matrix, PairScore};
-use prefscope_core::dpo::{LossType, Objective, PairLogps, PairwiseParams};
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::groups::{moments, pair_terms};
-use prefscope_core::record::{DpoRecord, DpoTable};
-use prefscope_core::tokens::{segment_sums, token_rewards};
-use prefscope_core::transformer::Epilogue;
+use prefscope_core::io::record::{DpoRecord, DpoTable};
+use prefscope_core::preference::dpo::{LossType, Objective, PairLogps, PairwiseParams};
+use prefscope_core::preference::groups::{moments, pair_terms};
+use prefscope_core::preference::tokens::{segment_sums, token_rewards};
+use prefscope_core::scoring::clip_score::{score_matrix, PairScore};
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::transformer::Epilogue;
 use prefscope_gpu::{bench, block_on, Gpu};
 
 fn scale() -> f64 {
@@ -57,7 +57,7 @@ fn torch(scale: f64) -> Option<serde_json::Value> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = root.join(".venv-reference/bin/python");
     if !python.exists() {
-        println!("\n(PyTorch baseline skipped: no .venv-reference; ../shared/tools/reference-venv.sh builds it)");
+        println!("\n(PyTorch baseline skipped: no .venv-reference; tools/reference-venv.sh builds it)");
         return None;
     }
     let out = std::process::Command::new(python)
@@ -110,8 +110,9 @@ fn main() {
     let w = noise(k * n, 8);
     let b = noise(n, 9);
     let mut y_cpu = vec![0f32; rows * n];
-    let (cpu, _) =
-        best(1, || prefscope_core::transformer::linear(&x, rows, k, &w, n, Some(&b), Epilogue::QuickGelu, &mut y_cpu));
+    let (cpu, _) = best(1, || {
+        prefscope_core::scoring::transformer::linear(&x, rows, k, &w, n, Some(&b), Epilogue::QuickGelu, &mut y_cpu)
+    });
     for direct in [false, true] {
         let g = gpu.clone().with_direct_matmul(direct);
         let (xd, wd, bd) = (g.tensor("x", &x).unwrap(), g.weight("w", &w, false).unwrap(), g.tensor("b", &b).unwrap());

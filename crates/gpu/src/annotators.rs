@@ -1,14 +1,15 @@
 //! Annotator groups on the GPU: EM's two kernels over pairs held on the device for a whole
-//! fit. Twins of `prefscope_core::groups::{pair_terms, moments}`; core's one EM runs on either
+//! fit. Twins of `prefscope_core::preference::groups::{pair_terms, moments}`; core's one EM runs on either
 //! through [`GroupKernels`]. The device computes in f32 (the host sums chunks in f64), so
 //! Newton stops at a step of 1e-4 of the weights' size: its next step, about that squared,
 //! would sit below f32's resolution.
 
 use prefscope_core::error::ConfigError;
-use prefscope_core::groups::{moments_len, GroupKernels, Prepared, TERMS};
+use prefscope_core::preference::groups::{moments_len, GroupKernels, Prepared, TERMS};
 use thiserror::Error;
 
-use crate::kernel::{cast, chunks, groups_for, shader, Params, Shader};
+use crate::kernel::{cast, chunks, groups_for, shader, Shader};
+use crate::params::{AnnotatorParams, SimilarityParams};
 use crate::similarity::SHADER as SIMILARITY;
 use crate::{Gpu, GpuError};
 
@@ -108,12 +109,13 @@ impl DevicePairs<'_> {
         let g = self.gpu;
         let n = chunk.pairs.len();
         let margins = g.scratch("margins", (n * groups * 4) as u64);
-        let mm = Params::default().u(n as u32).u(groups as u32).u(self.dim as u32).u(0).f(1.0);
+        let mm =
+            SimilarityParams { rows_a: n as u32, rows_b: groups as u32, dim: self.dim as u32, clamp: 0, scale: 1.0 };
         let tiles = [(groups as u32).div_ceil(64), (n as u32).div_ceil(64), 1];
         g.dispatch(enc, &SIMILARITY, "matmul", &mm, &[&chunk.z, weights, &margins], tiles);
         let c = g.upload("pair weights", &pair_weights);
         let terms = g.scratch("pair terms", (n * groups * TERMS * 4) as u64);
-        let p = Params::default().u(n as u32).u(self.dim as u32).u(groups as u32);
+        let p = AnnotatorParams { pairs: n as u32, dim: self.dim as u32, groups: groups as u32 };
         let buffers = [(1, &margins), (2, &chunk.labels), (3, &c), (4, &terms)];
         g.dispatch_at(enc, &SHADER, "terms", &p, &buffers, groups_for((n * groups) as u64));
         terms
@@ -184,7 +186,7 @@ impl DevicePairs<'_> {
                 let mut enc = self.gpu.encoder();
                 let terms = self.record_terms(&mut enc, chunk, &rewards, k, &groups, pair_weights);
                 let m = self.gpu.scratch("moments", (kb * block * 4) as u64);
-                let p = Params::default().u(chunk.pairs.len() as u32).u(self.dim as u32).u(kb as u32);
+                let p = AnnotatorParams { pairs: chunk.pairs.len() as u32, dim: self.dim as u32, groups: kb as u32 };
                 let tiles = [(self.dim as u32).div_ceil(64), (self.dim as u32 + 1).div_ceil(64), kb as u32];
                 self.gpu.dispatch_at(&mut enc, &SHADER, "moments", &p, &[(5, &chunk.z), (6, &terms), (7, &m)], tiles);
                 let read = self.gpu.finish(scope, enc, &[(&m, (kb * block * 4) as u64)]).await?;

@@ -1,9 +1,10 @@
 //! Kernel-only timings on resident data, for `cargo xtask bench` (hidden from the docs: not an
 //! API, a measurement). Each returns the best time in seconds and the bytes the kernels move.
 
-use prefscope_core::dpo::{LossType, Objective, PairwiseParams};
+use prefscope_core::preference::dpo::{LossType, Objective, PairwiseParams};
 
-use crate::kernel::{groups_for, groups_per_item, shader, Params, Shader};
+use crate::kernel::{groups_for, groups_per_item, shader, Shader};
+use crate::params::{ReduceParams, TokensParams};
 use crate::preference::{Setup, PREFERENCE, REDUCE};
 use crate::{Gpu, GpuError};
 
@@ -23,7 +24,7 @@ pub async fn preference(gpu: &Gpu, n: usize, repeats: usize, clock: &dyn Fn() ->
     let groups = (n as u64).div_ceil(1024);
     let partials = gpu.scratch("partials", groups * stride as u64 * 4);
     let params = setup.params(n);
-    let rp = Params::default().u(n as u32).u(stride as u32);
+    let rp = ReduceParams { rows: n as u32, stride: stride as u32 };
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) + 1 {
         let t = gpu
@@ -55,7 +56,7 @@ pub async fn tokens(
     let refr = gpu.upload("reference", &values);
     let out = gpu.scratch("per token", total as u64 * 4);
     let sums = gpu.scratch("sums", segments as u64 * 4);
-    let params = Params::default().u(segments as u32).f(0.1).u(1);
+    let params = TokensParams { segments: segments as u32, beta: 0.1, rewards: 1 };
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) + 1 {
         let t = gpu

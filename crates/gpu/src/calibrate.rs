@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::kernel::{groups_for, shader, Params, Shader};
+use crate::kernel::{groups_for, shader, Shader};
+use crate::params::CalibrateParams;
 use crate::{Gpu, GpuError};
 
 const SHADER: Shader = shader!("calibrate");
@@ -24,7 +25,7 @@ impl Gpu {
         let iterations = 256u32;
         let src = self.scratch("src", 16 * threads);
         let dst = self.scratch("dst", 16 * threads);
-        let fma = Params::default().u(threads as u32).u(iterations);
+        let fma = CalibrateParams { n: threads as u32, iterations };
         let flops = threads as f64 * iterations as f64 * 64.0;
         let mut best_fma = f64::INFINITY;
         for _ in 0..repeats.max(1) + 1 {
@@ -37,7 +38,7 @@ impl Gpu {
         let n = (self.binding_limit().min(256 << 20) / 16) as u32;
         let src = self.scratch("src", n as u64 * 16);
         let dst = self.scratch("dst", n as u64 * 16);
-        let copy = Params::default().u(n).u(0);
+        let copy = CalibrateParams { n, iterations: 0 };
         let mut best_copy = f64::INFINITY;
         for _ in 0..repeats.max(1) + 1 {
             let t = self

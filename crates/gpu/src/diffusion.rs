@@ -1,16 +1,17 @@
 //! Diffusion-DPO and MaPO on the GPU: per-row rewards, margins and losses, metrics as column
 //! reductions, rows averaged per pair id on the host. Twins of
-//! `prefscope_core::diffusion::{diffusion_dpo, mapo}`.
+//! `prefscope_core::preference::diffusion::{diffusion_dpo, mapo}`.
 
 use std::collections::BTreeMap;
 
-use prefscope_core::diffusion::group;
-use prefscope_core::dpo::{check_beta, Evaluation};
-use prefscope_core::record::DiffusionTable;
-use prefscope_core::report::DiffusionObjective;
+use prefscope_core::io::record::DiffusionTable;
+use prefscope_core::preference::diffusion::group;
+use prefscope_core::preference::dpo::{check_beta, Evaluation};
+use prefscope_core::preference::report::DiffusionObjective;
 
-use crate::kernel::{cast, chunks, groups_for, groups_per_item, Params};
-use crate::preference::{split, DpoError, PARAMS_WORDS, PREFERENCE, REDUCE};
+use crate::kernel::{cast, chunks, groups_for, groups_per_item};
+use crate::params::{kind, PreferenceParams, ReduceParams};
+use crate::preference::{split, DpoError, PREFERENCE, REDUCE};
 use crate::Gpu;
 
 const STRIDE: usize = 8;
@@ -23,8 +24,8 @@ impl Gpu {
         objective: DiffusionObjective,
     ) -> Result<(Vec<String>, Evaluation), DpoError> {
         let (kind, beta, timesteps, s) = match objective {
-            DiffusionObjective::Dpo(beta) => (5, beta, 0.0, 0.0),
-            DiffusionObjective::Mapo(m) => (6, m.beta, m.timesteps, m.s),
+            DiffusionObjective::Dpo(beta) => (kind::DIFFUSION_DPO, beta, 0.0, 0.0),
+            DiffusionObjective::Mapo(m) => (kind::MAPO, m.beta, m.timesteps, m.s),
         };
         check_beta(beta)?;
         let n = t.len();
@@ -41,22 +42,18 @@ impl Gpu {
             let out = self.scratch("rows", (m * STRIDE * 4) as u64);
             let groups = (m as u64).div_ceil(1024);
             let partials = self.scratch("partials", groups * STRIDE as u64 * 4);
-            let params = Params::default()
-                .u(m as u32)
-                .u(kind)
-                .u(0)
-                .u(0)
-                .f(beta as f32)
-                .f(0.0)
-                .f(0.0)
-                .f(0.0)
-                .f(timesteps as f32)
-                .f(s as f32)
-                .pad(PARAMS_WORDS);
+            let params = PreferenceParams {
+                n: m as u32,
+                kind,
+                beta: beta as f32,
+                mapo_timesteps: timesteps as f32,
+                mapo_s: s as f32,
+                ..Default::default()
+            };
             let mut enc = self.encoder();
             let b = [(1, &mw), (2, &ml), (3, &rw), (4, &rl), (7, &out)];
             self.dispatch_at(&mut enc, &PREFERENCE, "diffusion_rows", &params, &b, groups_for(m as u64));
-            let rp = Params::default().u(m as u32).u(STRIDE as u32);
+            let rp = ReduceParams { rows: m as u32, stride: STRIDE as u32 };
             self.dispatch(&mut enc, &REDUCE, "column_sums", &rp, &[&out, &partials], groups_per_item(groups));
             let bytes = self
                 .finish(scope, enc, &[(&partials, groups * STRIDE as u64 * 4), (&out, (m * STRIDE * 4) as u64)])
@@ -74,7 +71,7 @@ impl Gpu {
         }
         let mean = |k: usize| sums[k] / n as f64;
         let mut metrics = BTreeMap::new();
-        let names: &[(&str, usize)] = if kind == 5 {
+        let names: &[(&str, usize)] = if kind == kind::DIFFUSION_DPO {
             &[
                 ("loss", 3),
                 ("implicit_acc", 4),

@@ -1,7 +1,8 @@
 //! Softmax and ranks within groups (PickScore's per-prompt probabilities, per-prompt
-//! rankings). Twins of `prefscope_core::clip_score::{grouped_softmax, grouped_ranks}`.
+//! rankings). Twins of `prefscope_core::scoring::clip_score::{grouped_softmax, grouped_ranks}`.
 
-use crate::kernel::{cast, groups_per_item, shader, Params, Shader};
+use crate::kernel::{cast, groups_per_item, shader, Shader};
+use crate::params::GroupsParams;
 use crate::{Gpu, GpuError};
 
 pub(crate) const SHADER: Shader = shader!("groups");
@@ -76,7 +77,7 @@ impl Gpu {
         let rank = self.scratch("ranks", n as u64 * 4);
         let mut enc = self.encoder();
         let groups = (offsets.len() - 1) as u64;
-        let params = Params::default().u(groups as u32);
+        let params = GroupsParams { groups: groups as u32 };
         self.dispatch(&mut enc, &SHADER, "softmax_ranks", &params, &[&off, &x, &prob, &rank], groups_per_item(groups));
         let bytes = self.finish(scope, enc, &[(&prob, n as u64 * 4), (&rank, n as u64 * 4)]).await?;
         Ok((cast(&bytes[0]), cast(&bytes[1])))

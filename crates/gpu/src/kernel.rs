@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::params::Uniform;
 use crate::{Gpu, GpuError};
 
 /// Threads per workgroup of the one-dimensional kernels (every shader uses this size).
@@ -65,26 +66,6 @@ pub(crate) fn groups_per_item(items: u64) -> [u32; 3] {
         [items as u32, 1, 1]
     } else {
         [MAX_GROUPS, items.div_ceil(MAX_GROUPS as u64) as u32, 1]
-    }
-}
-
-/// Uniform parameters as 32-bit words, written in the order of the shader's `Params` struct.
-#[derive(Default, Clone)]
-pub(crate) struct Params(Vec<u32>);
-
-impl Params {
-    pub fn u(mut self, v: u32) -> Self {
-        self.0.push(v);
-        self
-    }
-    pub fn f(mut self, v: f32) -> Self {
-        self.0.push(v.to_bits());
-        self
-    }
-    /// Zero words up to `len` (entry points that read only the first fields of a larger struct).
-    pub fn pad(mut self, len: usize) -> Self {
-        self.0.resize(len.max(self.0.len()), 0);
-        self
     }
 }
 
@@ -168,20 +149,20 @@ impl Gpu {
         })
     }
 
-    fn uniform(&self, params: &Params) -> wgpu::Buffer {
-        let mut words = params.0.clone();
-        words.resize(words.len().next_multiple_of(4).max(4), 0);
-        self.filled("params", bytemuck::cast_slice(&words), wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
+    fn uniform<P: Uniform>(&self, params: &P) -> wgpu::Buffer {
+        let mut bytes = bytemuck::bytes_of(params).to_vec();
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
+        self.filled("params", &bytes, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
     }
 
     /// Records one dispatch. Binding 0 is the `Params` uniform; `buffers` bind at 1, 2, …
     /// (the shader's entry point must use every binding it is given).
-    pub(crate) fn dispatch(
+    pub(crate) fn dispatch<P: Uniform>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         shader: &Shader,
         entry: &'static str,
-        params: &Params,
+        params: &P,
         buffers: &[&wgpu::Buffer],
         groups: [u32; 3],
     ) {
@@ -191,12 +172,12 @@ impl Gpu {
 
     /// [`Gpu::dispatch`] with explicit binding numbers, for entry points that use a subset
     /// of their module's bindings.
-    pub(crate) fn dispatch_at(
+    pub(crate) fn dispatch_at<P: Uniform>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         shader: &Shader,
         entry: &'static str,
-        params: &Params,
+        params: &P,
         buffers: &[(u32, &wgpu::Buffer)],
         groups: [u32; 3],
     ) {

@@ -18,6 +18,7 @@ mod error;
 mod groups;
 mod kernel;
 mod longalign;
+mod params;
 mod preference;
 mod preprocess;
 mod report;

@@ -1,12 +1,13 @@
 //! LongAlign on the GPU: the relevant/irrelevant split of every image×text score, kept on the
 //! device so that moving the reweighting slider re-runs one small kernel. Twin of
-//! `prefscope_core::longalign::decompose_all`. (Segment averages and the common direction are
+//! `prefscope_core::scoring::longalign::decompose_all`. (Segment averages and the common direction are
 //! computed once per prompt set on the host, where the text tower's embeddings arrive.)
 
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::longalign::Decomposition;
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::longalign::Decomposition;
 
-use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, Shader};
+use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Shader};
+use crate::params::{LongAlignParams, SimilarityParams};
 use crate::similarity::SHADER as SIMILARITY;
 use crate::{Gpu, GpuError};
 
@@ -48,7 +49,7 @@ impl Decomposed {
             let scope = gpu.scope("reweight")?;
             let mut enc = gpu.encoder();
             let dst = gpu.scratch("reweighted", (ra * rb * 4) as u64);
-            let params = Params::default().u(ra as u32).u(rb as u32).u(0).f(1.0).f(weight);
+            let params = LongAlignParams { rows: ra as u32, cols: rb as u32, scale: 1.0, weight, ..Default::default() };
             gpu.dispatch(
                 &mut enc,
                 &SHADER,
@@ -88,12 +89,12 @@ impl Gpu {
         let tu = self.scratch("text·u", (np * 4) as u64);
         let y = self.scratch("projections", ((ni + np) * 4) as u64);
         self.normalize_into(enc, &a, ni, dim, &an);
-        let mm = Params::default().u(ni as u32).u(np as u32).u(dim as u32).u(0).f(1.0);
+        let mm = SimilarityParams { rows_a: ni as u32, rows_b: np as u32, dim: dim as u32, clamp: 0, scale: 1.0 };
         let tiles = [(np as u32).div_ceil(64), (ni as u32).div_ceil(64), 1];
         self.dispatch(enc, &SIMILARITY, "matmul", &mm, &[&an, &b, &prod], tiles);
-        let pa = Params::default().u(ni as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        let pa = LongAlignParams { rows: ni as u32, dim: dim as u32, scale: 1.0, ..Default::default() };
         self.dispatch(enc, &SHADER, "dot_rows", &pa, &[&an, u, &ui], groups_per_item(ni as u64));
-        let pb = Params::default().u(np as u32).u(0).u(dim as u32).f(1.0).f(0.0);
+        let pb = LongAlignParams { rows: np as u32, dim: dim as u32, scale: 1.0, ..Default::default() };
         self.dispatch(enc, &SHADER, "dot_rows", &pb, &[&b, u, &tu], groups_per_item(np as u64));
         enc.copy_buffer_to_buffer(&ui, 0, &y, 0, (ni * 4) as u64);
         enc.copy_buffer_to_buffer(&tu, 0, &y, (ni * 4) as u64, (np * 4) as u64);
@@ -135,7 +136,8 @@ impl Gpu {
                     dim,
                 );
                 let parts = self.scratch("parts", (2 * na * nb * 4) as u64);
-                let ps = Params::default().u(na as u32).u(nb as u32).u(dim as u32).f(scale).f(0.0);
+                let ps =
+                    LongAlignParams { rows: na as u32, cols: nb as u32, dim: dim as u32, scale, ..Default::default() };
                 self.dispatch(&mut enc, &SHADER, "split", &ps, &[&prod, &y, &parts], groups_for((na * nb) as u64));
                 let bytes = self.finish(scope, enc, &[(&parts, (2 * na * nb * 4) as u64)]).await?;
                 let v = cast::<f32>(&bytes[0]);

@@ -1,7 +1,7 @@
 //! Preference math on the GPU: per-pair rewards, margins and losses for every objective in
-//! `prefscope_core::dpo` (each `DPOTrainer` loss type, combinable; CPO/SimPO; ORPO; KTO; BCO),
+//! `prefscope_core::preference::dpo` (each `DPOTrainer` loss type, combinable; CPO/SimPO; ORPO; KTO; BCO),
 //! TRL's metrics as column reductions, and AOT's batch-wide sort. Twin of
-//! `prefscope_core::dpo::Objective::evaluate`.
+//! `prefscope_core::preference::dpo::Objective::evaluate`.
 //!
 //! Log-probabilities arrive as f64 and travel as two f32 (hi + lo), so log-ratios of
 //! sequence sums in the hundreds keep the digits a single f32 would lose; everything after
@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use prefscope_core::dpo::{CpoLoss, Evaluation, FDivergence, LossType, Objective, PairLogps, PairValues, TableLogps};
 use prefscope_core::error::ConfigError;
-use prefscope_core::record::DpoTable;
+use prefscope_core::io::record::DpoTable;
+use prefscope_core::preference::dpo::{
+    CpoLoss, Evaluation, FDivergence, LossType, Objective, PairLogps, PairValues, TableLogps,
+};
 use thiserror::Error;
 
-use crate::kernel::{cast, chunks, groups_for, shader, Params, Shader};
+use crate::kernel::{cast, chunks, groups_for, shader, Shader};
+use crate::params::{cpo_loss, fdiv, kind, PreferenceParams, ReduceParams, SortParams};
 use crate::{Gpu, GpuError};
 
 pub(crate) const PREFERENCE: Shader = shader!("preference");
@@ -25,9 +28,6 @@ const SORT: Shader = shader!("sort");
 const BASE: usize = 11;
 const ROWS_PER_GROUP: u64 = 1024;
 const MAX_LOSSES: usize = 16;
-/// 32-bit words in preference.wgsl's `Params` (12 scalars, 16 loss ids, 16 weights): entry
-/// points that read only its first fields still bind the whole struct.
-pub(crate) const PARAMS_WORDS: usize = 12 + 2 * MAX_LOSSES;
 
 /// A refused input or setting (same messages as the CPU path), or a GPU failure.
 #[derive(Debug, Error)]
@@ -48,6 +48,7 @@ enum Constant {
     Delta,
 }
 
+/// An objective as preference.wgsl takes it, with what the host does around the kernel.
 pub(crate) struct Setup {
     kind: u32,
     sub: u32,
@@ -57,9 +58,10 @@ pub(crate) struct Setup {
     fdiv: u32,
     alpha: f64,
     tau: f64,
-    c0: f64,
-    c1: f64,
-    c2: f64,
+    /// KTO's KL; replaced by the first pass's value for the [`Constant`] kinds.
+    batch_constant: f64,
+    gamma_or_desirable: f64,
+    undesirable: f64,
     constant: Constant,
     aot: bool,
 }
@@ -67,27 +69,27 @@ pub(crate) struct Setup {
 impl Setup {
     pub(crate) fn of(objective: &Objective, kl: f64) -> Self {
         let base = Setup {
-            kind: 0,
-            sub: 0,
+            kind: kind::PAIRWISE,
+            sub: cpo_loss::SIGMOID,
             losses: Vec::new(),
             beta: 0.1,
             eps: 0.0,
-            fdiv: 0,
+            fdiv: fdiv::REVERSE_KL,
             alpha: 0.5,
             tau: 0.05,
-            c0: 0.0,
-            c1: 0.0,
-            c2: 0.0,
+            batch_constant: 0.0,
+            gamma_or_desirable: 0.0,
+            undesirable: 0.0,
             constant: Constant::None,
             aot: false,
         };
         match objective {
             Objective::Pairwise { losses, params } => {
                 let (fdiv, alpha) = match params.f_divergence {
-                    FDivergence::ReverseKl => (0, 0.5),
-                    FDivergence::ForwardKl => (1, 0.5),
-                    FDivergence::JsDivergence => (2, 0.5),
-                    FDivergence::AlphaDivergence(a) => (3, a),
+                    FDivergence::ReverseKl => (fdiv::REVERSE_KL, 0.5),
+                    FDivergence::ForwardKl => (fdiv::FORWARD_KL, 0.5),
+                    FDivergence::JsDivergence => (fdiv::JS, 0.5),
+                    FDivergence::AlphaDivergence(a) => (fdiv::ALPHA, a),
                 };
                 let id = |l: LossType| LossType::ALL.iter().position(|&x| x == l).unwrap_or(0) as u32;
                 Setup {
@@ -107,24 +109,29 @@ impl Setup {
                 }
             }
             Objective::Cpo(c) => Setup {
-                kind: 1,
+                kind: kind::CPO,
                 sub: match c.loss {
-                    CpoLoss::Sigmoid => 0,
-                    CpoLoss::Hinge => 1,
-                    CpoLoss::Ipo => 2,
-                    CpoLoss::Simpo => 3,
+                    CpoLoss::Sigmoid => cpo_loss::SIGMOID,
+                    CpoLoss::Hinge => cpo_loss::HINGE,
+                    CpoLoss::Ipo => cpo_loss::IPO,
+                    CpoLoss::Simpo => cpo_loss::SIMPO,
                 },
                 beta: c.beta,
                 eps: c.label_smoothing,
-                c1: c.simpo_gamma,
+                gamma_or_desirable: c.simpo_gamma,
                 constant: Constant::Nll(c.cpo_alpha),
                 ..base
             },
-            Objective::Orpo(o) => Setup { kind: 2, beta: o.beta, constant: Constant::Nll(1.0), ..base },
-            Objective::Kto(k) => {
-                Setup { kind: 3, beta: k.beta, c0: kl, c1: k.desirable_weight, c2: k.undesirable_weight, ..base }
-            }
-            Objective::Bco(b) => Setup { kind: 4, beta: b.beta, constant: Constant::Delta, ..base },
+            Objective::Orpo(o) => Setup { kind: kind::ORPO, beta: o.beta, constant: Constant::Nll(1.0), ..base },
+            Objective::Kto(k) => Setup {
+                kind: kind::KTO,
+                beta: k.beta,
+                batch_constant: kl,
+                gamma_or_desirable: k.desirable_weight,
+                undesirable: k.undesirable_weight,
+                ..base
+            },
+            Objective::Bco(b) => Setup { kind: kind::BCO, beta: b.beta, constant: Constant::Delta, ..base },
         }
     }
 
@@ -132,25 +139,25 @@ impl Setup {
         BASE + if self.losses.len() > 1 { self.losses.len() } else { 0 }
     }
 
-    pub(crate) fn params(&self, n: usize) -> Params {
-        let mut p = Params::default()
-            .u(n as u32)
-            .u(self.kind)
-            .u(self.losses.len() as u32)
-            .u(self.fdiv)
-            .f(self.beta as f32)
-            .f(self.eps as f32)
-            .f(self.alpha as f32)
-            .f(self.tau as f32)
-            .f(self.c0 as f32)
-            .f(self.c1 as f32)
-            .f(self.c2 as f32)
-            .u(self.sub);
-        for k in 0..MAX_LOSSES {
-            p = p.u(self.losses.get(k).map_or(0, |l| l.0));
-        }
-        for k in 0..MAX_LOSSES {
-            p = p.f(self.losses.get(k).map_or(0.0, |l| l.1 as f32));
+    pub(crate) fn params(&self, n: usize) -> PreferenceParams {
+        let mut p = PreferenceParams {
+            n: n as u32,
+            kind: self.kind,
+            n_losses: self.losses.len() as u32,
+            fdiv: self.fdiv,
+            beta: self.beta as f32,
+            eps: self.eps as f32,
+            alpha: self.alpha as f32,
+            tau: self.tau as f32,
+            batch_constant: self.batch_constant as f32,
+            gamma_or_desirable: self.gamma_or_desirable as f32,
+            undesirable: self.undesirable as f32,
+            sub: self.sub,
+            ..Default::default()
+        };
+        for (k, &(id, weight)) in self.losses.iter().take(MAX_LOSSES).enumerate() {
+            p.losses[k / 4][k % 4] = id;
+            p.weights[k / 4][k % 4] = weight as f32;
         }
         p
     }
@@ -182,9 +189,8 @@ impl Gpu {
         let resolved =
             TableLogps::new(table, objective.needs_lengths()).map_err(|e| ConfigError::Input(Box::new(e)))?;
         let kl = match objective {
-            Objective::Kto(_) => {
-                prefscope_core::dpo::unpaired::kl_from_table(table).map_err(|e| ConfigError::Input(Box::new(e)))?
-            }
+            Objective::Kto(_) => prefscope_core::preference::dpo::unpaired::kl_from_table(table)
+                .map_err(|e| ConfigError::Input(Box::new(e)))?,
             _ => 0.0,
         };
         self.evaluate_pairs(objective, &resolved.logps(), kl).await
@@ -212,7 +218,7 @@ impl Gpu {
             Constant::None => self.preference_pass(&setup, p, chunk, host_sorted.as_deref(), true).await?,
             constant => {
                 let (first, _) = self.preference_pass(&setup, p, chunk, host_sorted.as_deref(), false).await?;
-                setup.c0 = match constant {
+                setup.batch_constant = match constant {
                     Constant::Nll(scale) => scale * nll(&first),
                     _ => 0.5 * (first[0] + first[1]) / n as f64,
                 };
@@ -250,7 +256,7 @@ impl Gpu {
             self.dispatch(&mut enc, &PREFERENCE, "pair_values", &setup.params(m), &ins, groups_for(m as u64));
             let groups = (m as u64).div_ceil(ROWS_PER_GROUP);
             let partials = self.scratch("partials", groups * stride as u64 * 4);
-            let rp = Params::default().u(m as u32).u(stride as u32);
+            let rp = ReduceParams { rows: m as u32, stride: stride as u32 };
             self.dispatch(
                 &mut enc,
                 &REDUCE,
@@ -294,14 +300,14 @@ impl Gpu {
     fn sort_on_device(&self, enc: &mut wgpu::CommandEncoder, inputs: &ChunkInputs, n: usize) -> wgpu::Buffer {
         let padded = n.next_power_of_two().max(1);
         let keys = self.scratch("aot keys", padded as u64 * 16);
-        let kp = Params::default().u(n as u32).u(0).u(0);
+        let kp = SortParams { n: n as u32, j: 0, k: 0 };
         let ins = [&keys, &inputs.pc, &inputs.pr, &inputs.rc, &inputs.rr];
         self.dispatch(enc, &SORT, "aot_keys", &kp, &ins, groups_for(padded as u64));
         let mut k = 2;
         while k <= padded {
             let mut j = k / 2;
             while j > 0 {
-                let sp = Params::default().u(padded as u32).u(j as u32).u(k as u32);
+                let sp = SortParams { n: padded as u32, j: j as u32, k: k as u32 };
                 self.dispatch(enc, &SORT, "bitonic_step", &sp, &[&keys], groups_for(padded as u64));
                 j /= 2;
             }
@@ -358,8 +364,8 @@ fn assemble(objective: &Objective, setup: &Setup, n: usize, sums: &[f64], rows: 
             put("log_odds_chosen", mean(7));
             put("log_odds_ratio", mean(8));
         }
-        Objective::Kto(_) => put("kl", setup.c0),
-        Objective::Bco(_) => put("delta", setup.c0),
+        Objective::Kto(_) => put("kl", setup.batch_constant),
+        Objective::Bco(_) => put("delta", setup.batch_constant),
     }
     let col = |k: usize| rows.iter().map(|r| r[k] as f64).collect::<Vec<_>>();
     Evaluation {

@@ -1,10 +1,10 @@
 //! Image preprocessing on the GPU: RGBA8 in, Pillow's bicubic resize (the fixed-point taps of
-//! `prefscope_core::preprocess`, so the bytes are identical), crop or pad, normalisation,
-//! f32 channel planes out. Twin of `prefscope_core::preprocess::preprocess`. The towers record
+//! `prefscope_core::scoring::preprocess`, so the bytes are identical), crop or pad, normalisation,
+//! f32 channel planes out. Twin of `prefscope_core::scoring::preprocess::preprocess`. The towers record
 //! the same kernels into their own pass ([`crate::Pass::preprocess`]), so pixels stay on the
 //! device; this entry point reads them back.
 
-use prefscope_core::preprocess::{check_rgba, Pixels, Preset};
+use prefscope_core::scoring::preprocess::{check_rgba, Pixels, Preset};
 
 use crate::{Gpu, GpuError};
 

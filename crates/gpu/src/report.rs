@@ -3,14 +3,14 @@
 
 use std::borrow::Cow;
 
-use prefscope_core::read::Preferences;
-use prefscope_core::report::{add_diagnostics, add_ranking_metrics, table_lengths, Report, ReportRequest};
+use prefscope_core::io::read::Preferences;
+use prefscope_core::preference::report::{add_diagnostics, add_ranking_metrics, table_lengths, Report, ReportRequest};
 
 use crate::preference::DpoError;
 use crate::Gpu;
 
 impl Gpu {
-    /// The GPU twin of `prefscope_core::report::report`.
+    /// The GPU twin of `prefscope_core::preference::report::report`.
     pub async fn report<'a>(&self, data: &'a Preferences, request: &ReportRequest) -> Result<Report<'a>, DpoError> {
         match data {
             Preferences::Dpo(table) => {

@@ -1,14 +1,15 @@
 //! A manifest's rows scored in one pass on the device: the products of every image with every
 //! prompt, the LongAlign projections, each row's parts, score and reweighted score, then the
 //! softmax and ranks within its group — one submit, one read-back. Twin of
-//! `prefscope_core::longalign::decompose` and `prefscope_core::clip_score::{grouped_softmax,
+//! `prefscope_core::scoring::longalign::decompose` and `prefscope_core::scoring::clip_score::{grouped_softmax,
 //! grouped_ranks}` as prefscope-clip's scorer combines them.
 
-use prefscope_core::embedding::Embeddings;
+use prefscope_core::scoring::embedding::Embeddings;
 
 use crate::groups::{group_order, SHADER as GROUPS};
-use crate::kernel::{cast, groups_for, groups_per_item, Params};
+use crate::kernel::{cast, groups_for, groups_per_item};
 use crate::longalign::SHADER as LONGALIGN;
+use crate::params::{GroupsParams, LongAlignParams};
 use crate::{Gpu, GpuError};
 
 /// One value per row, in the order the rows were given.
@@ -84,11 +85,11 @@ impl Gpu {
         let prob = self.scratch("probabilities", (m * 4) as u64);
         let rank = self.scratch("ranks", (m * 4) as u64);
         let (prod, y) = self.record_projections(&mut enc, &images.data, &texts.data, &ub, dim);
-        let pr = Params::default().u(m as u32).u(0).u(clamp as u32).f(scale).f(reweight);
+        let pr = LongAlignParams { rows: m as u32, clamp: clamp as u32, scale, weight: reweight, ..Default::default() };
         let bindings = [(1, &prod), (2, &y), (3, &parts), (4, &pk)];
         self.dispatch_at(&mut enc, &LONGALIGN, "pick_rows", &pr, &bindings, groups_for(m as u64));
         enc.copy_buffer_to_buffer(&parts, (2 * m * 4) as u64, &scores, 0, (m * 4) as u64);
-        let pg = Params::default().u(n_groups as u32);
+        let pg = GroupsParams { groups: n_groups as u32 };
         let bindings = [&off, &scores, &prob, &rank];
         self.dispatch(&mut enc, &GROUPS, "softmax_ranks", &pg, &bindings, groups_per_item(n_groups as u64));
         let bytes = self

@@ -1,14 +1,15 @@
 //! Similarity of image and text embeddings: L2 normalisation and a tiled matrix product whose
 //! epilogue applies the preset's score (cosine, CLIP logit, CLIPScore, HPS). Twin of
-//! `prefscope_core::clip_score::score_matrix`.
+//! `prefscope_core::scoring::clip_score::score_matrix`.
 
-use prefscope_core::clip_score::PairScore;
-use prefscope_core::embedding::Embeddings;
+use prefscope_core::scoring::clip_score::PairScore;
+use prefscope_core::scoring::embedding::Embeddings;
 
-use crate::kernel::{cast, chunks, groups_per_item, shader, Params, Shader};
+use crate::kernel::{cast, chunks, groups_per_item, shader, Shader};
+use crate::params::SimilarityParams;
 use crate::{Gpu, GpuError};
 
-pub(crate) const SHADER: Shader = shader!("similarity");
+pub(crate) const SHADER: Shader = shader!("similarity", ["tile", "similarity"]);
 
 /// Output tile edge of the matmul kernel.
 const TILE: u32 = 64;
@@ -160,7 +161,8 @@ impl Gpu {
             b
         };
         let c = self.scratch("scores", (na * nb * 4) as u64);
-        let params = Params::default().u(na as u32).u(nb as u32).u(dim as u32).u(clamp as u32).f(scale);
+        let params =
+            SimilarityParams { rows_a: na as u32, rows_b: nb as u32, dim: dim as u32, clamp: clamp as u32, scale };
         let groups = [(nb as u32).div_ceil(TILE), (na as u32).div_ceil(TILE), 1];
         self.dispatch(enc, &SHADER, "matmul", &params, &[&an, b_used, &c], groups);
         c
@@ -175,7 +177,7 @@ impl Gpu {
         dim: usize,
         dst: &wgpu::Buffer,
     ) {
-        let params = Params::default().u(rows as u32).u(0).u(dim as u32).u(0).f(1.0);
+        let params = SimilarityParams { rows_a: rows as u32, rows_b: 0, dim: dim as u32, clamp: 0, scale: 1.0 };
         self.dispatch(enc, &SHADER, "normalize_rows", &params, &[src, src, dst], groups_per_item(rows as u64));
     }
 

@@ -1,11 +1,12 @@
 //! Histograms (atomics) and ranking accuracy on the GPU. Twins of
-//! `prefscope_core::histogram::histogram` and `prefscope_core::ranking::{ranking_accuracy,
+//! `prefscope_core::histogram::histogram` and `prefscope_core::preference::ranking::{ranking_accuracy,
 //! ranking_accuracy_normalized}`.
 
 use prefscope_core::histogram::Histogram;
 
-use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Params, Shader};
-use crate::preference::{split, PARAMS_WORDS, PREFERENCE, REDUCE};
+use crate::kernel::{cast, chunks, groups_for, groups_per_item, shader, Shader};
+use crate::params::{HistogramParams, PreferenceParams, ReduceParams};
+use crate::preference::{split, PREFERENCE, REDUCE};
 use crate::{Gpu, GpuError};
 
 const SHADER: Shader = shader!("histogram");
@@ -39,8 +40,12 @@ impl Gpu {
             let v = self.upload("values", &split(&values[r.clone()]));
             let c = self.upload("counts", &vec![0u32; bins]);
             let mut enc = self.encoder();
-            let params =
-                Params::default().u(r.len() as u32).u(bins as u32).f(lo as f32).f((bins as f64 / (hi - lo)) as f32);
+            let params = HistogramParams {
+                n: r.len() as u32,
+                bins: bins as u32,
+                lo: lo as f32,
+                norm: (bins as f64 / (hi - lo)) as f32,
+            };
             self.dispatch_at(
                 &mut enc,
                 &SHADER,
@@ -67,7 +72,7 @@ impl Gpu {
             let groups = (r.len() as u64).div_ceil(256);
             let part = self.scratch("min/max", groups * 8);
             let mut enc = self.encoder();
-            let params = Params::default().u(r.len() as u32).u(0).f(0.0).f(0.0);
+            let params = HistogramParams { n: r.len() as u32, ..Default::default() };
             self.dispatch_at(&mut enc, &SHADER, "minmax", &params, &[(1, &v), (4, &part)], groups_per_item(groups));
             let bytes = self.finish(scope, enc, &[(&part, groups * 8)]).await?;
             for pair in cast::<f32>(&bytes[0]).chunks(2) {
@@ -113,10 +118,10 @@ impl Gpu {
             let groups = (m as u64).div_ceil(1024);
             let partials = self.scratch("partials", groups * 8);
             let mut enc = self.encoder();
-            let params = Params::default().u(m as u32).pad(PARAMS_WORDS);
+            let params = PreferenceParams { n: m as u32, ..Default::default() };
             let b = [(1, &pc), (2, &pr), (5, &lens), (7, &out)];
             self.dispatch_at(&mut enc, &PREFERENCE, "ranking", &params, &b, groups_for(m as u64));
-            let rp = Params::default().u(m as u32).u(2);
+            let rp = ReduceParams { rows: m as u32, stride: 2 };
             self.dispatch(&mut enc, &REDUCE, "column_sums", &rp, &[&out, &partials], groups_per_item(groups));
             let bytes = self.finish(scope, enc, &[(&partials, groups * 8)]).await?;
             for part in cast::<f32>(&bytes[0]).chunks(2) {

@@ -1,9 +1,10 @@
 //! Per-token rewards and segmented sums over ragged token arrays (compressed rows). Twins of
-//! `prefscope_core::tokens::{token_rewards, segment_sums}`.
+//! `prefscope_core::preference::tokens::{token_rewards, segment_sums}`.
 
-use prefscope_core::record::TokenColumn;
+use prefscope_core::io::record::TokenColumn;
 
-use crate::kernel::{cast, groups_per_item, shader, Params, Shader};
+use crate::kernel::{cast, groups_per_item, shader, Shader};
+use crate::params::TokensParams;
 use crate::{Gpu, GpuError};
 
 const SHADER: Shader = shader!("tokens");
@@ -85,7 +86,7 @@ impl Gpu {
             let out = self.scratch("per token", if reference.is_some() { tokens * 4 } else { 4 });
             let sum = self.scratch("sums", (s1 - s0) as u64 * 4);
             let mut enc = self.encoder();
-            let params = Params::default().u((s1 - s0) as u32).f(beta).u(reference.is_some() as u32);
+            let params = TokensParams { segments: (s1 - s0) as u32, beta, rewards: reference.is_some() as u32 };
             self.dispatch(
                 &mut enc,
                 &SHADER,

@@ -1,18 +1,19 @@
 //! The transformer kernels the CLIP towers run on: matrix products with fused epilogues,
 //! LayerNorm (optionally gathering its rows), one attention kernel, token and patch
-//! embeddings. Each is the twin of a function in `prefscope_core::transformer`.
+//! embeddings. Each is the twin of a function in `prefscope_core::scoring::transformer`.
 //!
 //! A tower's forward pass is recorded into one [`Pass`] (one command encoder, one submit) over
 //! [`Tensor`]s that stay on the device; weights are uploaded once, in f32 or as packed f16.
 
-use prefscope_core::preprocess::{bicubic_taps, check_rgba, Preset};
-use prefscope_core::transformer::Epilogue;
+use prefscope_core::scoring::preprocess::{bicubic_taps, check_rgba, Preset};
+use prefscope_core::scoring::transformer::Epilogue;
 
-use crate::kernel::{cast, groups_for, groups_per_item, shader, Params, Scope, Shader};
+use crate::kernel::{cast, groups_for, groups_per_item, shader, Scope, Shader};
+use crate::params::{AttentionParams, EmbedParams, LayerNormParams, LinearParams, PreprocessParams, SimilarityParams};
 use crate::{Gpu, GpuError};
 
-const LINEAR_F32: Shader = shader!("linear_f32", ["weights_f32", "linear_params", "linear"]);
-const LINEAR_F16: Shader = shader!("linear_f16", ["weights_f16", "linear_params", "linear"]);
+const LINEAR_F32: Shader = shader!("linear_f32", ["weights_f32", "linear_params", "tile", "linear"]);
+const LINEAR_F16: Shader = shader!("linear_f16", ["weights_f16", "linear_params", "tile", "linear"]);
 const LINEAR4_F32: Shader = shader!("linear4_f32", ["weights4_f32", "linear_params", "linear4"]);
 const LINEAR4_F16: Shader = shader!("linear4_f16", ["weights4_f16", "linear_params", "linear4"]);
 const EMBED_F32: Shader = shader!("embed_f32", ["weights_f32", "embed"]);
@@ -169,7 +170,7 @@ impl<'g> Pass<'g> {
     }
 
     /// `y = epilogue(x·W + b)`, `x: [rows, k]`, `w: [k, n]`, `bias: [n]` (twin of
-    /// `prefscope_core::transformer::linear`). With [`Epilogue::Residual`] `y` is added to.
+    /// `prefscope_core::scoring::transformer::linear`). With [`Epilogue::Residual`] `y` is added to.
     #[allow(clippy::too_many_arguments)]
     pub fn linear(
         &mut self,
@@ -196,8 +197,13 @@ impl<'g> Pass<'g> {
         }
         let (shader, entry, tile) = self.gpu.linear_kernel(w.half, k, n);
         let dummy = self.dummy();
-        let params =
-            Params::default().u(rows as u32).u(k as u32).u(n as u32).u(epilogue.code()).u(bias.is_some() as u32);
+        let params = LinearParams {
+            rows: rows as u32,
+            k: k as u32,
+            n: n as u32,
+            epilogue: epilogue.code(),
+            has_bias: bias.is_some() as u32,
+        };
         let b = bias.map_or(&dummy, |b| &b.buffer);
         let groups = [(n as u32).div_ceil(tile), (rows as u32).div_ceil(tile), 1];
         self.gpu.dispatch_at(
@@ -211,7 +217,7 @@ impl<'g> Pass<'g> {
         Ok(())
     }
 
-    /// LayerNorm of `rows` rows of `width` (twin of `prefscope_core::transformer::layer_norm`);
+    /// LayerNorm of `rows` rows of `width` (twin of `prefscope_core::scoring::transformer::layer_norm`);
     /// `gather` picks each output row's input row.
     #[allow(clippy::too_many_arguments)]
     pub fn layer_norm(
@@ -239,7 +245,7 @@ impl<'g> Pass<'g> {
             return Ok(());
         }
         let dummy = self.dummy();
-        let params = Params::default().u(rows as u32).u(width as u32).u(gather.is_some() as u32).f(eps);
+        let params = LayerNormParams { rows: rows as u32, width: width as u32, gather: gather.is_some() as u32, eps };
         let index = gather.map_or(&dummy, |g| &g.buffer);
         self.gpu.dispatch(
             &mut self.encoder,
@@ -253,7 +259,7 @@ impl<'g> Pass<'g> {
     }
 
     /// Self-attention on fused projections `qkv: [batch·tokens, 3·heads·head_dim]` into
-    /// `out: [batch·tokens, heads·head_dim]` (twin of `prefscope_core::transformer::attention`).
+    /// `out: [batch·tokens, heads·head_dim]` (twin of `prefscope_core::scoring::transformer::attention`).
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -279,13 +285,14 @@ impl<'g> Pass<'g> {
         if items == 0 {
             return Ok(());
         }
-        let params = Params::default()
-            .u(batch as u32)
-            .u(tokens as u32)
-            .u(heads as u32)
-            .u(head_dim as u32)
-            .u(causal as u32)
-            .f((head_dim as f32).powf(-0.5));
+        let params = AttentionParams {
+            batch: batch as u32,
+            tokens: tokens as u32,
+            heads: heads as u32,
+            head_dim: head_dim as u32,
+            causal: causal as u32,
+            scale: (head_dim as f32).powf(-0.5),
+        };
         self.gpu.dispatch(
             &mut self.encoder,
             &ATTENTION,
@@ -315,7 +322,8 @@ impl<'g> Pass<'g> {
             return Ok(());
         }
         let shader = if table.half { &EMBED_F16 } else { &EMBED_F32 };
-        let params = Params::default().u(count as u32).u(width as u32).u(tokens as u32).pad(5);
+        let params =
+            EmbedParams { count: count as u32, width: width as u32, tokens: tokens as u32, ..Default::default() };
         let bindings = [(1, &ids.buffer), (2, &table.buffer), (3, &positions.buffer), (4, &out.buffer)];
         self.gpu.dispatch_at(&mut self.encoder, shader, "embed_tokens", &params, &bindings, groups_for(count as u64));
         Ok(())
@@ -337,7 +345,8 @@ impl<'g> Pass<'g> {
         if count == 0 {
             return Ok(());
         }
-        let params = Params::default().u(count as u32).u(0).u(0).u(size as u32).u(patch as u32);
+        let params =
+            EmbedParams { count: count as u32, size: size as u32, patch_size: patch as u32, ..Default::default() };
         let bindings = [(5, &pixels.buffer), (4, &out.buffer)];
         self.gpu.dispatch_at(&mut self.encoder, &EMBED_F32, "im2col", &params, &bindings, groups_for(count as u64));
         Ok(())
@@ -363,7 +372,8 @@ impl<'g> Pass<'g> {
         if count == 0 {
             return Ok(());
         }
-        let params = Params::default().u(count as u32).u(width as u32).u(tokens as u32).pad(5);
+        let params =
+            EmbedParams { count: count as u32, width: width as u32, tokens: tokens as u32, ..Default::default() };
         let bindings = [(7, &patches.buffer), (6, &class.buffer), (3, &positions.buffer), (4, &out.buffer)];
         self.gpu.dispatch_at(
             &mut self.encoder,
@@ -384,7 +394,7 @@ impl<'g> Pass<'g> {
             return Ok(());
         }
         let dummy = self.dummy();
-        let params = Params::default().u(rows as u32).u(0).u(width as u32).u(0).f(1.0);
+        let params = SimilarityParams { rows_a: rows as u32, rows_b: 0, dim: width as u32, clamp: 0, scale: 1.0 };
         self.gpu.dispatch(
             &mut self.encoder,
             &crate::similarity::SHADER,
@@ -426,22 +436,24 @@ impl<'g> Pass<'g> {
         let by = gpu.upload("bounds y", &ty.bounds);
         let wy = gpu.upload("weights y", &ty.weights);
         let temp = gpu.scratch("resized rows", temp_bytes);
-        let mut params = Params::default()
-            .u(width)
-            .u(height)
-            .u(rw)
-            .u(rh)
-            .u(tx.ksize as u32)
-            .u(ty.ksize as u32)
-            .u(ow)
-            .u(oh)
-            .u(plan.offset.0 as i32 as u32)
-            .u(plan.offset.1 as i32 as u32)
-            .u(base as u32)
-            .u(0);
-        for v in preset.mean.iter().chain([&0.0]).chain(&preset.std).chain([&1.0]) {
-            params = params.f(*v);
-        }
+        let [m0, m1, m2] = preset.mean;
+        let [s0, s1, s2] = preset.std;
+        let params = PreprocessParams {
+            in_w: width,
+            in_h: height,
+            rw,
+            rh,
+            kx: tx.ksize as u32,
+            ky: ty.ksize as u32,
+            ow,
+            oh,
+            off_x: plan.offset.0 as i32,
+            off_y: plan.offset.1 as i32,
+            base: base as u32,
+            _pad: 0,
+            mean: [m0, m1, m2, 0.0],
+            stdev: [s0, s1, s2, 1.0],
+        };
         let h = [(1, &src), (2, &bx), (3, &wx), (4, &temp)];
         gpu.dispatch_at(
             &mut self.encoder,

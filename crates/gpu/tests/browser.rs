@@ -11,12 +11,12 @@ mod common;
 mod transformer;
 
 use common::{assert_close, Rng};
-use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
-use prefscope_core::dpo::{LossType, Objective, PairLogps, PairwiseParams};
 use prefscope_core::histogram::histogram;
-use prefscope_core::longalign::{common_direction, decompose_all};
-use prefscope_core::preprocess::{preprocess, Preset};
-use prefscope_core::tokens::segment_sums;
+use prefscope_core::preference::dpo::{LossType, Objective, PairLogps, PairwiseParams};
+use prefscope_core::preference::tokens::segment_sums;
+use prefscope_core::scoring::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
+use prefscope_core::scoring::longalign::{common_direction, decompose_all};
+use prefscope_core::scoring::preprocess::{preprocess, Preset};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 

@@ -7,12 +7,12 @@ use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::PyArray1;
-use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
-use prefscope_core::dpo::{FDivergence, PairwiseParams};
-use prefscope_core::read::{read_preferences, read_ranked, read_record_batches, Input, Preferences};
-use prefscope_core::report::{report, ReportRequest};
-use prefscope_core::shards::{combine, shard_sums, ShardSums};
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::read::{read_preferences, read_ranked, read_record_batches, Input, Preferences};
+use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
+use prefscope_core::preference::dpo::PairwiseParams;
+use prefscope_core::preference::report::{report, ReportOptions, ReportRequest};
+use prefscope_core::preference::shards::{combine, shard_sums, ShardSums};
 use prefscope_gpu::block_on;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -76,13 +76,16 @@ fn request(
     f_divergence: &str,
     f_alpha: f64,
 ) -> PyResult<ReportRequest> {
-    let f_divergence = FDivergence::parse(f_divergence, f_alpha).map_err(error)?;
-    Ok(ReportRequest {
-        objective: loss.to_string(),
+    ReportOptions {
+        loss: Some(loss.to_string()),
         weights,
         beta,
-        params: PairwiseParams { label_smoothing, f_divergence, ..PairwiseParams::default() },
-    })
+        label_smoothing: Some(label_smoothing),
+        f_divergence: Some(f_divergence.to_string()),
+        f_alpha: Some(f_alpha),
+    }
+    .request()
+    .map_err(error)
 }
 
 fn read(source: Source) -> Result<Preferences, String> {
@@ -162,7 +165,7 @@ pub fn compare<'py>(
             return Err("compare takes DPO log-probabilities, not Diffusion-DPO rows".to_string());
         };
         let names: Vec<&str> = objectives.iter().map(|o| o.trim()).collect();
-        let comparison = prefscope_core::dpo::compare(&table, &names, params).map_err(|e| e.to_string())?;
+        let comparison = prefscope_core::preference::dpo::compare(&table, &names, params).map_err(|e| e.to_string())?;
         Ok((comparison.losses, comparison.metrics))
     })
     .map_err(error)

@@ -9,11 +9,11 @@ use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
-use prefscope_clip::precision::dtype_name;
+
 use prefscope_clip::scorer::{common_text_direction, rows_table, Reference, Scorer as Preset};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
-use prefscope_core::embedding::{normalize, Embeddings};
-use prefscope_core::read::read_manifest;
+use prefscope_core::io::read::read_manifest;
+use prefscope_core::scoring::embedding::{normalize, Embeddings};
 use prefscope_gpu::block_on;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -129,7 +129,7 @@ impl Scorer {
             let backend = gpu.map(Backend::Gpu).unwrap_or(Backend::Cpu);
             let mut encoder = Encoder::load_with(&files, backend, precision).map_err(|e| e.to_string())?;
             encoder.batch = batch as usize;
-            let dtype = dtype_name(encoder.dtype()).to_string();
+            let dtype = encoder.dtype().name().to_string();
             Ok(Scorer {
                 encoder,
                 limits: ImageLimits { max_pixels: max_image_pixels as u64 },
@@ -201,7 +201,7 @@ impl Scorer {
     /// `prefscope score`'s rows as a pyarrow RecordBatch: `source` is a manifest (CSV or JSON
     /// Lines; image paths relative to its folder) or an Arrow table/stream with `prompt` and
     /// `image` (paths relative to `root`, or the images' bytes).
-    #[pyo3(signature = (source, preset="clip", reweight=prefscope_core::longalign::DEFAULT_REWEIGHT, reference_prompts=None, root=None))]
+    #[pyo3(signature = (source, preset="clip", reweight=prefscope_core::scoring::longalign::DEFAULT_REWEIGHT, reference_prompts=None, root=None))]
     fn score<'py>(
         &self,
         py: Python<'py>,

@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::DataType;
-use prefscope_core::record::ManifestRow;
+use prefscope_core::io::record::ManifestRow;
 use prefscope_core::{ErrorKind, InputError, Location};
 
 /// Where a row's image is.

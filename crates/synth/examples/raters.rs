@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use prefscope_clip::{Backend, ClipError, Encoder};
-use prefscope_core::embedding::{dot, normalize};
-use prefscope_core::groups::GroupOptions;
+use prefscope_core::preference::groups::GroupOptions;
+use prefscope_core::scoring::embedding::{dot, normalize};
 use prefscope_synth::caption;
 use prefscope_synth::demo::{bundled_reference_direction, model_files};
 use prefscope_synth::raters::{edit, fit, pair_features, population_ari, rated_pairs, true_features};

@@ -7,7 +7,7 @@ use prefscope_clip::scorer::{
 };
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
 use prefscope_core::correlation::spearman;
-use prefscope_core::embedding::{dot, Embeddings};
+use prefscope_core::scoring::embedding::{dot, Embeddings};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -222,7 +222,8 @@ pub async fn evaluate(encoder: &Encoder, seed: u64, prompts: usize) -> Result<Ev
     let (retrieval_top1, retrieval_top1_hard) = retrieval(encoder, seed, prompts).await?;
     let entries = gallery(seed ^ 0x6a11e7, prompts);
     let rows =
-        score_gallery(encoder, &entries, Scorer::PickScore, prefscope_core::longalign::DEFAULT_REWEIGHT, None).await?;
+        score_gallery(encoder, &entries, Scorer::PickScore, prefscope_core::scoring::longalign::DEFAULT_REWEIGHT, None)
+            .await?;
     let (mut correct, mut pairs) = (0.0, 0usize);
     let mut start = 0;
     for entry in &entries {

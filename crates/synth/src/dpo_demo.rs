@@ -4,9 +4,9 @@
 //! prints and training.json records.
 
 use bytes::Bytes;
-use prefscope_core::read::{read_preferences, Format, Input, Preferences};
-use prefscope_core::report::{report, ReportRequest};
-use prefscope_core::tokens::{pair_token_rewards, DifferingReward};
+use prefscope_core::io::read::{read_preferences, Format, Input, Preferences};
+use prefscope_core::preference::report::{report, ReportRequest};
+use prefscope_core::preference::tokens::{pair_token_rewards, DifferingReward};
 use prefscope_core::DpoTable;
 use serde::{Deserialize, Serialize};
 
@@ -72,8 +72,10 @@ pub fn summarize(table: &DpoTable, beta: f64) -> Result<Summary, String> {
         pooled.total += split.total;
         shares.extend(split.share());
     }
-    let reference =
-        prefscope_core::ranking::ranking_accuracy(&table.reference_chosen_logps, &table.reference_rejected_logps);
+    let reference = prefscope_core::preference::ranking::ranking_accuracy(
+        &table.reference_chosen_logps,
+        &table.reference_rejected_logps,
+    );
     Ok(Summary {
         pairs: table.len(),
         beta,

@@ -5,8 +5,8 @@
 //! should find the two populations from the labels and the pictures' features alone.
 
 use prefscope_clip::{ClipError, Encoder};
-use prefscope_core::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupFit, GroupOptions};
-use prefscope_core::longalign::decompose;
+use prefscope_core::preference::groups::{adjusted_rand_index, fit_groups, AnnotatedPairs, GroupFit, GroupOptions};
+use prefscope_core::scoring::longalign::decompose;
 use prefscope_core::ConfigError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

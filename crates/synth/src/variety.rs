@@ -6,8 +6,8 @@
 //! explain less of the second set, so its Schur complement entropy (SCE) should be higher.
 
 use prefscope_clip::{ClipError, Encoder};
-use prefscope_core::diversity::{split, Kernel, Paired, Split};
-use prefscope_core::embedding::normalize;
+use prefscope_core::scoring::diversity::{split, Kernel, Paired, Split};
+use prefscope_core::scoring::embedding::normalize;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -11,14 +11,15 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
+use prefscope_clip::pipeline::{manifest_items, match_images};
 use prefscope_clip::scorer::{rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::{ImageLimits, Rgba};
-use prefscope_core::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
-use prefscope_core::dpo::{FDivergence, PairwiseParams};
-use prefscope_core::embedding::normalize;
-use prefscope_core::longalign::DEFAULT_REWEIGHT;
-use prefscope_core::read::{read_manifest, read_preferences, read_ranked, Input};
-use prefscope_core::report::{report, ReportRequest};
+use prefscope_core::io::read::{read_manifest, read_preferences, read_ranked, Input};
+use prefscope_core::io::record::ManifestRow;
+use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
+use prefscope_core::preference::report::{report, ReportOptions};
+use prefscope_core::scoring::embedding::normalize;
+use prefscope_core::scoring::longalign::DEFAULT_REWEIGHT;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -253,57 +254,46 @@ async fn score_rows(model: &Model, request: ScoreRequest, images: Vec<Rgba>) -> 
         }
         Some(ReferenceArg::Prompts(p)) => Reference::Prompts(p),
     };
-    let names: Vec<String> = images.iter().map(|im| im.name.clone()).collect();
-    // (id, group, prompt, image, the image's name in the output) per row.
-    let mut wanted: Vec<(String, Option<String>, String, usize, String)> = Vec::new();
-    match (request.prompts, request.manifest) {
+    let names: Vec<&str> = images.iter().map(|im| im.name.as_str()).collect();
+    let typed: Vec<String>;
+    let manifest_rows: Vec<ManifestRow>;
+    let items: Vec<Item<'_>> = match (request.prompts, request.manifest) {
         (Some(_), Some(_)) => return Err("give prompts or a manifest, not both".into()),
         (None, None) => return Err("give prompts or a manifest to score".into()),
         (Some(prompts), None) => {
             if prompts.is_empty() || images.is_empty() {
                 return Err("give at least one image and one prompt".into());
             }
+            typed = prompts;
             // Prompt by prompt, each against every image, numbered from 1 as a manifest's rows.
-            for prompt in prompts {
-                for (i, name) in names.iter().enumerate() {
-                    wanted.push(((wanted.len() + 1).to_string(), None, prompt.clone(), i, name.clone()));
-                }
-            }
+            let pairs = typed.iter().flat_map(|p| names.iter().enumerate().map(move |(i, &name)| (p, i, name)));
+            pairs
+                .enumerate()
+                .map(|(k, (prompt, image, image_name))| Item {
+                    id: (k + 1).to_string(),
+                    group: None,
+                    prompt,
+                    image,
+                    image_name,
+                })
+                .collect()
         }
         (None, Some(manifest)) => {
-            let rows = read_manifest(&manifest.name, manifest.text.as_bytes()).map_err(|e| e.to_string())?;
-            for (r, row) in rows.into_iter().enumerate() {
-                // By the name the row gives, else by its file name (a `File` picked from a folder).
-                let file = row.image.rsplit('/').next().unwrap_or(&row.image);
-                let i = names
-                    .iter()
-                    .position(|n| *n == row.image)
-                    .or_else(|| names.iter().position(|n| n == file))
-                    .ok_or_else(|| format!("{} row {}: image `{}` was not given", manifest.name, r + 1, row.image))?;
-                wanted.push((row.id.unwrap_or_else(|| (r + 1).to_string()), row.group, row.prompt, i, row.image));
-            }
+            manifest_rows = read_manifest(&manifest.name, manifest.text.as_bytes()).map_err(|e| e.to_string())?;
+            let found = match_images(&manifest.name, &manifest_rows, &names).map_err(|e| e.to_string())?;
+            manifest_items(&manifest_rows, &found)
         }
-    }
+    };
     let embedded =
         encoder.embed_images(&images, Some(&scorer.preset(encoder.preset()))).await.map_err(|e| e.to_string())?;
     let u = tasks::reference_direction(model, scorer, &reference).await?;
     let mut prompts: Vec<&str> = Vec::new();
-    for (_, _, p, _, _) in &wanted {
-        if !prompts.contains(&p.as_str()) {
-            prompts.push(p);
+    for item in &items {
+        if !prompts.contains(&item.prompt) {
+            prompts.push(item.prompt);
         }
     }
     let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await.map_err(|e| e.to_string())?;
-    let items: Vec<Item<'_>> = wanted
-        .iter()
-        .map(|(id, group, prompt, i, name)| Item {
-            id: id.clone(),
-            group: group.clone(),
-            prompt,
-            image: *i,
-            image_name: name,
-        })
-        .collect();
     let scored = score(encoder, &items, &embedded, &prompts, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
     Ok(rows_table(&scored).json_rows().to_string())
 }
@@ -341,22 +331,16 @@ struct DpoOptions {
 #[wasm_bindgen(js_name = dpoReport)]
 pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, JsValue> {
     let options: DpoOptions = serde_json::from_str(options).map_err(|e| fail(format!("dpo options: {e}")))?;
-    // What the command's flags default to: core's defaults (sigmoid, ε = 0, reverse KL).
-    let defaults = ReportRequest::default();
-    let f_divergence = match options.f_divergence.as_deref() {
-        Some(name) => FDivergence::parse(name, options.f_alpha.unwrap_or(0.5)).map_err(fail)?,
-        None => defaults.params.f_divergence,
-    };
-    let request = ReportRequest {
-        objective: options.loss.unwrap_or(defaults.objective),
+    let request = ReportOptions {
+        loss: options.loss,
         weights: options.weights,
         beta: options.beta,
-        params: PairwiseParams {
-            label_smoothing: options.label_smoothing.unwrap_or(defaults.params.label_smoothing),
-            f_divergence,
-            ..defaults.params
-        },
-    };
+        label_smoothing: options.label_smoothing,
+        f_divergence: options.f_divergence,
+        f_alpha: options.f_alpha,
+    }
+    .request()
+    .map_err(fail)?;
     if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == request.objective.trim()) {
         // Ranked lists, as `prefscope dpo --loss pro|smpo|rankdpo` reads and reports them.
         let lists = read_ranked(name, Bytes::from(bytes)).map_err(fail)?;
@@ -367,8 +351,7 @@ pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, J
             .zip(&evaluation.pairs.loss)
             .map(|(l, loss)| serde_json::json!({"id": l.id, "loss": loss}))
             .collect();
-        let doc =
-            serde_json::json!({"metrics": prefscope_core::write::metrics_json(&evaluation.metrics), "pairs": pairs});
+        let doc = serde_json::json!({"metrics": prefscope_core::io::write::metrics_json(&evaluation.metrics), "pairs": pairs});
         return Ok(doc.to_string());
     }
     let data = read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(fail)?;

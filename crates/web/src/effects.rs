@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(wanted(&s)[1], Effect::LoadDpo { url: Some("https://x/run.jsonl".into()) });
         let s = s.reduce(Action::DpoData(
             "run.jsonl".into(),
-            Rc::new(prefscope_core::read::Preferences::Dpo(Default::default())),
+            Rc::new(prefscope_core::io::read::Preferences::Dpo(Default::default())),
         ));
         let report = wanted(&s);
         assert!(matches!(report.last(), Some(Effect::DpoReport { .. })));

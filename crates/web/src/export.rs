@@ -1,7 +1,7 @@
 //! Export of what the current view shows, as CSV, JSON Lines or Parquet (prefscope-core's
 //! writers, the same columns `prefscope` writes), handed to the browser as a download.
 
-use prefscope_core::write::{Column, OutputTable};
+use prefscope_core::io::write::{Column, OutputTable};
 use wasm_bindgen::JsCast;
 
 use crate::options::View;

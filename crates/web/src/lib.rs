@@ -6,6 +6,7 @@
 pub mod api;
 pub mod charts;
 pub mod compute;
+pub mod diversity;
 pub mod effects;
 pub mod export;
 pub mod fetch;

@@ -1,7 +1,7 @@
 //! Embeddings, logits and LongAlign segment averages against transformers CLIPModel and
 //! open_clip, run in float64 on the same stored weights (tests/fixtures/clip/generate.py).
 
-use burn::tensor::FloatDType;
+use prefscope_clip::Dtype;
 use prefscope_clip::{Backend, Precision};
 
 use crate::common::{cosine, floats, image, json, load, rows};
@@ -32,16 +32,16 @@ const F16_NORM: f64 = 1e-3;
 /// keep activations in f32, so they measure far inside them (worst cos 0.9999998, logits
 /// within 1.1e-6 relative on lavapipe and SwiftShader): F16 weights are stored exactly, BF16
 /// ones lose what f16's narrower exponent cannot hold, which these models' weights never reach.
-fn tolerance(dtype: FloatDType) -> Tolerance {
+fn tolerance(dtype: Dtype) -> Tolerance {
     match dtype {
-        FloatDType::F16 => Tolerance { cos: F16_COS, cos_resized: 0.999, logit: F16_LOGIT, norm: F16_NORM },
+        Dtype::F16 => Tolerance { cos: F16_COS, cos_resized: 0.999, logit: F16_LOGIT, norm: F16_NORM },
         _ => Tolerance { cos: 0.9999, cos_resized: 0.999, logit: 1e-4, norm: 1e-4 },
     }
 }
 
 /// Every comparison for one model on one backend, in `precision`; returns the type the
 /// towers computed in.
-pub async fn check_model(name: &str, backend_name: &str, backend: Backend, precision: Precision) -> FloatDType {
+pub async fn check_model(name: &str, backend_name: &str, backend: Backend, precision: Precision) -> Dtype {
     let expected = json(&format!("{name}/expected.json"));
     let encoder = load(name, backend, precision);
     let tol = tolerance(encoder.dtype());

@@ -112,8 +112,8 @@ impl Pairs {
         Pairs { pc: r(&self.pc), pr: r(&self.pr), rc: r(&self.rc), rr: r(&self.rr), ..self.filter(|_| true) }
     }
 
-    pub fn logps(&self) -> prefscope_core::dpo::PairLogps<'_> {
-        prefscope_core::dpo::PairLogps {
+    pub fn logps(&self) -> prefscope_core::preference::dpo::PairLogps<'_> {
+        prefscope_core::preference::dpo::PairLogps {
             policy_chosen: &self.pc,
             policy_rejected: &self.pr,
             reference_chosen: &self.rc,

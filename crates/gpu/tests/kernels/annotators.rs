@@ -5,7 +5,7 @@
 //! likelihoods 1e-4.
 
 use crate::common::{assert_close, Rng};
-use prefscope_core::groups::{
+use prefscope_core::preference::groups::{
     adjusted_rand_index, fit_groups, fit_prepared, moments, pair_terms, prepare, AnnotatedPairs, GroupOptions,
 };
 use prefscope_gpu::{Gpu, GpuError};

@@ -2,7 +2,7 @@
 //! tensor is) feeds the similarity kernel with no trip through the host.
 use crate::common::{assert_close, gpu, Rng};
 use cubecl::wgpu::{AutoCompiler, WgpuServer};
-use prefscope_core::clip_score::{score_matrix, PairScore};
+use prefscope_core::scoring::clip_score::{score_matrix, PairScore};
 use prefscope_gpu::{block_on, DeviceMatrix};
 
 #[test]

@@ -2,7 +2,7 @@
 //! inputs and tolerance checks that print the worst element.
 #![allow(dead_code)]
 
-use prefscope_core::embedding::Embeddings;
+use prefscope_core::scoring::embedding::Embeddings;
 #[cfg(not(target_arch = "wasm32"))]
 use prefscope_gpu::Gpu;
 

@@ -2,8 +2,8 @@
 //! adapter's, and a lost device gives a typed error instead of a panic.
 
 use crate::common::gpu;
-use prefscope_core::clip_score::PairScore;
-use prefscope_core::embedding::Embeddings;
+use prefscope_core::scoring::clip_score::PairScore;
+use prefscope_core::scoring::embedding::Embeddings;
 use prefscope_gpu::{block_on, DeviceChoice, GpuError};
 
 #[test]

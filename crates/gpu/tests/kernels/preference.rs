@@ -3,7 +3,7 @@
 //! on per-pair values and metrics (f32 after an exact-ish f64 subtraction on the device).
 
 use crate::common::{assert_close, gpu, tiny, Rng};
-use prefscope_core::dpo::{
+use prefscope_core::preference::dpo::{
     BcoParams, CpoLoss, CpoParams, Evaluation, FDivergence, KtoParams, LossType, Objective, OrpoParams, PairLogps,
     PairwiseParams,
 };

@@ -3,7 +3,7 @@
 //! normalised values agree within 1e-6.
 
 use crate::common::{assert_close, gpu, tiny, Rng};
-use prefscope_core::preprocess::{preprocess, Preset};
+use prefscope_core::scoring::preprocess::{preprocess, Preset};
 use prefscope_gpu::block_on;
 
 #[test]

@@ -3,10 +3,10 @@
 //! of random embeddings. Few cases: each one runs on the software adapter.
 
 use crate::common::{assert_close, gpu};
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::longalign::decompose_all;
-use prefscope_core::read::Preferences;
-use prefscope_core::report::{report, ReportRequest};
+use prefscope_core::io::read::Preferences;
+use prefscope_core::preference::report::{report, ReportRequest};
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::longalign::decompose_all;
 use prefscope_core::{DpoRecord, DpoTable};
 use prefscope_gpu::{block_on, Gpu};
 use proptest::prelude::*;

@@ -3,9 +3,9 @@
 //! at several timesteps. Tolerance 2e-5 relative plus 2e-5 absolute.
 
 use crate::common::{assert_close, gpu, tiny, Rng};
-use prefscope_core::read::{read_preferences, Input, Preferences};
-use prefscope_core::record::{DiffusionRecord, DiffusionTable};
-use prefscope_core::report::{report, Report, ReportRequest};
+use prefscope_core::io::read::{read_preferences, Input, Preferences};
+use prefscope_core::io::record::{DiffusionRecord, DiffusionTable};
+use prefscope_core::preference::report::{report, Report, ReportRequest};
 use prefscope_gpu::{block_on, Gpu};
 
 fn compare(name: &str, got: &Report<'_>, want: &Report<'_>) {

@@ -4,9 +4,9 @@
 //! absolute times the scale.
 
 use crate::common::{assert_close, gpu, tiny, Rng};
-use prefscope_core::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
-use prefscope_core::embedding::Embeddings;
-use prefscope_core::longalign::{common_direction, decompose_all, segment_averages};
+use prefscope_core::scoring::clip_score::{grouped_ranks, grouped_softmax, score_matrix, PairScore};
+use prefscope_core::scoring::embedding::Embeddings;
+use prefscope_core::scoring::longalign::{common_direction, decompose_all, segment_averages};
 use prefscope_gpu::{block_on, Gpu};
 
 const PRESETS: [PairScore; 4] =
@@ -138,11 +138,11 @@ fn rows_scored_in_one_pass_match_core() {
         let got = block_on(g.score_rows(&request)).unwrap();
         let parts: Vec<_> = rows
             .iter()
-            .map(|&(i, j)| prefscope_core::longalign::decompose(texts.row(j), images.row(i), &u, scale))
+            .map(|&(i, j)| prefscope_core::scoring::longalign::decompose(texts.row(j), images.row(i), &u, scale))
             .collect();
         let want_score: Vec<f32> = rows
             .iter()
-            .map(|&(i, j)| score.apply(prefscope_core::embedding::dot(texts.row(j), images.row(i)) as f32))
+            .map(|&(i, j)| score.apply(prefscope_core::scoring::embedding::dot(texts.row(j), images.row(i)) as f32))
             .collect();
         let what = format!("{score:?}");
         let tol = 2e-5 * scale as f64;

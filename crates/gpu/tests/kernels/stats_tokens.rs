@@ -4,9 +4,9 @@
 
 use crate::common::{assert_close, gpu, tiny, Rng};
 use prefscope_core::histogram::histogram;
-use prefscope_core::ranking::{ranking_accuracy, ranking_accuracy_normalized};
-use prefscope_core::record::{DpoRecord, DpoTable};
-use prefscope_core::tokens::{segment_sums, token_rewards};
+use prefscope_core::io::record::{DpoRecord, DpoTable};
+use prefscope_core::preference::ranking::{ranking_accuracy, ranking_accuracy_normalized};
+use prefscope_core::preference::tokens::{segment_sums, token_rewards};
 use prefscope_gpu::block_on;
 
 #[test]

@@ -1,4 +1,4 @@
-//! The towers' kernels against their twins in `prefscope_core::transformer`, on sizes off
+//! The towers' kernels against their twins in `prefscope_core::scoring::transformer`, on sizes off
 //! every tile (1, 7, 65 and 257 rows; widths not divisible by 4), in f32 and with f16
 //! weights. The CPU side accumulates in f64 from the same (f16-rounded) values, so the bars
 //! measure the kernels' f32 rounding: 1e-5 relative plus 3e-6·√k absolute on products, 2e-5
@@ -6,7 +6,9 @@
 //! values of size 1). Shared with the browser suite (tests/browser.rs), which runs smaller cases.
 #![allow(dead_code)]
 
-use prefscope_core::transformer::{attention, embed_tokens, im2col, layer_norm, linear, vision_tokens, Epilogue};
+use prefscope_core::scoring::transformer::{
+    attention, embed_tokens, im2col, layer_norm, linear, vision_tokens, Epilogue,
+};
 use prefscope_gpu::Gpu;
 
 use crate::common::{assert_close, Rng};

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use prefscope_clip::{Backend, Encoder, ModelFiles};
 use prefscope_synth::demo;
 use prefscope_synth::train::{self, Budget};
@@ -15,26 +16,53 @@ fn main() {
     }
 }
 
+/// The training budget (`Budget`'s fields; its defaults are the committed model's).
+#[derive(Parser)]
+#[command(name = "train-demo")]
+struct Args {
+    /// Where the model's files are written.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/demo-model"))]
+    out: PathBuf,
+    #[arg(long, default_value_t = Budget::default().seed)]
+    seed: u64,
+    #[arg(long, default_value_t = Budget::default().contrastive_steps)]
+    contrastive_steps: usize,
+    #[arg(long, default_value_t = Budget::default().preference_steps)]
+    preference_steps: usize,
+    /// (caption, picture) pairs per contrastive step; labelled pairs per preference step.
+    #[arg(long, default_value_t = Budget::default().batch)]
+    batch: usize,
+    #[arg(long, default_value_t = Budget::default().learning_rate)]
+    learning_rate: f64,
+    /// Share of preference pairs between pictures of scenes other than the captioned one.
+    #[arg(long, default_value_t = Budget::default().unrelated_pairs)]
+    unrelated_pairs: f64,
+    /// Weight of the contrastive loss kept during the preference stage.
+    #[arg(long, default_value_t = Budget::default().keep_contrastive)]
+    keep_contrastive: f64,
+    /// Weight of the penalty on the spread of the texts' projections on their common direction.
+    #[arg(long, default_value_t = Budget::default().common_direction)]
+    common_direction: f64,
+    /// Weight of the preference loss between pictures of different captions.
+    #[arg(long, default_value_t = Budget::default().across_prompts)]
+    across_prompts: f64,
+}
+
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut budget = Budget::default();
-    let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/demo-model"));
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--out" => out = PathBuf::from(value()?),
-            "--seed" => budget.seed = value()?.parse()?,
-            "--contrastive-steps" => budget.contrastive_steps = value()?.parse()?,
-            "--preference-steps" => budget.preference_steps = value()?.parse()?,
-            "--batch" => budget.batch = value()?.parse()?,
-            "--learning-rate" => budget.learning_rate = value()?.parse()?,
-            "--unrelated-pairs" => budget.unrelated_pairs = value()?.parse()?,
-            "--keep-contrastive" => budget.keep_contrastive = value()?.parse()?,
-            "--common-direction" => budget.common_direction = value()?.parse()?,
-            "--across-prompts" => budget.across_prompts = value()?.parse()?,
-            other => return Err(format!("unknown argument {other}").into()),
-        }
-    }
+    let args = Args::parse();
+    let out = args.out;
+    let budget = Budget {
+        seed: args.seed,
+        contrastive_steps: args.contrastive_steps,
+        preference_steps: args.preference_steps,
+        batch: args.batch,
+        learning_rate: args.learning_rate,
+        unrelated_pairs: args.unrelated_pairs,
+        keep_contrastive: args.keep_contrastive,
+        common_direction: args.common_direction,
+        across_prompts: args.across_prompts,
+        ..Budget::default()
+    };
     let (tokenizer_bytes, tokenizer, config) = train::tokenizer_and_config()?;
     eprintln!("training with {budget:?}");
     let (clip, log) = train::train(&budget, &tokenizer, &config, |line| eprintln!("{line}"))?;

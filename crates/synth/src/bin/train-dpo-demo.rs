@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use prefscope_core::DpoRecord;
 use prefscope_synth::train::dpo_run::{run, DpoBudget};
 
@@ -18,25 +19,48 @@ fn jsonl(records: &[DpoRecord]) -> Result<String, serde_json::Error> {
     records.iter().map(|r| serde_json::to_string(r).map(|line| line + "\n")).collect()
 }
 
+/// The training budget (`DpoBudget`'s fields; its defaults are the committed run's).
+#[derive(Parser)]
+#[command(name = "train-dpo-demo")]
+struct Args {
+    /// Where the exports and the log are written.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/dpo-demo"))]
+    out: PathBuf,
+    #[arg(long, default_value_t = DpoBudget::default().seed)]
+    seed: u64,
+    #[arg(long, default_value_t = DpoBudget::default().mle_steps)]
+    mle_steps: usize,
+    #[arg(long, default_value_t = DpoBudget::default().dpo_steps)]
+    dpo_steps: usize,
+    /// DPO step after which the early checkpoint is exported.
+    #[arg(long, default_value_t = DpoBudget::default().early_step)]
+    early_step: usize,
+    #[arg(long, default_value_t = DpoBudget::default().beta)]
+    beta: f64,
+    #[arg(long, default_value_t = DpoBudget::default().dpo_learning_rate)]
+    dpo_learning_rate: f64,
+    /// One-object scenes (of 50) whose warm × cold pairs are held out.
+    #[arg(long, default_value_t = DpoBudget::default().held_out_scenes)]
+    held_out_scenes: usize,
+    /// AdamW's ε in the DPO stage.
+    #[arg(long, default_value_t = DpoBudget::default().dpo_epsilon)]
+    dpo_epsilon: f64,
+}
+
 fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
-    let mut budget = DpoBudget::default();
-    let mut out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dpo-demo"));
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--out" => out = PathBuf::from(value()?),
-            "--seed" => budget.seed = value()?.parse()?,
-            "--mle-steps" => budget.mle_steps = value()?.parse()?,
-            "--dpo-steps" => budget.dpo_steps = value()?.parse()?,
-            "--early-step" => budget.early_step = value()?.parse()?,
-            "--beta" => budget.beta = value()?.parse()?,
-            "--dpo-learning-rate" => budget.dpo_learning_rate = value()?.parse()?,
-            "--held-out-scenes" => budget.held_out_scenes = value()?.parse()?,
-            "--dpo-epsilon" => budget.dpo_epsilon = value()?.parse()?,
-            other => return Err(format!("unknown argument {other}").into()),
-        }
-    }
+    let args = Args::parse();
+    let out = args.out;
+    let budget = DpoBudget {
+        seed: args.seed,
+        mle_steps: args.mle_steps,
+        dpo_steps: args.dpo_steps,
+        early_step: args.early_step,
+        beta: args.beta,
+        dpo_learning_rate: args.dpo_learning_rate,
+        held_out_scenes: args.held_out_scenes,
+        dpo_epsilon: args.dpo_epsilon,
+        ..DpoBudget::default()
+    };
     eprintln!("training with {budget:?}");
     let result = run(&budget, |line| eprintln!("{line}"))?;
     std::fs::create_dir_all(&out)?;

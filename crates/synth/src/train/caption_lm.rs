@@ -192,8 +192,8 @@ pub fn dpo_sigmoid_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prefscope_core::dpo::pairwise::evaluate;
-    use prefscope_core::dpo::{FDivergence, LossType, PairLogps, PairwiseParams};
+    use prefscope_core::preference::dpo::pairwise::evaluate;
+    use prefscope_core::preference::dpo::{FDivergence, LossType, PairLogps, PairwiseParams};
 
     #[test]
     fn the_burn_loss_is_cores_sigmoid_loss() {

@@ -20,8 +20,8 @@ use prefscope_clip::model::Clip;
 use prefscope_clip::tokenizer::{ClipTokenizer, Convention};
 use prefscope_clip::weights::Checkpoint;
 use prefscope_clip::ClipError;
-use prefscope_core::longalign::split_segments;
-use prefscope_core::preprocess::{OPENAI_MEAN, OPENAI_STD};
+use prefscope_core::scoring::longalign::split_segments;
+use prefscope_core::scoring::preprocess::{OPENAI_MEAN, OPENAI_STD};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

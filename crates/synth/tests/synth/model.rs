@@ -5,7 +5,7 @@
 use prefscope_clip::scorer::Scorer;
 use prefscope_clip::weights::Checkpoint;
 use prefscope_clip::{Backend, Encoder, Rgba};
-use prefscope_core::embedding::dot;
+use prefscope_core::scoring::embedding::dot;
 use prefscope_synth::caption;
 use prefscope_synth::demo::{self, model_files};
 use prefscope_synth::gallery;
@@ -272,7 +272,8 @@ fn rows_from_the_split_matrix_equal_rows_scored_pair_by_pair() {
     for scorer in [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::ClipScoreOriginal, Scorer::Hps] {
         let embedded = pollster::block_on(demo::embed_gallery(&encoder, &entries, scorer, None)).unwrap();
         let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-        let parts = prefscope_core::longalign::decompose_all(&embedded.images, &embedded.prompts, &embedded.u, scale);
+        let parts =
+            prefscope_core::scoring::longalign::decompose_all(&embedded.images, &embedded.prompts, &embedded.u, scale);
         let relevant: Vec<f32> = parts.iter().map(|p| p.relevant).collect();
         let irrelevant: Vec<f32> = parts.iter().map(|p| p.irrelevant).collect();
         let split = prefscope_clip::scorer::SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
@@ -302,7 +303,7 @@ fn rows_from_the_split_matrix_equal_rows_scored_pair_by_pair() {
 /// caught.
 #[test]
 fn strength_finds_the_flipped_labels_of_the_bundled_pairs() {
-    use prefscope_core::strength::{bands, pair_strength, Band, DEFAULT_BANDS};
+    use prefscope_core::preference::strength::{bands, pair_strength, Band, DEFAULT_BANDS};
     let encoder = encoder(Backend::Cpu);
     let pairs = prefscope_synth::flipped_pairs::bundled();
     let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();

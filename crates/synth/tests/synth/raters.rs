@@ -6,7 +6,7 @@
 //! draw to draw: the goals are checked on the mean over ten draws where a fit is cheap.
 
 use prefscope_clip::{Backend, Encoder};
-use prefscope_core::groups::{GroupFit, GroupOptions};
+use prefscope_core::preference::groups::{GroupFit, GroupOptions};
 use prefscope_synth::demo::{bundled_reference_direction, model_files};
 use prefscope_synth::raters::{self, pair_features, rated_pairs, true_features, RatedPair};
 

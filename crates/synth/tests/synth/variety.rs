@@ -3,7 +3,7 @@
 //! what the captions state varies.
 
 use prefscope_clip::{Backend, Encoder};
-use prefscope_core::diversity::Kernel;
+use prefscope_core::scoring::diversity::Kernel;
 use prefscope_synth::demo::model_files;
 use prefscope_synth::variety::{split_sets, variety_sets};
 

@@ -4,12 +4,12 @@
 
 use std::rc::Rc;
 
-use prefscope_core::dpo::Objective;
-use prefscope_core::ranking::flip_threshold;
-use prefscope_core::read::Preferences;
-use prefscope_core::record::TokenColumn;
-use prefscope_core::report::report;
-use prefscope_core::tokens::{pair_token_rewards, DifferingReward};
+use prefscope_core::io::read::Preferences;
+use prefscope_core::io::record::TokenColumn;
+use prefscope_core::preference::dpo::Objective;
+use prefscope_core::preference::ranking::flip_threshold;
+use prefscope_core::preference::report::report;
+use prefscope_core::preference::tokens::{pair_token_rewards, DifferingReward};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -301,7 +301,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     };
     let heatmap = match (dpo.selected, table) {
         (Some(i), Some(t)) if i < t.len() => {
-            let text = |c: &prefscope_core::record::OptColumn<String>| c.get(i).cloned().unwrap_or_default();
+            let text = |c: &prefscope_core::io::record::OptColumn<String>| c.get(i).cloned().unwrap_or_default();
             html! {
                 <div class="ps-heatmap" data-testid="heatmap">
                     <h4>{ format!("pair {} — per-token implicit reward β(logπ − logπref)", t.id[i]) }</h4>
@@ -420,7 +420,7 @@ fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
             }
         })
         .collect();
-    let lengths = prefscope_core::report::table_lengths(t).map(|(cl, rl)| {
+    let lengths = prefscope_core::preference::report::table_lengths(t).map(|(cl, rl)| {
         let points: Vec<Point> = (0..n)
             .map(|i| Point {
                 x: cl[i] - rl[i],
@@ -453,12 +453,12 @@ fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
 fn ranked_panel(
     controls: Html,
     source: &str,
-    lists: &[prefscope_core::dpo::ranked::RankedList],
+    lists: &[prefscope_core::preference::dpo::ranked::RankedList],
     objective: &str,
-    result: Option<&Result<prefscope_core::dpo::Evaluation, String>>,
+    result: Option<&Result<prefscope_core::preference::dpo::Evaluation, String>>,
     dispatch: &Callback<Action>,
 ) -> Html {
-    use prefscope_core::dpo::ranked::RANKED_OBJECTIVES;
+    use prefscope_core::preference::dpo::ranked::RANKED_OBJECTIVES;
     let onchange = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {

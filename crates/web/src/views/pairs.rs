@@ -5,14 +5,14 @@
 use std::rc::Rc;
 
 use prefscope_clip::pairs::{pair_metrics, predicted};
-use prefscope_core::clip_score::pick_pair_accuracy;
+use prefscope_core::scoring::clip_score::pick_pair_accuracy;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
 use crate::charts::Histogram;
 use crate::store::{Action, Pairs, Request};
-use prefscope_core::strength::Band;
+use prefscope_core::preference::strength::Band;
 
 fn side(label: &str, p: f32, preferred: bool, thumb: Option<String>) -> Html {
     html! {

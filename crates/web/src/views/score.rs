@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use prefscope_clip::scorer::Scorer;
-use prefscope_core::diversity::SetSplit;
+use prefscope_core::scoring::diversity::SetSplit;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
