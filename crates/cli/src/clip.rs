@@ -258,7 +258,7 @@ pub fn run_score(args: &ScoreArgs) -> Result<()> {
     let paths: Vec<PathBuf> = first_rows.iter().map(|&r| resolve(&args.manifest, &rows[r].image)).collect();
     let images = embed_image_files(&encoder, &paths, &scorer.preset(encoder.preset()), &args.model.limits())?;
     let u = block_on(common_text_direction(&encoder, scorer, &reference))?;
-    let scored = block_on(score_manifest(&encoder, &rows, &image_rows, &images, scorer, args.reweight, &u))?;
+    let scored = block_on(score_manifest(&encoder, &rows, &image_rows, images, scorer, args.reweight, u))?;
     let table = prefscope_clip::scorer::rows_table(&scored);
     eprintln!(
         "{} rows scored with {} ({}); common direction from {} reference prompts",

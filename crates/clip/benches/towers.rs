@@ -8,12 +8,13 @@
 //!
 //! `cargo xtask bench` runs it; `PREFSCOPE_BENCH_BATCH` (default 64) sets the batch. On a GPU
 //! adapter it then scores at PickScore's and HPS v2's size (ViT-H/14, f16 weights): load, the
-//! first score, and warm scoring through `scorer::score` (`PREFSCOPE_BENCH_VITH=0` skips it).
+//! first score, and warm scoring through a scoring `Session` (`PREFSCOPE_BENCH_VITH=0` skips it).
 
 use std::time::Instant;
 
 use prefscope_clip::export::{hf_shapes, safetensors_f32};
-use prefscope_clip::scorer::{common_text_direction, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{common_text_direction, Item, Reference, Scorer};
+use prefscope_clip::session::{Direction, Session};
 use prefscope_clip::{Backend, ClipConfig, Encoder, ModelFiles, Precision, Rgba};
 use prefscope_gpu::Gpu;
 
@@ -240,14 +241,14 @@ fn score_vit_h(gpu: Gpu) {
     let run = |n: usize| {
         let t = Instant::now();
         let u = pollster::block_on(common_text_direction(&encoder, scorer, &reference)).expect("direction");
-        let embedded = pollster::block_on(encoder.embed_images(&images[..n], Some(&scorer.preset(encoder.preset()))))
-            .expect("images");
-        let prompts = pollster::block_on(PromptEmbeddings::embed(&encoder, scorer, &texts[..n])).expect("prompts");
+        let session =
+            pollster::block_on(Session::embed(&encoder, scorer, &images[..n], &texts[..n], Direction::Given(u)))
+                .expect("session");
         let names: Vec<String> = (0..n).map(|i| format!("img{i}")).collect();
         let items: Vec<Item> = (0..n)
             .map(|i| Item { id: i.to_string(), group: None, prompt: &texts[i], image: i, image_name: &names[i] })
             .collect();
-        let rows = pollster::block_on(score(&encoder, &items, &embedded, &prompts, scorer, 0.0, &u)).expect("score");
+        let rows = pollster::block_on(session.score(&encoder, &items, 0.0, None)).expect("score");
         assert_eq!(rows.len(), n);
         t.elapsed().as_secs_f64()
     };

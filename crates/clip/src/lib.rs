@@ -14,6 +14,8 @@
 
 pub mod blob;
 #[cfg(feature = "burn")]
+mod burn_export;
+#[cfg(feature = "burn")]
 pub mod burn_towers;
 pub mod clean;
 pub mod config;
@@ -31,6 +33,7 @@ pub mod pairs;
 pub mod pipeline;
 pub mod precision;
 pub mod scorer;
+pub mod session;
 pub mod tokenizer;
 mod tower;
 pub mod weights;

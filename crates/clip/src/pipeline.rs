@@ -1,6 +1,7 @@
 //! Scoring a manifest end to end: images decoded and embedded a batch at a time (never all
-//! decoded at once), prompts embedded once each, then [`score`]. The native command and the
-//! Python package share it, so that both give the same rows for the same manifest.
+//! decoded at once), the rows as items (one mapping for every entry point), then a scoring
+//! [`Session`]. The native command and the Python package share it, so that both give the
+//! same rows for the same manifest.
 
 use prefscope_core::io::record::ManifestRow;
 use prefscope_core::scoring::embedding::Embeddings;
@@ -9,7 +10,8 @@ use prefscope_core::scoring::preprocess::Preset;
 use crate::encoder::Encoder;
 use crate::error::ClipError;
 use crate::image::Rgba;
-use crate::scorer::{score, Item, PromptEmbeddings, ScoreRow, Scorer};
+use crate::scorer::{Item, ScoreRow, Scorer};
+use crate::session::{Direction, Session};
 
 /// An image named in a manifest: absolute as given, relative to the manifest's folder.
 pub fn resolve(manifest: &std::path::Path, image: &str) -> std::path::PathBuf {
@@ -105,28 +107,26 @@ pub fn match_images(manifest: &str, rows: &[ManifestRow], names: &[&str]) -> Res
 }
 
 /// The rows of `prefscope score`: `rows[k]` against image `image_of_row[k]` of `images`
-/// (embedded with `scorer`'s preset), ids defaulting to the 1-based row number, groups to the
-/// prompt, `u` the common text direction ([`common_text_direction`], computed once for many
-/// calls).
+/// (embedded with `scorer`'s preset) in a [`Session`] whose scores split against `u` (the
+/// common text direction, [`common_text_direction`], computed once for many calls).
+///
+/// [`common_text_direction`]: crate::scorer::common_text_direction
 pub async fn score_manifest(
     encoder: &Encoder,
     rows: &[ManifestRow],
     image_of_row: &[usize],
-    images: &Embeddings,
+    images: Embeddings,
     scorer: Scorer,
     reweight: f32,
-    u: &[f32],
+    u: Vec<f32>,
 ) -> Result<Vec<ScoreRow>, ClipError> {
-    if !reweight.is_finite() {
-        return Err(ClipError::Input(format!("reweight must be a finite number, got {reweight}")));
-    }
     if image_of_row.len() != rows.len() {
         return Err(ClipError::Input(format!("{} rows but {} image indices", rows.len(), image_of_row.len())));
     }
     let items = manifest_items(rows, image_of_row);
     let prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
-    let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await?;
-    score(encoder, &items, images, &prompts, scorer, reweight, u).await
+    let session = Session::new(encoder, scorer, images, &prompts, Direction::Given(u)).await?;
+    session.score(encoder, &items, reweight, None).await
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub fn rows_table(rows: &[ScoreRow]) -> OutputTable {
 /// [`Scorer::preset`]) and the rows' prompts, embedded once in `prompts`. With the towers on a
 /// GPU the scores, the split, the softmax and the ranks run there in one pass with one
 /// read-back (prefscope-gpu's `score_rows`); on the CPU they are prefscope-core's twins.
-pub async fn score(
+pub(crate) async fn score(
     encoder: &Encoder,
     items: &[Item<'_>],
     images: &Embeddings,
@@ -282,7 +282,7 @@ pub struct SplitMatrix<'a> {
 /// its score is their sum (clamped at 0 where the preset clamps), and only the softmax and the
 /// ranks within groups are left to compute. The sum equals [`score`]'s score up to f32
 /// rounding, since the split divides exactly that score.
-pub fn score_from_split(
+pub(crate) fn score_from_split(
     encoder: &Encoder,
     items: &[Item<'_>],
     images: usize,

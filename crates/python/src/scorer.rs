@@ -289,8 +289,7 @@ impl Scorer {
                 u
             }
         };
-        let scored =
-            block_on(score_manifest(&self.encoder, &table.rows, &image_of_row, &images, scorer, reweight, &u))?;
+        let scored = block_on(score_manifest(&self.encoder, &table.rows, &image_of_row, images, scorer, reweight, u))?;
         Ok(rows_table(&scored).record_batch()?)
     }
 }

@@ -2,9 +2,8 @@
 //! gallery (PickScore-style, with the LongAlign split against a shapes-world reference set)
 //! and evaluate the model on held-out draws of the world against the ground truth.
 
-use prefscope_clip::scorer::{
-    common_text_direction, score, score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix,
-};
+use prefscope_clip::scorer::{common_text_direction, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::session::{Direction, Session, Split};
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
 use prefscope_core::correlation::spearman;
 use prefscope_core::scoring::embedding::{dot, Embeddings};
@@ -83,27 +82,17 @@ pub fn rgba(id: &str, sample: &Sample) -> Result<Rgba, ClipError> {
     Rgba::from_raw(id, image.width, image.height, image.data)
 }
 
-/// A gallery's embeddings, computed once: what every later score, split and reweighting of
-/// it needs (the page moves sliders over these without running the towers again).
-pub struct GalleryEmbeddings {
-    /// Every candidate image, in entry order (L2-normalised).
-    pub images: Embeddings,
-    /// Every entry's prompt as `scorer` encodes it (segment averages for long prompts).
-    pub prompts: Embeddings,
-    /// LongAlign segments each prompt was encoded in (1 when it fits the context).
-    pub segments: Vec<usize>,
-    /// The common text direction of the split.
-    pub u: Vec<f32>,
-}
-
-/// Embeds the candidates and prompts of `entries` for `scorer`, and the common direction `u`
-/// (from [`reference_prompts`] unless given).
+/// Embeds the candidates and prompts of `entries` for `scorer` (one prompt row per entry, in
+/// entry order, with the LongAlign segments it was encoded in) and takes the common direction
+/// `u` (from [`reference_prompts`] unless given): a session every later score, split and
+/// reweighting of the gallery runs on (the page moves sliders over it without running the
+/// towers again).
 pub async fn embed_gallery(
     encoder: &Encoder,
     entries: &[Entry],
     scorer: Scorer,
     u: Option<&[f32]>,
-) -> Result<GalleryEmbeddings, ClipError> {
+) -> Result<Session, ClipError> {
     let u = match u {
         Some(u) => u.to_vec(),
         None => common_text_direction(encoder, scorer, &Reference::Prompts(reference_prompts())).await?,
@@ -116,11 +105,16 @@ pub async fn embed_gallery(
     }
     let preset = scorer.preset(encoder.preset());
     let images = encoder.embed_images(&images, Some(&preset)).await?;
-    let prompts: Vec<String> = entries.iter().map(|e| scorer.text(&e.prompt.text)).collect();
-    let texts = encoder.embed_texts(&prompts).await?;
-    let rows: Vec<&[f32]> = texts.iter().map(|t| t.vector.as_slice()).collect();
-    let prompts = Embeddings::from_rows(&rows).ok_or_else(|| ClipError::Input("the gallery has no prompts".into()))?;
-    Ok(GalleryEmbeddings { images, prompts, segments: texts.iter().map(|t| t.segments).collect(), u })
+    let texts: Vec<String> = entries.iter().map(|e| scorer.text(&e.prompt.text)).collect();
+    let embedded = encoder.embed_texts(&texts).await?;
+    let rows: Vec<&[f32]> = embedded.iter().map(|t| t.vector.as_slice()).collect();
+    let vectors = Embeddings::from_rows(&rows).ok_or_else(|| ClipError::Input("the gallery has no prompts".into()))?;
+    let prompts = PromptEmbeddings::from_parts(
+        entries.iter().map(|e| e.prompt.text.clone()).collect(),
+        vectors,
+        embedded.iter().map(|t| t.segments).collect(),
+    );
+    Ok(Session::from_prompts(scorer, images, prompts, Direction::Given(u)))
 }
 
 /// Scores every candidate of `entries` against its prompt with `scorer`, splitting each score
@@ -132,20 +126,18 @@ pub async fn score_gallery(
     reweight: f32,
     u: Option<&[f32]>,
 ) -> Result<Vec<GalleryRow>, ClipError> {
-    let embedded = embed_gallery(encoder, entries, scorer, u).await?;
-    score_embedded(encoder, entries, &embedded, scorer, reweight, None).await
+    let session = embed_gallery(encoder, entries, scorer, u).await?;
+    score_embedded(encoder, entries, &session, reweight, None).await
 }
 
-/// [`score_gallery`] on embeddings already computed by [`embed_gallery`] with `scorer`; with
-/// `split` (every candidate × prompt, computed once by a page that shows them all) the rows
-/// read their parts from it instead of computing them again.
+/// [`score_gallery`] on the session [`embed_gallery`] made; with `split` (every candidate ×
+/// prompt, taken once by a page that shows them all) the rows read their parts from it.
 pub async fn score_embedded(
     encoder: &Encoder,
     entries: &[Entry],
-    embedded: &GalleryEmbeddings,
-    scorer: Scorer,
+    session: &Session,
     reweight: f32,
-    split: Option<&SplitMatrix<'_>>,
+    split: Option<&Split>,
 ) -> Result<Vec<GalleryRow>, ClipError> {
     let mut items = Vec::new();
     let mut truths: Vec<Truth> = Vec::new();
@@ -165,12 +157,8 @@ pub async fn score_embedded(
             k += 1;
         }
     }
-    let texts: Vec<String> = entries.iter().map(|e| e.prompt.text.clone()).collect();
-    let prompts = PromptEmbeddings::from_parts(texts, embedded.prompts.clone(), embedded.segments.clone());
-    let rows = match split {
-        Some(split) => score_from_split(encoder, &items, embedded.images.len(), &prompts, scorer, reweight, split)?,
-        None => score(encoder, &items, &embedded.images, &prompts, scorer, reweight, &embedded.u).await?,
-    };
+    let rows = session.score(encoder, &items, reweight, split).await?;
+    let segments = &session.prompts.segments;
     Ok(rows
         .into_iter()
         .zip(truths)
@@ -187,7 +175,7 @@ pub async fn score_embedded(
             alignment: t.alignment,
             quality: t.quality,
             utility: t.utility,
-            segments: embedded.segments[p],
+            segments: segments[p],
         })
         .collect())
 }

@@ -12,7 +12,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Promise, Reflect, Uint8Array};
 use prefscope_clip::pipeline::{manifest_items, match_images};
-use prefscope_clip::scorer::{rows_table, score, Item, PromptEmbeddings, Reference, Scorer};
+use prefscope_clip::scorer::{rows_table, Item, Reference, Scorer};
+use prefscope_clip::session::{Direction, Session};
 use prefscope_clip::{ImageLimits, Rgba};
 use prefscope_core::io::read::{read_manifest, read_preferences, read_ranked, Input};
 use prefscope_core::io::record::ManifestRow;
@@ -284,8 +285,6 @@ async fn score_rows(model: &Model, request: ScoreRequest, images: Vec<Rgba>) -> 
             manifest_items(&manifest_rows, &found)
         }
     };
-    let embedded =
-        encoder.embed_images(&images, Some(&scorer.preset(encoder.preset()))).await.map_err(|e| e.to_string())?;
     let u = tasks::reference_direction(model, scorer, &reference).await?;
     let mut prompts: Vec<&str> = Vec::new();
     for item in &items {
@@ -293,8 +292,9 @@ async fn score_rows(model: &Model, request: ScoreRequest, images: Vec<Rgba>) -> 
             prompts.push(item.prompt);
         }
     }
-    let prompts = PromptEmbeddings::embed(encoder, scorer, &prompts).await.map_err(|e| e.to_string())?;
-    let scored = score(encoder, &items, &embedded, &prompts, scorer, reweight, &u).await.map_err(|e| e.to_string())?;
+    let session =
+        Session::embed(encoder, scorer, &images, &prompts, Direction::Given(u)).await.map_err(|e| e.to_string())?;
+    let scored = session.score(encoder, &items, reweight, None).await.map_err(|e| e.to_string())?;
     Ok(rows_table(&scored).json_rows().to_string())
 }
 

@@ -144,12 +144,13 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
             });
         }
         Effect::Score { scorer, source, .. } => {
-            let (Some(runtime), Some(model)) = (state.runtime.clone(), state.model.clone()) else { return };
+            // The model runs on the runtime's device: scoring waits for both.
+            let (Some(_), Some(model)) = (state.runtime.as_ref(), state.model.clone()) else { return };
             let (inputs, reweight) = (state.inputs.clone(), state.reweight);
             spawn_local(async move {
                 let result = match source {
-                    Source::Demo => tasks::score_demo(&runtime, &model, scorer, reweight, &dispatch).await,
-                    Source::User => tasks::score_user(&runtime, &model, &inputs, scorer, reweight, &dispatch).await,
+                    Source::Demo => tasks::score_demo(&model, scorer, reweight, &dispatch).await,
+                    Source::User => tasks::score_user(&model, &inputs, scorer, reweight, &dispatch).await,
                 };
                 match result {
                     Ok(scored) => {
@@ -174,10 +175,10 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
             });
         }
         Effect::Reweight { weight_bits, .. } => {
-            let (Some(runtime), Some(scored)) = (state.runtime.clone(), state.scored.clone()) else { return };
+            let (Some(_), Some(scored)) = (state.runtime.as_ref(), state.scored.clone()) else { return };
             let weight = f32::from_bits(weight_bits);
             spawn_local(async move {
-                match tasks::reweight(&runtime, &scored, weight).await {
+                match tasks::reweight(&scored, weight).await {
                     Ok(values) => dispatch.emit(Action::Reweighted(weight, values)),
                     Err(e) => dispatch.emit(Action::Error(e)),
                 }

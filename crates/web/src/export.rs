@@ -85,15 +85,15 @@ pub fn table(state: &State) -> Option<(String, OutputTable)> {
         View::Decompose => {
             let s = state.scored.as_ref()?;
             let cols = s.prompts.len().max(1);
-            let n = s.relevant.len();
+            let n = s.split.relevant.len();
             let table = OutputTable::new(vec![
                 ("image".into(), Column::Text((0..n).map(|k| s.image_names[k / cols].clone()).collect())),
                 ("prompt".into(), Column::Text((0..n).map(|k| s.prompts[k % cols].clone()).collect())),
-                ("relevant".into(), floats(s.relevant.iter().copied())),
-                ("irrelevant".into(), floats(s.irrelevant.iter().copied())),
+                ("relevant".into(), floats(s.split.relevant.iter().copied())),
+                ("irrelevant".into(), floats(s.split.irrelevant.iter().copied())),
                 (
                     "reweighted".into(),
-                    floats(s.relevant.iter().zip(&s.irrelevant).map(|(r, i)| r + state.reweight * i)),
+                    floats(s.split.relevant.iter().zip(&s.split.irrelevant).map(|(r, i)| r + state.reweight * i)),
                 ),
             ]);
             Some((format!("prefscope-decomposition-{}", s.scorer.name()), table))

@@ -264,23 +264,17 @@ fn bundled_direction_is_the_models_own() {
 }
 
 /// Rows that read their parts from a split computed once for every candidate × prompt (what
-/// the page does) equal the rows `scorer::score` computes pair by pair, for every preset.
+/// the page does) equal the rows a session computes pair by pair, for every preset.
 #[test]
 fn rows_from_the_split_matrix_equal_rows_scored_pair_by_pair() {
     let encoder = encoder(Backend::Cpu);
     let entries = gallery::demo();
     for scorer in [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::ClipScoreOriginal, Scorer::Hps] {
-        let embedded = pollster::block_on(demo::embed_gallery(&encoder, &entries, scorer, None)).unwrap();
-        let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-        let parts =
-            prefscope_core::scoring::longalign::decompose_all(&embedded.images, &embedded.prompts, &embedded.u, scale);
-        let relevant: Vec<f32> = parts.iter().map(|p| p.relevant).collect();
-        let irrelevant: Vec<f32> = parts.iter().map(|p| p.irrelevant).collect();
-        let split = prefscope_clip::scorer::SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
-        let once =
-            pollster::block_on(demo::score_embedded(&encoder, &entries, &embedded, scorer, 0.4, Some(&split))).unwrap();
-        let pairwise =
-            pollster::block_on(demo::score_embedded(&encoder, &entries, &embedded, scorer, 0.4, None)).unwrap();
+        let session = pollster::block_on(demo::embed_gallery(&encoder, &entries, scorer, None)).unwrap();
+        // The CPU encoder's split is prefscope-core's decompose_all over every pair.
+        let split = pollster::block_on(session.split(&encoder)).unwrap();
+        let once = pollster::block_on(demo::score_embedded(&encoder, &entries, &session, 0.4, Some(&split))).unwrap();
+        let pairwise = pollster::block_on(demo::score_embedded(&encoder, &entries, &session, 0.4, None)).unwrap();
         assert_eq!(once.len(), pairwise.len());
         for (a, b) in once.iter().zip(&pairwise) {
             assert_eq!((&a.id, &a.prompt), (&b.id, &b.prompt));

@@ -369,9 +369,7 @@ mod tests {
             segments: Vec::new(),
             thumbnails: Vec::new(),
             reference: String::new(),
-            relevant: Vec::new(),
-            irrelevant: Vec::new(),
-            resident: None,
+            split: Default::default(),
             diversity_input: None,
             millis: 0.0,
         })

@@ -46,11 +46,9 @@ pub struct Scored {
     pub thumbnails: Vec<Option<String>>,
     /// What the common direction is the mean of.
     pub reference: String,
-    /// Relevant and irrelevant parts of every image × prompt (images × prompts, row-major).
-    pub relevant: Vec<f32>,
-    pub irrelevant: Vec<f32>,
-    /// The split kept on the GPU, when the towers ran there: the slider re-runs one kernel.
-    pub resident: Option<prefscope_gpu::Decomposed>,
+    /// Relevant and irrelevant parts of every image × prompt (images × prompts, row-major),
+    /// kept on the GPU when the towers ran there: the slider re-runs one kernel.
+    pub split: prefscope_clip::session::Split,
     /// What the diversity split needs (`None` where the rows pair no image with its prompt, or
     /// past the page's bound).
     pub diversity_input: Option<crate::diversity::DiversityInput>,

@@ -2,45 +2,22 @@
 //! against the common direction, and the reweighting the slider asks for.
 
 use prefscope_clip::pipeline::{manifest_items, match_images};
-use prefscope_clip::scorer::{score_from_split, Item, PromptEmbeddings, Reference, Scorer, SplitMatrix};
+use prefscope_clip::scorer::{Item, Reference, Scorer};
+use prefscope_clip::session::{Direction, Session};
 use prefscope_clip::Rgba;
 use prefscope_core::scoring::embedding::Embeddings;
-use prefscope_core::scoring::longalign::decompose_all;
 use prefscope_synth::demo::{embed_gallery, score_embedded, SIZE};
 use yew::Callback;
 
 use super::model::reference_direction;
 use super::{data_url, now, progress, yield_now};
-use crate::compute::{Model, Runtime};
+use crate::compute::Model;
 use crate::diversity::DiversityInput;
 use crate::store::{Action, Inputs, Row, Scored, Source};
 
-/// The split of every image × prompt score against `u`, on the GPU (kept resident for the
-/// slider) or with core's formula on the CPU path.
-async fn split(
-    runtime: &Runtime,
-    images: &Embeddings,
-    prompts: &Embeddings,
-    u: &[f32],
-    scale: f32,
-) -> Result<(Vec<f32>, Vec<f32>, Option<prefscope_gpu::Decomposed>), String> {
-    match &runtime.gpu {
-        Some(gpu) => {
-            let d =
-                gpu.decompose(images, prompts, u, scale).await.map_err(|e| format!("decomposition on the GPU: {e}"))?;
-            Ok((d.relevant.clone(), d.irrelevant.clone(), Some(d)))
-        }
-        None => {
-            let parts = decompose_all(images, prompts, u, scale);
-            Ok((parts.iter().map(|p| p.relevant).collect(), parts.iter().map(|p| p.irrelevant).collect(), None))
-        }
-    }
-}
-
 /// Embeds the demo gallery once, scores it (the rows `prefscope demo` prints) and splits every
-/// image × prompt score, on the runtime's device.
+/// image × prompt score, on the model's device.
 pub async fn score_demo(
-    runtime: &Runtime,
     model: &Model,
     scorer: Scorer,
     reweight: f32,
@@ -60,18 +37,14 @@ pub async fn score_demo(
         reference_direction(model, scorer, &reference).await?
     };
     crate::scope::mark("reference-direction");
-    let embedded = embed_gallery(encoder, &entries, scorer, Some(&u)).await.map_err(|e| e.to_string())?;
+    let session = embed_gallery(encoder, &entries, scorer, Some(&u)).await.map_err(|e| e.to_string())?;
     crate::scope::mark("gallery-embedded");
     // The split of every candidate × prompt, once: the Decompose view shows it all, the rows
     // read their own parts from it.
-    let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-    let (relevant, irrelevant, resident) =
-        split(runtime, &embedded.images, &embedded.prompts, &embedded.u, scale).await?;
+    let split = session.split(encoder).await.map_err(|e| e.to_string())?;
     crate::scope::mark("gallery-split");
-    let matrix = SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
-    let gallery = score_embedded(encoder, &entries, &embedded, scorer, reweight, Some(&matrix))
-        .await
-        .map_err(|e| e.to_string())?;
+    let gallery =
+        score_embedded(encoder, &entries, &session, reweight, Some(&split)).await.map_err(|e| e.to_string())?;
     crate::scope::mark("gallery-scored");
     let mut thumbnails = Vec::new();
     let mut image_names = Vec::new();
@@ -100,22 +73,20 @@ pub async fn score_demo(
         }
     }
     crate::scope::mark("thumbnails");
-    let diversity_input = diversity_of(&rows, &embedded.images, &embedded.prompts);
+    let diversity_input = diversity_of(&rows, &session.images, &session.prompts.embeddings);
     Ok(Scored {
         scorer,
         source: Source::Demo,
         rows,
         image_names,
         prompts: entries.iter().map(|e| e.prompt.text.clone()).collect(),
-        segments: embedded.segments.clone(),
+        segments: session.prompts.segments.clone(),
         thumbnails,
         reference: format!(
             "{} shapes-world prompts (the gallery's reference set)",
             prefscope_synth::demo::reference_prompts().len()
         ),
-        relevant,
-        irrelevant,
-        resident,
+        split,
         diversity_input,
         millis: now(),
     })
@@ -132,7 +103,6 @@ fn diversity_of(rows: &[Row], images: &Embeddings, prompts: &Embeddings) -> Opti
 /// against every typed prompt; the common direction from the bundled reference set or the
 /// user's prompts.
 pub async fn score_user(
-    runtime: &Runtime,
     model: &Model,
     inputs: &Inputs,
     scorer: Scorer,
@@ -178,20 +148,15 @@ pub async fn score_user(
     };
     // The prompts run through the text tower once: for the scores, the split and (when they
     // are the reference set) the common direction.
-    let embedded = PromptEmbeddings::embed(encoder, scorer, &prompts).await.map_err(|e| e.to_string())?;
-    let u = match &reference {
-        Reference::Prompts(_) => embedded.direction(),
-        Reference::Bundled => reference_direction(model, scorer, &reference).await?,
+    let direction = match &reference {
+        Reference::Prompts(_) => Direction::OfPrompts,
+        Reference::Bundled => Direction::Given(reference_direction(model, scorer, &reference).await?),
     };
-    let preset = scorer.preset(encoder.preset());
     let rgba: Vec<Rgba> = inputs.images.iter().map(|im| im.rgba.clone()).collect();
-    let images = encoder.embed_images(&rgba, Some(&preset)).await.map_err(|e| e.to_string())?;
+    let session = Session::embed(encoder, scorer, &rgba, &prompts, direction).await.map_err(|e| e.to_string())?;
     // The split of every image × prompt, once (the rows read their parts from it).
-    let (scale, _) = scorer.pair_score(encoder.logit_scale()).affine();
-    let (relevant, irrelevant, resident) = split(runtime, &images, &embedded.embeddings, &u, scale).await?;
-    let matrix = SplitMatrix { relevant: &relevant, irrelevant: &irrelevant };
-    let scored = score_from_split(encoder, &items, images.len(), &embedded, scorer, reweight, &matrix)
-        .map_err(|e| e.to_string())?;
+    let split = session.split(encoder).await.map_err(|e| e.to_string())?;
+    let scored = session.score(encoder, &items, reweight, Some(&split)).await.map_err(|e| e.to_string())?;
     let rows = scored
         .into_iter()
         .zip(&items)
@@ -211,20 +176,20 @@ pub async fn score_user(
         .collect::<Vec<Row>>();
     // Rows pair an image with its prompt only with a manifest (typed prompts rank every image
     // against every prompt, a cross product the split has nothing to say about).
-    let diversity_input =
-        if inputs.manifest.is_some() { diversity_of(&rows, &images, &embedded.embeddings) } else { None };
+    let diversity_input = match inputs.manifest {
+        Some(_) => diversity_of(&rows, &session.images, &session.prompts.embeddings),
+        None => None,
+    };
     Ok(Scored {
         scorer,
         source: Source::User,
         rows,
         image_names: inputs.images.iter().map(|im| im.name.clone()).collect(),
         prompts,
-        segments: embedded.segments.clone(),
+        segments: session.prompts.segments.clone(),
         thumbnails: inputs.images.iter().map(|im| im.thumbnail.clone()).collect(),
         reference: reference_name,
-        relevant,
-        irrelevant,
-        resident,
+        split,
         diversity_input,
         millis: now(),
     })
@@ -232,11 +197,6 @@ pub async fn score_user(
 
 /// `relevant + w·irrelevant` for every image × prompt: the GPU kernel over the resident split,
 /// or core's formula on the CPU path.
-pub async fn reweight(runtime: &Runtime, scored: &Scored, weight: f32) -> Result<Vec<f32>, String> {
-    match (&runtime.gpu, &scored.resident) {
-        (Some(gpu), Some(resident)) => {
-            resident.reweighted(gpu, weight).await.map_err(|e| format!("reweighting on the GPU: {e}"))
-        }
-        _ => Ok(scored.relevant.iter().zip(&scored.irrelevant).map(|(r, i)| r + weight * i).collect()),
-    }
+pub async fn reweight(scored: &Scored, weight: f32) -> Result<Vec<f32>, String> {
+    scored.split.reweighted(weight).await.map_err(|e| e.to_string())
 }

@@ -42,18 +42,18 @@ pub fn decompose_view(props: &DecomposeProps) -> Html {
     let cols = s.prompts.len().max(1);
     // The image × prompt pairs the rows score (the rest of the matrix is shown for contrast).
     let scored_cells: BTreeSet<usize> = s.rows.iter().map(|r| s.cell(r)).collect();
-    let points: Vec<Point> = (0..s.relevant.len())
+    let points: Vec<Point> = (0..s.split.relevant.len())
         .map(|k| {
             let (image, prompt) = (k / cols, k % cols);
             Point {
-                x: s.irrelevant[k] as f64,
-                y: s.relevant[k] as f64,
+                x: s.split.irrelevant[k] as f64,
+                y: s.split.relevant[k] as f64,
                 label: format!("{} × “{}”", s.image_names.get(image).map_or("", String::as_str), s.prompts[prompt]),
                 kind: if scored_cells.contains(&k) { "own" } else { "other" },
             }
         })
         .collect();
-    let device = if s.resident.is_some() { "on the GPU" } else { "on the CPU" };
+    let device = if s.split.on_gpu() { "on the GPU" } else { "on the CPU" };
     let winners = s.prompts.iter().enumerate().map(|(p, prompt)| {
         let rows: Vec<_> = s.rows.iter().filter(|r| r.text == p).collect();
         let by_score = rows.iter().max_by(|a, b| a.score.total_cmp(&b.score));
@@ -83,7 +83,7 @@ pub fn decompose_view(props: &DecomposeProps) -> Html {
                         <thead><tr><th scope="col">{ "prompt" }</th><th scope="col">{ "by score" }</th><th scope="col">{ "reweighted" }</th></tr></thead>
                         <tbody>{ for winners }</tbody>
                     </table>
-                    <p class="ps-muted">{ format!("mean relevant {} · mean irrelevant {}", fmt(mean(&s.relevant)), fmt(mean(&s.irrelevant))) }</p>
+                    <p class="ps-muted">{ format!("mean relevant {} · mean irrelevant {}", fmt(mean(&s.split.relevant)), fmt(mean(&s.split.irrelevant))) }</p>
                 </div>
             </div>
         </section>
