@@ -7,7 +7,7 @@
 // view), view (score | decompose | dpo | model), beta, reweight, device (auto | webgpu | cpu),
 // full (the whole application with navigation).
 // Events: prefscope-ready (device and model loaded), prefscope-scored (a view has results).
-import init, { mount } from "./pkg/prefscope_web.js";
+import init, { mount } from "./pkg/prefscope_viewer.js";
 
 const base = new URL(".", import.meta.url).href;
 let wasm = null;
@@ -16,7 +16,7 @@ let wasm = null;
 function loadWasm() {
   if (!wasm) {
     performance.mark("prefscope:wasm-start");
-    wasm = init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) }).then((w) => {
+    wasm = init({ module_or_path: new URL("pkg/prefscope_viewer_bg.wasm", base) }).then((w) => {
       performance.mark("prefscope:wasm-ready");
       return w;
     });

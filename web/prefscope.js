@@ -10,13 +10,13 @@
 // The numbers, names and error messages are those of the `prefscope` command (embed, score,
 // dpo): the same Rust code computes them. Types: prefscope.d.ts. Everything else the module
 // needs (the wasm, the demo model) is found relative to this file.
-import init, { loadScorer, dpoReport, manifestImages, imageSizeError } from "./pkg/prefscope_web.js";
+import init, { loadScorer, dpoReport, manifestImages, imageSizeError } from "./pkg/prefscope_viewer.js";
 
 const base = new URL(".", import.meta.url).href;
 let started = null;
 
 function start() {
-  started ??= init({ module_or_path: new URL("pkg/prefscope_web_bg.wasm", base) });
+  started ??= init({ module_or_path: new URL("pkg/prefscope_viewer_bg.wasm", base) });
   return started;
 }
 

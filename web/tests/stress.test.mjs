@@ -56,7 +56,7 @@ test("a panic shows a banner and a console message, never a frozen page", { time
     await page.goto(`${origin}/index.html`);
     await rankingRows(page);
     const thrown = await page.evaluate(async () => {
-      const wasm = await import("/pkg/prefscope_web.js");
+      const wasm = await import("/pkg/prefscope_viewer.js");
       try {
         wasm.panicForTests();
         return null;

@@ -10,7 +10,7 @@ use std::process::{Command, ExitCode};
 
 /// Crates built for `wasm32-unknown-unknown` as part of `test` (everything the browser loads).
 const BROWSER_CRATES: &[&str] =
-    &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-web"];
+    &["prefscope-core", "prefscope-gpu", "prefscope-clip", "prefscope-synth", "prefscope-viewer"];
 
 /// RUSTFLAGS of every wasm build (tests, page, benchmarks), identical so that they share their
 /// artifacts: warnings are errors (clippy only sees the native cfg), and wasm SIMD is on, which
@@ -170,13 +170,13 @@ fn test() -> Result {
     let driver = chromedriver()?;
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // WebGPU on Chromium's SwiftShader adapter; flags in each crate's webdriver.json. One
-    // invocation with prefscope-web in it: the same feature resolution as the wasm build above,
+    // invocation with prefscope-viewer in it: the same feature resolution as the wasm build above,
     // so the burn and wgpu stack built there is reused rather than built again.
     let mut args = vec!["test", "--locked", "--target", "wasm32-unknown-unknown"];
     for krate in BROWSER_TESTS {
         args.extend(["-p", krate]);
     }
-    args.extend(["-p", "prefscope-web", "--test", "browser"]);
+    args.extend(["-p", "prefscope-viewer", "--test", "browser"]);
     let env = [
         ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
         ("CHROMEDRIVER", &driver),

@@ -67,7 +67,7 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", "prefscope-web"];
+    let mut args = vec!["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", "prefscope-viewer"];
     let (dir, out) = match profile {
         Profile::Release => {
             args.extend(["--profile", "web-release"]);
@@ -77,13 +77,13 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     };
     run_with(&program, &args, &[("RUSTFLAGS", crate::WASM_RUSTFLAGS)])?;
     let _ = std::fs::remove_dir_all(&out);
-    let wasm = target_dir().join("wasm32-unknown-unknown").join(dir).join("prefscope_web.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown").join(dir).join("prefscope_viewer.wasm");
     let pkg = out.join("pkg");
     run(
         "wasm-bindgen",
         &["--target", "web", "--no-typescript", "--out-dir", pkg.to_str().ok_or("path")?, wasm.to_str().ok_or("path")?],
     )?;
-    let bg = pkg.join("prefscope_web_bg.wasm");
+    let bg = pkg.join("prefscope_viewer_bg.wasm");
     if profile == Profile::Release {
         wasm_opt(&bg)?;
     }
