@@ -261,7 +261,7 @@ fn ranking(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[2u * i + 1u] = select(0.0, 1.0, normalized);
 }
 
-// Diffusion-DPO (kind 5) and MaPO (kind 6) per sampled row: pc, pr, rc, rr carry the model's
+// Diffusion-DPO (KIND_DIFFUSION_DPO) and MaPO (KIND_MAPO) per sampled row: pc, pr, rc, rr carry the model's
 // and the reference's denoising errors on the chosen and rejected images. Writes 8 columns:
 // chosen reward, rejected reward, margin, loss, accuracy, raw model loss, raw reference loss,
 // MaPO's ratio term.

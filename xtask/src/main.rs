@@ -19,7 +19,7 @@ const BROWSER_CRATES: &[&str] =
 pub(crate) const WASM_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128";
 
 /// The features `cargo xtask test` builds the workspace's tests with.
-pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train,prefscope-clip/burn";
+pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
 
 /// Crates whose `browser` test suite (wasm-bindgen-test) runs in headless Chromium.
 const BROWSER_TESTS: &[&str] = &["prefscope-gpu", "prefscope-clip"];

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
-
 use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
 use prefscope_core::io::read::read_manifest;

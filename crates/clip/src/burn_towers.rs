@@ -1,5 +1,5 @@
-//! The burn modules ([`crate::model`]) behind the encoder's interface: natively only, as the
-//! benchmark's comparison rows (burn-flex on the CPU, burn-wgpu behind the `burn-wgpu`
+//! The burn modules ([`crate::model`]) behind the encoder's interface, with the `burn` feature:
+//! the benchmark's comparison rows (burn-flex on the CPU, burn-wgpu behind the `burn-wgpu`
 //! feature). The page never links them: its towers are prefscope's own kernels on both paths.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};

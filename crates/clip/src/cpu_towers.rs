@@ -113,16 +113,8 @@ impl TowerOps for CpuOps {
         Ok(())
     }
 
-    fn im2col(
-        &mut self,
-        pixels: &Vec<f32>,
-        batch: usize,
-        size: usize,
-        patch: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<(), ClipError> {
-        *out = im2col(pixels, batch, size, patch);
-        Ok(())
+    fn im2col(&mut self, pixels: &Vec<f32>, batch: usize, size: usize, patch: usize) -> Result<Vec<f32>, ClipError> {
+        Ok(im2col(pixels, batch, size, patch))
     }
 
     fn vision_tokens(

@@ -1,8 +1,8 @@
 //! The CLIP towers on prefscope-gpu's own WGSL kernels (docs/ARCHITECTURE.md says why they
-//! are hand-written), running the tower program (`tower.rs`): weights uploaded once (f32, or f16 under the [`crate::Precision`]
-//! rules), every dispatch of a batch recorded into one pass and submitted once, activation
-//! buffers kept between batches, pixels preprocessed on the device straight into the patch
-//! rows. The embeddings come back L2-normalised.
+//! are hand-written), running the tower program (`tower.rs`): weights uploaded once (f32, or
+//! f16 under the [`crate::Precision`] rules), every dispatch of a batch recorded into one
+//! pass and submitted once, activation buffers kept between batches, pixels preprocessed on
+//! the device straight into the patch rows. The embeddings come back L2-normalised.
 
 use std::sync::Mutex;
 
@@ -123,15 +123,11 @@ impl TowerOps for PassOps<'_, '_> {
         Ok(self.pass.embed_tokens(ids, table, positions, width, tokens, out)?)
     }
 
-    fn im2col(
-        &mut self,
-        pixels: &Tensor,
-        batch: usize,
-        size: usize,
-        patch: usize,
-        out: &mut Tensor,
-    ) -> Result<(), ClipError> {
-        Ok(self.pass.im2col(pixels, batch, size, patch, out)?)
+    fn im2col(&mut self, pixels: &Tensor, batch: usize, size: usize, patch: usize) -> Result<Tensor, ClipError> {
+        let grid = size / patch;
+        let out = self.gpu.zeros("patch rows", batch * grid * grid * 3 * patch * patch)?;
+        self.pass.im2col(pixels, batch, size, patch, &out)?;
+        Ok(out)
     }
 
     fn vision_tokens(

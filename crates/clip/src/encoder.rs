@@ -26,7 +26,7 @@ pub enum Backend {
     Gpu(Gpu),
     /// The fused CPU kernels (`cpu_towers.rs`): the page without WebGPU, `--device cpu`.
     Cpu,
-    /// The burn modules on burn-flex: the native benchmark's CPU comparison row.
+    /// The burn modules on burn-flex (the `burn` feature): the benchmark's CPU comparison row.
     #[cfg(feature = "burn")]
     BurnFlex,
     /// The burn modules on burn-wgpu sharing this GPU's device: the native benchmark's

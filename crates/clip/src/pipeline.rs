@@ -87,7 +87,8 @@ pub fn manifest_items<'a>(rows: &'a [ManifestRow], image_of_row: &[usize]) -> Ve
 }
 
 /// Each row's image among images known by name (a browser's files, the JavaScript API's
-/// inputs): the name the row gives, else its file name (a file picked from a folder).
+/// inputs): the name the row gives, else its file name (a file picked from a folder); of
+/// images with the same name, the first.
 pub fn match_images(manifest: &str, rows: &[ManifestRow], names: &[&str]) -> Result<Vec<usize>, ClipError> {
     let index: std::collections::HashMap<&str, usize> =
         names.iter().enumerate().rev().map(|(i, &name)| (name, i)).collect();
@@ -120,6 +121,9 @@ pub async fn score_manifest(
     reweight: f32,
     u: Vec<f32>,
 ) -> Result<Vec<ScoreRow>, ClipError> {
+    if !reweight.is_finite() {
+        return Err(ClipError::Input(format!("reweight must be a finite number, got {reweight}")));
+    }
     if image_of_row.len() != rows.len() {
         return Err(ClipError::Input(format!("{} rows but {} image indices", rows.len(), image_of_row.len())));
     }

@@ -16,19 +16,11 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    /// The name reports and badges use.
+    /// The name the command and the Python package report.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",
             Dtype::F16 => "f16",
-        }
-    }
-
-    /// Bytes per stored element.
-    pub fn bytes(self) -> u64 {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::F16 => 2,
         }
     }
 }

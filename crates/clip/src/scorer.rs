@@ -273,7 +273,7 @@ pub(crate) async fn score(
 
 /// The split of every image × prompt score (images × prompts, row-major, prompts in
 /// [`PromptEmbeddings`] order): computed once where a page shows all of them.
-pub struct SplitMatrix<'a> {
+pub(crate) struct SplitMatrix<'a> {
     pub relevant: &'a [f32],
     pub irrelevant: &'a [f32],
 }

@@ -69,8 +69,8 @@ impl Session {
     }
 
     /// The rows of `items`: with `split` (this session's), each row reads its parts from it;
-    /// otherwise every row's score, split, softmax and rank are computed on the encoder's
-    /// device in one pass.
+    /// otherwise every row's score, split, softmax and rank are computed on the encoder's GPU
+    /// in one pass (on the CPU without one, or for more rows than one binding holds).
     pub async fn score(
         &self,
         encoder: &Encoder,
@@ -139,7 +139,7 @@ impl Split {
         self.resident.is_some()
     }
 
-    pub fn matrix(&self) -> SplitMatrix<'_> {
+    pub(crate) fn matrix(&self) -> SplitMatrix<'_> {
         SplitMatrix { relevant: &self.relevant, irrelevant: &self.irrelevant }
     }
 

@@ -71,15 +71,9 @@ pub(crate) trait TowerOps {
         tokens: usize,
         out: &mut Self::Act,
     ) -> Result<(), ClipError>;
-    /// Patches of `[batch, 3, size, size]` pixels as channel-major rows.
-    fn im2col(
-        &mut self,
-        pixels: &Self::Act,
-        batch: usize,
-        size: usize,
-        patch: usize,
-        out: &mut Self::Act,
-    ) -> Result<(), ClipError>;
+    /// Patches of `[batch, 3, size, size]` pixels as channel-major rows (a new buffer: the
+    /// widest of a small model's activations, allocated once where it is written).
+    fn im2col(&mut self, pixels: &Self::Act, batch: usize, size: usize, patch: usize) -> Result<Self::Act, ClipError>;
     /// The class token before each image's patch embeddings, plus position embeddings.
     fn vision_tokens(
         &mut self,
@@ -199,8 +193,7 @@ pub(crate) fn vision<O: TowerOps>(
     let v = &config.vision;
     let (tower, size, patch, grid2) = (&v.tower, v.image_size, v.patch_size, v.patches());
     let (w, tokens, k) = (tower.width, grid2 + 1, 3 * patch * patch);
-    let mut cols = ops.zeros("patch rows", batch * grid2 * k)?;
-    ops.im2col(pixels, batch, size, patch, &mut cols)?;
+    let cols = ops.im2col(pixels, batch, size, patch)?;
     let mut patches = ops.zeros("patch embeddings", batch * grid2 * w)?;
     ops.linear(&cols, batch * grid2, k, &vt.patch_embedding, w, None, Epilogue::None, &mut patches)?;
     ops.vision_tokens(&patches, &vt.class_embedding, &vt.position_embedding, batch, tokens, w, &mut s.h)?;

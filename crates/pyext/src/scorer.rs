@@ -9,7 +9,6 @@ use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
-
 use prefscope_clip::scorer::{common_text_direction, rows_table, Reference, Scorer as Preset};
 use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
 use prefscope_core::io::read::read_manifest;
