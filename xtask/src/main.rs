@@ -285,7 +285,7 @@ fn ensure_transformersjs() -> Result<PathBuf> {
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
 fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
-    cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--bench", "kernels"])?;
+    cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--features", "testing", "--bench", "kernels"])?;
     // burn-wgpu is the towers' comparison row, built only here.
     cargo(&["bench", "--locked", "-p", "prefscope-clip", "--features", "burn-wgpu", "--bench", "towers"])?;
     python::bench()

@@ -7,10 +7,12 @@
 //! chunks; failures are [`GpuError`]s, never panics.
 
 mod annotators;
-#[doc(hidden)]
+/// The benchmark's timing loops (the `testing` feature).
+#[cfg(feature = "testing")]
 pub mod bench;
 #[cfg(feature = "burn")]
 mod burn;
+#[cfg(feature = "testing")]
 mod calibrate;
 mod device;
 mod diffusion;
@@ -25,20 +27,25 @@ mod report;
 mod scoring;
 mod similarity;
 mod stats;
+#[cfg(feature = "testing")]
 mod tokens;
 mod transformer;
 
 pub use annotators::{DevicePairs, GroupsError};
+#[cfg(feature = "testing")]
 pub use calibrate::{seconds, Peaks};
 #[cfg(not(target_arch = "wasm32"))]
 pub use device::holding_stderr;
 pub use device::{is_software, open, with_driver_noise, AdapterSummary, DeviceChoice, Gpu};
 pub use error::GpuError;
+#[cfg(feature = "testing")]
 pub use groups::GroupedScores;
 pub use longalign::Decomposed;
 pub use preference::DpoError;
 pub use scoring::{RowRequest, RowScores};
+#[cfg(feature = "testing")]
 pub use similarity::DeviceMatrix;
+#[cfg(feature = "testing")]
 pub use tokens::TokenRewards;
 pub use transformer::{Pass, Tensor, MAX_HEAD_DIM, MAX_TOKENS};
 

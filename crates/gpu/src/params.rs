@@ -21,7 +21,7 @@ macro_rules! uniform {
         impl Uniform for $name {}
 
         #[cfg(all(test, not(target_arch = "wasm32")))]
-        impl tests::Layout for $name {
+        impl crate::params::tests::Layout for $name {
             const PARTS: &'static [&'static str] = &[$($part),+];
             const FIELDS: &'static [(&'static str, usize)] =
                 &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
@@ -48,11 +48,6 @@ uniform!(
 );
 
 uniform!(
-    /// calibrate.wgsl: the benchmark's arithmetic and bandwidth probes.
-    CalibrateParams in ["calibrate"] { n: u32, iterations: u32 }
-);
-
-uniform!(
     /// embed.wgsl: token embeddings, im2col and the vision tokens.
     EmbedParams in ["weights_f32", "embed"] {
         /// Output elements.
@@ -68,17 +63,6 @@ uniform!(
 uniform!(
     /// groups.wgsl: softmax and ranks within groups.
     GroupsParams in ["groups"] { groups: u32 }
-);
-
-uniform!(
-    /// histogram.wgsl.
-    HistogramParams in ["histogram"] {
-        n: u32,
-        bins: u32,
-        /// The f32 guess of a value's bin is `(v − lo) · norm`.
-        lo: f32,
-        norm: f32,
-    }
 );
 
 uniform!(
@@ -201,15 +185,40 @@ uniform!(
     SortParams in ["sort"] { n: u32, j: u32, k: u32 }
 );
 
-uniform!(
-    /// tokens.wgsl: per-token rewards and segmented sums.
-    TokensParams in ["tokens"] {
-        segments: u32,
-        beta: f32,
-        /// 1: rewards from policy and reference; 0: plain sums of the policy's values.
-        rewards: u32,
-    }
-);
+/// Parameters of the kernels only the tests and the benchmark run (the `testing` feature).
+#[cfg(feature = "testing")]
+mod testing {
+    use super::Uniform;
+    use bytemuck::{Pod, Zeroable};
+
+    uniform!(
+        /// calibrate.wgsl: the benchmark's arithmetic and bandwidth probes.
+        CalibrateParams in ["calibrate"] { n: u32, iterations: u32 }
+    );
+
+    uniform!(
+        /// histogram.wgsl.
+        HistogramParams in ["histogram"] {
+            n: u32,
+            bins: u32,
+            /// The f32 guess of a value's bin is `(v − lo) · norm`.
+            lo: f32,
+            norm: f32,
+        }
+    );
+
+    uniform!(
+        /// tokens.wgsl: per-token rewards and segmented sums.
+        TokensParams in ["tokens"] {
+            segments: u32,
+            beta: f32,
+            /// 1: rewards from policy and reference; 0: plain sums of the policy's values.
+            rewards: u32,
+        }
+    );
+}
+#[cfg(feature = "testing")]
+pub(crate) use testing::{CalibrateParams, HistogramParams, TokensParams};
 
 /// The objective families of `PreferenceParams::kind` (`KIND_*` in preference.wgsl).
 pub(crate) mod kind {
@@ -298,9 +307,11 @@ mod tests {
     fn every_params_struct_matches_its_shader() {
         check::<AnnotatorParams>();
         check::<AttentionParams>();
+        #[cfg(feature = "testing")]
         check::<CalibrateParams>();
         check::<EmbedParams>();
         check::<GroupsParams>();
+        #[cfg(feature = "testing")]
         check::<HistogramParams>();
         check::<LayerNormParams>();
         check::<LinearParams>();
@@ -310,6 +321,7 @@ mod tests {
         check::<ReduceParams>();
         check::<SimilarityParams>();
         check::<SortParams>();
+        #[cfg(feature = "testing")]
         check::<TokensParams>();
     }
 

@@ -13,9 +13,15 @@ pub mod dpo_demo;
 pub mod flipped_pairs;
 pub mod gallery;
 pub mod raster;
+/// Two populations of raters with known preferences (the `testing` feature: the annotator
+/// groups' checks and their measurement example).
+#[cfg(feature = "testing")]
 pub mod raters;
 pub mod scene;
 pub mod text_pairs;
+/// Image sets whose unprompted attributes vary (the `testing` feature: the diversity split's
+/// check).
+#[cfg(feature = "testing")]
 pub mod variety;
 pub mod vocab;
 pub mod world;
