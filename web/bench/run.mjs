@@ -2,22 +2,34 @@
 // the same random weights with openai/clip-vit-base-patch32's shapes, one after the other in
 // one run. Prints image batch 1 and 8, text batch 8, the first image embedding after
 // navigation and the bytes each downloads, with ratios; then the demo page's first ranking on the
-// CPU path, stage by stage (its `prefscope:*` performance marks). A benchmark: it asserts nothing.
+// CPU path in Chromium, Firefox ESR and WebKitGTK (PREFSCOPE_ENGINES picks), stage by stage (its
+// `prefscope:*` performance marks). A benchmark: it asserts nothing.
 //
 // Environment (xtask sets it): PREFSCOPE_SITE the release build, TJS_WORK the
 // transformers.js harness's working folder (set up; docs/DESIGN.md "Reference tools"), THREADS
 // (comma list; each count is run on both sides: transformers.js's WASM threads, prefscope's
-// calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu).
+// calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu; empty: the demo's first
+// ranking alone), PREFSCOPE_ENGINES (the engines for that).
 import { spawn, execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { breakdown, open, rankingRows, serve } from "../tests/harness.mjs";
+import { chromium } from "playwright-core";
+import { CHROMIUM_FLAGS } from "../tests/browsers.mjs";
+import { breakdown, engines, open as openPage, rankingRows, serve } from "../tests/harness.mjs";
+
+/** Chromium through playwright itself (the benchmark reads its network events), with WebGPU or without. */
+async function open(webgpu) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [...CHROMIUM_FLAGS, webgpu ? "--enable-unsafe-webgpu" : "--disable-webgpu"] });
+  return { browser, page: await browser.newPage({ viewport: { width: 1366, height: 900 } }) };
+}
 
 const TJS_WORK = process.env.TJS_WORK;
 const MODEL = "clip-b32-random";
 const THREADS = (process.env.THREADS ?? "1,2").split(",");
 const WARM = process.env.WARM ?? "3";
-const DEVICES = (process.env.DEVICES ?? "cpu").split(",");
+// DEVICES= (empty) leaves out the comparison: the demo's first ranking in each engine alone.
+const DEVICES = (process.env.DEVICES ?? "cpu").split(",").filter(Boolean);
 
 /** prefscope's bench page on `device`: its result and the bytes it downloaded. */
 async function prefscope(origin, device, threads) {
@@ -77,22 +89,28 @@ try {
     for (const [what, a, b] of rows) console.log(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(b, a)} |`);
     console.log(`| download (page, runtime and weights) | ${(ours.bytes / 1e6).toFixed(1)} MB | ${(theirs.bytes_total / 1e6).toFixed(1)} MB | ${ratio(theirs.bytes_total, ours.bytes)} smaller |`);
   }
-  // The demo's first ranking on the CPU path, a fresh profile each run.
+  // The demo's first ranking on the CPU path in each engine, a fresh profile each run.
   console.log("\nDemo page, navigation to first ranking on the CPU path (ms since navigation, a fresh profile each run)");
-  for (let run = 0; run < 3; run++) {
-    const { browser, page } = await open(false);
-    try {
-      await page.goto(`${origin}/index.html`);
-      await rankingRows(page);
-      console.log(`run ${run + 1}: ${await breakdown(page)}`);
-      if (run === 2) {
-        await page.reload();
+  for (const engine of engines()) {
+    const firsts = [];
+    for (let run = 0; run < 3; run++) {
+      const page = await openPage(engine);
+      try {
+        await page.goto(`${origin}/index.html`);
         await rankingRows(page);
-        console.log(`reload: ${await breakdown(page)}`);
+        firsts.push(Number(await page.getAttribute('[data-testid="scored-time"]', "data-ms")));
+        console.log(`${engine} run ${run + 1}: ${await breakdown(page)}`);
+        if (run === 2) {
+          // Again in the same profile: the browser's caches are warm.
+          await page.goto(`${origin}/index.html`);
+          await rankingRows(page);
+          console.log(`${engine} again: ${await breakdown(page)}`);
+        }
+      } finally {
+        await page.close();
       }
-    } finally {
-      await browser.close();
     }
+    console.log(`${engine}: first ranking, median of 3: ${firsts.sort((a, b) => a - b)[1]} ms`);
   }
 } finally {
   server.close();

@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { bombPng } from "./images.mjs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, SLOW, cli, cliText, close, rankingRows, serve, withPage } from "./harness.mjs";
+import { ROOT, SLOW, cli, cliText, close, engines, rankingRows, serve, withPage } from "./harness.mjs";
 
 const FIXTURE = path.join(ROOT, "tests/fixtures/clip");
 const IMAGES = ["square24.png", "wide.png", "tall_rgba.png", "rotated.jpg"];
@@ -101,116 +101,125 @@ function assertSameAsCli(got, want, what, minCos) {
   });
 }
 
-test("the JavaScript API on the CPU path gives `prefscope embed`, `score` and `dpo`'s numbers and messages", { timeout: SLOW }, () => withPage(false, async (page) => {
-  const got = await apiRun(page, "auto");
-  assert.equal(got.device.kind, "cpu");
-  assertSameAsCli(got, cliReference(), "cpu", 0.9999);
+for (const engine of engines()) {
+  test(`${engine}: the JavaScript API on the CPU path gives \`prefscope embed\`, \`score\` and \`dpo\`'s numbers and messages`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
+    const got = await apiRun(page, "auto");
+    assert.equal(got.device.kind, "cpu");
+    assertSameAsCli(got, cliReference(), "cpu", 0.9999);
 
-  // A Worker sharing the batches gives the same embeddings, in input order.
-  const shared = await page.evaluate(async ({ texts, images }) => {
-    const scorer = await prefscope.load({ model: "model/", device: "cpu", workers: 1 });
-    const out = { threads: scorer.threads, texts: (await scorer.embedTexts(texts)).map((v) => [...v]),
-      images: (await scorer.embedImages(images.map((f) => `/repo/tests/fixtures/clip/images/${f}`))).map((v) => [...v]) };
-    scorer.dispose();
-    return out;
-  }, { texts: TEXTS, images: IMAGES });
-  assert.equal(shared.threads, 2);
-  [...shared.texts, ...shared.images].forEach((v, k) => {
-    const c = cos(v, [...got.texts, ...got.images][k]);
-    assert.ok(c >= 0.99999, `embedding ${k} with a Worker: cos ${c}`);
+    // A Worker sharing the batches gives the same embeddings, in input order.
+    const shared = await page.evaluate(async ({ texts, images }) => {
+      const scorer = await prefscope.load({ model: "model/", device: "cpu", workers: 1 });
+      const out = { threads: scorer.threads, texts: (await scorer.embedTexts(texts)).map((v) => [...v]),
+        images: (await scorer.embedImages(images.map((f) => `/repo/tests/fixtures/clip/images/${f}`))).map((v) => [...v]) };
+      scorer.dispose();
+      return out;
+    }, { texts: TEXTS, images: IMAGES });
+    assert.equal(shared.threads, 2);
+    [...shared.texts, ...shared.images].forEach((v, k) => {
+      const c = cos(v, [...got.texts, ...got.images][k]);
+      assert.ok(c >= 0.99999, `embedding ${k} with a Worker: cos ${c}`);
+    });
+
+    // Bad inputs reject with the CLI's message on the same file.
+    const cliError = (...args) => {
+      try {
+        cliText({ cwd: work }, ...args);
+      } catch (e) {
+        // Its last line is the error; earlier lines say what it was doing.
+        return e.message.split("\n").pop().replace(/^error: /, "");
+      }
+      assert.fail(`prefscope ${args.join(" ")} succeeded`);
+    };
+    const apiError = async (body) => {
+      const message = await page.evaluate(async (body) => {
+        try {
+          await new Function("return (async () => {" + body + "})()")();
+        } catch (e) {
+          return e.message;
+        }
+        return null;
+      }, body);
+      assert.ok(message !== null, `${body} rejected`);
+      return message;
+    };
+    const image = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bad.png"]);');
+    assert.equal(image, cliError("embed", "--model", "model", "--images", "bad.png", "--device", "cpu"));
+    // A decompression bomb's header is refused before decoding, as by the CLI; a lower limit
+    // refuses an ordinary image, and an ImageBitmap before it is drawn into pixels.
+    const bomb = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bomb.png"]);');
+    assert.equal(bomb, cliError("embed", "--model", "model", "--images", "bomb.png", "--device", "cpu"));
+    assert.match(bomb, /30000×30000 \(900\.0 megapixels\), past the limit of 89\.5 megapixels/);
+    const small = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: 100 }); ' +
+      'await s.embedImages([await createImageBitmap(new ImageData(20, 20))]);');
+    assert.match(small, /^image #1: is 20×20 \(400 pixels\), past the limit of 100 pixels/);
+    const badLimit = await apiError('await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: -3 });');
+    assert.match(badLimit, /maxImagePixels must be a whole number of at least 1, got -3/);
+    // Ranked lists through the same call: PRO's numbers are the CLI's.
+    const pro = await page.evaluate(() => prefscope.dpo("/repo/tests/fixtures/pro_input.jsonl", { loss: "pro", sftWeight: 2 }));
+    const proCli = cli("dpo", "--input", "tests/fixtures/pro_input.jsonl", "--loss", "pro", "--sft-weight", "2");
+    for (const [k, v] of Object.entries(proCli.metrics)) close(pro.metrics[k], v, `pro ${k}`, 1e-12);
+    assert.deepEqual(pro.pairs.map((p) => p.id), proCli.pairs.map((p) => p.id));
+    const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
+    assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
+    const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');
+    const modelCli = cliError("embed", "--model", "broken", "--texts", "texts.txt", "--device", "cpu");
+    // The CLI names the folder's file, the API the URL's: the message from the file on is the same.
+    const tail = (m) => m.slice(m.indexOf("model.safetensors"));
+    assert.ok(modelCli.includes("model.safetensors"), modelCli);
+    assert.equal(tail(model), tail(modelCli));
+    const options = await apiError('const s = await prefscope.load({ device: "cpu" }); await s.score({ prompts: ["a"], images: [], preset: "nope" });');
+    assert.match(options, /nope/);
+  }));
+
+  test(`${engine}: the JavaScript API asked for WebGPU (SwiftShader in Chromium, else the CPU path and why) gives the CLI's numbers`, { timeout: SLOW }, () => withPage(engine, { webgpu: true }, async (page) => {
+    const got = await apiRun(page, "webgpu");
+    if (engine === "chromium") {
+      assert.equal(got.device.kind, "webgpu");
+    } else {
+      // No navigator.gpu in Firefox on Linux or WebKitGTK: the CPU path, and the reason.
+      assert.equal(got.device.kind, "cpu");
+      assert.match(got.device.reason, /this browser has no WebGPU/);
+    }
+    assertSameAsCli(got, cliReference(), "webgpu", 0.9999);
+  }));
+
+  test(`${engine}: the API example runs on the main thread and in a Web Worker, on both paths`, { timeout: SLOW }, async () => {
+    const results = [];
+    for (const [webgpu, device] of [[false, "cpu"], [true, "webgpu"]]) {
+      await withPage(engine, { webgpu }, async (page) => {
+        for (const where of ["main", "worker"]) {
+          await page.goto(`${origin}/examples/api.html?run=${where}&device=${device}`);
+          await page.waitForFunction(() => globalThis.__result, null, { timeout: SLOW });
+          const result = await page.evaluate(() => globalThis.__result);
+          assert.equal(result.error, undefined, `${where} on ${device}: ${result.error}`);
+          // Only Chromium has WebGPU here; elsewhere "webgpu" falls back to the CPU path.
+          assert.equal(result.device.kind, engine === "chromium" ? device : "cpu");
+          assert.equal(result.rows.length, 4);
+          close(result.norm, 1, "text embedding norm", 1e-5);
+          assert.ok(result.pairs > 0);
+          results.push(result);
+        }
+      });
+    }
+    for (const r of results.slice(1)) {
+      r.rows.forEach((row, k) => close(row.score, results[0].rows[k].score, `${row.id} score`, 2e-3));
+      assert.deepEqual(r.metrics, results[0].metrics);
+    }
   });
 
-  // Bad inputs reject with the CLI's message on the same file.
-  const cliError = (...args) => {
-    try {
-      cliText({ cwd: work }, ...args);
-    } catch (e) {
-      // Its last line is the error; earlier lines say what it was doing.
-      return e.message.split("\n").pop().replace(/^error: /, "");
+  test(`${engine}: the element resolves a relative model and manifest against the page, the manifest's images against it`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
+    await page.goto(`${origin}/work/element.html`);
+    await page.waitForSelector('[data-testid="ranking-row"][data-id="c-square24"]', { timeout: SLOW });
+    const rows = await rankingRows(page);
+    // The page scores with PickScore's preset by default.
+    const want = cli("score", "--model", path.join(work, "model"), "--manifest", "web/tests/manifest.csv", "--preset",
+      "pickscore", "--format", "json", "--device", "cpu").rows;
+    assert.equal(rows.length, want.length);
+    for (const w of want) {
+      const r = rows.find((r) => r.id === w.id);
+      assert.ok(r, `row ${w.id} is shown`);
+      close(r.score, w.score, `${w.id} score`);
     }
-    assert.fail(`prefscope ${args.join(" ")} succeeded`);
-  };
-  const apiError = async (body) => {
-    const message = await page.evaluate(async (body) => {
-      try {
-        await new Function("return (async () => {" + body + "})()")();
-      } catch (e) {
-        return e.message;
-      }
-      return null;
-    }, body);
-    assert.ok(message !== null, `${body} rejected`);
-    return message;
-  };
-  const image = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bad.png"]);');
-  assert.equal(image, cliError("embed", "--model", "model", "--images", "bad.png", "--device", "cpu"));
-  // A decompression bomb's header is refused before decoding, as by the CLI; a lower limit
-  // refuses an ordinary image, and an ImageBitmap before it is drawn into pixels.
-  const bomb = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu" }); await s.embedImages(["bomb.png"]);');
-  assert.equal(bomb, cliError("embed", "--model", "model", "--images", "bomb.png", "--device", "cpu"));
-  assert.match(bomb, /30000×30000 \(900\.0 megapixels\), past the limit of 89\.5 megapixels/);
-  const small = await apiError('const s = await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: 100 }); ' +
-    'await s.embedImages([await createImageBitmap(new ImageData(20, 20))]);');
-  assert.match(small, /^image #1: is 20×20 \(400 pixels\), past the limit of 100 pixels/);
-  const badLimit = await apiError('await prefscope.load({ model: "model/", device: "cpu", maxImagePixels: -3 });');
-  assert.match(badLimit, /maxImagePixels must be a whole number of at least 1, got -3/);
-  // Ranked lists through the same call: PRO's numbers are the CLI's.
-  const pro = await page.evaluate(() => prefscope.dpo("/repo/tests/fixtures/pro_input.jsonl", { loss: "pro", sftWeight: 2 }));
-  const proCli = cli("dpo", "--input", "tests/fixtures/pro_input.jsonl", "--loss", "pro", "--sft-weight", "2");
-  for (const [k, v] of Object.entries(proCli.metrics)) close(pro.metrics[k], v, `pro ${k}`, 1e-12);
-  assert.deepEqual(pro.pairs.map((p) => p.id), proCli.pairs.map((p) => p.id));
-  const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
-  assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
-  const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');
-  const modelCli = cliError("embed", "--model", "broken", "--texts", "texts.txt", "--device", "cpu");
-  // The CLI names the folder's file, the API the URL's: the message from the file on is the same.
-  const tail = (m) => m.slice(m.indexOf("model.safetensors"));
-  assert.ok(modelCli.includes("model.safetensors"), modelCli);
-  assert.equal(tail(model), tail(modelCli));
-  const options = await apiError('const s = await prefscope.load({ device: "cpu" }); await s.score({ prompts: ["a"], images: [], preset: "nope" });');
-  assert.match(options, /nope/);
-}));
-
-test("the JavaScript API on WebGPU (SwiftShader) gives the CLI's numbers", { timeout: SLOW }, () => withPage(true, async (page) => {
-  const got = await apiRun(page, "webgpu");
-  assert.equal(got.device.kind, "webgpu");
-  assertSameAsCli(got, cliReference(), "webgpu", 0.9999);
-}));
-
-test("the API example runs on the main thread and in a Web Worker, on both paths", { timeout: SLOW }, async () => {
-  const results = [];
-  for (const [webgpu, device] of [[false, "cpu"], [true, "webgpu"]]) {
-    await withPage(webgpu, async (page) => {
-      for (const where of ["main", "worker"]) {
-        await page.goto(`${origin}/examples/api.html?run=${where}&device=${device}`);
-        await page.waitForFunction(() => globalThis.__result, null, { timeout: SLOW });
-        const result = await page.evaluate(() => globalThis.__result);
-        assert.equal(result.error, undefined, `${where} on ${device}: ${result.error}`);
-        assert.equal(result.device.kind, device);
-        assert.equal(result.rows.length, 4);
-        close(result.norm, 1, "text embedding norm", 1e-5);
-        assert.ok(result.pairs > 0);
-        results.push(result);
-      }
-    });
-  }
-  for (const r of results.slice(1)) {
-    r.rows.forEach((row, k) => close(row.score, results[0].rows[k].score, `${row.id} score`, 2e-3));
-    assert.deepEqual(r.metrics, results[0].metrics);
-  }
-});
-
-test("the element resolves a relative model and manifest against the page, the manifest's images against it", { timeout: SLOW }, () => withPage(false, async (page) => {
-  await page.goto(`${origin}/work/element.html`);
-  await page.waitForSelector('[data-testid="ranking-row"][data-id="c-square24"]', { timeout: SLOW });
-  const rows = await rankingRows(page);
-  // The page scores with PickScore's preset by default.
-  const want = cli("score", "--model", path.join(work, "model"), "--manifest", "web/tests/manifest.csv", "--preset",
-    "pickscore", "--format", "json", "--device", "cpu").rows;
-  assert.equal(rows.length, want.length);
-  for (const w of want) {
-    const r = rows.find((r) => r.id === w.id);
-    assert.ok(r, `row ${w.id} is shown`);
-    close(r.score, w.score, `${w.id} score`);
-  }
-}));
+  }));
+}

@@ -1,24 +1,28 @@
-// The page under stress (issue 17): the WebGPU device lost in the middle of the work, a panic,
+// The page under stress (issue 17), in Chromium (the one engine with WebGPU here): the WebGPU device lost in the middle of the work, a panic,
 // a million DPO pairs in one Parquet file, and a pile of errors. Run by `cargo xtask test`.
-import { test, before, after } from "node:test";
+import { test as nodeTest, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { SHOTS, SLOW, cli, cliText, close, open, rankingRows, serve } from "./harness.mjs";
+import { SHOTS, SLOW, cli, cliText, close, engines, open, rankingRows, serve } from "./harness.mjs";
 import { writeParquet } from "./parquet.mjs";
 import { bombPng } from "./images.mjs";
 
 let server, origin;
 
+// Chromium only: when PREFSCOPE_ENGINES leaves it out, so are these (and their server).
+const chromium = engines().includes("chromium");
+const test = chromium ? nodeTest : () => {};
+
 before(async () => {
-  ({ server, origin } = await serve());
+  if (chromium) ({ server, origin } = await serve());
 });
 
 after(() => server?.close());
 
 test("a WebGPU device lost mid-way: the page says so and finishes on the CPU path", { timeout: 2 * SLOW }, async () => {
-  const { browser, page } = await open(true);
+  const page = await open("chromium", { webgpu: true });
   try {
     // Keep every device the page opens, so that the test can destroy it.
     await page.addInitScript(() => {
@@ -46,12 +50,12 @@ test("a WebGPU device lost mid-way: the page says so and finishes on the CPU pat
     for (const r of rows) close(r.score, want.get(`${r.prompt}\u0000${r.id}`).score, `${r.id} score`);
     await page.screenshot({ path: path.join(SHOTS, "stress-device-lost.png"), fullPage: true });
   } finally {
-    await browser.close();
+    await page.close();
   }
 });
 
 test("a panic shows a banner and a console message, never a frozen page", { timeout: SLOW }, async () => {
-  const { browser, page, problems } = await open(false);
+  const page = await open("chromium");
   try {
     await page.goto(`${origin}/index.html`);
     await rankingRows(page);
@@ -67,10 +71,11 @@ test("a panic shows a banner and a console message, never a frozen page", { time
     assert.ok(thrown, "the panic reaches JavaScript as an exception");
     const banner = await page.waitForSelector('[data-testid="panic"]');
     assert.match(await banner.textContent(), /prefscope stopped on an internal error: .*panicForTests.*reload/s);
+    const problems = await page.problems();
     assert.ok(problems.some((p) => /prefscope stopped on an internal error/.test(p)), problems.join("\n"));
     await page.screenshot({ path: path.join(SHOTS, "stress-panic.png"), fullPage: true });
   } finally {
-    await browser.close();
+    await page.close();
   }
 });
 
@@ -89,14 +94,14 @@ test("a million DPO pairs in Parquet load a row group at a time, every row kept,
   const report = path.join(path.dirname(file), "report.json");
   cliText({}, "dpo", "--input", file, "--device", "cpu", "--out", report);
   const want = JSON.parse(readFileSync(report, "utf8")).metrics;
-  const { browser, page, problems } = await open(false);
+  const page = await open("chromium");
   try {
     await page.goto(`${origin}/index.html`);
     await page.click('button[data-view="dpo"]');
     await page.waitForSelector('[data-testid="metric"]', { timeout: SLOW });
     const started = Date.now();
     await page.setInputFiles('[data-testid="dpo-file"]', file);
-    const source = await page.waitForSelector('[data-testid="dpo-source"]:has-text("million.parquet")', { timeout: SLOW });
+    const source = await page.waitForSelector('[data-testid="dpo-source"]', { text: `million.parquet`, timeout: SLOW });
     assert.equal(Number(await source.getAttribute("data-pairs")), rows, "every row of the file is a pair");
     await page.waitForFunction((w) => {
       const m = document.querySelector('[data-testid="metric"][data-name="rewards/margins"]');
@@ -109,14 +114,14 @@ test("a million DPO pairs in Parquet load a row group at a time, every row kept,
     const memory = Number(await page.getAttribute('[data-testid="dpo-source"]', "data-wasm-memory"));
     console.log(`million pairs: ${(statSync(file).size / 1e6).toFixed(1)} MB Parquet in 16 row groups, loaded and reported in ` +
       `${((Date.now() - started) / 1000).toFixed(1)} s; peak wasm memory ${(memory / 1e6).toFixed(0)} MB`);
-    assert.deepEqual(problems, []);
+    assert.deepEqual(await page.problems(), []);
   } finally {
-    await browser.close();
+    await page.close();
   }
 });
 
 test("many errors fold: the newest stay in view, the rest collapse, one click dismisses all", { timeout: SLOW }, async () => {
-  const { browser, page } = await open(false);
+  const page = await open("chromium");
   try {
     await page.goto(`${origin}/index.html`);
     await page.click('button[data-view="dpo"]');
@@ -139,6 +144,6 @@ test("many errors fold: the newest stay in view, the rest collapse, one click di
     const bomb = await page.waitForSelector('[data-testid="error"]');
     assert.match(await bomb.textContent(), /bomb\.png: is 30000×30000 \(900\.0 megapixels\), past the limit of 89\.5 megapixels/);
   } finally {
-    await browser.close();
+    await page.close();
   }
 });

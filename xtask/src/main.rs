@@ -118,11 +118,20 @@ fn ensure_system_packages() -> Result {
     let have_vulkan = lavapipe.iter().any(|p| Path::new(p).exists()) || std::env::var("VK_DRIVER_FILES").is_ok();
     let have_chrome = Path::new("/usr/bin/chromedriver").exists() || std::env::var("CHROMEDRIVER").is_ok();
     let have_node = Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
-    if have_vulkan && have_chrome && have_node {
+    // The page's suites also run in Firefox ESR (WebDriver BiDi) and WebKitGTK (WebKitWebDriver
+    // under Xvfb).
+    let engines = [
+        ("/usr/bin/firefox-esr", "firefox-esr"),
+        ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
+        ("/usr/bin/Xvfb", "xvfb"),
+    ];
+    let missing: Vec<&str> =
+        engines.iter().filter(|(p, _)| !Path::new(p).exists()).map(|(_, package)| *package).collect();
+    if have_vulkan && have_chrome && have_node && missing.is_empty() {
         return Ok(());
     }
     if Command::new("apt-get").arg("--version").output().is_err() {
-        return Err("install a Vulkan driver (mesa-vulkan-drivers), chromium, chromium-driver, nodejs and npm".into());
+        return Err("install a Vulkan driver (mesa-vulkan-drivers), chromium, chromium-driver, firefox-esr, webkit2gtk-driver, xvfb, nodejs and npm".into());
     }
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
@@ -139,6 +148,7 @@ fn ensure_system_packages() -> Result {
     if !have_node {
         packages.extend(["nodejs", "npm"]);
     }
+    packages.extend(missing);
     run_with(program, &with(&packages), &[("DEBIAN_FRONTEND", "noninteractive")])
 }
 
@@ -218,11 +228,13 @@ fn bench_browser() -> Result {
 
 /// prefscope's page against transformers.js in the same headless Chromium (web/bench/run.mjs),
 /// on the release build. `DEVICES=cpu,webgpu` adds the WebGPU row; `THREADS` sets
-/// transformers.js's WASM threads (default 1, as prefscope's CPU path).
+/// transformers.js's WASM threads (default 1, as prefscope's CPU path); then the demo's first ranking in
+/// each engine (`PREFSCOPE_ENGINES`).
 fn bench_web() -> Result {
+    ensure_system_packages()?;
     let site = site::build(site::Profile::Release)?;
     let tjs = ensure_transformersjs()?;
-    site::ensure_playwright()?;
+    site::ensure_node_modules()?;
     let (site, tjs) = (site.to_str().ok_or("path")?.to_string(), tjs.to_str().ok_or("path")?.to_string());
     run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs)])
 }
@@ -380,7 +392,9 @@ fn main() -> ExitCode {
         "test-python" => python::test(),
         "demo" => demo(),
         "dist" => dist(),
-        "e2e" => site::build(site::Profile::Debug).and_then(|s| site::end_to_end(&s)),
+        "e2e" => {
+            ensure_system_packages().and_then(|()| site::build(site::Profile::Debug)).and_then(|s| site::end_to_end(&s))
+        }
         "fixtures" => fixtures(),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
@@ -399,7 +413,7 @@ fn main() -> ExitCode {
             eprintln!("  bench-python  prefscope.dpo on a million pairs from Python beside numpy (release build)");
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
             eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");
-            eprintln!("  e2e       only the page's end-to-end tests (debug wasm), a part of `test`");
+            eprintln!("  e2e       only the page's browser suites in Chromium, Firefox and WebKitGTK (debug wasm), a part of `test`");
             eprintln!(
                 "  fuzz      [--minutes N] [--target NAME] runs the fuzz targets (nightly, cargo-fuzz; installs both)"
             );

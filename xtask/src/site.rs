@@ -179,19 +179,20 @@ pub fn serve(dir: &Path, address: &str) -> Result {
     Ok(())
 }
 
-/// npm's playwright-core in web/node_modules (the browser tests and benchmarks drive Chromium with it).
-pub fn ensure_playwright() -> Result {
+/// The browser drivers and axe-core from npm in web/node_modules (web/package.json).
+pub fn ensure_node_modules() -> Result {
     let web = root().join("web");
-    if !web.join("node_modules/playwright-core").exists() {
+    // The drivers (playwright-core: Chromium; puppeteer-core: Firefox over BiDi) and axe-core.
+    if ["playwright-core", "puppeteer-core", "axe-core"].iter().any(|p| !web.join("node_modules").join(p).exists()) {
         run("npm", &["ci", "--prefix", web.to_str().ok_or("path")?, "--no-audit", "--no-fund"])?;
     }
     Ok(())
 }
 
-/// The page's end-to-end tests (web/tests/e2e.mjs) on the built folder, with playwright-core
-/// from npm driving the system's Chromium. Screenshots land in target/e2e.
+/// The page's browser suites (web/tests/*.test.mjs) on the built folder in Chromium, Firefox ESR
+/// and WebKitGTK, one engine after another (web/tests/browsers.mjs). Screenshots land in target/e2e.
 pub fn end_to_end(site: &Path) -> Result {
-    ensure_playwright()?;
+    ensure_node_modules()?;
     // The native CLI gives the numbers the page must show. Built with the workspace test
     // step's flags, so it is the binary that step already built (other features would
     // rebuild burn).

@@ -206,11 +206,21 @@ pub fn wasm_memory_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the model cache holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CacheUsage {
+    pub files: usize,
+    pub bytes: u64,
+    /// Whether weights are kept at all (the origin's private file system exists).
+    pub weights_kept: bool,
+}
+
 /// Entries and total bytes in the model cache (the Cache API's JSON files and the weights in
 /// the origin's private file system).
-pub async fn cache_usage() -> Result<(usize, u64), String> {
-    let (stored_files, stored_bytes) = opfs::usage().await;
-    let Some(cache) = cache().await else { return Ok((stored_files, stored_bytes)) };
+pub async fn cache_usage() -> Result<CacheUsage, String> {
+    let (stored_files, stored_bytes, weights_kept) = opfs::usage().await;
+    let only_stored = CacheUsage { files: stored_files, bytes: stored_bytes, weights_kept };
+    let Some(cache) = cache().await else { return Ok(only_stored) };
     let keys = JsFuture::from(cache.keys()).await.map_err(|e| js_error("model cache", e))?;
     let keys: js_sys::Array = keys.unchecked_into();
     let mut total = 0u64;
@@ -226,7 +236,7 @@ pub async fn cache_usage() -> Result<(usize, u64), String> {
             }
         }
     }
-    Ok((keys.length() as usize + stored_files, total + stored_bytes))
+    Ok(CacheUsage { files: keys.length() as usize + stored_files, bytes: total + stored_bytes, weights_kept })
 }
 
 /// Empties the model cache.

@@ -64,13 +64,13 @@ export async function opfsPut(key, response, progress) {
 export async function opfsUsage() {
   const dir = await root();
   let files = 0, bytes = 0;
-  if (!dir) return [0, 0];
+  if (!dir) return [0, 0, false];
   for await (const [name, handle] of dir.entries()) {
     if (handle.kind !== "file" || name.endsWith(".done")) continue;
     files += 1;
     bytes += (await handle.getFile()).size;
   }
-  return [files, bytes];
+  return [files, bytes, true];
 }
 export async function opfsClear() {
   const dir = await root();
@@ -111,10 +111,12 @@ pub async fn put(url: &str, response: &Response, progress: Rc<dyn Fn(u64)>) -> R
     Ok(stored.dyn_into::<File>().ok())
 }
 
-/// Files and bytes stored.
-pub async fn usage() -> (usize, u64) {
-    let pair: js_sys::Array = opfs_usage().await.unchecked_into();
-    (pair.get(0).as_f64().unwrap_or(0.0) as usize, pair.get(1).as_f64().unwrap_or(0.0) as u64)
+/// Files and bytes stored, and whether the page has a private file system at all (WebKitGTK's
+/// automation sessions, for one, have none: the weights are then fetched on every visit).
+pub async fn usage() -> (usize, u64, bool) {
+    let triple: js_sys::Array = opfs_usage().await.unchecked_into();
+    let number = |k: u32| triple.get(k).as_f64().unwrap_or(0.0);
+    (number(0) as usize, number(1) as u64, triple.get(2).as_bool().unwrap_or(false))
 }
 
 /// Removes every stored file.

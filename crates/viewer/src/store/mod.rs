@@ -68,7 +68,7 @@ pub struct State {
     pub requests: Vec<(u64, Rc<Request>)>,
     pub next_request: u64,
     /// Files and bytes in the model cache (the Model view), when last counted.
-    pub cache_usage: Option<(usize, u64)>,
+    pub cache_usage: Option<crate::fetch::CacheUsage>,
 }
 
 impl State {
@@ -162,7 +162,7 @@ pub enum Action {
     /// A control asks for work (queued; see [`Request`]), and the answer to request `n` is in.
     Request(Request),
     RequestDone(u64),
-    CacheUsage(Option<(usize, u64)>),
+    CacheUsage(Option<crate::fetch::CacheUsage>),
 }
 
 impl Action {

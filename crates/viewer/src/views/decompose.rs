@@ -75,7 +75,7 @@ pub fn decompose_view(props: &DecomposeProps) -> Html {
                 { format!("{} images × {cols} prompts. Common direction: the mean of {}. Reweighted {device}.", s.image_names.len(), s.reference) }
             </p>
             <div class="ps-grid">
-                <Scatter title="relevant vs irrelevant part of every image × prompt score (green: the pairs the rows score)"
+                <Scatter title="relevant vs irrelevant part of every image × prompt score" legend={vec![("own", "the pairs the rows score"), ("other", "other image × prompt pairs")]}
                          xlabel="irrelevant" ylabel="relevant" points={points} />
                 <div>
                     <table class="ps-table">

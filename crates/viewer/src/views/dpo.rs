@@ -14,7 +14,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
-use crate::charts::{Histogram, Point, Scatter};
+use crate::charts::{Histogram, Point, Scatter, Series};
 use crate::store::{Action, Dpo, DpoResult, Request};
 use crate::tasks::{dpo_request, BUNDLED_EARLY, BUNDLED_FINAL};
 
@@ -109,8 +109,10 @@ fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
         <div class="ps-heat">
             <span class="ps-heat-label">{ label.to_string() }</span>
             { for rewards.iter().enumerate().map(|(t, &r)| {
-                let a = (r.abs() / peak).min(1.0);
-                let colour = if r >= 0.0 { format!("rgba(34,139,84,{a:.3})") } else { format!("rgba(200,60,60,{a:.3})") };
+                // Okabe–Ito green and vermillion at most 60% opaque: the text keeps a contrast of 4.5
+                // or more on every shade, in the light and the dark scheme.
+                let a = 0.6 * (r.abs() / peak).min(1.0);
+                let colour = if r >= 0.0 { format!("rgba(0,158,115,{a:.3})") } else { format!("rgba(213,94,0,{a:.3})") };
                 let text = tokens.get(t).cloned().unwrap_or_else(|| format!("#{t}"));
                 html! { <span class="ps-token" style={format!("background:{colour}")} title={format!("β(logπ − logπref) = {}", fmt(r))}
                               data-testid="token" data-reward={r.to_string()}>{ text }</span> }
@@ -304,7 +306,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
             let text = |c: &prefscope_core::io::record::OptColumn<String>| c.get(i).cloned().unwrap_or_default();
             html! {
                 <div class="ps-heatmap" data-testid="heatmap">
-                    <h4>{ format!("pair {} — per-token implicit reward β(logπ − logπref)", t.id[i]) }</h4>
+                    <h2>{ format!("pair {} — per-token implicit reward β(logπ − logπref)", t.id[i]) }</h2>
                     { differing_share(t, i, dpo.beta).map(|share| html! {
                         <p class="ps-muted" data-testid="differing-share" data-value={share.to_string()}>
                             { format!("{:.0}% of the pair's |reward| sits on the tokens where chosen and rejected differ", share * 100.0) }
@@ -338,11 +340,13 @@ pub fn dpo_view(props: &DpoProps) -> Html {
             </table>
         }
     });
-    let mut margins: Vec<(AttrValue, Vec<f64>)> = vec![(source.clone().into(), r.margin.clone())];
+    let mut margins = vec![Series::new(source.clone(), "neutral", r.margin.clone())];
     if let Some((name, _, margin)) = (*compared).as_ref() {
-        margins.push((name.clone().into(), margin.clone()));
+        margins.push(Series::new(name.clone(), "compared", margin.clone()));
     }
-    let diagnostics = table.map(|t| displacement_charts(t, r)).unwrap_or_default();
+    // The pair selected in any chart or the table is marked in every chart.
+    let selected_margin = dpo.selected.and_then(|i| r.margin.get(i).copied());
+    let diagnostics = table.map(|t| displacement_charts(t, r, dpo.selected, &onselect)).unwrap_or_default();
     let ranking: Vec<Html> = ["ranking/accuracy", "ranking/idealized_accuracy"]
         .iter()
         .filter_map(|k| r.metrics.get(*k).map(|v| html! { <li>{ format!("{k}: {}", fmt(*v)) }</li> }))
@@ -357,11 +361,12 @@ pub fn dpo_view(props: &DpoProps) -> Html {
             <div class="ps-grid">
                 <table class="ps-table ps-metrics"><caption>{ "Metrics (TRL names)" }</caption><tbody>{ for metrics }</tbody></table>
                 <div>
-                    <Histogram title="margins (chosen − rejected reward)" series={margins} marker={Some(0.0)} />
-                    <Histogram title="implicit rewards" series={vec![("chosen".into(), r.chosen_reward.clone()), ("rejected".into(), r.rejected_reward.clone())]} />
+                    <Histogram title="margins (chosen − rejected reward)" xlabel="margin" counted="pairs" series={margins} marker={Some(0.0)} selected={selected_margin} />
+                    <Histogram title="implicit rewards" xlabel="implicit reward" counted="pairs"
+                               series={vec![Series::new("chosen", "chosen", r.chosen_reward.clone()), Series::new("rejected", "rejected", r.rejected_reward.clone())]} />
                 </div>
                 <div>
-                    <Scatter title="chosen vs rejected reward (diagonal: equal rewards; second line: the selected pair's ranking flip threshold)"
+                    <Scatter title="chosen vs rejected reward (diagonal: equal rewards; second line: the selected pair's ranking flip threshold)" legend={vec![("right", "margin > 0"), ("wrong", "margin ≤ 0")]}
                              xlabel="rejected reward" ylabel="chosen reward" points={points} diagonals={diagonals}
                              onselect={Some(onselect)} selected={dpo.selected} />
                     { (!ranking.is_empty()).then(|| html! { <ul class="ps-muted" aria-label="ranking accuracy">{ for ranking }</ul> }) }
@@ -407,7 +412,12 @@ pub fn dpo_view(props: &DpoProps) -> Html {
 /// against rejected log-ratio, log πθ − log π_ref, in quadrants (below zero on both axes: both
 /// completions lost likelihood, Razin et al.'s displacement), and, when lengths are known, the
 /// margin against the length difference (a length bias slopes).
-fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
+fn displacement_charts(
+    t: &prefscope_core::DpoTable,
+    r: &DpoResult,
+    selected: Option<usize>,
+    onselect: &Callback<usize>,
+) -> Html {
     let n = t.len().min(r.margin.len());
     let ratios: Vec<Point> = (0..n)
         .map(|i| {
@@ -431,16 +441,18 @@ fn displacement_charts(t: &prefscope_core::DpoTable, r: &DpoResult) -> Html {
             .collect();
         html! {
             <div data-testid="length-chart">
-                <Scatter title="margin against chosen − rejected length (a slope is a length bias)"
-                         xlabel="length difference (tokens)" ylabel="margin" points={points} zero_lines=true />
+                <Scatter title="margin against chosen − rejected length (a slope is a length bias)" legend={vec![("right", "margin > 0"), ("wrong", "margin ≤ 0")]}
+                         xlabel="length difference (tokens)" ylabel="margin" points={points} zero_lines=true
+                         {selected} onselect={Some(onselect.clone())} />
             </div>
         }
     });
     html! {
         <div class="ps-grid">
             <div data-testid="displacement-chart">
-                <Scatter title="log-ratios log πθ − log πref: chosen against rejected (red: the chosen completion lost likelihood)"
-                         xlabel="rejected log-ratio" ylabel="chosen log-ratio" points={ratios} zero_lines=true />
+                <Scatter title="log-ratios log πθ − log πref: chosen against rejected" legend={vec![("right", "chosen gained likelihood"), ("wrong", "chosen lost likelihood")]}
+                         xlabel="rejected log-ratio" ylabel="chosen log-ratio" points={ratios} zero_lines=true
+                         {selected} onselect={Some(onselect.clone())} />
             </div>
             { lengths }
         </div>
@@ -479,7 +491,7 @@ fn ranked_panel(
             html! {
                 <div class="ps-grid">
                     <table class="ps-table ps-metrics"><caption>{ format!("{objective} over {} ranked lists", lists.len()) }</caption><tbody>{ for metrics }</tbody></table>
-                    <Histogram title="loss per list" series={vec![(AttrValue::from(objective.to_string()), e.pairs.loss.clone())]} />
+                    <Histogram title="loss per list" xlabel="loss" counted="lists" series={vec![Series::new(objective.to_string(), "neutral", e.pairs.loss.clone())]} />
                     <table class="ps-table"><thead><tr><th>{ "id" }</th><th>{ "candidates" }</th><th>{ "loss" }</th></tr></thead><tbody>{ for rows }</tbody></table>
                 </div>
             }

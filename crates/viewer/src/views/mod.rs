@@ -161,7 +161,8 @@ pub fn header(props: &HeaderProps) -> Html {
     html! {
         <header class="ps-header">
             <div class="ps-bar-top">
-                <strong class="ps-title">{ "prefscope" }</strong>
+                // The page's heading when the element is the whole page; a label inside someone else's.
+                { if *full { html! { <h1 class="ps-title">{ "prefscope" }</h1> } } else { html! { <strong class="ps-title">{ "prefscope" }</strong> } } }
                 { nav }
                 <span class="ps-spacer"></span>
                 <span class="ps-exports" aria-label="export the current view">{ "Export " }{ for exports }</span>

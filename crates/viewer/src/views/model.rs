@@ -19,7 +19,7 @@ fn megabytes(bytes: u64) -> String {
 pub struct ModelProps {
     pub model: Option<Rc<Model>>,
     /// Files and bytes in the model cache, when counted.
-    pub usage: Option<(usize, u64)>,
+    pub usage: Option<crate::fetch::CacheUsage>,
     pub dispatch: Callback<Action>,
 }
 
@@ -97,7 +97,9 @@ pub fn model_view(props: &ModelProps) -> Html {
             </div>
             <p data-testid="cache">
                 { match *usage {
-                    Some((n, bytes)) => format!("Model cache: {n} files, {}", megabytes(bytes)),
+                    Some(u) if u.weights_kept => format!("Model cache: {} files, {}", u.files, megabytes(u.bytes)),
+                    Some(u) => format!("Model cache: {} files, {}; weights are not kept (this browser gives the page no private file system), so a model's weights are fetched again on each visit",
+                        u.files, megabytes(u.bytes)),
                     None => "Model cache: not available in this context".to_string(),
                 } }
                 { " " }<button type="button" onclick={on_clear}>{ "Clear cache" }</button>

@@ -10,7 +10,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
-use crate::charts::Histogram;
+use crate::charts::{Histogram, Series};
 use crate::store::{Action, Pairs, Request};
 use prefscope_core::preference::strength::Band;
 
@@ -119,7 +119,7 @@ pub fn pairs_view(props: &PairsProps) -> Html {
         let (call, label) = (choice(predicted(p, t)), choice(p.label_0));
         html! {
             <article class="ps-pair" data-testid="disagreement">
-                <h4>{ format!("#{i}: {}", p.caption) }</h4>
+                <h3>{ format!("#{i}: {}", p.caption) }</h3>
                 <div class="ps-sides">{ side("image 0", p.p0, p.label_0 == 1.0, a) }{ side("image 1", p.p1, p.label_0 == 0.0, b) }</div>
                 <p class="ps-muted">{ format!("label: {label} · model: {call}") }</p>
             </article>
@@ -132,7 +132,7 @@ pub fn pairs_view(props: &PairsProps) -> Html {
             <p class="ps-muted" data-testid="pairs-source">{ format!("{}: {} pairs", pairs.source, pairs.pairs.len()) }</p>
             <table class="ps-table ps-metrics"><caption>{ "PickScore's evaluation" }</caption><tbody>{ for rows }</tbody></table>
             { strength }
-            <h3>{ format!("{} pairs where the model and the label differ", wrong.len()) }</h3>
+            <h2>{ format!("{} pairs where the model and the label differ", wrong.len()) }</h2>
             <div class="ps-grid">{ for cards }</div>
         </section>
     }
@@ -174,7 +174,7 @@ fn groups_section(shown: &crate::store::AnnotatorGroups) -> Html {
     });
     html! {
         <div data-testid="groups">
-            <h3>{ format!("{} annotator groups (MaxMin-RLHF's EM over Bradley–Terry rewards)", fit.k) }</h3>
+            <h2>{ format!("{} annotator groups (MaxMin-RLHF's EM over Bradley–Terry rewards)", fit.k) }</h2>
             <p class="ps-muted" data-testid="groups-device" data-device={shown.device.clone()}>
                 { format!("Fitted on {}.", if shown.device == "webgpu" { "WebGPU (f32 kernels)".to_string() } else { shown.device.replace("cpu", "the CPU") }) }
             </p>
@@ -200,9 +200,9 @@ fn strength_section(pairs: &Pairs, likely_wrong_only: bool, on_only: Callback<Ev
     if pairs.strength.is_empty() {
         return html! {};
     }
-    let series: Vec<(AttrValue, Vec<f64>)> = Band::ALL
+    let series: Vec<Series> = Band::ALL
         .iter()
-        .map(|b| (b.name().into(), pairs.strength.iter().filter(|s| s.2 == *b).map(|s| s.0).collect()))
+        .map(|b| Series::new(b.name(), b.name(), pairs.strength.iter().filter(|s| s.2 == *b).map(|s| s.0).collect()))
         .collect();
     let shown: Vec<usize> =
         (0..pairs.strength.len()).filter(|&i| !likely_wrong_only || pairs.strength[i].2 == Band::LikelyWrong).collect();
@@ -231,14 +231,14 @@ fn strength_section(pairs: &Pairs, likely_wrong_only: bool, on_only: Callback<Ev
     });
     html! {
         <div data-testid="strength">
-            <h3>{ "Preference strength (which labels are probably wrong)" }</h3>
+            <h2>{ "Preference strength (which labels are probably wrong)" }</h2>
             <p class="ps-muted">{ if pairs.thumbnails.is_empty() {
                 "Mean and spread of the reward difference (chosen − rejected) over the file's reward models (and the strong-over-weak density ratio when given). Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest."
             } else {
                 "Mean and spread of the reward difference (labelled − other image) under an ensemble: the model's cosine with CLIP's crop, HPS v2's padding and CLIPScore's \"A photo depicts\" prompt. Bands by percentile: the lowest 20% likely_wrong, 20–40% ambiguous, the top 10% strongest."
             } }</p>
             { truth }
-            <Histogram title="strength (mean reward difference) by band" series={series} marker={Some(0.0)} />
+            <Histogram title="strength (mean reward difference) by band" xlabel="mean reward difference" counted="pairs" series={series} marker={Some(0.0)} />
             <label class="ps-check"><input type="checkbox" checked={likely_wrong_only} onchange={on_only} data-testid="only-likely-wrong" />{ "only likely_wrong" }</label>
             <table class="ps-table">
                 <thead><tr><th>{ "#" }</th><th>{ "caption" }</th><th>{ "label" }</th><th>{ "mean" }</th><th>{ "std" }</th><th>{ "band" }</th>

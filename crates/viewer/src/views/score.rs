@@ -233,9 +233,9 @@ pub fn score_view(props: &ScoreProps) -> Html {
         let segments = if same_prompt { scored.segments.get(first.text).copied().unwrap_or(1) } else { 1 };
         html! {
             <article class="ps-prompt">
-                <h3>{ title }
+                <h2>{ title }
                     { (segments > 1).then(|| html! { <span class="ps-tag" title="longer than the text context: encoded in segments and averaged (LongAlign)">{ format!("{segments} segments") }</span> }) }
-                </h3>
+                </h2>
                 { group_diversity(&group).unwrap_or_default() }
                 <table class="ps-table">
                     <thead><tr>
