@@ -29,6 +29,8 @@ const GAP: f64 = 6.0;
 /// A line of that font as browsers box it (ascent plus descent), and the descent alone.
 const LINE: f64 = 1.2 * FONT;
 const DESCENT: f64 = 0.4 * FONT;
+/// The x tick labels' baseline below the axis.
+const X_TICK_BASELINE: f64 = 2.0 * GAP + FONT;
 
 /// Where the plot area sits, and the axes' ticks.
 pub(crate) struct Frame {
@@ -53,8 +55,9 @@ impl Frame {
         // y title (rotated, one line tall), a gap, the tick labels, a gap, the axis.
         let left = GAP + FONT + GAP + widest_y + GAP;
         let top = GAP + FONT / 2.0;
-        // Tick labels, then the x title below them, each a line (LINE) tall, and a descent.
-        let bottom = H - (2.0 * (GAP + LINE) + DESCENT);
+        // Tick labels (their baseline two gaps and a font height below the axis, clear of the
+        // lowest y label centred on it), then the x title, a line tall, and a descent each.
+        let bottom = H - (X_TICK_BASELINE + DESCENT + GAP + LINE + DESCENT);
         let mut max = 8;
         let (x, right) = loop {
             let t = ticks::ticks(x.0, x.1, max, false);
@@ -87,7 +90,7 @@ impl Frame {
             let x = self.sx(v);
             html! { <>
                 <line class="ps-grid-line" x1={x.to_string()} x2={x.to_string()} y1={t.to_string()} y2={b.to_string()} />
-                <text x={x.to_string()} y={(b + GAP + LINE).to_string()} text-anchor="middle">{ label.clone() }</text>
+                <text x={x.to_string()} y={(b + X_TICK_BASELINE).to_string()} text-anchor="middle">{ label.clone() }</text>
             </> }
         });
         let ys = self.y.values.iter().zip(&self.y.labels).map(|(&v, label)| {
