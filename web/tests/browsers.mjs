@@ -118,7 +118,7 @@ async function xvfb() {
   if (!display) {
     display = (async () => {
       // -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
-      const x = spawn("Xvfb", ["-displayfd", "3", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+      const x = spawn("Xvfb", ["-displayfd", "3", "-screen", "0", "1920x16000x24", "-nolisten", "tcp"],
         { stdio: ["ignore", "ignore", "ignore", "pipe"] });
       x.unref();
       children.add(x);
@@ -177,21 +177,26 @@ async function webkit() {
     if (out && "error" in out) throw new Error(out.error);
     return out?.ok ?? undefined;
   };
+  const viewport = async (width, height) => {
+    // The window's size is set; the toolbar's height is measured and added.
+    await call("POST", `${s}/window/rect`, { width, height });
+    const [w, h] = await evaluate(() => [innerWidth, innerHeight]);
+    if (w !== width || h !== height) await call("POST", `${s}/window/rect`, { width: 2 * width - w, height: 2 * height - h });
+  };
   return {
     engine: "webkit",
     goto: (url) => call("POST", `${s}/url`, { url }).then(() => undefined),
     evaluate,
     screenshot: async (path, fullPage) => {
-      // The whole document (the <html> element's box) or the viewport.
-      const target = fullPage ? `${s}/element/${Object.values(await call("POST", `${s}/element`, { using: "css selector", value: "html" }))[0]}/screenshot` : `${s}/screenshot`;
-      await writeFile(path, Buffer.from(await call("GET", target), "base64"));
+      // WebKit's screenshots stop at the viewport: for the whole page the window is made as
+      // tall as the document (Xvfb's screen is tall enough), then given its height back.
+      const [width, height, full] = await evaluate(() => [innerWidth, innerHeight, document.documentElement.scrollHeight]);
+      const tall = fullPage && full > height;
+      if (tall) await viewport(width, Math.min(full, 15_000));
+      await writeFile(path, Buffer.from(await call("GET", `${s}/screenshot`), "base64"));
+      if (tall) await viewport(width, height);
     },
-    viewport: async (width, height) => {
-      // The window's size is set; the toolbar's height is measured and added.
-      await call("POST", `${s}/window/rect`, { width, height });
-      const [w, h] = await evaluate(() => [innerWidth, innerHeight]);
-      if (w !== width || h !== height) await call("POST", `${s}/window/rect`, { width: 2 * width - w, height: 2 * height - h });
-    },
+    viewport,
     upload: async (selector, paths) => {
       const element = await call("POST", `${s}/element`, { using: "css selector", value: selector });
       await call("POST", `${s}/element/${Object.values(element)[0]}/value`, { text: paths.join("\n") });

@@ -198,8 +198,9 @@ fn test() -> Result {
     // A ViT-H/14-sized checkpoint streamed onto WebGPU, in a page of its own (it measures the
     // wasm memory from a fresh start).
     clip_browser_target("big_checkpoint")?;
-    // The built page in headless Chromium (debug wasm: it shares the artifacts built above).
-    let site = site::build(site::Profile::Debug)?;
+    // The built page in Chromium, Firefox ESR and WebKitGTK: one release-compiled folder (site.rs
+    // says why not the debug build) served to every engine.
+    let site = site::build(site::Profile::Tested)?;
     site::end_to_end(&site)
 }
 
@@ -392,9 +393,9 @@ fn main() -> ExitCode {
         "test-python" => python::test(),
         "demo" => demo(),
         "dist" => dist(),
-        "e2e" => {
-            ensure_system_packages().and_then(|()| site::build(site::Profile::Debug)).and_then(|s| site::end_to_end(&s))
-        }
+        "e2e" => ensure_system_packages()
+            .and_then(|()| site::build(site::Profile::Tested))
+            .and_then(|s| site::end_to_end(&s)),
         "fixtures" => fixtures(),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         "train-demo" => train_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
@@ -413,7 +414,7 @@ fn main() -> ExitCode {
             eprintln!("  bench-python  prefscope.dpo on a million pairs from Python beside numpy (release build)");
             eprintln!("  demo      builds the page (release wasm) and serves it at http://127.0.0.1:8080");
             eprintln!("  dist      writes the page as a static folder, target/dist, and reports the wasm size");
-            eprintln!("  e2e       only the page's browser suites in Chromium, Firefox and WebKitGTK (debug wasm), a part of `test`");
+            eprintln!("  e2e       only the page's browser suites in Chromium, Firefox and WebKitGTK (release-compiled wasm), a part of `test`");
             eprintln!(
                 "  fuzz      [--minutes N] [--target NAME] runs the fuzz targets (nightly, cargo-fuzz; installs both)"
             );

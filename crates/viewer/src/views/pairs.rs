@@ -105,7 +105,7 @@ pub fn pairs_view(props: &PairsProps) -> Html {
     }
     let metrics = pair_metrics(&pairs.pairs, t);
     let rows = metrics.iter().map(|(name, value)| {
-        html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
+        html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ if name == "pairs" { format!("{value}") } else { fmt(*value) } }</td></tr> }
     });
     let wrong: Vec<usize> = (0..pairs.pairs.len())
         .filter(|&i| {
