@@ -45,49 +45,46 @@ async function chromium(webgpu) {
     args: [...CHROMIUM_FLAGS, webgpu ? "--enable-unsafe-webgpu" : "--disable-webgpu"],
   });
   const page = await browser.newPage();
-  const problems = [];
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("crash", () => problems.push("page crashed"));
-  return {
-    engine: "chromium",
-    goto: (url) => page.goto(url).then(() => undefined),
-    evaluate: (fn, arg) => page.evaluate(fn, arg),
-    screenshot: (path, fullPage) => page.screenshot({ path, fullPage }).then(() => undefined),
+  const driver = pageDriver("chromium", browser, page, {
     viewport: (width, height) => page.setViewportSize({ width, height }),
     upload: (selector, paths) => page.setInputFiles(selector, paths),
-    press: (key) => page.keyboard.press(key),
-    problems: () => problems,
-    close: () => browser.close(),
-  };
+  });
+  page.on("crash", () => driver.problems().push("page crashed"));
+  return driver;
 }
 
 async function firefox() {
   const { default: puppeteer } = await import("puppeteer-core");
-  const browser = await puppeteer.launch({
-    browser: "firefox",
-    executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
-    headless: true,
-    // A fresh profile each launch (puppeteer's default); no network but localhost anyway.
-  });
+  // A fresh profile each launch (puppeteer's default).
+  const browser = await puppeteer.launch({ browser: "firefox", executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr", headless: true });
   const page = await browser.newPage();
-  const problems = [];
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  return {
-    engine: "firefox",
-    goto: (url) => page.goto(url).then(() => undefined),
-    evaluate: (fn, arg) => page.evaluate(fn, arg),
-    screenshot: (path, fullPage) => page.screenshot({ path, fullPage }).then(() => undefined),
+  return pageDriver("firefox", browser, page, {
     viewport: (width, height) => page.setViewport({ width, height }),
     upload: async (selector, paths) => {
       const input = await page.$(selector);
       if (!input) throw new Error(`upload: no element matches ${selector}`);
       await input.uploadFile(...paths);
     },
+  });
+}
+
+/**
+ * A driver over a playwright or puppeteer page: the two agree on everything the harness uses
+ * but the viewport and the file chooser, which `own` gives.
+ */
+function pageDriver(engine, browser, page, own) {
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  return {
+    engine,
+    goto: (url) => page.goto(url).then(() => undefined),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    screenshot: (path, fullPage) => page.screenshot({ path, fullPage }).then(() => undefined),
     press: (key) => page.keyboard.press(key),
     problems: () => problems,
     close: () => browser.close(),
+    ...own,
   };
 }
 

@@ -125,6 +125,16 @@ impl Frame {
         html! { <line class={class} x1={x.clone()} x2={x} y1={self.top.to_string()} y2={self.bottom.to_string()} /> }
     }
 
+    /// A dashed horizontal line at `v` across the plot, when `v` is on the axis.
+    pub(crate) fn horizontal(&self, v: f64, class: &'static str) -> Html {
+        let (a, b) = self.y.domain;
+        if !(a..=b).contains(&v) {
+            return html! {};
+        }
+        let y = self.sy(v).to_string();
+        html! { <line class={class} x1={self.left.to_string()} x2={self.right.to_string()} y1={y.clone()} y2={y} /> }
+    }
+
     pub(crate) fn view_box() -> String {
         format!("0 0 {W} {H}")
     }

@@ -67,13 +67,8 @@ pub fn scatter(p: &ScatterProps) -> Html {
         }
         html! { <line class="ps-diagonal" x1={frame.sx(a).to_string()} y1={frame.sy(a + c).to_string()} x2={frame.sx(b).to_string()} y2={frame.sy(b + c).to_string()} /> }
     });
-    let zero = p.zero_lines.then(|| {
-        let horizontal = (y0 <= 0.0 && 0.0 <= y1).then(|| {
-            let y = frame.sy(0.0).to_string();
-            html! { <line class="ps-marker" x1={frame.left.to_string()} x2={frame.right.to_string()} y1={y.clone()} y2={y} /> }
-        });
-        html! { <>{ frame.vertical(0.0, "ps-marker") }{ horizontal }</> }
-    });
+    let zero =
+        p.zero_lines.then(|| html! { <>{ frame.vertical(0.0, "ps-marker") }{ frame.horizontal(0.0, "ps-marker") }</> });
     let stride = p.points.len().div_ceil(MAX_POINTS).max(1);
     let shown = p.points.len().div_ceil(stride);
     // The drawn points, left to right (the keyboard's order); the selected one always drawn.
