@@ -5,7 +5,8 @@
 //
 // Attributes: model (URL prefix of a Hugging Face-style model), data (URL of data for the
 // view), view (score | decompose | dpo | model), beta, reweight, device (auto | webgpu | cpu),
-// full (the whole application with navigation).
+// dtype (auto | f32 | f16 | q8: what the towers keep their weights in), full (the whole
+// application with navigation).
 // Events: prefscope-ready (device and model loaded), prefscope-scored (a view has results).
 import init, { mount } from "./pkg/prefscope_viewer.js";
 
@@ -33,7 +34,7 @@ function loadStyles() {
   document.head.append(link);
 }
 
-const ATTRIBUTES = ["model", "data", "view", "beta", "reweight"];
+const ATTRIBUTES = ["model", "data", "view", "beta", "reweight", "dtype"];
 const URL_ATTRIBUTES = new Set(["model", "data"]);
 
 // A relative `model` or `data` resolves against the page, as a link would; the manifest's
@@ -67,8 +68,9 @@ class PrefscopeViewer extends HTMLElement {
       const value = this.getAttribute(name);
       if (value !== null) options[name] = attributeValue(name, value);
     }
-    // The page's ?device= overrides (tests and users forcing a path).
+    // The page's ?device= and ?dtype= override (tests and users forcing a path).
     if (query.has("device")) options.device = query.get("device");
+    if (query.has("dtype")) options.dtype = query.get("dtype");
     this.viewer = mount(this, JSON.stringify(options));
   }
 

@@ -16,6 +16,13 @@ export interface LoadOptions {
   model?: string | URL | File[] | FileList;
   /** "auto" takes WebGPU on a hardware adapter and the CPU otherwise. */
   device?: "auto" | "webgpu" | "cpu";
+  /**
+   * What the towers keep their weights in. "f32" matches the reference implementations exactly;
+   * "f16" halves the memory; "q8" (int8 weights and activations on the CPU path, f16 weights on
+   * WebGPU) quarters it. "auto" (default) runs a model written by `prefscope quantize` in its
+   * stored dtype, half-precision checkpoints in f16 on WebGPU, and f32 otherwise.
+   */
+  dtype?: "auto" | "f32" | "f16" | "q8" | "fp32" | "fp16";
   onProgress?: (progress: Progress) => void;
   /** CPU path only: this many module Workers, each with its own copy of the model, share every batch of embeddings. */
   workers?: number;
@@ -29,6 +36,8 @@ export interface Device {
   adapter: string;
   /** Why this path runs. */
   reason: string;
+  /** What the towers keep their weights in (activations are f32 in every dtype). */
+  dtype: "f32" | "f16" | "q8";
 }
 
 /** A row of `prefscope score`. */

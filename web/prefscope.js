@@ -193,7 +193,8 @@ class Scorer {
     return results.flat();
   }
 
-  /// `{ kind: "webgpu" | "cpu", adapter, reason }`.
+  /// `{ kind: "webgpu" | "cpu", adapter, reason, dtype: "f32" | "f16" | "q8" }`: where the
+  /// towers run, why, and what they keep their weights in.
   get device() {
     return this.#inner.device;
   }
@@ -248,22 +249,27 @@ class Scorer {
 
 /// Loads a model: `model` is a URL prefix laid out like a Hugging Face repository (relative
 /// to the page), an array of Files (config.json, tokenizer.json, model.safetensors, …), or
-/// absent for prefscope's demo model. `device`: "auto" | "webgpu" | "cpu".
+/// absent for prefscope's demo model. `device`: "auto" | "webgpu" | "cpu". `dtype`: "auto" |
+/// "f32" | "f16" | "q8" (also "fp32", "fp16"): what the towers keep their weights in; "f32"
+/// matches the reference implementations exactly, "q8" runs int8 products on the CPU path (a
+/// quarter of the memory) and f16 weights on WebGPU, "auto" runs a model written by `prefscope
+/// quantize` in its stored dtype and anything else as before (f16 on WebGPU for half
+/// checkpoints, f32 otherwise).
 /// `onProgress({ label, fraction })` follows the download and the load. `workers` (CPU path
 /// only, default 0): that many module Workers, each loading its own copy of the model, share
 /// the embedding of every batch with this thread. `maxImagePixels` (default 89478485, Pillow's
 /// decompression-bomb limit): an image that declares more pixels is refused before decoding.
-export async function load({ model, device = "auto", onProgress, workers = 0, maxImagePixels } = {}) {
+export async function load({ model, device = "auto", dtype = "auto", onProgress, workers = 0, maxImagePixels } = {}) {
   await start();
   const files = Array.isArray(model) || (typeof FileList !== "undefined" && model instanceof FileList) ? [...model] : undefined;
   const url = files ? undefined : model === undefined || model === null ? undefined : resolve(String(model));
-  const inner = await loadScorer(url, files, base, device, onProgress, maxImagePixels).catch(rethrow);
+  const inner = await loadScorer(url, files, base, device, onProgress, maxImagePixels, String(dtype)).catch(rethrow);
   let pool;
   const count = Math.max(0, Math.floor(Number(workers) || 0));
   if (count > 0 && inner.device.kind === "cpu") {
     pool = new Pool(count);
     try {
-      await pool.all("load", { model: files ?? url, device: "cpu", maxImagePixels });
+      await pool.all("load", { model: files ?? url, device: "cpu", dtype, maxImagePixels });
     } catch (e) {
       pool.terminate();
       rethrow(e);

@@ -123,8 +123,12 @@ class Scorer:
 
     ``device``: ``auto`` (a hardware GPU when present, else prefscope's CPU kernels), ``gpu``
     or ``cpu``. ``batch``: texts or images per forward pass. ``max_image_pixels``: the largest
-    image decoded (Pillow's decompression-bomb limit by default). ``precision``: ``auto``,
-    ``f32`` or ``f16`` (GPU only).
+    image decoded (Pillow's decompression-bomb limit by default). ``dtype``: what the towers
+    keep their matrices in: ``f32`` (exact parity with the reference implementations),
+    ``f16``, ``q8`` (int8 weights and activations on the CPU; f16 on a GPU) or ``auto`` (a
+    checkpoint written by ``prefscope quantize`` in its stored dtype, other half-precision
+    checkpoints in f16 on a GPU, f32 elsewhere); ``fp32``/``fp16`` also work. ``precision`` is
+    its former name.
     """
 
     def __init__(
@@ -134,20 +138,25 @@ class Scorer:
         *,
         batch: int = 16,
         max_image_pixels: int = 89_478_485,
-        precision: str = "auto",
+        dtype: str = "auto",
+        precision: str | None = None,
     ) -> None:
+        if precision is not None:
+            if dtype != "auto" and dtype != precision:
+                raise ValueError(f"dtype={dtype!r} and precision={precision!r} disagree (precision is dtype's former name)")
+            dtype = precision
         self._inner = _prefscope.Scorer(
-            os.fspath(model_dir), device, batch=batch, max_image_pixels=max_image_pixels, precision=precision
+            os.fspath(model_dir), device, batch=batch, max_image_pixels=max_image_pixels, dtype=dtype
         )
 
     @property
     def device(self) -> str:
-        """Where the towers run, in words (``cpu``, ``gpu: <adapter>``)."""
+        """Where the towers run and in which dtype, in words (``cpu (q8)``, ``gpu: <adapter> (f16)``)."""
         return self._inner.device
 
     @property
     def dtype(self) -> str:
-        """The towers' compute type (``f32``, or ``f16`` for half-precision weights on a GPU)."""
+        """The type the towers keep their matrices in: ``f32``, ``f16`` or ``q8``."""
         return self._inner.dtype
 
     @property

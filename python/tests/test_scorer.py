@@ -48,7 +48,29 @@ def test_embeddings_equal_the_command(cli, model_dir, scorer, tmp_path):
     np.testing.assert_allclose(from_pil[png], i[png], atol=1e-6)
     # JPEG: Pillow's libjpeg and the image crate's decoder round the IDCT differently.
     np.testing.assert_allclose(from_pil, i, atol=2e-3)
-    assert scorer.device == "cpu" and scorer.dtype == "f32"
+    assert scorer.device == "cpu (f32)" and scorer.dtype == "f32"
+
+
+def test_dtypes_as_the_command_names_them(cli, model_dir, scorer, tmp_path):
+    f32 = scorer.embed_texts(TEXTS)
+    for dtype, floor in (("q8", 0.999), ("fp16", 0.9999), ("f16", 0.9999)):
+        other = prefscope.Scorer(model_dir, device="cpu", dtype=dtype)
+        name = "f16" if dtype == "fp16" else dtype
+        assert other.dtype == name and other.device == f"cpu ({name})"
+        cos = (other.embed_texts(TEXTS) * f32).sum(axis=1)
+        assert cos.min() >= floor, (dtype, cos)
+    # A model directory written by `prefscope quantize` runs in its stored dtype.
+    out = tmp_path / "q8"
+    run_cli(cli, "quantize", "--model", model_dir, "--dtype", "q8", "--out", out)
+    stored = prefscope.Scorer(out, device="cpu")
+    assert stored.dtype == "q8"
+    np.testing.assert_allclose(stored.embed_texts(TEXTS), prefscope.Scorer(model_dir, device="cpu", dtype="q8").embed_texts(TEXTS), atol=1e-6)
+    # The former keyword, and a bad name.
+    assert prefscope.Scorer(model_dir, device="cpu", precision="q8").dtype == "q8"
+    with pytest.raises(prefscope.PrefscopeError, match="unknown dtype `int4`"):
+        prefscope.Scorer(model_dir, device="cpu", dtype="int4")
+    with pytest.raises(ValueError, match="disagree"):
+        prefscope.Scorer(model_dir, device="cpu", dtype="f16", precision="q8")
 
 
 def assert_rows(got, want):

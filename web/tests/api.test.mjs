@@ -27,6 +27,8 @@ before(async () => {
     }
     await copyFile(path.join(FIXTURE, "tokenizer.json"), path.join(work, dir, "tokenizer.json"));
   }
+  // The same model written by `prefscope quantize` (int8 weights, per output channel).
+  cli("quantize", "--model", path.join(work, "model"), "--dtype", "q8", "--out", path.join(work, "model-q8"));
   const weights = await readFile(path.join(work, "broken/model.safetensors"));
   await writeFile(path.join(work, "broken/model.safetensors"), weights.subarray(0, weights.length >> 1));
   await writeFile(path.join(work, "texts.txt"), TEXTS.join("\n") + "\n");
@@ -102,6 +104,43 @@ function assertSameAsCli(got, want, what, minCos) {
 }
 
 for (const engine of engines()) {
+  test(`${engine}: the JavaScript API keeps the weights in q8 or f16 on the CPU path, as \`prefscope embed --dtype\` does`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
+    await page.goto(`${origin}/work/api.html`);
+    await page.waitForFunction(() => window.ready);
+    const got = await page.evaluate(async ({ texts, images }) => {
+      const out = {};
+      const runs = [["q8", { model: "model/", dtype: "q8" }], ["f16", { model: "model/", dtype: "fp16" }],
+        ["stored", { model: "model-q8/" }], ["worker", { model: "model/", dtype: "q8", workers: 1 }]];
+      for (const [name, options] of runs) {
+        const s = await prefscope.load({ device: "cpu", ...options });
+        const all = [...await s.embedTexts(texts), ...await s.embedImages(images)];
+        out[name] = { dtype: s.device.dtype, embeddings: all.map((v) => [...v]) };
+        s.dispose();
+      }
+      try {
+        await prefscope.load({ model: "model/", device: "cpu", dtype: "int4" });
+      } catch (e) {
+        out.error = e.message;
+      }
+      return out;
+    }, { texts: TEXTS, images: IMAGES.map((f) => `/repo/tests/fixtures/clip/images/${f}`) });
+    const embed = (dtype) => cli("embed", "--model", path.join(work, "model"), "--texts", path.join(work, "texts.txt"),
+      "--images", ...IMAGES.map((f) => path.join(FIXTURE, "images", f)), "--device", "cpu", "--dtype", dtype).rows;
+    const [f32, q8, f16] = ["f32", "q8", "f16"].map(embed);
+    const same = (a, b, floor, what) => a.forEach((v, k) => {
+      const c = cos(v, b[k].embedding ?? b[k]);
+      assert.ok(c >= floor, `${what}, embedding ${k}: cos ${c}`);
+    });
+    assert.deepEqual([got.q8.dtype, got.f16.dtype, got.stored.dtype, got.worker.dtype], ["q8", "f16", "q8", "q8"]);
+    // The same integers as the native kernels (f32 sums around them may round differently).
+    same(got.q8.embeddings, q8, 0.9999, "q8 against the command's q8");
+    same(got.q8.embeddings, f32, 0.999, "q8 against f32");
+    same(got.f16.embeddings, f16, 0.99999, "f16 against the command's f16");
+    same(got.stored.embeddings, got.q8.embeddings, 0.99999, "a quantized directory against quantizing at load");
+    same(got.worker.embeddings, got.q8.embeddings, 0.99999, "q8 shared with a Worker");
+    assert.match(got.error ?? "", /unknown dtype `int4`/);
+  }));
+
   test(`${engine}: the JavaScript API on the CPU path gives \`prefscope embed\`, \`score\` and \`dpo\`'s numbers and messages`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
     const got = await apiRun(page, "auto");
     assert.equal(got.device.kind, "cpu");

@@ -12,8 +12,8 @@ use crate::{cargo, ensure_wasm_bindgen, ensure_wasm_target, root, run, run_with,
 pub enum Profile {
     /// `web-release`: what `demo` and `dist` ship.
     Release,
-    /// What the browser suites serve to every engine: `web-release` code without wasm-opt's
-    /// size pass. Not the debug build: WebKitGTK's JavaScriptCore now and then computes nonsense
+    /// What the browser suites serve to every engine: `web-tested`, the shipped optimisation
+    /// level without whole-program optimisation or wasm-opt's size pass. Not the debug build: WebKitGTK's JavaScriptCore now and then computes nonsense
     /// in the debug build's wasm (a bounds check fails in plain Rust code, a load falls outside
     /// memory) where V8 and SpiderMonkey run it correctly, and the page users get is this code.
     Tested,
@@ -77,8 +77,8 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
             ("web-release", target_dir().join("dist"))
         }
         Profile::Tested => {
-            args.extend(["--profile", "web-release"]);
-            ("web-release", target_dir().join("dist-tested"))
+            args.extend(["--profile", "web-tested"]);
+            ("web-tested", target_dir().join("dist-tested"))
         }
     };
     run_with(&program, &args, &[("RUSTFLAGS", crate::WASM_RUSTFLAGS)])?;

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
 use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
-use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
+use prefscope_clip::{Backend, DtypeChoice, Encoder, ImageLimits, ModelFiles, Rgba};
 use prefscope_core::io::read::read_manifest;
 use prefscope_core::io::write::{Column, OutputTable};
 use prefscope_core::scoring::embedding::Embeddings;
@@ -38,10 +38,13 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS, allow_negative_numbers = true,
           value_parser = at_least_one_u64)]
     pub max_image_pixels: u64,
-    /// Weight type of the towers: `auto` keeps F16/BF16 checkpoints' matrices in f16 on the
-    /// GPU (activations f32) and everything else in f32; `f16` insists (errors on the CPU).
-    #[arg(long, default_value = "auto", value_parser = Precision::parse)]
-    pub precision: Precision,
+    /// What the towers keep their matrices in: `f32` (exact parity with the reference
+    /// implementations), `f16` (half the memory), `q8` (int8 weights and activations on the
+    /// CPU, a quarter of the memory; f16 on the GPU), or `auto`: a checkpoint from `prefscope
+    /// quantize` in its stored dtype, other F16/BF16 checkpoints in f16 on the GPU, f32
+    /// elsewhere. Activations are f32 in every dtype. `fp32`/`fp16` also work.
+    #[arg(long, alias = "precision", default_value = "auto", value_parser = DtypeChoice::parse)]
+    pub dtype: DtypeChoice,
     #[arg(long, value_enum, default_value = "json")]
     pub format: OutputFormat,
     /// Output file (stdout when absent).
@@ -112,7 +115,7 @@ impl ModelArgs {
             device,
             batch: 16,
             max_image_pixels: prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS,
-            precision: Precision::Auto,
+            dtype: DtypeChoice::Auto,
             format,
             out: None,
         }
@@ -125,8 +128,8 @@ impl ModelArgs {
 
 pub fn load(args: &ModelArgs) -> Result<Encoder> {
     let files = ModelFiles::from_dir(&args.model)?;
-    let mut encoder = Encoder::load_with(&files, backend(args.device)?, args.precision)?;
-    eprintln!("towers compute in {}", encoder.dtype().name());
+    let mut encoder = Encoder::load_with(&files, backend(args.device)?, args.dtype)?;
+    eprintln!("towers keep their matrices in {}", encoder.dtype().name());
     encoder.batch = args.batch.max(1);
     Ok(encoder)
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use prefscope_clip::scorer::Scorer;
-use prefscope_clip::Encoder;
+use prefscope_clip::{Dtype, DtypeChoice, Encoder};
 use prefscope_core::io::read::Preferences;
 use prefscope_core::preference::dpo::{LossType, PairwiseParams};
 use prefscope_core::preference::report::{report, ReportRequest};
@@ -46,13 +46,17 @@ pub struct DemoArgs {
     /// Where the towers run (as for `score`).
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
+    /// What the towers keep their weights in (as for `score`); with `--evaluate` in another
+    /// dtype than f32, the report adds how far it keeps f32's rankings.
+    #[arg(long, default_value = "auto", value_parser = DtypeChoice::parse)]
+    pub dtype: DtypeChoice,
     /// `text` for people, `json` for scripts.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
 }
 
-fn encoder(args: &DemoArgs) -> Result<Encoder> {
-    let mut encoder = Encoder::load(&demo::model_files(), crate::clip::backend(args.device)?)?;
+fn encoder(args: &DemoArgs, dtype: DtypeChoice) -> Result<Encoder> {
+    let mut encoder = Encoder::load_with(&demo::model_files(), crate::clip::backend(args.device)?, dtype)?;
     encoder.batch = 64;
     Ok(encoder)
 }
@@ -69,7 +73,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
 /// The demo gallery ranked per prompt, as the page shows it first.
 fn gallery(args: &DemoArgs) -> Result<()> {
-    let encoder = encoder(args)?;
+    let encoder = encoder(args, args.dtype)?;
     let entries = prefscope_synth::gallery::demo();
     let rows = block_on(demo::score_gallery(&encoder, &entries, Scorer::PickScore, args.reweight, None))?;
     if args.format == "json" {
@@ -112,27 +116,59 @@ fn gallery(args: &DemoArgs) -> Result<()> {
 
 /// The held-out evaluation, with the goals beside each number.
 fn evaluate(args: &DemoArgs) -> Result<()> {
-    let encoder = encoder(args)?;
-    let e = block_on(demo::evaluate(&encoder, demo::EVALUATION_SEED, args.prompts.max(1)))?;
+    let encoder = encoder(args, args.dtype)?;
+    let prompts = args.prompts.max(1);
+    let (e, rows) = block_on(demo::evaluate_rows(&encoder, demo::EVALUATION_SEED, prompts))?;
+    // In another dtype, the same evaluation in f32 and how far the rankings moved.
+    let against = if encoder.dtype() == Dtype::F32 {
+        None
+    } else {
+        let f32 = self::encoder(args, DtypeChoice::Exactly(Dtype::F32))?;
+        let (reference, f32_rows) = block_on(demo::evaluate_rows(&f32, demo::EVALUATION_SEED, prompts))?;
+        Some((reference, demo::agreement(&f32_rows, &rows)))
+    };
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&e)?);
+        let mut doc = serde_json::to_value(&e)?;
+        doc["dtype"] = json!(encoder.dtype().name());
+        if let Some((reference, agreement)) = &against {
+            let mut f32 = serde_json::to_value(agreement)?;
+            f32["metrics"] = serde_json::to_value(reference)?;
+            doc["against_f32"] = f32;
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!(
-        "prefscope demo --evaluate — {} held-out prompts, {} scored rows, {} preference pairs",
-        e.gallery_prompts, e.scored_rows, e.preference_pairs
+        "prefscope demo --evaluate — {} held-out prompts, {} scored rows, {} preference pairs, weights in {}",
+        e.gallery_prompts,
+        e.scored_rows,
+        e.preference_pairs,
+        encoder.dtype().name()
     );
-    for (name, value, goal) in [
-        ("retrieval_top1", e.retrieval_top1, "≥ 0.8"),
-        ("retrieval_top1_hard", e.retrieval_top1_hard, ""),
-        ("preference_accuracy", e.preference_accuracy, "≥ 0.85"),
-        ("spearman_irrelevant_quality", e.spearman_irrelevant_quality, "≥ 0.6"),
-        ("spearman_relevant_alignment", e.spearman_relevant_alignment, "≥ 0.6"),
-        ("spearman_irrelevant_alignment", e.spearman_irrelevant_alignment, "< 0.3"),
-        ("spearman_relevant_quality", e.spearman_relevant_quality, "< 0.3"),
-        ("  relevant ~ alignment within a prompt", e.spearman_relevant_alignment_within_prompt, ""),
-    ] {
-        println!("{name:<30} {value:>7.3}   {goal}");
+    let f32 = against.as_ref().map(|(r, _)| r);
+    let rows = |e: &demo::Evaluation| {
+        [
+            ("retrieval_top1", e.retrieval_top1, "≥ 0.8"),
+            ("retrieval_top1_hard", e.retrieval_top1_hard, ""),
+            ("preference_accuracy", e.preference_accuracy, "≥ 0.85"),
+            ("spearman_irrelevant_quality", e.spearman_irrelevant_quality, "≥ 0.6"),
+            ("spearman_relevant_alignment", e.spearman_relevant_alignment, "≥ 0.6"),
+            ("spearman_irrelevant_alignment", e.spearman_irrelevant_alignment, "< 0.3"),
+            ("spearman_relevant_quality", e.spearman_relevant_quality, "< 0.3"),
+            ("  relevant ~ alignment within a prompt", e.spearman_relevant_alignment_within_prompt, ""),
+        ]
+    };
+    for (k, (name, value, goal)) in rows(&e).into_iter().enumerate() {
+        match f32 {
+            Some(r) => println!("{name:<40} {value:>7.3}   f32 {:>7.3}   {goal}", rows(r)[k].1),
+            None => println!("{name:<40} {value:>7.3}   {goal}"),
+        }
+    }
+    if let Some((_, a)) = &against {
+        println!(
+            "against f32: mean Kendall τ within prompts {:.4}; best candidate changed for {} of {} prompts",
+            a.kendall_tau_within_prompts, a.top1_changes, a.prompts
+        );
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod dpo;
 mod groups;
 mod output;
 mod pairs;
+mod quantize;
 mod strength;
 
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     Groups(groups::GroupsArgs),
     /// Runs the bundled demo data end to end and prints what it finds.
     Demo(demo::DemoArgs),
+    /// Rewrites a model directory with its matrices in int8 (`q8`) or `f16`: a quarter or half
+    /// of the download, read by every loader.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Diversity(args) => diversity::run(&args),
         Command::Groups(args) => groups::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

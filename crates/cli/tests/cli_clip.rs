@@ -172,10 +172,65 @@ fn errors_name_what_is_wrong() {
     assert!(err.contains("config.json"), "{err}");
     let err = failure(&["score", "--model", model, "--manifest", manifest, "--preset", "nope"]);
     assert!(err.contains("unknown preset"), "{err}");
-    let err = failure(&["embed", "--model", model, "--texts", manifest, "--device", "cpu", "--precision", "f16"]);
-    assert!(err.contains("shader-f16"), "{err}");
-    let err = failure(&["embed", "--model", model, "--texts", manifest, "--precision", "f8"]);
-    assert!(err.contains("unknown precision"), "{err}");
+    let err = failure(&["embed", "--model", model, "--texts", manifest, "--dtype", "f8"]);
+    assert!(err.contains("unknown dtype `f8`"), "{err}");
+    // The flag's old name still works.
+    let err = failure(&["embed", "--model", model, "--texts", manifest, "--precision", "int4"]);
+    assert!(err.contains("unknown dtype `int4`"), "{err}");
+    let out = tmp.path().join("out");
+    let err = failure(&["quantize", "--model", model, "--dtype", "f32", "--out", out.to_str().unwrap()]);
+    assert!(err.contains("q8 or f16"), "{err}");
+    let err = failure(&["quantize", "--model", model, "--dtype", "q8", "--out", model]);
+    assert!(err.contains("is the model directory"), "{err}");
+}
+
+/// Text embeddings from `embed` with extra flags, and what it said about the dtype.
+fn embed_texts(model: &Path, texts: &Path, extra: &[&str]) -> (Vec<Vec<f64>>, String) {
+    let mut args = vec!["embed", "--model", model.to_str().unwrap(), "--texts", texts.to_str().unwrap()];
+    args.extend(extra);
+    let out = prefscope(&args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let rows = json_of(&out)["rows"].as_array().unwrap().iter().map(|r| floats(&r["embedding"])).collect();
+    (rows, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn quantized_models_embed_in_their_stored_dtype() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path(), MODEL);
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, "a red square\ntwo blue circles\n").unwrap();
+    let (f32_rows, said) = embed_texts(&model, &texts, &["--device", "cpu"]);
+    assert!(said.contains("in f32"), "{said}");
+    for (dtype, floor) in [("q8", 0.999), ("f16", 0.9999)] {
+        let out = tmp.path().join(dtype);
+        let report = json_of(&prefscope(&[
+            "quantize",
+            "--model",
+            model.to_str().unwrap(),
+            "--dtype",
+            dtype,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert_eq!(report["dtype"], dtype);
+        let (bytes_in, bytes_out) = (report["bytes_in"].as_f64().unwrap(), report["bytes_out"].as_f64().unwrap());
+        assert!(bytes_out < bytes_in * if dtype == "q8" { 0.4 } else { 0.6 }, "{report}");
+        for file in ["config.json", "preprocessor_config.json", "tokenizer.json"] {
+            assert!(out.join(file).exists(), "{file} copied");
+        }
+        // `auto` runs the stored dtype; asking for it at load gives the same embeddings.
+        let (stored, said) = embed_texts(&out, &texts, &["--device", "cpu"]);
+        assert!(said.contains(&format!("in {dtype}")), "{said}");
+        let (at_load, _) = embed_texts(&model, &texts, &["--device", "cpu", "--dtype", dtype]);
+        for ((s, l), f) in stored.iter().zip(&at_load).zip(&f32_rows) {
+            assert!(s.iter().zip(l).all(|(a, b)| (a - b).abs() <= 1e-6), "{dtype}: read back vs at load");
+            assert!(cosine(s, f) >= floor, "{dtype} against f32: {}", cosine(s, f));
+        }
+    }
+    // transformers.js's spelling.
+    let (fp16, _) = embed_texts(&model, &texts, &["--device", "cpu", "--dtype", "fp16"]);
+    assert!(cosine(&fp16[0], &f32_rows[0]) >= 0.9999);
 }
 
 /// A PNG that declares `width × height` pixels and holds none: a decompression bomb's header.

@@ -38,30 +38,59 @@ fn demo_ranks_the_gallery_by_utility() {
 }
 
 #[test]
-fn demo_evaluate_reports_the_issue_metrics() {
-    let doc = json_of(&prefscope(&["demo", "--evaluate", "--format", "json", "--prompts", "60", "--device", "cpu"]));
-    for key in [
+fn demo_evaluate_reports_the_issue_metrics_and_q8_keeps_them() {
+    // One run in q8 evaluates in f32 as well (`against_f32`): both on the 200 held-out prompts.
+    let doc = json_of(&prefscope(&[
+        "demo",
+        "--evaluate",
+        "--format",
+        "json",
+        "--prompts",
+        "200",
+        "--device",
+        "cpu",
+        "--dtype",
+        "q8",
+    ]));
+    assert_eq!(doc["dtype"], "q8");
+    let against = &doc["against_f32"];
+    let f32 = &against["metrics"];
+    let keys = [
         "retrieval_top1",
+        "retrieval_top1_hard",
         "preference_accuracy",
         "spearman_irrelevant_quality",
         "spearman_relevant_alignment",
         "spearman_irrelevant_alignment",
         "spearman_relevant_quality",
-    ] {
-        assert!(f(&doc, key).is_finite(), "{key}");
+        "spearman_relevant_alignment_within_prompt",
+    ];
+    for key in keys {
+        assert!(f(f32, key).is_finite(), "{key}");
     }
-    // On 60 held-out prompts (the committed numbers use 200), with slack for the smaller draw.
-    assert!(f(&doc, "retrieval_top1") >= RETRIEVAL, "{doc}");
-    assert!(f(&doc, "preference_accuracy") >= PREFERENCE, "{doc}");
-    assert!(f(&doc, "spearman_irrelevant_quality") >= QUALITY, "{doc}");
-    assert!(f(&doc, "spearman_relevant_alignment") >= ALIGNMENT, "{doc}");
-    assert!(f(&doc, "spearman_irrelevant_alignment").abs() < CROSS, "{doc}");
-    assert!(f(&doc, "spearman_relevant_quality").abs() < CROSS, "{doc}");
+    assert!(f(f32, "retrieval_top1") >= RETRIEVAL, "{f32}");
+    assert!(f(f32, "preference_accuracy") >= PREFERENCE, "{f32}");
+    assert!(f(f32, "spearman_irrelevant_quality") >= QUALITY, "{f32}");
+    assert!(f(f32, "spearman_relevant_alignment") >= ALIGNMENT, "{f32}");
+    assert!(f(f32, "spearman_irrelevant_alignment").abs() < CROSS, "{f32}");
+    assert!(f(f32, "spearman_relevant_quality").abs() < CROSS, "{f32}");
+    // q8 against f32 (issue 31): the rankings within each prompt, and every metric within 0.01.
+    // Measured: τ 0.984, the best candidate changed for 5 of 200 prompts, metrics within 0.002.
+    let tau = f(against, "kendall_tau_within_prompts");
+    println!(
+        "q8 against f32: τ {tau:.4}, top-1 changed for {} of {} prompts",
+        against["top1_changes"], against["prompts"]
+    );
+    assert!(tau >= 0.97, "{against}");
+    assert_eq!(against["prompts"], 200);
+    for key in keys {
+        assert!((f(&doc, key) - f(f32, key)).abs() <= 0.01, "{key}: q8 {} against f32 {}", f(&doc, key), f(f32, key));
+    }
 }
 
-// The committed model measures 0.933, 0.844, 0.834 / 0.654 and |ρ| ≤ 0.285 on these 60 prompts
-// (README has the 200-prompt numbers, which meet every goal of the evaluation); the bars sit a
-// little below, so a retrained or broken model that loses ground fails here.
+// The committed model measures 0.895, 0.852, 0.808 / 0.641 and |ρ| ≤ 0.253 on the 200 prompts
+// (README's numbers, which meet every goal of the evaluation); the bars sit a little below, so
+// a retrained or broken model that loses ground fails here.
 const RETRIEVAL: f64 = 0.85;
 const PREFERENCE: f64 = 0.82;
 const QUALITY: f64 = 0.75;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use prefscope_clip::export::{hf_shapes, safetensors_f32};
 use prefscope_clip::scorer::{common_text_direction, Item, Reference, Scorer};
 use prefscope_clip::session::{Direction, Session};
-use prefscope_clip::{Backend, ClipConfig, Encoder, ModelFiles, Precision, Rgba};
+use prefscope_clip::{Backend, ClipConfig, Dtype, DtypeChoice, Encoder, ModelFiles, Rgba};
 use prefscope_gpu::Gpu;
 
 const REPEATS: usize = 2;
@@ -82,10 +82,10 @@ struct Timing {
     image_per_s: f64,
 }
 
-fn time(files: &ModelFiles, backend: Backend, batch: usize, precision: Precision) -> Timing {
+fn time(files: &ModelFiles, backend: Backend, batch: usize, dtype: DtypeChoice) -> Timing {
     let (texts, images) = inputs(batch);
     let t = Instant::now();
-    let mut encoder = Encoder::load_with(files, backend, precision).expect("load");
+    let mut encoder = Encoder::load_with(files, backend, dtype).expect("load");
     encoder.batch = batch;
     let load = t.elapsed().as_secs_f64();
     let first = || {
@@ -144,16 +144,19 @@ fn main() {
     match pollster::block_on(Gpu::new(true)) {
         Ok(gpu) => {
             let name = format!("prefscope kernels ({})", gpu.adapter());
-            rows.push((name.clone(), time(&files, Backend::Gpu(gpu.clone()), batch, Precision::F32)));
+            rows.push((name.clone(), time(&files, Backend::Gpu(gpu.clone()), batch, DtypeChoice::Exactly(Dtype::F32))));
             // What a half-precision checkpoint runs in on this adapter (f16 weights).
             if gpu.has_shader_f16() {
-                rows.push((format!("{name} f16"), time(&files, Backend::Gpu(gpu.clone()), batch, Precision::F16)));
+                rows.push((
+                    format!("{name} f16"),
+                    time(&files, Backend::Gpu(gpu.clone()), batch, DtypeChoice::Exactly(Dtype::F16)),
+                ));
             }
             // The towers as burn modules on burn-wgpu, on the same device: the comparison row.
             #[cfg(feature = "burn-wgpu")]
             rows.push((
                 format!("burn-wgpu ({})", gpu.adapter()),
-                time(&files, Backend::BurnWgpu(gpu), batch, Precision::F32),
+                time(&files, Backend::BurnWgpu(gpu), batch, DtypeChoice::Exactly(Dtype::F32)),
             ));
             #[cfg(not(feature = "burn-wgpu"))]
             println!("(the burn-wgpu row needs --features burn-wgpu; `cargo xtask bench` sets it)");
@@ -162,11 +165,17 @@ fn main() {
     }
     let vit_h = std::env::var("PREFSCOPE_BENCH_VITH").map_or(true, |v| v != "0");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for dtype in [Dtype::F32, Dtype::F16, Dtype::Q8] {
+        let what = if dtype == Dtype::F32 { String::new() } else { format!(" {}", dtype.name()) };
+        rows.push((
+            format!("prefscope cpu kernels{what} ({threads} threads)"),
+            time(&files, Backend::Cpu, batch, DtypeChoice::Exactly(dtype)),
+        ));
+    }
     rows.push((
-        format!("prefscope cpu kernels ({threads} threads)"),
-        time(&files, Backend::Cpu, batch, Precision::F32),
+        "burn-flex (CPU, 1 thread)".to_string(),
+        time(&files, Backend::BurnFlex, batch, DtypeChoice::Exactly(Dtype::F32)),
     ));
-    rows.push(("burn-flex (CPU, 1 thread)".to_string(), time(&files, Backend::BurnFlex, batch, Precision::F32)));
     let baseline = torch(batch);
     println!(
         "\n{:<44} {:>8} {:>12} {:>12} {:>10} {:>10}",
@@ -232,7 +241,8 @@ fn score_vit_h(gpu: Gpu) {
     let bytes = files.read("model.safetensors").ok().flatten().map_or(0, |b| b.len());
     println!("checkpoint built in {:.1} s ({bytes} bytes)", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let encoder = Encoder::load_with(&files, Backend::Gpu(gpu), Precision::F16).expect("ViT-H/14 load");
+    let encoder =
+        Encoder::load_with(&files, Backend::Gpu(gpu), DtypeChoice::Exactly(Dtype::F16)).expect("ViT-H/14 load");
     drop(files);
     let load = t.elapsed().as_secs_f64();
     let (texts, images) = inputs(SCORED);

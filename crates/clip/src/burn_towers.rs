@@ -5,9 +5,9 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::ClipConfig;
+use crate::dtype::Dtype;
 use crate::error::ClipError;
 use crate::model::{burn_dtype, Clip};
-use crate::precision::Dtype;
 use crate::weights::{Checkpoint, Source};
 
 pub struct BurnClip {

@@ -91,13 +91,32 @@ pub fn linear(
     y: &mut [f32],
 ) {
     let y = &mut y[..rows * n];
+    start(y, n, bias, epilogue);
+    accumulate(x, rows, k, w, n, 0, y, n);
+    finish(y, epilogue);
+}
+
+/// The first half of a product's epilogue, before the sums are added to `y` (`[rows, n]`):
+/// the bias, added to the residual stream or written over `y`.
+pub fn start(y: &mut [f32], n: usize, bias: Option<&[f32]>, epilogue: Epilogue) {
     match (epilogue, bias) {
         (Epilogue::Residual, Some(bias)) => y.chunks_exact_mut(n).for_each(|row| add(row, bias)),
         (Epilogue::Residual, None) => {}
         (_, Some(bias)) => y.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias)),
         (_, None) => y.fill(0.0),
     }
-    gemm(x, View::dense(rows, k), w, View::dense(k, n), y, View::dense(rows, n), 1.0, true);
+}
+
+/// `y[:, col..col + cols] += x · w` with `x: [rows, k]`, `w: [k, cols]` dense and `y`'s rows
+/// `n` wide: a column panel of a product (the f16 weights are widened a panel at a time).
+#[allow(clippy::too_many_arguments)]
+pub fn accumulate(x: &[f32], rows: usize, k: usize, w: &[f32], cols: usize, col: usize, y: &mut [f32], n: usize) {
+    let yv = View { offset: col, rows, cols, rs: n, cs: 1 };
+    gemm(x, View::dense(rows, k), w, View::dense(k, cols), y, yv, 1.0, true);
+}
+
+/// The second half: the activation, over the finished sums.
+pub fn finish(y: &mut [f32], epilogue: Epilogue) {
     match epilogue {
         Epilogue::QuickGelu => y.iter_mut().for_each(|v| *v /= 1.0 + exp(-1.702 * *v)),
         Epilogue::Gelu => {

@@ -1,29 +1,48 @@
 //! The CLIP towers on the CPU: the tower program (`tower.rs`) over the fused CPU kernels of
-//! `cpu_kernels.rs`, weights and activations in f32. This is the page's path without WebGPU
-//! and the command line's `--device cpu`; docs/ARCHITECTURE.md says why it replaced burn-flex
-//! there. Embeddings come back unnormalised (the encoder normalises).
+//! `cpu_kernels.rs`, matrices in f32, f16 or int8 (`cpu_matrix.rs`), activations in f32. This
+//! is the page's path without WebGPU and the command line's `--device cpu`;
+//! docs/ARCHITECTURE.md says why it replaced burn-flex there. Embeddings come back
+//! unnormalised (the encoder normalises).
 
-use prefscope_core::scoring::transformer::{embed_tokens, im2col, vision_tokens, Epilogue};
+use prefscope_core::scoring::transformer::{im2col, vision_tokens, Epilogue};
 
 use crate::config::ClipConfig;
-use crate::cpu_kernels::{attention, layer_norm, linear};
+use crate::cpu_kernels::{attention, layer_norm};
+use crate::cpu_matrix::{self, Matrix};
+use crate::dtype::Dtype;
 use crate::error::ClipError;
 use crate::tower::{self, Scratch, TowerOps};
 use crate::weights::{Checkpoint, Loader, NormParts, Source, Target, TextParts, VisionParts};
 
-/// Every tensor stays as read: f32, `x · W` orientation.
-struct HostTarget;
+/// Matrices and the token table in the chosen dtype (`x · W` orientation), everything added
+/// to the activations in f32.
+struct HostTarget {
+    dtype: Dtype,
+    /// Bytes of the matrices kept so far.
+    bytes: std::cell::Cell<usize>,
+}
+
+impl HostTarget {
+    fn keep(&self, m: Matrix) -> Result<Matrix, ClipError> {
+        self.bytes.set(self.bytes.get() + m.bytes());
+        Ok(m)
+    }
+}
 
 impl Target for HostTarget {
-    type Matrix = Vec<f32>;
+    type Matrix = Matrix;
     type Vector = Vec<f32>;
 
-    fn matrix(&self, _: &str, values: Vec<f32>, _: [usize; 2]) -> Result<Vec<f32>, ClipError> {
-        Ok(values)
+    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Matrix, ClipError> {
+        self.keep(Matrix::weights(values, shape, self.dtype))
     }
 
-    fn added(&self, _: &str, values: Vec<f32>, _: [usize; 2]) -> Result<Vec<f32>, ClipError> {
-        Ok(values)
+    fn table(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Matrix, ClipError> {
+        self.keep(Matrix::table(values, shape, self.dtype))
+    }
+
+    fn added(&self, _: &str, values: Vec<f32>, _: [usize; 2]) -> Result<Matrix, ClipError> {
+        self.keep(Matrix::F32(values))
     }
 
     fn vector(&self, _: &str, values: Vec<f32>) -> Result<Vec<f32>, ClipError> {
@@ -40,10 +59,20 @@ impl Target for HostTarget {
 struct CpuOps {
     /// One head's attention scores.
     scores: Vec<f32>,
+    /// The matrix products' buffers (quantized activations, widened f16 panels).
+    products: cpu_matrix::Scratch,
+}
+
+/// The f32 values of an embedding that is added to the activations.
+fn added(m: &Matrix) -> &[f32] {
+    match m {
+        Matrix::F32(v) => v,
+        _ => unreachable!("embeddings added to the activations are kept in f32 (HostTarget::added)"),
+    }
 }
 
 impl TowerOps for CpuOps {
-    type Matrix = Vec<f32>;
+    type Matrix = Matrix;
     type Vector = Vec<f32>;
     type Act = Vec<f32>;
     type Ids = Vec<u32>;
@@ -61,13 +90,13 @@ impl TowerOps for CpuOps {
         x: &Vec<f32>,
         rows: usize,
         k: usize,
-        w: &Vec<f32>,
+        w: &Matrix,
         n: usize,
         bias: Option<&Vec<f32>>,
         epilogue: Epilogue,
         out: &mut Vec<f32>,
     ) -> Result<(), ClipError> {
-        linear(x, rows, k, w, n, bias.map(Vec::as_slice), epilogue, out);
+        w.linear(x, rows, k, n, bias.map(Vec::as_slice), epilogue, out, &mut self.products);
         Ok(())
     }
 
@@ -103,13 +132,19 @@ impl TowerOps for CpuOps {
     fn embed_tokens(
         &mut self,
         ids: &Vec<u32>,
-        table: &Vec<f32>,
-        positions: &Vec<f32>,
+        table: &Matrix,
+        positions: &Matrix,
         width: usize,
         tokens: usize,
         out: &mut Vec<f32>,
     ) -> Result<(), ClipError> {
-        *out = embed_tokens(table, positions, width, ids, tokens);
+        let positions = added(positions);
+        out.resize(ids.len() * width, 0.0);
+        for (i, (&id, row)) in ids.iter().zip(out.chunks_exact_mut(width)).enumerate() {
+            table.row(id as usize, width, row);
+            let t = i % tokens;
+            row.iter_mut().zip(&positions[t * width..(t + 1) * width]).for_each(|(v, p)| *v += p);
+        }
         Ok(())
     }
 
@@ -121,27 +156,37 @@ impl TowerOps for CpuOps {
         &mut self,
         patches: &Vec<f32>,
         class: &Vec<f32>,
-        positions: &Vec<f32>,
+        positions: &Matrix,
         batch: usize,
         tokens: usize,
         width: usize,
         out: &mut Vec<f32>,
     ) -> Result<(), ClipError> {
-        *out = vision_tokens(patches, class, &positions[..tokens * width], batch, width);
+        *out = vision_tokens(patches, class, &added(positions)[..tokens * width], batch, width);
         Ok(())
     }
 }
 
 pub struct CpuClip {
     config: ClipConfig,
-    text: TextParts<Vec<f32>, Vec<f32>>,
-    vision: VisionParts<Vec<f32>, Vec<f32>>,
+    text: TextParts<Matrix, Vec<f32>>,
+    vision: VisionParts<Matrix, Vec<f32>>,
+    /// Bytes the matrices and embeddings take (vectors not counted).
+    matrix_bytes: usize,
 }
 
 impl CpuClip {
-    pub async fn load<S: Source>(config: &ClipConfig, ckpt: &Checkpoint<S>) -> Result<Self, ClipError> {
-        let loader = Loader { ckpt, target: &HostTarget };
-        Ok(CpuClip { config: config.clone(), text: loader.text(config).await?, vision: loader.vision(config).await? })
+    /// Loads both towers with their matrices kept in `dtype`.
+    pub async fn load<S: Source>(config: &ClipConfig, ckpt: &Checkpoint<S>, dtype: Dtype) -> Result<Self, ClipError> {
+        let target = HostTarget { dtype, bytes: Default::default() };
+        let loader = Loader { ckpt, target: &target };
+        let (text, vision) = (loader.text(config).await?, loader.vision(config).await?);
+        Ok(CpuClip { config: config.clone(), text, vision, matrix_bytes: target.bytes.get() })
+    }
+
+    /// Bytes the towers' matrices and embeddings hold in memory.
+    pub fn matrix_bytes(&self) -> usize {
+        self.matrix_bytes
     }
 
     /// Text embeddings: `ids` holds `tokens` ids per text (checked against the vocabulary by

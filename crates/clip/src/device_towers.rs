@@ -1,6 +1,6 @@
 //! The CLIP towers on prefscope-gpu's own WGSL kernels (docs/ARCHITECTURE.md says why they
 //! are hand-written), running the tower program (`tower.rs`): weights uploaded once (f32, or
-//! f16 under the [`crate::Precision`] rules), every dispatch of a batch recorded into one
+//! f16 under the [`crate::DtypeChoice`] rules), every dispatch of a batch recorded into one
 //! pass and submitted once, activation buffers kept between batches, pixels preprocessed on
 //! the device straight into the patch rows. The embeddings come back L2-normalised.
 

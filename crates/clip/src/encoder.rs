@@ -13,10 +13,10 @@ use crate::burn_towers::BurnClip;
 use crate::config::{ClipConfig, Layout, Pooling};
 use crate::cpu_towers::CpuClip;
 use crate::device_towers::DeviceClip;
+use crate::dtype::{Capabilities, Dtype, DtypeChoice, Runner};
 use crate::error::ClipError;
 use crate::files::ModelFiles;
 use crate::image::Rgba;
-use crate::precision::{Capabilities, Dtype, Precision};
 use crate::tokenizer::{ClipTokenizer, Tokens};
 use crate::weights::{ready, Checkpoint, Source};
 
@@ -67,21 +67,20 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads a model from its files onto `backend`, with f16 weights when the checkpoint is
-    /// stored in half precision and the towers run on the GPU, in f32 otherwise.
+    /// Loads a model from its files onto `backend` in the `auto` dtype (`dtype.rs`).
     pub fn load(files: &ModelFiles, backend: Backend) -> Result<Self, ClipError> {
-        Self::load_with(files, backend, Precision::Auto)
+        Self::load_with(files, backend, DtypeChoice::Auto)
     }
 
-    /// [`Encoder::load`] with an explicit compute precision.
-    pub fn load_with(files: &ModelFiles, backend: Backend, precision: Precision) -> Result<Self, ClipError> {
+    /// [`Encoder::load`] with the dtype the user chose.
+    pub fn load_with(files: &ModelFiles, backend: Backend, dtype: DtypeChoice) -> Result<Self, ClipError> {
         let (_, weights_name) = files.config()?;
         let weights = files.read(&weights_name)?.ok_or_else(|| ClipError::File {
             file: weights_name.clone(),
             detail: "missing: the weights of the model".into(),
         })?;
         let checkpoint = Checkpoint::parse(&weights_name, &weights)?;
-        ready(Self::load_from(files, &checkpoint, backend, precision))
+        ready(Self::load_from(files, &checkpoint, backend, dtype))
     }
 
     /// Loads the model with its weights streamed from `weights` (the file `files.config()`
@@ -90,18 +89,18 @@ impl Encoder {
         files: &ModelFiles,
         weights: S,
         backend: Backend,
-        precision: Precision,
+        dtype: DtypeChoice,
     ) -> Result<Self, ClipError> {
         let (_, weights_name) = files.config()?;
         let checkpoint = Checkpoint::open(&weights_name, weights).await?;
-        Self::load_from(files, &checkpoint, backend, precision).await
+        Self::load_from(files, &checkpoint, backend, dtype).await
     }
 
     async fn load_from<S: Source>(
         files: &ModelFiles,
         checkpoint: &Checkpoint<S>,
         backend: Backend,
-        precision: Precision,
+        choice: DtypeChoice,
     ) -> Result<Self, ClipError> {
         let (config, _) = files.config()?;
         let tokenizer_bytes = files.read("tokenizer.json")?.ok_or_else(|| ClipError::File {
@@ -117,28 +116,25 @@ impl Encoder {
             #[cfg(feature = "burn-wgpu")]
             Backend::BurnWgpu(gpu) => Some(gpu.clone()),
         };
-        // prefscope's kernels unpack f16 weights with core WGSL on any adapter; burn-wgpu
-        // computes in f16 and needs shader-f16.
-        let gpu_f16 = match &backend {
-            Backend::Gpu(_) => true,
-            Backend::Cpu => false,
+        let runner = match &backend {
+            Backend::Gpu(_) => Runner::Gpu,
+            Backend::Cpu => Runner::Cpu,
             #[cfg(feature = "burn")]
-            Backend::BurnFlex => false,
+            Backend::BurnFlex => Runner::Burn { f16: false },
             #[cfg(feature = "burn-wgpu")]
-            Backend::BurnWgpu(gpu) => gpu.has_shader_f16(),
+            Backend::BurnWgpu(gpu) => Runner::Burn { f16: gpu.has_shader_f16() },
         };
-        let stored_half = checkpoint.stored_half();
+        let (stored, stored_half) = (checkpoint.stored_dtype(), checkpoint.stored_half());
         // The range scan reads every weight: only when f16 could be chosen.
-        let may_use_f16 = gpu_f16 && (precision == Precision::F16 || (precision == Precision::Auto && stored_half));
-        let overflows_f16 = if may_use_f16 { checkpoint.f16_overflow().await? } else { None };
-        let caps = Capabilities { stored_half, gpu_f16, overflows_f16 };
-        let dtype = precision.resolve(&caps)?;
+        let overflows_f16 =
+            if choice.may_use_f16(runner, stored, stored_half) { checkpoint.f16_overflow().await? } else { None };
+        let dtype = choice.resolve(&Capabilities { runner, stored, stored_half, overflows_f16 })?;
         let logit_scale = checkpoint.read("logit_scale", &[]).await?[0];
         let towers = match backend {
             Backend::Gpu(gpu) => {
                 Towers::Device(Box::new(DeviceClip::load(&config, checkpoint, &gpu, dtype == Dtype::F16).await?))
             }
-            Backend::Cpu => Towers::Cpu(Box::new(CpuClip::load(&config, checkpoint).await?)),
+            Backend::Cpu => Towers::Cpu(Box::new(CpuClip::load(&config, checkpoint, dtype).await?)),
             #[cfg(feature = "burn")]
             Backend::BurnFlex => {
                 Towers::Burn(Box::new(BurnClip::load(&config, checkpoint, burn::tensor::Device::flex(), dtype).await?))
@@ -165,7 +161,7 @@ impl Encoder {
         self.logit_scale
     }
 
-    /// The type the towers compute in (`F16` or `F32`).
+    /// The type the towers keep their matrices in (activations are f32 in every dtype).
     pub fn dtype(&self) -> Dtype {
         self.dtype
     }

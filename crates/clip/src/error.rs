@@ -19,10 +19,15 @@ pub enum ClipError {
     MissingTensor { file: String, tensor: String },
     #[error("{file}: tensor `{tensor}` has shape {found:?}, the config implies {expected:?}")]
     Shape { file: String, tensor: String, expected: Vec<usize>, found: Vec<usize> },
-    #[error("{file}: tensor `{tensor}` is stored as {dtype}; prefscope reads F32, F16 and BF16")]
+    #[error(
+        "{file}: tensor `{tensor}` is stored as {dtype}; prefscope reads F32, F16, BF16 and I8 (with its `_scale`)"
+    )]
     DType { file: String, tensor: String, dtype: String },
     #[error("{file}: tensor `{tensor}` holds a non-finite value at index {index}")]
     NonFinite { file: String, tensor: String, index: usize },
+    /// An int8 tensor whose scales are missing or malformed (`prefscope quantize`'s format).
+    #[error("{file}: int8 tensor `{tensor}`: {detail}")]
+    Quantized { file: String, tensor: String, detail: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("image {name}: {detail}")]

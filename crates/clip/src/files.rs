@@ -42,6 +42,11 @@ impl ModelFiles {
         self.entries.insert(name.to_string(), Entry::Streamed);
     }
 
+    /// The files' names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.keys().map(String::as_str).collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }
@@ -87,7 +92,7 @@ impl ModelFiles {
     /// The config and the weights' file name. transformers' layout wins when a folder has both
     /// (laion's Hub repositories do); open_clip's weights may carry any name when they are the
     /// only .safetensors file.
-    pub(crate) fn config(&self) -> Result<(ClipConfig, String), ClipError> {
+    pub fn config(&self) -> Result<(ClipConfig, String), ClipError> {
         let text = |name: &str| -> Result<Option<Vec<u8>>, ClipError> { Ok(self.read(name)?.map(Cow::into_owned)) };
         if self.contains(HF_CONFIG) && (self.contains(HF_WEIGHTS) || !self.contains(OPEN_CLIP_CONFIG)) {
             let config = text(HF_CONFIG)?.unwrap_or_default();

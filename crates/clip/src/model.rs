@@ -14,8 +14,8 @@ use burn::tensor::module::{embedding, layer_norm, linear};
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::config::{Activation, ClipConfig, Tower};
+use crate::dtype::Dtype;
 use crate::error::ClipError;
-use crate::precision::Dtype;
 use crate::weights::{
     ready, Checkpoint, LayerParts, LinearParts, Loader, NormParts, Source, Target, TextParts, VisionParts,
 };
@@ -286,6 +286,8 @@ pub fn burn_dtype(dtype: Dtype) -> FloatDType {
     match dtype {
         Dtype::F32 => FloatDType::F32,
         Dtype::F16 => FloatDType::F16,
+        // The burn runners refuse q8 (`DtypeChoice::resolve`).
+        Dtype::Q8 => FloatDType::F32,
     }
 }
 

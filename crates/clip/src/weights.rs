@@ -3,7 +3,7 @@
 //! projections. Every tensor is checked against the shape the config implies and for finite
 //! values, then handed to a [`Target`] — host vectors for the CPU towers, device buffers for
 //! the GPU towers, burn parameters for training (`model.rs`) — which stores it in its compute
-//! type (`precision.rs`): matrices and embeddings in f32 or f16, LayerNorm parameters in f32.
+//! type (`dtype.rs`): matrices and embeddings in f32, f16 or int8, LayerNorm parameters in f32.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -56,8 +56,16 @@ pub struct Checkpoint<S> {
     tensors: BTreeMap<String, TensorInfo>,
     /// Offset of the data section (after the 8-byte length and the header).
     data_start: u64,
+    /// The dtype `prefscope quantize` recorded (`__metadata__["prefscope.dtype"]`).
+    stored: Option<crate::dtype::Dtype>,
     source: S,
 }
+
+/// The metadata key `prefscope quantize` writes its dtype under.
+pub const DTYPE_KEY: &str = "prefscope.dtype";
+
+/// The suffix of an int8 tensor's scales: `<name>_scale`.
+pub const SCALE_SUFFIX: &str = "_scale";
 
 impl<'a> Checkpoint<&'a [u8]> {
     /// A checkpoint held in memory.
@@ -104,7 +112,20 @@ impl<S: Source> Checkpoint<S> {
                 len - 8 - n
             )));
         }
-        Ok(Checkpoint { file: file.to_string(), tensors: tensors.into_iter().collect(), data_start: 8 + n, source })
+        let stored = match metadata.metadata().as_ref().and_then(|m| m.get(DTYPE_KEY)) {
+            None => None,
+            Some(name) => Some(
+                crate::dtype::Dtype::parse(name)
+                    .ok_or_else(|| bad(format!("its metadata names an unknown dtype `{name}` under {DTYPE_KEY}")))?,
+            ),
+        };
+        Ok(Checkpoint {
+            file: file.to_string(),
+            tensors: tensors.into_iter().collect(),
+            data_start: 8 + n,
+            stored,
+            source,
+        })
     }
 
     pub fn file(&self) -> &str {
@@ -113,6 +134,11 @@ impl<S: Source> Checkpoint<S> {
 
     pub fn names(&self) -> Vec<&str> {
         self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// The dtype `prefscope quantize` wrote the checkpoint in.
+    pub fn stored_dtype(&self) -> Option<crate::dtype::Dtype> {
+        self.stored
     }
 
     /// Every tensor is stored as F16 or BF16 (a half-precision checkpoint).
@@ -168,7 +194,7 @@ impl<S: Source> Checkpoint<S> {
                 found: info.shape.clone(),
             });
         }
-        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::I8) {
             return Err(ClipError::DType {
                 file: self.file.clone(),
                 tensor: name.to_string(),
@@ -179,12 +205,62 @@ impl<S: Source> Checkpoint<S> {
         let values: Vec<f32> = match info.dtype {
             Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            _ => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            _ => self.dequantize(name, &info.shape, &bytes).await?,
         };
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
             return Err(ClipError::NonFinite { file: self.file.clone(), tensor: name.to_string(), index });
         }
         Ok(values)
+    }
+
+    /// A tensor as stored: its dtype, shape and bytes (for rewriting a checkpoint).
+    pub async fn raw(&self, name: &str) -> Result<(Dtype, Vec<usize>, Cow<'_, [u8]>), ClipError> {
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ClipError::MissingTensor { file: self.file.clone(), tensor: name.to_string() })?;
+        Ok((info.dtype, info.shape.clone(), self.bytes(info).await?))
+    }
+
+    /// Int8 codes times `<name>_scale`, whose shape is the tensor's rank with 1 on every axis
+    /// but the output axis (so that `codes * scale` broadcasts, as in numpy or torch).
+    async fn dequantize(&self, name: &str, shape: &[usize], codes: &[u8]) -> Result<Vec<f32>, ClipError> {
+        let scale_name = format!("{name}{SCALE_SUFFIX}");
+        let bad = |detail: String| ClipError::Quantized { file: self.file.clone(), tensor: name.to_string(), detail };
+        let info = self
+            .tensors
+            .get(&scale_name)
+            .ok_or_else(|| bad(format!("no `{scale_name}` beside it (the scales `prefscope quantize` writes)")))?;
+        let axes: Vec<usize> = (0..info.shape.len()).filter(|&a| info.shape[a] != 1).collect();
+        let axis = match axes[..] {
+            [] if info.shape.len() == shape.len() => 0,
+            [a] if info.shape.len() == shape.len() && info.shape[a] == shape[a] => a,
+            _ => {
+                return Err(bad(format!(
+                    "`{scale_name}` has shape {:?}: for `{name}` of shape {shape:?} it needs the same rank, \
+                     1 everywhere but one axis, and that axis's length",
+                    info.shape
+                )))
+            }
+        };
+        if info.dtype != Dtype::F32 {
+            return Err(bad(format!("`{scale_name}` is {:?}; scales are F32", info.dtype)));
+        }
+        let raw = self.bytes(info).await?;
+        let scales: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if let Some(index) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+            return Err(bad(format!(
+                "`{scale_name}` holds {} at index {index} (scales are finite and ≥ 0)",
+                scales[index]
+            )));
+        }
+        if let [scale] = scales[..] {
+            return Ok(codes.iter().map(|&c| c as i8 as f32 * scale).collect());
+        }
+        // Element i's index along `axis`: (i / inner) % shape[axis].
+        let inner: usize = shape[axis + 1..].iter().product::<usize>().max(1);
+        Ok(codes.iter().enumerate().map(|(i, &c)| c as i8 as f32 * scales[(i / inner) % scales.len()]).collect())
     }
 }
 
@@ -210,6 +286,10 @@ pub(crate) trait Target {
     /// A matrix multiplied by the activations, `[rows, cols]` in `x · W` orientation, or the
     /// token table: stored in the compute type.
     fn matrix(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
+    /// An embedding table looked up by row (the token table), `[rows, cols]`.
+    fn table(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+        self.matrix(name, values, shape)
+    }
     /// An embedding added to the activations (positions), `[rows, cols]`.
     fn added(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
     /// A bias or the class embedding.
@@ -366,7 +446,7 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
             Layout::OpenClip => ("token_embedding.weight", "positional_embedding", "ln_final", ""),
         };
         Ok(TextParts {
-            token_embedding: self.target.matrix(token, self.ckpt.read(token, &[t.vocab, w]).await?, [t.vocab, w])?,
+            token_embedding: self.target.table(token, self.ckpt.read(token, &[t.vocab, w]).await?, [t.vocab, w])?,
             position_embedding: self.target.added(
                 position,
                 self.ckpt.read(position, &[t.context, w]).await?,

@@ -9,7 +9,7 @@ mod browser_files;
 use browser_files::{model_files, random_checkpoint, remove_file};
 use prefscope_clip::blob::BlobSource;
 use prefscope_clip::export::VIT_B32_CONFIG as B32;
-use prefscope_clip::{Backend, Encoder, Precision};
+use prefscope_clip::{Backend, DtypeChoice, Encoder};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -30,10 +30,14 @@ async fn bench_b32_on_webgpu() {
     let gpu = Gpu::new(true).await.expect("WebGPU adapter");
     let adapter = gpu.adapter().to_string();
     let t = now();
-    let mut encoder =
-        Encoder::load_streamed(&model_files(B32), BlobSource::new(blob), Backend::Gpu(gpu), Precision::F32)
-            .await
-            .unwrap();
+    let mut encoder = Encoder::load_streamed(
+        &model_files(B32),
+        BlobSource::new(blob),
+        Backend::Gpu(gpu),
+        DtypeChoice::Exactly(Dtype::F32),
+    )
+    .await
+    .unwrap();
     encoder.batch = 8;
     let load = now() - t;
     let mut seed = 12345u32;

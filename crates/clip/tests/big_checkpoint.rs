@@ -10,7 +10,7 @@ use browser_files::{model_files, random_checkpoint, remove_file, wasm_memory};
 use prefscope_clip::blob::BlobSource;
 use prefscope_clip::export::VIT_H14_CONFIG as VIT_H;
 use prefscope_clip::Dtype;
-use prefscope_clip::{Backend, Encoder, Precision};
+use prefscope_clip::{Backend, DtypeChoice, Encoder};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -24,7 +24,7 @@ async fn a_vit_h_checkpoint_loads_with_wasm_memory_under_a_quarter_of_the_file()
     let before = wasm_memory();
     let gpu = Gpu::new(true).await.expect("WebGPU adapter");
     let encoder =
-        Encoder::load_streamed(&model_files(VIT_H), BlobSource::new(blob), Backend::Gpu(gpu), Precision::Auto)
+        Encoder::load_streamed(&model_files(VIT_H), BlobSource::new(blob), Backend::Gpu(gpu), DtypeChoice::Auto)
             .await
             .unwrap();
     assert_eq!(encoder.dtype(), Dtype::F16);

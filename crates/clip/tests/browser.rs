@@ -15,7 +15,7 @@ mod tokenizer;
 use browser_files::bytes_blob;
 use prefscope_clip::blob::BlobSource;
 use prefscope_clip::Dtype;
-use prefscope_clip::{Backend, Encoder, Precision};
+use prefscope_clip::{Backend, DtypeChoice, Encoder};
 use prefscope_gpu::Gpu;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -30,8 +30,39 @@ fn tokenizer_ids_match_both_libraries() {
 #[wasm_bindgen_test]
 async fn towers_match_the_references_on_the_wasm_cpu_backend() {
     for name in common::MODELS {
-        let dtype = golden::check_model(name, "cpu kernels (wasm)", Backend::Cpu, Precision::Auto).await;
+        let dtype = golden::check_model(name, "cpu kernels (wasm)", Backend::Cpu, DtypeChoice::Auto).await;
         assert_eq!(dtype, Dtype::F32, "{name}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn towers_in_f16_and_q8_on_the_wasm_cpu_backend_stay_close_to_the_references() {
+    for name in common::MODELS {
+        for dtype in [Dtype::F16, Dtype::Q8] {
+            let got = golden::check_model(name, "cpu kernels (wasm)", Backend::Cpu, DtypeChoice::Exactly(dtype)).await;
+            assert_eq!(got, dtype, "{name}");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn int8_products_give_the_integer_twins_sums_on_every_instruction_set_here() {
+    use prefscope_clip::qgemm::{sums, twin_sums, Isa, PackedQ8, QuantRows};
+    let isas = Isa::available();
+    // This build's SIMD: simd128 always; relaxed SIMD in the build made with it.
+    assert!(isas.contains(&Isa::Simd128), "{isas:?}");
+    let value =
+        |i: usize, seed: u32| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed * 97) % 1000) as f32 / 250.0 - 2.0;
+    for (rows, k, n) in [(1, 1, 1), (7, 5, 9), (65, 33, 20), (257, 100, 33), (13, 768, 17)] {
+        let w: Vec<f32> = (0..k * n).map(|i| value(i, 1)).collect();
+        let x: Vec<f32> = (0..rows * k).map(|i| value(i, 2)).collect();
+        let packed = PackedQ8::quantize(&w, k, n);
+        let mut q = QuantRows::default();
+        q.quantize(&x, rows, k);
+        let want = twin_sums(&q, &packed);
+        for &isa in &isas {
+            assert_eq!(sums(&q, &packed, isa), want, "{} at {rows}×{k}×{n}", isa.name());
+        }
     }
 }
 
@@ -43,7 +74,8 @@ async fn towers_match_the_references_on_webgpu() {
     // kernels unpack them with core WGSL).
     let want = Dtype::F16;
     for name in common::MODELS {
-        let dtype = golden::check_model(name, "gpu kernels (WebGPU)", Backend::Gpu(gpu.clone()), Precision::Auto).await;
+        let dtype =
+            golden::check_model(name, "gpu kernels (WebGPU)", Backend::Gpu(gpu.clone()), DtypeChoice::Auto).await;
         assert_eq!(dtype, if common::stored_half(name) { want } else { Dtype::F32 }, "{name}");
     }
 }
@@ -61,7 +93,7 @@ async fn weights_streamed_from_a_blob_give_the_same_embeddings() {
         &streamed_files,
         BlobSource::new(bytes_blob(&weights)),
         Backend::Gpu(gpu),
-        Precision::Auto,
+        DtypeChoice::Auto,
     )
     .await
     .unwrap();
@@ -72,7 +104,7 @@ async fn weights_streamed_from_a_blob_give_the_same_embeddings() {
     }
     // A truncated Blob is refused by name, before any tensor is read.
     let cut = bytes_blob(&weights[..weights.len() - 10]);
-    let err = Encoder::load_streamed(&streamed_files, BlobSource::new(cut), Backend::Cpu, Precision::Auto)
+    let err = Encoder::load_streamed(&streamed_files, BlobSource::new(cut), Backend::Cpu, DtypeChoice::Auto)
         .await
         .err()
         .unwrap();

@@ -99,6 +99,30 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     pearson(&rx, &ry)
 }
 
+/// Kendall's τ-b of two equally long samples (ties counted as scipy's `kendalltau` counts
+/// them), by comparing every pair: for the few candidates one prompt has. `None` when either
+/// sample is constant, holds a NaN, or has fewer than two values.
+pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 || x.iter().chain(y).any(|v| v.is_nan()) {
+        return None;
+    }
+    let (mut concordant, mut discordant, mut tied_x, mut tied_y) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..x.len() {
+        for j in i + 1..x.len() {
+            let (dx, dy) = (x[i] - x[j], y[i] - y[j]);
+            match (dx == 0.0, dy == 0.0) {
+                (true, true) => {}
+                (true, false) => tied_x += 1,
+                (false, true) => tied_y += 1,
+                (false, false) if (dx > 0.0) == (dy > 0.0) => concordant += 1,
+                (false, false) => discordant += 1,
+            }
+        }
+    }
+    let (n1, n2) = ((concordant + discordant + tied_x) as f64, (concordant + discordant + tied_y) as f64);
+    (n1 > 0.0 && n2 > 0.0).then(|| (concordant - discordant) as f64 / (n1 * n2).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +137,16 @@ mod tests {
         assert_eq!(spearman(&[1.0, 1.0], &[1.0, 2.0]), None);
         assert_eq!(spearman(&[1.0, f64::NAN], &[1.0, 2.0]), None);
         assert_eq!(average_ranks(&[0.0, -0.0, -1.5, f64::INFINITY, -0.0]), vec![3.0, 3.0, 1.0, 5.0, 3.0]);
+    }
+
+    #[test]
+    fn kendall_tau_b_matches_scipys_documented_example() {
+        // scipy.stats.kendalltau's docstring: x = [12, 2, 1, 12, 2], y = [1, 4, 7, 1, 0].
+        let tau = kendall_tau_b(&[12.0, 2.0, 1.0, 12.0, 2.0], &[1.0, 4.0, 7.0, 1.0, 0.0]).unwrap();
+        assert!((tau - -0.47140452079103173).abs() < 1e-15, "{tau}");
+        assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
+        assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        assert_eq!(kendall_tau_b(&[1.0, 1.0], &[1.0, 2.0]), None);
+        assert_eq!(kendall_tau_b(&[1.0], &[1.0]), None);
     }
 }

@@ -10,7 +10,7 @@ use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use prefscope_clip::pipeline::{distinct_images, embed_images_batched, resolve, score_manifest};
 use prefscope_clip::scorer::{common_text_direction, rows_table, Reference, Scorer as Preset};
-use prefscope_clip::{Backend, Encoder, ImageLimits, ModelFiles, Precision, Rgba};
+use prefscope_clip::{Backend, DtypeChoice, Encoder, ImageLimits, ModelFiles, Rgba};
 use prefscope_core::io::read::read_manifest;
 use prefscope_core::scoring::embedding::{normalize, Embeddings};
 use prefscope_gpu::block_on;
@@ -103,14 +103,14 @@ fn matrix<'py>(py: Python<'py>, data: Vec<f32>, dim: usize) -> PyResult<Bound<'p
 #[pymethods]
 impl Scorer {
     #[new]
-    #[pyo3(signature = (model_dir, device="auto", batch=16, max_image_pixels=prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS as i64, precision="auto"))]
+    #[pyo3(signature = (model_dir, device="auto", batch=16, max_image_pixels=prefscope_clip::image::DEFAULT_MAX_IMAGE_PIXELS as i64, dtype="auto"))]
     fn new(
         py: Python<'_>,
         model_dir: PathBuf,
         device: &str,
         batch: i64,
         max_image_pixels: i64,
-        precision: &str,
+        dtype: &str,
     ) -> PyResult<Self> {
         if !(1..=MAX_BATCH).contains(&batch) {
             return Err(error(format!("batch must be a whole number from 1 to {MAX_BATCH}, got {batch}")));
@@ -120,19 +120,20 @@ impl Scorer {
                 "max_image_pixels must be a whole number of at least 1, got {max_image_pixels}"
             )));
         }
-        let precision = Precision::parse(precision).map_err(error)?;
+        let choice = DtypeChoice::parse(dtype).map_err(error)?;
         let device = device.to_string();
         py.detach(move || {
             let files = ModelFiles::from_dir(&model_dir).map_err(|e| e.to_string())?;
             let (gpu, said) = crate::device::open(&device)?;
             let backend = gpu.map(Backend::Gpu).unwrap_or(Backend::Cpu);
-            let mut encoder = Encoder::load_with(&files, backend, precision).map_err(|e| e.to_string())?;
+            let mut encoder = Encoder::load_with(&files, backend, choice).map_err(|e| e.to_string())?;
             encoder.batch = batch as usize;
             let dtype = encoder.dtype().name().to_string();
             Ok(Scorer {
                 encoder,
                 limits: ImageLimits { max_pixels: max_image_pixels as u64 },
-                device: said,
+                // Which dtype runs where: `cpu (q8)`, `gpu: <adapter> (f16)`.
+                device: format!("{said} ({dtype})"),
                 dtype,
                 directions: Mutex::new(HashMap::new()),
             })

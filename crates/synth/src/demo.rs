@@ -5,7 +5,7 @@
 use prefscope_clip::scorer::{common_text_direction, Item, PromptEmbeddings, Reference, Scorer};
 use prefscope_clip::session::{Direction, Session, Split};
 use prefscope_clip::{ClipError, Encoder, ModelFiles, Rgba};
-use prefscope_core::correlation::spearman;
+use prefscope_core::correlation::{kendall_tau_b, spearman};
 use prefscope_core::scoring::embedding::{dot, Embeddings};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -207,6 +207,15 @@ pub struct Evaluation {
 
 /// Evaluates on `prompts` held-out gallery prompts and as many retrieval captions.
 pub async fn evaluate(encoder: &Encoder, seed: u64, prompts: usize) -> Result<Evaluation, ClipError> {
+    Ok(evaluate_rows(encoder, seed, prompts).await?.0)
+}
+
+/// [`evaluate`], with the scored gallery rows (for [`agreement`]).
+pub async fn evaluate_rows(
+    encoder: &Encoder,
+    seed: u64,
+    prompts: usize,
+) -> Result<(Evaluation, Vec<GalleryRow>), ClipError> {
     let (retrieval_top1, retrieval_top1_hard) = retrieval(encoder, seed, prompts).await?;
     let entries = gallery(seed ^ 0x6a11e7, prompts);
     let rows =
@@ -246,7 +255,7 @@ pub async fn evaluate(encoder: &Encoder, seed: u64, prompts: usize) -> Result<Ev
         within.extend(spearman(&relevant[start..start + n], &alignment[start..start + n]));
         start += n;
     }
-    Ok(Evaluation {
+    let evaluation = Evaluation {
         retrieval_top1,
         retrieval_top1_hard,
         preference_accuracy: if pairs == 0 { f64::NAN } else { correct / pairs as f64 },
@@ -259,7 +268,37 @@ pub async fn evaluate(encoder: &Encoder, seed: u64, prompts: usize) -> Result<Ev
         gallery_prompts: entries.len(),
         scored_rows: rows.len(),
         preference_pairs: pairs,
-    })
+    };
+    Ok((evaluation, rows))
+}
+
+/// How far another encoder of the same model (another dtype) keeps `reference`'s rankings of
+/// the held-out gallery [`evaluate`] scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    /// Mean over prompts of Kendall's τ-b between the two encoders' scores of its candidates.
+    pub kendall_tau_within_prompts: f64,
+    /// Prompts whose best-scored candidate differs.
+    pub top1_changes: usize,
+    pub prompts: usize,
+}
+
+/// [`Agreement`] of the rows `other` with `reference`, both from [`evaluate_rows`] on the same
+/// gallery (rows of one prompt together, in the same order).
+pub fn agreement(reference: &[GalleryRow], other: &[GalleryRow]) -> Agreement {
+    let (a, b) = (reference, other);
+    let (mut taus, mut top1_changes, mut start, mut prompts) = (Vec::new(), 0, 0, 0);
+    while start < a.len() {
+        let n = a[start..].iter().take_while(|r| r.prompt == a[start].prompt).count();
+        prompts += 1;
+        let (x, y): (Vec<f64>, Vec<f64>) =
+            a[start..start + n].iter().zip(&b[start..start + n]).map(|(p, q)| (p.score as f64, q.score as f64)).unzip();
+        taus.extend(kendall_tau_b(&x, &y));
+        let best = |v: &[f64]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j]));
+        top1_changes += usize::from(best(&x) != best(&y));
+        start += n;
+    }
+    Agreement { kendall_tau_within_prompts: taus.iter().sum::<f64>() / taus.len().max(1) as f64, top1_changes, prompts }
 }
 
 /// Top-1 retrieval among 8, with random distractors and with hard ones.

@@ -83,9 +83,11 @@ pub async fn load_scorer(
     device: String,
     on_progress: Option<Function>,
     max_image_pixels: Option<f64>,
+    dtype: Option<String>,
 ) -> Result<ApiScorer, JsValue> {
     let limits = limits_arg(max_image_pixels)?;
     let choice = crate::options::device_choice(&device).map_err(fail)?;
+    let dtype = prefscope_clip::DtypeChoice::parse(dtype.as_deref().unwrap_or("auto").trim()).map_err(fail)?;
     let report = report_to(on_progress);
     report("opening the device", None);
     let runtime = compute::open(choice).await;
@@ -93,7 +95,7 @@ pub async fn load_scorer(
         (Some(_), Some(_)) => return Err(fail("give the model as a URL or as files, not both")),
         (Some(url), None) => {
             let url = crate::scope::resolve(url.trim()).map_err(fail)?;
-            tasks::load_model(&runtime, Some(&url), &base, report).await
+            tasks::load_model(&runtime, Some(&url), &base, dtype, report).await
         }
         (None, Some(files)) => {
             let mut picked = Vec::new();
@@ -102,9 +104,9 @@ pub async fn load_scorer(
                     f.dyn_into().map_err(|_| fail(format!("model file {}: not a File", i + 1)))?;
                 picked.push((file.name(), file.into()));
             }
-            tasks::load_model_files(&runtime, picked, report).await
+            tasks::load_model_files(&runtime, picked, dtype, report).await
         }
-        (None, None) => tasks::load_model(&runtime, None, &base, report).await,
+        (None, None) => tasks::load_model(&runtime, None, &base, dtype, report).await,
     }
     .map_err(fail)?;
     Ok(ApiScorer { runtime, model, limits })
@@ -169,12 +171,14 @@ enum ReferenceArg {
 
 #[wasm_bindgen]
 impl ApiScorer {
-    /// `{kind, adapter, reason}`: which path runs the towers, and why.
+    /// `{kind, adapter, reason, dtype}`: which path runs the towers, why, and what it keeps
+    /// the weights in.
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> JsValue {
         let badge = &self.runtime.badge;
         let out = js_sys::Object::new();
         let _ = Reflect::set(&out, &"kind".into(), &badge.device.into());
+        let _ = Reflect::set(&out, &"dtype".into(), &self.model.encoder.dtype().name().into());
         let _ = Reflect::set(&out, &"adapter".into(), &badge.label.as_str().into());
         let _ = Reflect::set(&out, &"reason".into(), &badge.reason.as_str().into());
         out.into()

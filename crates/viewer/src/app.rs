@@ -80,7 +80,7 @@ pub fn app(props: &AppProps) -> Html {
                         <views::pairs::PairsView tie_threshold={s.tie_threshold} pairs={s.pairs.clone()} dispatch={d()} />
                     },
                     View::Dpo => html! { <views::dpo::DpoView dpo={s.dpo.clone()} dispatch={d()} /> },
-                    View::Model => html! { <views::model::ModelView model={s.model.clone()} usage={s.cache_usage} dispatch={d()} /> },
+                    View::Model => html! { <views::model::ModelView model={s.model.clone()} dtype={s.options.dtype} usage={s.cache_usage} dispatch={d()} /> },
                 } }
             </main>
         </div>

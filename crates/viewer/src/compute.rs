@@ -2,7 +2,7 @@
 //! path otherwise, and the badge that says which and why. Both paths run the same crates.
 
 use prefscope_clip::blob::BlobSource;
-use prefscope_clip::{Backend, Encoder, ModelFiles, Precision};
+use prefscope_clip::{Backend, DtypeChoice, Encoder, ModelFiles};
 use prefscope_gpu::{DeviceChoice, Gpu, GpuError};
 use web_sys::Blob;
 
@@ -66,11 +66,13 @@ pub async fn open(choice: DeviceChoice) -> Runtime {
 pub struct Model {
     pub name: String,
     pub encoder: Encoder,
-    /// What identifies these weights in the browser's caches: the name, a hash of the JSON
-    /// files and the weights' size.
+    /// What identifies these towers in the browser's caches: the name, a hash of the JSON
+    /// files, the weights' size and the dtype they run in.
     pub key: String,
     /// The demo model shipped beside the page (whose reference direction ships with it).
     pub bundled: bool,
+    /// The dtype asked for (the encoder says which one it resolved to).
+    pub dtype: DtypeChoice,
 }
 
 impl PartialEq for Model {
@@ -89,9 +91,15 @@ impl Runtime {
 
     /// Loads a model onto this device: its JSON files in `files`, its weights streamed from
     /// `weights` (the file `files.weights_name()` names) one tensor at a time.
-    pub async fn load(&self, name: &str, files: &ModelFiles, weights: Blob) -> Result<Model, String> {
+    pub async fn load(
+        &self,
+        name: &str,
+        files: &ModelFiles,
+        weights: Blob,
+        dtype: DtypeChoice,
+    ) -> Result<Model, String> {
         let weights_size = weights.size() as u64;
-        let mut encoder = Encoder::load_streamed(files, BlobSource::new(weights), self.backend(), Precision::Auto)
+        let mut encoder = Encoder::load_streamed(files, BlobSource::new(weights), self.backend(), dtype)
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         encoder.batch = 64;
@@ -101,8 +109,9 @@ impl Runtime {
             .filter_map(|&file| Some((file, files.read(file).ok()??)))
             .collect();
         let hash = fnv(json.iter().flat_map(|(file, bytes)| [file.as_bytes(), bytes.as_ref()]));
-        let key = format!("{name}#{hash:016x}-{weights_size}");
-        Ok(Model { name: name.to_string(), encoder, key, bundled: false })
+        // The dtype too: a direction computed by q8 towers is not the f32 towers' direction.
+        let key = format!("{name}#{hash:016x}-{weights_size}-{}", encoder.dtype().name());
+        Ok(Model { name: name.to_string(), encoder, key, bundled: false, dtype })
     }
 }
 

@@ -29,7 +29,7 @@ pub enum Effect {
     OpenDevice,
     /// Load the page's model (`None`: the demo model) onto the opened device (`epoch`: which
     /// device, `State::runtime_epoch`).
-    LoadModel { url: Option<String>, epoch: u32 },
+    LoadModel { url: Option<String>, epoch: u32, dtype: prefscope_clip::DtypeChoice },
     /// Score the demo gallery or the user's inputs with the loaded model (`model`: its address).
     Score { model: usize, scorer: Scorer, source: Source, requests: u32, bundled_reference: bool },
     /// `relevant + w·irrelevant` for the scored split (`scored`: its address).
@@ -58,7 +58,11 @@ pub fn wanted(state: &State) -> Vec<Effect> {
     // The DPO view needs no model: it is loaded when a scoring view is first shown.
     // A model the user picked replaces the page's own (a `model` URL drops it again).
     if runtime && state.picked_model.is_none() && (state.view != View::Dpo || state.model.is_some()) {
-        out.push(Effect::LoadModel { url: state.options.model.clone(), epoch: state.runtime_epoch });
+        out.push(Effect::LoadModel {
+            url: state.options.model.clone(),
+            epoch: state.runtime_epoch,
+            dtype: state.options.dtype,
+        });
     }
     if let (true, Some(model), None) = (runtime, &state.model, &state.scored) {
         out.push(Effect::Score {
@@ -128,11 +132,11 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
                 dispatch.emit(Action::Progress(None));
             });
         }
-        Effect::LoadModel { url, .. } => {
+        Effect::LoadModel { url, dtype, .. } => {
             let Some(runtime) = state.runtime.clone() else { return };
             let base = state.options.base.clone();
             spawn_local(async move {
-                match tasks::load_model(&runtime, url.as_deref(), &base, tasks::report_to(&dispatch)).await {
+                match tasks::load_model(&runtime, url.as_deref(), &base, dtype, tasks::report_to(&dispatch)).await {
                     Ok(model) => {
                         let detail = json!({"device": runtime.badge.device, "adapter": runtime.badge.label, "model": model.name});
                         host.emit("prefscope-ready", &detail);
@@ -267,7 +271,7 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
 /// Starts request `id`; `RequestDone(id)` follows its answer.
 fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<Action>) {
     let (runtime, model) = (state.runtime.clone(), state.model.clone());
-    let (loaded, base) = (state.inputs.images.clone(), state.options.base.clone());
+    let (loaded, base, dtype) = (state.inputs.images.clone(), state.options.base.clone(), state.options.dtype);
     spawn_local(async move {
         let fail = |e: String| dispatch.emit(Action::Error(e));
         match &*request {
@@ -290,7 +294,7 @@ fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<
             Request::ModelFiles(files) => match runtime {
                 Some(runtime) => {
                     let picked = files.iter().map(|f| (f.name(), web_sys::Blob::from(f.clone()))).collect();
-                    match tasks::load_model_files(&runtime, picked, tasks::report_to(&dispatch)).await {
+                    match tasks::load_model_files(&runtime, picked, dtype, tasks::report_to(&dispatch)).await {
                         Ok(model) => dispatch.emit(Action::Model(model)),
                         Err(e) => fail(e),
                     }
@@ -320,6 +324,8 @@ mod tests {
         Rc::new(State::new(Rc::new(Options::parse(attributes).unwrap())))
     }
 
+    const AUTO: prefscope_clip::DtypeChoice = prefscope_clip::DtypeChoice::Auto;
+
     fn cpu() -> Action {
         Action::Runtime(Runtime {
             gpu: None,
@@ -330,7 +336,7 @@ mod tests {
     fn demo_model() -> Action {
         let encoder =
             prefscope_clip::Encoder::load(&prefscope_synth::demo::model_files(), prefscope_clip::Backend::Cpu).unwrap();
-        Action::Model(Rc::new(Model { name: "demo".into(), encoder, key: "demo".into(), bundled: true }))
+        Action::Model(Rc::new(Model { name: "demo".into(), encoder, key: "demo".into(), bundled: true, dtype: AUTO }))
     }
 
     fn kinds(effects: &[Effect]) -> Vec<&'static str> {
@@ -357,7 +363,7 @@ mod tests {
         let s = state(r#"{"base":"/"}"#);
         assert_eq!(kinds(&wanted(&s)), ["device"]);
         let s = s.reduce(cpu());
-        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 0 });
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 0, dtype: AUTO });
         let s = s.reduce(demo_model());
         assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
         // A new preset is a new scoring (another effect), the old one's answer is dropped.
@@ -394,7 +400,13 @@ mod tests {
         let gpu_model = || {
             let files = prefscope_synth::demo::model_files();
             let encoder = prefscope_clip::Encoder::load(&files, prefscope_clip::Backend::Gpu(gpu.clone())).unwrap();
-            Action::Model(Rc::new(Model { name: "demo".into(), encoder, key: "demo".into(), bundled: true }))
+            Action::Model(Rc::new(Model {
+                name: "demo".into(),
+                encoder,
+                key: "demo".into(),
+                bundled: true,
+                dtype: AUTO,
+            }))
         };
         let s = state(r#"{"base":"/"}"#).reduce(on_gpu).reduce(gpu_model());
         assert_eq!(kinds(&wanted(&s)), ["device", "model", "score"]);
@@ -406,13 +418,32 @@ mod tests {
         assert_eq!(s.errors.len(), 1);
         assert!(s.errors[0].contains("continues on the CPU path"), "{}", s.errors[0]);
         // The model is loaded again, as another effect than the first load.
-        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 1 });
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 1, dtype: AUTO });
         // Other tasks that were in flight report the same loss: nothing more happens; a model
         // that finishes loading on the lost GPU is dropped, the CPU's is taken.
         let again = s.reduce(lost()).reduce(gpu_model());
         assert_eq!((again.errors.len(), again.runtime_epoch), (1, 1));
         assert!(again.model.is_none());
         assert!(again.reduce(demo_model()).model.is_some());
+    }
+
+    #[test]
+    fn another_dtype_loads_the_model_again_and_drops_one_loading_in_the_old() {
+        let q8 = prefscope_clip::DtypeChoice::Exactly(prefscope_clip::Dtype::Q8);
+        let s = state(r#"{"base":"/"}"#).reduce(cpu()).reduce(demo_model());
+        assert!(s.model.is_some());
+        let s = s.reduce(Action::Dtype(q8));
+        assert!(s.model.is_none() && s.scored.is_none());
+        assert_eq!(wanted(&s)[1], Effect::LoadModel { url: None, epoch: 0, dtype: q8 });
+        // The auto model finishing its load now is not the one asked for.
+        assert!(s.clone().reduce(demo_model()).model.is_none());
+        // The same choice again changes nothing; a bad attribute value is an error.
+        assert!(Rc::ptr_eq(&s.options, &s.clone().reduce(Action::Dtype(q8)).options));
+        let Some(Action::Error(e)) = Action::from_attribute("dtype", Some("int4")) else { panic!("an error") };
+        assert!(e.contains("`int4`"), "{e}");
+        // Picked files are read again in the new dtype.
+        let s = s.reduce(Action::Request(crate::store::Request::ModelFiles(Vec::new()))).reduce(Action::Dtype(AUTO));
+        assert_eq!(s.requests.len(), 2);
     }
 
     #[test]
@@ -424,7 +455,7 @@ mod tests {
         assert!(!kinds(&wanted(&s)).contains(&"model"), "the picked files load, not the demo model");
         let s = s.reduce(Action::ModelUrl("https://x/m/".into()));
         assert!(s.picked_model.is_none());
-        assert!(wanted(&s).contains(&Effect::LoadModel { url: Some("https://x/m/".into()), epoch: 0 }));
+        assert!(wanted(&s).contains(&Effect::LoadModel { url: Some("https://x/m/".into()), epoch: 0, dtype: AUTO }));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the page or the embedding element asks for: attributes, the built folder's URL and
 //! the device override, parsed once at mount.
 
+use prefscope_clip::DtypeChoice;
 use prefscope_gpu::DeviceChoice;
 use serde::Deserialize;
 
@@ -60,6 +61,7 @@ struct Raw {
     beta: Option<String>,
     reweight: Option<String>,
     device: Option<String>,
+    dtype: Option<String>,
     #[serde(default)]
     full: bool,
 }
@@ -77,6 +79,8 @@ pub struct Options {
     pub beta: Option<f64>,
     pub reweight: Option<f32>,
     pub device: DeviceChoice,
+    /// What the towers keep their matrices in (`dtype`: auto, f32, f16, q8).
+    pub dtype: DtypeChoice,
     /// The whole application (navigation between views) rather than one embedded view.
     pub full: bool,
     pub problems: Vec<String>,
@@ -109,6 +113,13 @@ impl Options {
             problems.push(e);
             DeviceChoice::Auto
         });
+        let dtype = match raw.dtype.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            None => DtypeChoice::Auto,
+            Some(d) => DtypeChoice::parse(d).unwrap_or_else(|e| {
+                problems.push(e);
+                DtypeChoice::Auto
+            }),
+        };
         let url = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         Ok(Options {
             base,
@@ -118,6 +129,7 @@ impl Options {
             beta,
             reweight,
             device,
+            dtype,
             full: raw.full,
             problems,
         })
@@ -154,20 +166,27 @@ mod tests {
 
     #[test]
     fn attributes_parse_and_bad_values_become_messages() {
-        let o = Options::parse(r#"{"base":"https://x/app","view":"dpo","beta":"0.2","reweight":"0.3","device":"cpu"}"#)
-            .unwrap();
+        let o = Options::parse(
+            r#"{"base":"https://x/app","view":"dpo","beta":"0.2","reweight":"0.3","device":"cpu","dtype":"fp16"}"#,
+        )
+        .unwrap();
         assert_eq!(o.base, "https://x/app/");
         assert_eq!(o.view, View::Dpo);
         assert_eq!(o.beta, Some(0.2));
         assert_eq!(o.reweight, Some(0.3));
         assert_eq!(o.device, DeviceChoice::Cpu);
+        assert_eq!(o.dtype, DtypeChoice::Exactly(prefscope_clip::Dtype::F16));
         assert!(o.problems.is_empty());
 
-        let o = Options::parse(r#"{"base":"/","view":"charts","beta":"-1","reweight":"abc","device":"tpu"}"#).unwrap();
+        let o = Options::parse(
+            r#"{"base":"/","view":"charts","beta":"-1","reweight":"abc","device":"tpu","dtype":"int4"}"#,
+        )
+        .unwrap();
         assert_eq!(o.view, View::Score);
         assert_eq!(o.beta, None);
         assert_eq!(o.reweight, None);
-        assert_eq!(o.problems.len(), 4, "{:?}", o.problems);
+        assert_eq!(o.dtype, DtypeChoice::Auto);
+        assert_eq!(o.problems.len(), 5, "{:?}", o.problems);
         assert!(Options::parse("{").is_err());
     }
 }

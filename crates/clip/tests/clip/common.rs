@@ -1,7 +1,7 @@
 //! Fixture access shared by the native suite and the browser suite: files on disk natively,
 //! bytes embedded in the test binary in the browser (which has no file system).
 
-use prefscope_clip::{Backend, Encoder, ModelFiles, Precision, Rgba};
+use prefscope_clip::{Backend, DtypeChoice, Encoder, ModelFiles, Rgba};
 use serde_json::Value;
 
 /// The models both suites check.
@@ -74,8 +74,8 @@ pub fn image(name: &str) -> Rgba {
     Rgba::decode(name, &fixture_bytes(&format!("images/{name}"))).unwrap()
 }
 
-pub fn load(name: &str, backend: Backend, precision: Precision) -> Encoder {
-    Encoder::load_with(&model_files(name), backend, precision).unwrap_or_else(|e| panic!("{name}: {e}"))
+pub fn load(name: &str, backend: Backend, dtype: DtypeChoice) -> Encoder {
+    Encoder::load_with(&model_files(name), backend, dtype).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// The fixture models stored in F16 or BF16.

@@ -2,7 +2,7 @@
 //! open_clip, run in float64 on the same stored weights (tests/fixtures/clip/generate.py).
 
 use prefscope_clip::Dtype;
-use prefscope_clip::{Backend, Precision};
+use prefscope_clip::{Backend, DtypeChoice};
 
 use crate::common::{cosine, floats, image, json, load, rows};
 
@@ -26,6 +26,11 @@ struct Tolerance {
 const F16_COS: f64 = 0.9999;
 const F16_LOGIT: f64 = 1e-2;
 const F16_NORM: f64 = 1e-3;
+/// q8 (int8 weights and activations on the CPU): the cos bar of issue 31; logits move by
+/// the cos error times the logit scale (100 in two fixtures), up to 0.21 measured.
+const Q8_COS: f64 = 0.999;
+const Q8_LOGIT: f64 = 0.4;
+const Q8_NORM: f64 = 1e-2;
 
 /// f32 meets the issue's bars. With f16 weights (half checkpoints on the GPU towers) the bars
 /// are those of f16 inference: cos ≥ 0.9999 and logits within 1e-2 relative. The GPU towers
@@ -35,15 +40,16 @@ const F16_NORM: f64 = 1e-3;
 fn tolerance(dtype: Dtype) -> Tolerance {
     match dtype {
         Dtype::F16 => Tolerance { cos: F16_COS, cos_resized: 0.999, logit: F16_LOGIT, norm: F16_NORM },
+        Dtype::Q8 => Tolerance { cos: Q8_COS, cos_resized: Q8_COS, logit: Q8_LOGIT, norm: Q8_NORM },
         _ => Tolerance { cos: 0.9999, cos_resized: 0.999, logit: 1e-4, norm: 1e-4 },
     }
 }
 
-/// Every comparison for one model on one backend, in `precision`; returns the type the
+/// Every comparison for one model on one backend, in `dtype`; returns the type the
 /// towers computed in.
-pub async fn check_model(name: &str, backend_name: &str, backend: Backend, precision: Precision) -> Dtype {
+pub async fn check_model(name: &str, backend_name: &str, backend: Backend, dtype: DtypeChoice) -> Dtype {
     let expected = json(&format!("{name}/expected.json"));
-    let encoder = load(name, backend, precision);
+    let encoder = load(name, backend, dtype);
     let tol = tolerance(encoder.dtype());
     let ctx = format!("{name} on {backend_name} in {:?}", encoder.dtype());
     let mut worst_cos = 1f64;

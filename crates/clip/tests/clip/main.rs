@@ -7,11 +7,12 @@
 mod common;
 mod golden;
 mod malformed;
+mod quantized;
 mod tokenizer;
 
 use std::sync::OnceLock;
 
-use prefscope_clip::{Backend, Dtype, Precision};
+use prefscope_clip::{Backend, Dtype, DtypeChoice};
 use prefscope_gpu::Gpu;
 
 /// The software adapter the GPU tests run on (lavapipe in CI), opened once per process.
@@ -31,31 +32,50 @@ fn tokenizer_ids_match_both_libraries() {
 fn towers_match_the_references_on_the_cpu() {
     for name in common::MODELS {
         // Half checkpoints are widened: the CPU backend computes in f32.
-        let dtype = pollster::block_on(golden::check_model(name, "cpu kernels", Backend::Cpu, Precision::Auto));
+        let dtype = pollster::block_on(golden::check_model(name, "cpu kernels", Backend::Cpu, DtypeChoice::Auto));
         assert_eq!(dtype, Dtype::F32, "{name}");
         // burn-flex, the benchmark's CPU comparison row, computes the same towers (`cargo
         // xtask test` builds with the `burn` feature).
         #[cfg(feature = "burn")]
-        pollster::block_on(golden::check_model(name, "burn-flex", Backend::BurnFlex, Precision::Auto));
+        pollster::block_on(golden::check_model(name, "burn-flex", Backend::BurnFlex, DtypeChoice::Auto));
     }
-    let err =
-        prefscope_clip::Encoder::load_with(&common::model_files("hf-gelu-f16-legacy"), Backend::Cpu, Precision::F16)
-            .err()
-            .unwrap();
-    assert!(err.to_string().contains("shader-f16"), "{err}");
+}
+
+#[test]
+fn towers_in_f16_and_q8_on_the_cpu_stay_close_to_the_references() {
+    for name in common::MODELS {
+        for dtype in [Dtype::F16, Dtype::Q8] {
+            let got =
+                pollster::block_on(golden::check_model(name, "cpu kernels", Backend::Cpu, DtypeChoice::Exactly(dtype)));
+            assert_eq!(got, dtype, "{name}");
+        }
+    }
+}
+
+#[test]
+fn quantized_checkpoints_read_back_as_quantized_at_load() {
+    quantized::read_back_equals_quantizing_at_load();
+    quantized::broken_quantized_files_name_the_file_and_tensor();
+    quantized::q8_files_run_as_f16_on_the_gpu(gpu());
 }
 
 #[test]
 fn towers_match_the_references_on_the_gpu_kernels() {
     // Half checkpoints keep f16 weights on the GPU and f32 ones run in f32 ...
     for name in common::MODELS {
-        let dtype = pollster::block_on(golden::check_model(name, "gpu kernels", Backend::Gpu(gpu()), Precision::Auto));
+        let dtype =
+            pollster::block_on(golden::check_model(name, "gpu kernels", Backend::Gpu(gpu()), DtypeChoice::Auto));
         let want = if common::stored_half(name) { Dtype::F16 } else { Dtype::F32 };
         assert_eq!(dtype, want, "{name}");
     }
-    // ... and the f32 path (`--precision f32`) meets the f32 bars on them.
+    // ... and the f32 path (`--dtype f32`) meets the f32 bars on them.
     for name in common::MODELS.into_iter().filter(|n| common::stored_half(n)) {
-        let dtype = pollster::block_on(golden::check_model(name, "gpu kernels", Backend::Gpu(gpu()), Precision::F32));
+        let dtype = pollster::block_on(golden::check_model(
+            name,
+            "gpu kernels",
+            Backend::Gpu(gpu()),
+            DtypeChoice::Exactly(Dtype::F32),
+        ));
         assert_eq!(dtype, Dtype::F32, "{name}");
     }
 }

@@ -159,6 +159,9 @@ pub enum Action {
     /// The embedding element's `data` or `model` attribute changed.
     DataUrl(String),
     ModelUrl(String),
+    /// Another dtype for the towers (the Model view's selector, the element's `dtype`): the
+    /// model is loaded again in it.
+    Dtype(prefscope_clip::DtypeChoice),
     /// A control asks for work (queued; see [`Request`]), and the answer to request `n` is in.
     Request(Request),
     RequestDone(u64),
@@ -181,6 +184,11 @@ impl Action {
             }),
             "data" if !value.is_empty() => Some(Action::DataUrl(value.to_string())),
             "model" if !value.is_empty() => Some(Action::ModelUrl(value.to_string())),
+            "dtype" => Some(
+                prefscope_clip::DtypeChoice::parse(if value.is_empty() { "auto" } else { value })
+                    .map(Action::Dtype)
+                    .unwrap_or_else(Action::Error),
+            ),
             _ => None,
         }
     }
@@ -203,8 +211,10 @@ impl Reducible for State {
                 s.data_view = v;
             }
             Action::Runtime(r) => s.runtime = Some(r),
-            // A model loaded on a device the page has since left (the GPU, lost) is dropped.
+            // A model loaded on a device the page has since left (the GPU, lost), or in a dtype
+            // no longer asked for, is dropped.
             Action::Model(m) if m.encoder.gpu().is_some() != s.runtime.as_ref().is_some_and(|r| r.gpu.is_some()) => {}
+            Action::Model(m) if m.dtype != s.options.dtype => {}
             Action::Model(m) => {
                 s.model = Some(m);
                 s.scored = None;
@@ -327,6 +337,21 @@ impl Reducible for State {
                 let mut o = (*s.options).clone();
                 o.data = Some(url);
                 s.options = Rc::new(o);
+            }
+            Action::Dtype(d) if d == s.options.dtype => {}
+            Action::Dtype(d) => {
+                let mut o = (*s.options).clone();
+                o.dtype = d;
+                s.options = Rc::new(o);
+                s.model = None;
+                s.scored = None;
+                s.reweighted = None;
+                // Picked files are read again; a URL or the demo model is loaded again by the
+                // model effect, whose key holds the dtype.
+                if let Some(files) = s.picked_model.clone() {
+                    s.requests.push((s.next_request, Rc::new(Request::ModelFiles((*files).clone()))));
+                    s.next_request += 1;
+                }
             }
             Action::ModelUrl(url) => {
                 s.picked_model = None;

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use prefscope_clip::scorer::{common_text_direction, Reference, Scorer};
-use prefscope_clip::ModelFiles;
+use prefscope_clip::{DtypeChoice, ModelFiles};
 
 use super::{yield_now, Report};
 use crate::compute::{Model, Runtime, MODEL_FILES, MODEL_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS};
@@ -12,7 +12,13 @@ use crate::fetch::{fetch_blob, fetch_bytes, fetch_cached};
 
 /// Fetches a model laid out like a Hugging Face repository (`{prefix}config.json`, …) through
 /// the model cache, or the demo model shipped beside the page.
-pub async fn load_model(runtime: &Runtime, url: Option<&str>, base: &str, report: Report) -> Result<Rc<Model>, String> {
+pub async fn load_model(
+    runtime: &Runtime,
+    url: Option<&str>,
+    base: &str,
+    dtype: DtypeChoice,
+    report: Report,
+) -> Result<Rc<Model>, String> {
     let bundled = url.is_none();
     let (prefix, name, cached) = match url {
         Some(u) => (if u.ends_with('/') { u.to_string() } else { format!("{u}/") }, u.to_string(), true),
@@ -67,7 +73,7 @@ pub async fn load_model(runtime: &Runtime, url: Option<&str>, base: &str, report
     let blob = blob?;
     files.insert_streamed(weights);
     crate::scope::mark("model-fetched");
-    build_model(runtime, &name, &files, blob, &report, bundled).await
+    build_model(runtime, &name, &files, blob, dtype, &report, bundled).await
 }
 
 /// A model from files the user picked (a Hub repository's files, either layout): the JSON
@@ -76,6 +82,7 @@ pub async fn load_model(runtime: &Runtime, url: Option<&str>, base: &str, report
 pub async fn load_model_files(
     runtime: &Runtime,
     picked: Vec<(String, web_sys::Blob)>,
+    dtype: DtypeChoice,
     report: Report,
 ) -> Result<Rc<Model>, String> {
     let mut files = ModelFiles::new();
@@ -100,7 +107,7 @@ pub async fn load_model_files(
     let weights = files.weights_name().map_err(|e| format!("{label}: {e}"))?;
     let (_, blob) =
         blobs.into_iter().find(|(n, _)| *n == weights).ok_or_else(|| format!("{label}: {weights} is missing"))?;
-    build_model(runtime, &label, &files, blob, &report, false).await
+    build_model(runtime, &label, &files, blob, dtype, &report, false).await
 }
 
 /// The towers on the runtime's device from loaded JSON files and streamed weights, warmed up.
@@ -109,12 +116,13 @@ async fn build_model(
     name: &str,
     files: &ModelFiles,
     weights: web_sys::Blob,
+    dtype: DtypeChoice,
     report: &Report,
     bundled: bool,
 ) -> Result<Rc<Model>, String> {
     report("building the towers", None);
     yield_now().await;
-    let model = Model { bundled, ..runtime.load(name, files, weights).await? };
+    let model = Model { bundled, ..runtime.load(name, files, weights, dtype).await? };
     crate::scope::mark("towers-built");
     // Compiles the GPU pipelines before the first input; the CPU path has nothing to compile.
     if runtime.gpu.is_some() {

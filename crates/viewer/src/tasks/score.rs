@@ -30,8 +30,10 @@ pub async fn score_demo(
     yield_now().await;
     crate::scope::mark("gallery-generated");
     let reference = Reference::Prompts(prefscope_synth::demo::reference_prompts());
-    // The bundled model's direction ships with it (for presets that take prompts as written).
-    let u = if model.bundled && scorer.text("").is_empty() {
+    // The bundled model's direction ships with it (for presets that take prompts as written),
+    // computed in f32: another dtype computes its own, as the command does.
+    let f32 = model.encoder.dtype() == prefscope_clip::Dtype::F32;
+    let u = if model.bundled && f32 && scorer.text("").is_empty() {
         prefscope_synth::demo::bundled_reference_direction()
     } else {
         reference_direction(model, scorer, &reference).await?

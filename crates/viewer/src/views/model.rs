@@ -3,7 +3,8 @@
 
 use std::rc::Rc;
 
-use web_sys::HtmlInputElement;
+use prefscope_clip::{Dtype, DtypeChoice};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::compute::Model;
@@ -14,10 +15,38 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// The selector's words for each dtype.
+fn dtype_label(name: &str) -> &'static str {
+    match name {
+        "f32" => "f32 (exact, as the reference implementations)",
+        "f16" => "f16 (half the memory)",
+        "q8" => "q8 (int8, a quarter of the memory)",
+        _ => "auto (as stored)",
+    }
+}
+
+/// Which dtype runs on which device, in words.
+fn weights_in(m: &Model) -> String {
+    let on_gpu = m.encoder.gpu().is_some();
+    match (m.encoder.dtype(), on_gpu, m.dtype) {
+        (Dtype::F32, _, _) => "f32 (activations f32)".into(),
+        (Dtype::F16, true, DtypeChoice::Exactly(Dtype::Q8)) => {
+            "f16 on WebGPU: q8 was asked for, and the GPU kernels take f16 weights (activations f32)".into()
+        }
+        (Dtype::F16, true, _) => "f16 on WebGPU (activations f32)".into(),
+        (Dtype::F16, false, _) => "f16, widened to f32 a panel at a time on the CPU (activations f32)".into(),
+        (Dtype::Q8, _, _) => {
+            "q8 on the CPU: int8 weights per output channel, activations quantized per row, int32 sums".into()
+        }
+    }
+}
+
 /// What the Model view shows and changes.
 #[derive(Properties, PartialEq)]
 pub struct ModelProps {
     pub model: Option<Rc<Model>>,
+    /// The dtype asked for (the selector's value).
+    pub dtype: DtypeChoice,
     /// Files and bytes in the model cache, when counted.
     pub usage: Option<crate::fetch::CacheUsage>,
     pub dispatch: Callback<Action>,
@@ -26,7 +55,14 @@ pub struct ModelProps {
 #[function_component(ModelView)]
 pub fn model_view(props: &ModelProps) -> Html {
     let url = use_state(String::new);
-    let ModelProps { model, usage, dispatch } = props;
+    let ModelProps { model, dtype, usage, dispatch } = props;
+    let on_dtype = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            dispatch.emit(DtypeChoice::parse(&value).map_or_else(Action::Error, Action::Dtype));
+        })
+    };
     let on_files = {
         let dispatch = dispatch.clone();
         Callback::from(move |e: Event| {
@@ -65,7 +101,7 @@ pub fn model_view(props: &ModelProps) -> Html {
                     <dt>{ "embedding" }</dt><dd>{ c.projection }</dd>
                     <dt>{ "text" }</dt><dd>{ format!("{} layers × {} wide, context {}", c.text.tower.layers, c.text.tower.width, c.text.context) }</dd>
                     <dt>{ "vision" }</dt><dd>{ format!("{} layers × {} wide, {}px images in {}px patches", c.vision.tower.layers, c.vision.tower.width, c.vision.image_size, c.vision.patch_size) }</dd>
-                    <dt>{ "compute" }</dt><dd>{ format!("{:?}", m.encoder.dtype()) }</dd>
+                    <dt>{ "weights" }</dt><dd data-testid="model-dtype" data-dtype={m.encoder.dtype().name()}>{ weights_in(m) }</dd>
                     <dt>{ "wasm memory" }</dt><dd data-testid="wasm-memory" data-bytes={wasm_memory_bytes().to_string()}>{ megabytes(wasm_memory_bytes()) }</dd>
                     <dt>{ "towers" }</dt><dd data-testid="model-towers">{ match m.encoder.gpu() {
                         Some(gpu) => format!(
@@ -85,6 +121,13 @@ pub fn model_view(props: &ModelProps) -> Html {
         <section class="ps-view">
             { current }
             <div class="ps-controls">
+                <label class="ps-control">{ "Weights in " }
+                    <select onchange={on_dtype} data-testid="dtype-select">
+                        { for ["auto", "f32", "f16", "q8"].into_iter().map(|name| html! {
+                            <option value={name} selected={dtype.name() == name}>{ dtype_label(name) }</option>
+                        }) }
+                    </select>
+                </label>
                 <label class="ps-control">{ "Local files (config.json, model.safetensors, tokenizer.json, …) " }
                     <input type="file" multiple=true accept=".json,.safetensors" onchange={on_files} data-testid="model-files" />
                 </label>
