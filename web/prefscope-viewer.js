@@ -5,19 +5,22 @@
 //
 // Attributes: model (URL prefix of a Hugging Face-style model), data (URL of data for the
 // view), view (score | decompose | dpo | model), beta, reweight, device (auto | webgpu | cpu),
-// dtype (auto | f32 | f16 | q8: what the towers keep their weights in), full (the whole
-// application with navigation).
+// dtype (auto | f32 | f16 | q8: what the towers keep their weights in), simd (auto | baseline:
+// the wasm build; read once, by the first element), full (the whole application with navigation).
 // Events: prefscope-ready (device and model loaded), prefscope-scored (a view has results).
 import init, { mount } from "./pkg/prefscope_viewer.js";
+import { wasmUrl } from "./wasm-build.js";
 
 const base = new URL(".", import.meta.url).href;
 let wasm = null;
 
-// Stages of the first result are marked in the performance timeline ("prefscope:…").
-function loadWasm() {
+// Stages of the first result are marked in the performance timeline ("prefscope:…"). The
+// relaxed-SIMD build where the engine has it; `simd="baseline"` on the first element (or the
+// page's ?simd=baseline) forces the other (web/wasm-build.js).
+function loadWasm(simd) {
   if (!wasm) {
     performance.mark("prefscope:wasm-start");
-    wasm = init({ module_or_path: new URL("pkg/prefscope_viewer_bg.wasm", base) }).then((w) => {
+    wasm = init({ module_or_path: wasmUrl(base, simd) }).then((w) => {
       performance.mark("prefscope:wasm-ready");
       return w;
     });
@@ -55,14 +58,14 @@ class PrefscopeViewer extends HTMLElement {
     if (this.viewer || this.mounting) return;
     this.mounting = true;
     loadStyles();
+    const query = new URLSearchParams(location.search);
     try {
-      await loadWasm();
+      await loadWasm(query.get("simd") ?? this.getAttribute("simd") ?? "auto");
     } catch (e) {
       this.textContent = `prefscope could not start: ${e}`;
       this.dataset.failed = "";
       return;
     }
-    const query = new URLSearchParams(location.search);
     const options = { base, full: this.hasAttribute("full") };
     for (const name of [...ATTRIBUTES, "device"]) {
       const value = this.getAttribute(name);

@@ -23,8 +23,10 @@ export interface LoadOptions {
    * stored dtype, half-precision checkpoints in f16 on WebGPU, and f32 otherwise.
    */
   dtype?: "auto" | "f32" | "f16" | "q8" | "fp32" | "fp16";
+  /** "auto" (default) loads the wasm build with relaxed SIMD where the engine has it; "baseline" the build with wasm SIMD alone. Fixed by the first load in a page or Worker. */
+  simd?: "auto" | "baseline";
   onProgress?: (progress: Progress) => void;
-  /** CPU path only: this many module Workers, each with its own copy of the model, share every batch of embeddings. */
+  /** CPU path only: this many module Workers, each with its own copy of the model, share every batch of embeddings; no more than keep the copies' weights within 2.5 GB together (a ViT-H/14 in q8 gets one). */
   workers?: number;
   /** The largest image decoded, in pixels (default 89478485, Pillow's decompression-bomb limit): an image that declares more is refused before it is decoded. */
   maxImagePixels?: number;
@@ -38,6 +40,8 @@ export interface Device {
   reason: string;
   /** What the towers keep their weights in (activations are f32 in every dtype). */
   dtype: "f32" | "f16" | "q8";
+  /** The wasm build's SIMD: "relaxed-simd" where the engine has it, else "simd128" (the CPU path's int8 products run on it). */
+  kernels: "simd128" | "relaxed-simd" | "scalar";
 }
 
 /** A row of `prefscope score`. */

@@ -11,12 +11,23 @@
 // dpo): the same Rust code computes them. Types: prefscope.d.ts. Everything else the module
 // needs (the wasm, the demo model) is found relative to this file.
 import init, { loadScorer, dpoReport, manifestImages, imageSizeError } from "./pkg/prefscope_viewer.js";
+import { wasmUrl } from "./wasm-build.js";
 
 const base = new URL(".", import.meta.url).href;
 let started = null;
+let startedWith = null;
 
-function start() {
-  started ??= init({ module_or_path: new URL("pkg/prefscope_viewer_bg.wasm", base) });
+/// Instantiates the wasm once per page or Worker: the relaxed-SIMD build where the engine has
+/// it, the baseline when `simd` is "baseline" (or the engine lacks it). A later call asking for
+/// the other build fails (one module serves the realm); `undefined` takes whichever runs.
+function start(simd) {
+  if (started && simd === undefined) return started;
+  const url = wasmUrl(base, simd ?? "auto").href;
+  if (started && startedWith !== url) {
+    return Promise.reject(new Error(`the wasm build is already chosen (${startedWith.split("/").pop()}): load({ simd }) must be the same in every call`));
+  }
+  startedWith = url;
+  started ??= init({ module_or_path: url });
   return started;
 }
 
@@ -257,19 +268,26 @@ class Scorer {
 /// checkpoints, f32 otherwise).
 /// `onProgress({ label, fraction })` follows the download and the load. `workers` (CPU path
 /// only, default 0): that many module Workers, each loading its own copy of the model, share
-/// the embedding of every batch with this thread. `maxImagePixels` (default 89478485, Pillow's
+/// the embedding of every batch with this thread; no more than let the copies' weights stay
+/// within 2.5 GB together (`scorer.threads` says how many run). `maxImagePixels` (default 89478485, Pillow's
 /// decompression-bomb limit): an image that declares more pixels is refused before decoding.
-export async function load({ model, device = "auto", dtype = "auto", onProgress, workers = 0, maxImagePixels } = {}) {
-  await start();
+/// `simd`: "auto" (default) loads the wasm build with relaxed SIMD where the engine has it,
+/// "baseline" the build with wasm SIMD alone; `scorer.device.kernels` says which runs.
+export async function load({ model, device = "auto", dtype = "auto", simd = "auto", onProgress, workers = 0, maxImagePixels } = {}) {
+  await start(simd);
   const files = Array.isArray(model) || (typeof FileList !== "undefined" && model instanceof FileList) ? [...model] : undefined;
   const url = files ? undefined : model === undefined || model === null ? undefined : resolve(String(model));
   const inner = await loadScorer(url, files, base, device, onProgress, maxImagePixels, String(dtype)).catch(rethrow);
   let pool;
-  const count = Math.max(0, Math.floor(Number(workers) || 0));
+  // Each Worker holds its own copy of the weights: as many as fit WORKER_WEIGHTS in all (a
+  // ViT-H/14 in q8, 1 GB, gets one Worker beside the calling thread; B/32 in f32, 0.6 GB, up to
+  // three; in q8, 0.15 GB, as many as asked for).
+  const fit = Math.max(0, Math.floor(WORKER_WEIGHTS / Math.max(1, inner.weightBytes)) - 1);
+  const count = Math.min(fit, Math.max(0, Math.floor(Number(workers) || 0)));
   if (count > 0 && inner.device.kind === "cpu") {
     pool = new Pool(count);
     try {
-      await pool.all("load", { model: files ?? url, device: "cpu", dtype, maxImagePixels });
+      await pool.all("load", { model: files ?? url, device: "cpu", dtype, simd, maxImagePixels });
     } catch (e) {
       pool.terminate();
       rethrow(e);
@@ -277,6 +295,10 @@ export async function load({ model, device = "auto", dtype = "auto", onProgress,
   }
   return new Scorer(inner, pool);
 }
+
+/// Bytes of weights the calling thread and its Workers may hold together: each copy lives in its
+/// own wasm memory, and the browser's tab shares one machine's memory.
+const WORKER_WEIGHTS = 2.5e9;
 
 /// What prefscope-worker.js runs for a Pool: the scorer's own operations, inside a Worker.
 export async function serveWorker(scope) {

@@ -9,7 +9,9 @@
 // transformers.js harness's working folder (set up; docs/DESIGN.md "Reference tools"), THREADS
 // (comma list; each count is run on both sides: transformers.js's WASM threads, prefscope's
 // calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu; empty: the demo's first
-// ranking alone), PREFSCOPE_ENGINES (the engines for that).
+// ranking alone), DTYPES (f32, q8: the CPU rows in each; q8 is prefscope's pre-quantized copy of
+// the weights against transformers.js's dtype=q8, its default on WASM), PREFSCOPE_ENGINES (the
+// engines for the demo's first ranking).
 import { spawn, execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -30,15 +32,17 @@ const THREADS = (process.env.THREADS ?? "1,2").split(",");
 const WARM = process.env.WARM ?? "3";
 // DEVICES= (empty) leaves out the comparison: the demo's first ranking in each engine alone.
 const DEVICES = (process.env.DEVICES ?? "cpu").split(",").filter(Boolean);
+const DTYPES = (process.env.DTYPES ?? "f32,q8").split(",").filter(Boolean);
 
-/** prefscope's bench page on `device`: its result and the bytes it downloaded. */
-async function prefscope(origin, device, threads) {
+/** prefscope's bench page on `device` in `dtype`: its result and the bytes it downloaded. */
+async function prefscope(origin, device, threads, dtype) {
   const { browser, page } = await open(true);
   try {
     const sizes = [];
     page.on("requestfinished", async (r) => { try { sizes.push((await r.sizes()).responseBodySize); } catch { /* gone */ } });
     page.on("console", (m) => { if (m.type() === "error") console.log(`[prefscope console] ${m.text()}`); });
-    await page.goto(`${origin}/bench/index.html?model=/model/&device=${device}&warm=${WARM}&workers=${threads - 1}`);
+    const model = dtype === "q8" ? "/model-q8/" : "/model/";
+    await page.goto(`${origin}/bench/index.html?model=${model}&device=${device}&dtype=${dtype}&warm=${WARM}&workers=${threads - 1}`);
     await page.waitForFunction(() => window.__result, null, { timeout: 1_500_000, polling: 500 });
     const result = await page.evaluate(() => window.__result);
     if (!result.ok) throw new Error(`prefscope bench failed: ${result.error}`);
@@ -49,14 +53,15 @@ async function prefscope(origin, device, threads) {
 }
 
 /** transformers.js's bench page through its harness (server.py + run.mjs in TJS_WORK). */
-async function transformersjs(device, threads) {
+async function transformersjs(device, threads, dtype) {
   const server = spawn("python3", [path.join(TJS_WORK, "server.py"), "8765"], { env: { ...process.env, TJS_WORK }, stdio: "ignore" });
   try {
     await new Promise((ok) => setTimeout(ok, 1500));
     threads = device === "wasm" ? String(threads) : "";
-    execFileSync("node", [path.join(TJS_WORK, "run.mjs"), MODEL, device, threads, WARM, "1500", "e2e=" + WARM], {
+    const extra = `e2e=${WARM}${dtype === "q8" ? "&dtype=q8" : ""}`;
+    execFileSync("node", [path.join(TJS_WORK, "run.mjs"), MODEL, device, threads, WARM, "1500", extra], {
       cwd: TJS_WORK, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, TJS_WORK } });
-    const tag = `${MODEL}_${device}${threads ? "_t" + threads : ""}`;
+    const tag = `${MODEL}_${device}${dtype === "q8" ? "_q8" : ""}${threads ? "_t" + threads : ""}`;
     const result = JSON.parse(await readFile(path.join(TJS_WORK, "results", `${tag}.json`), "utf8"));
     if (!result.ok) throw new Error(`transformers.js bench failed: ${result.error}`);
     return result;
@@ -68,12 +73,17 @@ async function transformersjs(device, threads) {
 const ms = (x) => (x === undefined || x === null ? "–" : `${Math.round(x)} ms`);
 const ratio = (theirs, ours) => (theirs && ours ? `${(theirs / ours).toFixed(2)}×` : "–");
 
-const { server, origin } = await serve({ "/model/": path.join(TJS_WORK, "models", MODEL, "hf") });
+const { server, origin } = await serve({
+  "/model/": path.join(TJS_WORK, "models", MODEL, "hf"),
+  "/model-q8/": path.join(TJS_WORK, "models", MODEL, "hf-q8"),
+});
 try {
-  const runs = DEVICES.flatMap((device) => (device === "cpu" ? THREADS.map((t) => [device, Number(t)]) : [[device, 1]]));
-  for (const [device, threads] of runs) {
-    const ours = await prefscope(origin, device, threads);
-    const theirs = await transformersjs(device === "cpu" ? "wasm" : "webgpu", threads);
+  const runs = DEVICES.flatMap((device) => (device === "cpu"
+    ? THREADS.flatMap((t) => DTYPES.map((dtype) => [device, Number(t), dtype]))
+    : [[device, 1, "f32"]]));
+  for (const [device, threads, dtype] of runs) {
+    const ours = await prefscope(origin, device, threads, dtype);
+    const theirs = await transformersjs(device === "cpu" ? "wasm" : "webgpu", threads, dtype);
     // transformers.js's image numbers with its preprocessing, as prefscope's include it.
     const image = (r, b) => r.image[b].e2e_with_preproc_median_ms ?? r.image[b].warm_median_ms;
     const rows = [
@@ -82,7 +92,8 @@ try {
       ["text batch 8 (warm median)", ours.text[8].warm_median_ms, theirs.text[8].warm_median_ms],
       ["first image embedding after navigation", ours.t_first_image_embedding_since_nav_ms, theirs.t_first_image_embedding_since_nav_ms],
     ];
-    const label = device === "cpu" ? `prefscope CPU path vs transformers.js WASM, ${threads} thread${threads === 1 ? "" : "s"} each`
+    const label = device === "cpu"
+      ? `prefscope CPU path vs transformers.js WASM, ${dtype === "q8" ? "q8 (int8 weights) on both sides" : "fp32"}, ${threads} thread${threads === 1 ? "" : "s"} each`
       : "prefscope WebGPU vs transformers.js WebGPU";
     console.log(`\n${label}, B/32 random weights, ${ours.path.adapter}`);
     console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");

@@ -139,6 +139,31 @@ for (const engine of engines()) {
     same(got.stored.embeddings, got.q8.embeddings, 0.99999, "a quantized directory against quantizing at load");
     same(got.worker.embeddings, got.q8.embeddings, 0.99999, "q8 shared with a Worker");
     assert.match(got.error ?? "", /unknown dtype `int4`/);
+
+    // The page's two wasm builds: relaxed SIMD where the engine validates it, else the baseline;
+    // `simd: "baseline"` forces the baseline. Each checks its int8 kernels against the integer
+    // twin, and both give the same q8 embeddings.
+    const build = async (simd) => {
+      await page.goto(`${origin}/work/api.html`);
+      await page.waitForFunction(() => window.ready);
+      return page.evaluate(async ({ texts, simd }) => {
+        const s = await prefscope.load({ model: "model/", device: "cpu", dtype: "q8", simd });
+        const glue = await import("/pkg/prefscope_viewer.js");
+        const probe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
+          ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 147, 2, 11]);
+        return { kernels: s.device.kernels, checked: glue.int8SelfCheck(), relaxed: WebAssembly.validate(probe),
+          embeddings: (await s.embedTexts(texts)).map((v) => [...v]) };
+      }, { texts: TEXTS, simd });
+    };
+    const auto = await build("auto");
+    const baseline = await build("baseline");
+    console.log(`${engine}: relaxed SIMD ${auto.relaxed ? "present" : "absent"}; int8 kernels checked: ${auto.checked.join(", ")}`);
+    assert.equal(auto.kernels, auto.relaxed ? "relaxed-simd" : "simd128");
+    assert.deepEqual(auto.checked, auto.relaxed ? ["scalar", "simd128", "relaxed-simd"] : ["scalar", "simd128"]);
+    assert.equal(baseline.kernels, "simd128");
+    assert.deepEqual(baseline.checked, ["scalar", "simd128"]);
+    if (engine === "chromium") assert.ok(auto.relaxed, "Chromium has relaxed SIMD");
+    same(baseline.embeddings, auto.embeddings, 0.99999, "the baseline build against the relaxed one");
   }));
 
   test(`${engine}: the JavaScript API on the CPU path gives \`prefscope embed\`, \`score\` and \`dpo\`'s numbers and messages`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {

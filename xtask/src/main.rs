@@ -18,6 +18,11 @@ const BROWSER_CRATES: &[&str] =
 /// WebAssembly SIMD cannot compile the page; only Chromium is tested here).
 pub(crate) const WASM_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128";
 
+/// The page's second build: relaxed SIMD as well (the int8 products' dot product), loaded where
+/// the browser validates it. Built into its own target folder so that neither build's
+/// artifacts are invalidated by the other's flags.
+pub(crate) const WASM_RELAXED_RUSTFLAGS: &str = "-Dwarnings -C target-feature=+simd128,+relaxed-simd";
+
 /// The features `cargo xtask test` builds the workspace's tests with.
 pub(crate) const TEST_FEATURES: &str = "prefscope-core/zstd,prefscope-synth/train";
 
@@ -290,6 +295,28 @@ fn ensure_transformersjs() -> Result<PathBuf> {
             &python,
             &[export.to_str().ok_or("path")?, "b32"],
             &[("TJS_WORK", work_str), ("TJS_TOKENIZER", tokenizer.to_str().ok_or("path")?)],
+        )?;
+    }
+    let model = work.join("models/clip-b32-random");
+    let tokenizer = root().join("tests/fixtures/clip/tokenizer.json");
+    // transformers.js's default on WASM: onnxruntime's dynamic int8 quantization of the towers.
+    if !model.join("onnx/vision_model_quantized.onnx").exists() {
+        let python = root().join(".venv-reference/bin/python");
+        let export = source.join("export_clip.py");
+        run_with(
+            python.to_str().ok_or("path")?,
+            &[export.to_str().ok_or("path")?, "quantize", "b32"],
+            &[("TJS_WORK", work_str), ("TJS_TOKENIZER", tokenizer.to_str().ok_or("path")?)],
+        )?;
+    }
+    // prefscope's q8 row reads the same weights written by `prefscope quantize`.
+    if !model.join("hf-q8/model.safetensors").exists() {
+        cargo(&["build", "--locked", "-p", "prefscope-cli"])?;
+        let cli = root().join("target/debug/prefscope");
+        let (hf, q8) = (model.join("hf"), model.join("hf-q8"));
+        run(
+            cli.to_str().ok_or("path")?,
+            &["quantize", "--model", hf.to_str().ok_or("path")?, "--dtype", "q8", "--out", q8.to_str().ok_or("path")?],
         )?;
     }
     Ok(work)

@@ -12,8 +12,8 @@ use crate::{cargo, ensure_wasm_bindgen, ensure_wasm_target, root, run, run_with,
 pub enum Profile {
     /// `web-release`: what `demo` and `dist` ship.
     Release,
-    /// What the browser suites serve to every engine: `web-tested`, the shipped optimisation
-    /// level without whole-program optimisation or wasm-opt's size pass. Not the debug build: WebKitGTK's JavaScriptCore now and then computes nonsense
+    /// What the browser suites serve to every engine: `web-release` code without wasm-opt's
+    /// size pass. Not the debug build: WebKitGTK's JavaScriptCore now and then computes nonsense
     /// in the debug build's wasm (a bounds check fails in plain Rust code, a load falls outside
     /// memory) where V8 and SpiderMonkey run it correctly, and the page users get is this code.
     Tested,
@@ -35,69 +35,140 @@ fn gzip_size(path: &Path) -> Option<u64> {
     out.status.success().then_some(out.stdout.len() as u64)
 }
 
-/// Shrinks the release wasm with Binaryen's wasm-opt from npm (Debian's build miscompiles);
-/// skipped with a note when npm is missing.
-fn wasm_opt(wasm: &Path) -> Result {
-    if Command::new("npm").arg("--version").output().map_or(true, |o| !o.status.success()) {
-        eprintln!("(npm not found: the wasm is not run through wasm-opt)");
-        return Ok(());
-    }
+/// The WebAssembly features every build uses, as wasm-opt names them (relaxed SIMD is not one:
+/// the baseline build must not hold it).
+const FEATURES: [&str; 7] = [
+    "--enable-simd",
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// Binaryen's wasm-opt from npm (Debian's build miscompiles) on `wasm` with `args`.
+fn wasm_opt(wasm: &Path, args: &[&str], relaxed: bool) -> Result {
     let w = wasm.to_str().ok_or("path")?;
-    run(
-        "npm",
-        &[
-            "exec",
-            "--yes",
-            "--package=binaryen@132",
-            "--",
-            "wasm-opt",
-            "-Oz",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-reference-types",
-            "--enable-multivalue",
-            w,
-            "-o",
-            w,
-        ],
-    )
+    let mut all = vec!["exec", "--yes", "--package=binaryen@132", "--", "wasm-opt", "--mvp-features"];
+    all.extend(FEATURES);
+    if relaxed {
+        all.push("--enable-relaxed-simd");
+    }
+    all.extend(args);
+    all.push(w);
+    run("npm", &all)
 }
 
-/// Builds the page into target/dist (release) or target/dist-tested; returns the folder.
-pub fn build(profile: Profile) -> Result<PathBuf> {
-    ensure_wasm_target()?;
-    ensure_wasm_bindgen()?;
+/// Whether V8 (Node's) validates `wasm` with relaxed SIMD turned off: what an engine without
+/// relaxed SIMD does with the module (Binaryen's wasm-opt reads relaxed instructions whatever
+/// features it is given, so it cannot tell).
+fn validates_without_relaxed_simd(wasm: &Path) -> Result<bool> {
+    let script = "process.exit(WebAssembly.validate(require('fs').readFileSync(process.argv[1])) ? 0 : 3)";
+    let out = Command::new("node")
+        .args(["--no-experimental-wasm-relaxed-simd", "-e", script, wasm.to_str().ok_or("path")?])
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(3) => Ok(false),
+        _ => Err(format!(
+            "node cannot validate {} without relaxed SIMD: {}",
+            wasm.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The CI check that the baseline build holds no relaxed-SIMD instruction (Safari, and any
+/// engine without relaxed SIMD, rejects the whole module), with the relaxed build as the
+/// control that the check can fail.
+fn check_builds(baseline: &Path, relaxed: &Path) -> Result {
+    if Command::new("node").arg("--version").output().map_or(true, |o| !o.status.success()) {
+        eprintln!("(node not found: the wasm builds' features are not checked)");
+        return Ok(());
+    }
+    if !validates_without_relaxed_simd(baseline)? {
+        return Err(format!(
+            "{} holds relaxed-SIMD instructions: browsers without relaxed SIMD would reject the page",
+            baseline.display()
+        ));
+    }
+    if validates_without_relaxed_simd(relaxed)? {
+        return Err(format!(
+            "{} validates without relaxed SIMD: it holds none of its instructions (the int8 kernel's \
+             relaxed dot product is missing), or this Node no longer turns relaxed SIMD off",
+            relaxed.display()
+        ));
+    }
+    eprintln!("wasm builds: the baseline holds no relaxed-SIMD instruction; the relaxed build does");
+    Ok(())
+}
+
+/// wasm-bindgen's output for the viewer built into `target` with `rustflags` (profile `dir`),
+/// written to `pkg`.
+fn build_viewer(target: &Path, dir: &str, rustflags: &str, pkg: &Path) -> Result {
     let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut args = vec!["build", "--locked", "--target", "wasm32-unknown-unknown", "-p", "prefscope-viewer"];
-    let (dir, out) = match profile {
-        Profile::Release => {
-            args.extend(["--profile", "web-release"]);
-            ("web-release", target_dir().join("dist"))
-        }
-        Profile::Tested => {
-            args.extend(["--profile", "web-tested"]);
-            ("web-tested", target_dir().join("dist-tested"))
-        }
-    };
-    run_with(&program, &args, &[("RUSTFLAGS", crate::WASM_RUSTFLAGS)])?;
-    let _ = std::fs::remove_dir_all(&out);
-    let wasm = target_dir().join("wasm32-unknown-unknown").join(dir).join("prefscope_viewer.wasm");
-    let pkg = out.join("pkg");
+    let target_str = target.to_str().ok_or("path")?;
+    let args = [
+        "build",
+        "--locked",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "prefscope-viewer",
+        "--profile",
+        dir,
+        "--target-dir",
+        target_str,
+    ];
+    run_with(&program, &args, &[("RUSTFLAGS", rustflags)])?;
+    let wasm = target.join("wasm32-unknown-unknown").join(dir).join("prefscope_viewer.wasm");
     run(
         "wasm-bindgen",
         &["--target", "web", "--no-typescript", "--out-dir", pkg.to_str().ok_or("path")?, wasm.to_str().ok_or("path")?],
-    )?;
+    )
+}
+
+/// Builds the page into target/dist (release) or target/dist-tested; returns the folder. Two
+/// builds of the wasm share one JavaScript binding: `pkg/prefscope_viewer_bg.wasm` (wasm SIMD)
+/// and `pkg/prefscope_viewer_relaxed_bg.wasm` (relaxed SIMD too), which the loader
+/// (`web/wasm-build.js`) picks where the browser validates it.
+pub fn build(profile: Profile) -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    let (dir, out) = match profile {
+        Profile::Release => ("web-release", target_dir().join("dist")),
+        Profile::Tested => ("web-release", target_dir().join("dist-tested")),
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    let pkg = out.join("pkg");
+    build_viewer(&target_dir(), dir, crate::WASM_RUSTFLAGS, &pkg)?;
+    let relaxed_pkg = target_dir().join("relaxed-pkg");
+    let _ = std::fs::remove_dir_all(&relaxed_pkg);
+    build_viewer(&target_dir().join("relaxed"), dir, crate::WASM_RELAXED_RUSTFLAGS, &relaxed_pkg)?;
+    // One binding for both modules: their imports and exports must be the same.
+    let binding = |p: &Path| std::fs::read(p.join("prefscope_viewer.js")).map_err(|e| format!("{}: {e}", p.display()));
+    if binding(&pkg)? != binding(&relaxed_pkg)? {
+        return Err("the two wasm builds need different JavaScript bindings (wasm-bindgen's output differs)".into());
+    }
     let bg = pkg.join("prefscope_viewer_bg.wasm");
-    if profile == Profile::Release {
-        wasm_opt(&bg)?;
+    let relaxed_bg = pkg.join("prefscope_viewer_relaxed_bg.wasm");
+    copy(&relaxed_pkg.join("prefscope_viewer_bg.wasm"), &relaxed_bg)?;
+    check_builds(&bg, &relaxed_bg)?;
+    let npm = Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success());
+    if profile == Profile::Release && !npm {
+        eprintln!("(npm not found: the wasm is not run through wasm-opt)");
+    } else if profile == Profile::Release {
+        wasm_opt(&bg, &["-Oz", "-o", bg.to_str().ok_or("path")?], false)?;
+        wasm_opt(&relaxed_bg, &["-Oz", "-o", relaxed_bg.to_str().ok_or("path")?], true)?;
     }
     let root = root();
     copy(&root.join("index.html"), &out.join("index.html"))?;
     // The element, the JavaScript API (module and types) and their examples.
     for file in [
         "prefscope-viewer.js",
+        "wasm-build.js",
         "prefscope.css",
         "prefscope.js",
         "prefscope-worker.js",
@@ -117,9 +188,11 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     // The DPO demo run (cargo xtask train-dpo-demo): the DPO view's default data and its early checkpoint.
     copy(&root.join("crates/synth/dpo-demo/heldout.jsonl"), &out.join("data/dpo_demo.jsonl"))?;
     copy(&root.join("crates/synth/dpo-demo/heldout_early.jsonl"), &out.join("data/dpo_demo_early.jsonl"))?;
-    let raw = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
-    let gz = gzip_size(&bg).map_or("?".into(), |g| format!("{:.2} MB", g as f64 / 1e6));
-    eprintln!("wasm: {:.2} MB raw, {gz} gzip ({})", raw as f64 / 1e6, bg.display());
+    for wasm in [&bg, &relaxed_bg] {
+        let raw = std::fs::metadata(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
+        let gz = gzip_size(wasm).map_or("?".into(), |g| format!("{:.2} MB", g as f64 / 1e6));
+        eprintln!("wasm: {:.2} MB raw, {gz} gzip ({})", raw as f64 / 1e6, wasm.display());
+    }
     Ok(out)
 }
 

@@ -166,6 +166,14 @@ impl Encoder {
         self.dtype
     }
 
+    /// Bytes the CPU towers' matrices and embeddings hold (`None` on the GPU).
+    pub fn matrix_bytes(&self) -> Option<usize> {
+        match &self.towers {
+            Towers::Cpu(towers) => Some(towers.matrix_bytes()),
+            _ => None,
+        }
+    }
+
     /// How many compute pipelines the towers run on the GPU (`None` on the CPU).
     pub fn tower_pipelines(&self) -> Option<usize> {
         match &self.towers {

@@ -304,6 +304,30 @@ pub fn twin_sums(x: &QuantRows, w: &PackedQ8) -> Vec<i32> {
     out
 }
 
+/// Every instruction set here against [`twin_sums`] at off-tile sizes (1, 7, 65 and 257 rows;
+/// widths and depths not divisible by the tiles), with codes at their extremes: the check the
+/// browser suites run inside each wasm build of the page. Returns the instruction sets checked.
+pub fn self_check() -> Result<Vec<&'static str>, String> {
+    let value = |i: usize, seed: u32| {
+        ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 97) % 1000) as f32 / 250.0 - 2.0
+    };
+    for (rows, k, n) in [(1, 1, 1), (7, 5, 9), (65, 33, 20), (257, 100, 33), (13, 768, 17)] {
+        // Every fifth weight at a column's maximum (code ±127); each row spans [0, 127].
+        let w: Vec<f32> = (0..k * n).map(|i| if i % 5 == 0 { 2.0 } else { value(i, 1) }).collect();
+        let x: Vec<f32> = (0..rows * k).map(|i| value(i, 2)).collect();
+        let packed = PackedQ8::quantize(&w, k, n);
+        let mut q = QuantRows::default();
+        q.quantize(&x, rows, k);
+        let want = twin_sums(&q, &packed);
+        for &isa in Isa::available() {
+            if sums(&q, &packed, isa) != want {
+                return Err(format!("{} differs from the integer twin at {rows}×{k}×{n}", isa.name()));
+            }
+        }
+    }
+    Ok(Isa::available().iter().map(|i| i.name()).collect())
+}
+
 /// # Safety
 /// `x` holds MR rows of `kp` codes, `w` one block of `kp·NR` bytes.
 unsafe fn scalar(x: *const u8, w: *const i8, kp: usize) -> Tile {
@@ -502,10 +526,15 @@ mod tests {
         for (rows, k, n) in [(1, 1, 1), (7, 5, 9), (65, 33, 20), (257, 100, 33), (4, 4, 8), (13, 768, 17)] {
             let (x, w) = operands(rows, k, n, (rows * 1000 + k * 10 + n) as u64);
             let want = twin_sums(&x, &w);
-            for &isa in &isas {
+            for &isa in isas {
                 assert_eq!(sums(&x, &w, isa), want, "{} at {rows}×{k}×{n}", isa.name());
             }
         }
+    }
+
+    #[test]
+    fn the_self_check_passes_on_every_instruction_set_here() {
+        assert_eq!(self_check().unwrap().len(), Isa::available().len());
     }
 
     #[test]
@@ -515,7 +544,7 @@ mod tests {
         let w = PackedQ8::pack(k, n, |_, c| if c % 2 == 0 { 127 } else { -127 }, vec![1.0; n]);
         let mut x = QuantRows::default();
         x.quantize(&vec![1.0; rows * k], rows, k);
-        for isa in Isa::available() {
+        for &isa in Isa::available() {
             let got = sums(&x, &w, isa);
             assert!(
                 got.iter()

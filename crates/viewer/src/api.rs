@@ -72,6 +72,13 @@ pub fn image_size_error(name: &str, width: u32, height: u32, max_pixels: Option<
     limits.check(name, width, height).err().map(|e| e.to_string())
 }
 
+/// The int8 products of this wasm build against their integer twin (`qgemm::self_check`): the
+/// instruction sets checked, or what differs. The browser suites call it in each build.
+#[wasm_bindgen(js_name = int8SelfCheck)]
+pub fn int8_self_check() -> Result<Vec<String>, JsValue> {
+    prefscope_clip::qgemm::self_check().map(|isas| isas.into_iter().map(String::from).collect()).map_err(fail)
+}
+
 /// Loads a model: from `url` (a prefix laid out like a Hugging Face repository, absolute or
 /// relative to the page), from `files` (an array of `File`s), or the demo model beside `base`
 /// when both are absent.
@@ -171,17 +178,26 @@ enum ReferenceArg {
 
 #[wasm_bindgen]
 impl ApiScorer {
-    /// `{kind, adapter, reason, dtype}`: which path runs the towers, why, and what it keeps
-    /// the weights in.
+    /// `{kind, adapter, reason, dtype, kernels}`: which path runs the towers, why, what it
+    /// keeps the weights in, and the wasm build's SIMD (`simd128` or `relaxed-simd`: the
+    /// instruction set of the CPU path's int8 products).
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> JsValue {
         let badge = &self.runtime.badge;
         let out = js_sys::Object::new();
         let _ = Reflect::set(&out, &"kind".into(), &badge.device.into());
         let _ = Reflect::set(&out, &"dtype".into(), &self.model.encoder.dtype().name().into());
+        let _ = Reflect::set(&out, &"kernels".into(), &prefscope_clip::qgemm::Isa::best().name().into());
         let _ = Reflect::set(&out, &"adapter".into(), &badge.label.as_str().into());
         let _ = Reflect::set(&out, &"reason".into(), &badge.reason.as_str().into());
         out.into()
+    }
+
+    /// Bytes the towers' weights hold in wasm memory on the CPU path (0 on WebGPU): what each
+    /// Worker of `load({ workers })` holds again.
+    #[wasm_bindgen(getter, js_name = weightBytes)]
+    pub fn weight_bytes(&self) -> f64 {
+        self.model.encoder.matrix_bytes().unwrap_or(0) as f64
     }
 
     /// The largest image decoded, in pixels (`load({ maxImagePixels })`).

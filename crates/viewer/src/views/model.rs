@@ -110,7 +110,10 @@ pub fn model_view(props: &ModelProps) -> Html {
                             m.encoder.tower_pipelines().unwrap_or(0),
                             gpu.pipelines_created()
                         ),
-                        None => "prefscope's CPU kernels (wasm SIMD, gemm's matrix products)".to_string(),
+                        None => format!(
+                            "prefscope's CPU kernels (gemm's matrix products; int8 products on {})",
+                            prefscope_clip::qgemm::Isa::best().name()
+                        ),
                     } }</dd>
                 </dl>
             }
