@@ -161,19 +161,8 @@ fn add_q8(x: &QuantRows, w: &PackedQ8, rows: usize, y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_kernels::tests::values;
     use prefscope_core::scoring::transformer as twin;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 22) as f32 - 2.0
-            })
-            .collect()
-    }
 
     /// Largest error relative to the largest reference value.
     fn relative(got: &[f32], want: &[f32]) -> f32 {
