@@ -127,7 +127,7 @@ pub struct Scratch {
 
 /// Rows of `y` per parallel task natively (a multiple of [`MR`]).
 #[cfg(not(target_arch = "wasm32"))]
-const ROWS_PER_TASK: usize = 64;
+const ROWS_PER_TASK: usize = 16 * MR;
 
 /// `y[m][n] += a_m·s_n·(acc − z_m·colsum_n)` over the exact int8 sums: rows split across
 /// rayon's threads natively, one thread in wasm (the page splits batches across Workers).

@@ -17,13 +17,14 @@
 //! to every lane give eight column sums. Activations are padded to [`MR`] rows and to a
 //! multiple of four columns, weights to [`NR`] columns, with zeros.
 
-/// Rows of the microtile.
-pub const MR: usize = 4;
+/// Rows of the microtile: six rows × two vectors of accumulators, the two weight vectors and
+/// one activation broadcast fit the 16 vector registers of x86-64 (where wasm runs too).
+pub const MR: usize = 6;
 /// Columns of the microtile (a block of the packed weights).
 pub const NR: usize = 8;
-/// Rows of activations per cache block: the weights of one block (`NR·k` bytes) are read once
-/// per `MC` rows, from L1.
-const MC: usize = 64;
+/// Rows of activations per cache block (a multiple of [`MR`]): the weights of one block
+/// (`NR·k` bytes) are read once per `MC` rows, from L1.
+const MC: usize = 10 * MR;
 
 /// An instruction set the product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
