@@ -118,14 +118,28 @@ fn gallery(args: &DemoArgs) -> Result<()> {
 fn evaluate(args: &DemoArgs) -> Result<()> {
     let encoder = encoder(args, args.dtype)?;
     let prompts = args.prompts.max(1);
-    let (e, rows) = block_on(demo::evaluate_rows(&encoder, demo::EVALUATION_SEED, prompts))?;
-    // In another dtype, the same evaluation in f32 and how far the rankings moved.
-    let against = if encoder.dtype() == Dtype::F32 {
-        None
-    } else {
-        let f32 = self::encoder(args, DtypeChoice::Exactly(Dtype::F32))?;
-        let (reference, f32_rows) = block_on(demo::evaluate_rows(&f32, demo::EVALUATION_SEED, prompts))?;
-        Some((reference, demo::agreement(&f32_rows, &rows)))
+    // In another dtype, the same evaluation in f32 (on a second thread) and how far the
+    // rankings moved.
+    let f32 = match encoder.dtype() {
+        Dtype::F32 => None,
+        _ => Some(self::encoder(args, DtypeChoice::Exactly(Dtype::F32))?),
+    };
+    let (here, reference) = std::thread::scope(|s| {
+        let reference =
+            f32.as_ref().map(|f32| s.spawn(|| block_on(demo::evaluate_rows(f32, demo::EVALUATION_SEED, prompts))));
+        let here = block_on(demo::evaluate_rows(&encoder, demo::EVALUATION_SEED, prompts));
+        let reference = reference.map(|h| {
+            h.join().unwrap_or_else(|_| Err(prefscope_clip::ClipError::Input("the f32 evaluation panicked".into())))
+        });
+        (here, reference)
+    });
+    let (e, rows) = here?;
+    let against = match reference {
+        Some(r) => {
+            let (reference, f32_rows) = r?;
+            Some((reference, demo::agreement(&f32_rows, &rows)))
+        }
+        None => None,
     };
     if args.format == "json" {
         let mut doc = serde_json::to_value(&e)?;
