@@ -79,7 +79,7 @@ impl Isa {
 
     /// The fastest instruction set here.
     pub fn best() -> Isa {
-        *Isa::available().last().expect("scalar is always available")
+        Isa::available().last().copied().unwrap_or(Isa::Scalar)
     }
 }
 
@@ -369,11 +369,15 @@ mod x86 {
         (out[0], out[1])
     }
 
-    /// # Safety
-    /// AVX2 is present; `x` holds MR rows of `kp` codes, `w` `B` blocks of `kp·NR` bytes.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn avx2<const B: usize>(x: *const u8, w: *const i8, kp: usize) -> (Tile, Tile) {
-        let ones = _mm256_set1_epi16(1);
+    /// The loop both x86 kernels share: `dot(acc, x, w)` adds four u8 × i8 products per lane.
+    /// Inlined into each caller, so it is compiled with that caller's features.
+    #[inline(always)]
+    unsafe fn tiles<const B: usize>(
+        x: *const u8,
+        w: *const i8,
+        kp: usize,
+        dot: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+    ) -> (Tile, Tile) {
         let mut acc = [[_mm256_setzero_si256(); B]; MR];
         for g in 0..kp / 4 {
             let mut wg = [_mm256_setzero_si256(); B];
@@ -383,8 +387,7 @@ mod x86 {
             for (i, row) in acc.iter_mut().enumerate() {
                 let xv = broadcast(x, i * kp + g * 4);
                 for (a, &wv) in row.iter_mut().zip(&wg) {
-                    // u8 × i8 pairs into i16 (no saturation: codes ≤ 127), pairs of those into i32.
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+                    *a = dot(*a, xv, wv);
                 }
             }
         }
@@ -392,23 +395,19 @@ mod x86 {
     }
 
     /// # Safety
+    /// AVX2 is present; `x` holds MR rows of `kp` codes, `w` `B` blocks of `kp·NR` bytes.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn avx2<const B: usize>(x: *const u8, w: *const i8, kp: usize) -> (Tile, Tile) {
+        let ones = _mm256_set1_epi16(1);
+        // u8 × i8 pairs into i16 (no saturation: codes ≤ 127), pairs of those into i32.
+        tiles::<B>(x, w, kp, |a, x, w| _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones)))
+    }
+
+    /// # Safety
     /// AVX-512 VNNI and VL are present; the pointers as for [`avx2`].
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     pub unsafe fn vnni<const B: usize>(x: *const u8, w: *const i8, kp: usize) -> (Tile, Tile) {
-        let mut acc = [[_mm256_setzero_si256(); B]; MR];
-        for g in 0..kp / 4 {
-            let mut wg = [_mm256_setzero_si256(); B];
-            for (b, v) in wg.iter_mut().enumerate() {
-                *v = _mm256_loadu_si256(w.add(b * kp * NR + g * 32).cast());
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let xv = broadcast(x, i * kp + g * 4);
-                for (a, &wv) in row.iter_mut().zip(&wg) {
-                    *a = _mm256_dpbusd_epi32(*a, xv, wv);
-                }
-            }
-        }
-        store(acc)
+        tiles::<B>(x, w, kp, |a, x, w| _mm256_dpbusd_epi32(a, x, w))
     }
 }
 

@@ -15,7 +15,18 @@ fn load_with(name: &str, edit: impl FnOnce(&mut ModelFiles)) -> ClipError {
 
 /// A safetensors file rebuilt from (name, dtype, shape, bytes) entries.
 fn safetensors(entries: &[(String, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    safetensors_with(entries, None)
+}
+
+/// [`safetensors`] with a `__metadata__` map.
+pub fn safetensors_with(
+    entries: &[(String, &str, Vec<usize>, Vec<u8>)],
+    metadata: Option<serde_json::Value>,
+) -> Vec<u8> {
     let mut header = serde_json::Map::new();
+    if let Some(m) = metadata {
+        header.insert("__metadata__".into(), m);
+    }
     let mut data = Vec::new();
     for (name, dtype, shape, bytes) in entries {
         let start = data.len();

@@ -83,25 +83,11 @@ fn edit_tensors(bytes: &[u8], mut edit: impl FnMut(&str, &mut String, &mut Vec<u
         .map(|(n, v)| (n, format!("{:?}", v.dtype()), v.shape().to_vec(), v.data().to_vec()))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut header = serde_json::Map::new();
-    if let Some(m) = meta.metadata() {
-        header.insert("__metadata__".into(), serde_json::json!(m));
-    }
-    let mut data = Vec::new();
     for (name, dtype, shape, bytes) in &mut entries {
         edit(name, dtype, shape, bytes);
-        let start = data.len();
-        data.extend_from_slice(bytes);
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
-        );
     }
-    let header = serde_json::to_vec(&header).unwrap();
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend(header);
-    out.extend(data);
-    out
+    let borrowed: Vec<_> = entries.iter().map(|(n, d, s, b)| (n.clone(), d.as_str(), s.clone(), b.clone())).collect();
+    crate::malformed::safetensors_with(&borrowed, meta.metadata().as_ref().map(|m| serde_json::json!(m)))
 }
 
 pub fn broken_quantized_files_name_the_file_and_tensor() {
