@@ -79,6 +79,10 @@ export interface ScoreOptions {
 export interface Scorer {
   readonly device: Device;
   readonly embeddingDim: number;
+  /** Bytes the weights hold in the calling thread's wasm memory (0 on WebGPU); each Worker holds as much again. */
+  readonly weightBytes: number;
+  /** The calling thread's wasm memory in bytes: it grows and never shrinks, so this is its peak so far. */
+  readonly memoryBytes: number;
   /** The largest image decoded, in pixels. */
   readonly maxImagePixels: number;
   /** Threads computing embeddings: 1 plus the Workers. */

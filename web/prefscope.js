@@ -214,6 +214,17 @@ class Scorer {
     return this.#inner.embeddingDim;
   }
 
+  /// Bytes the weights hold in the calling thread's wasm memory (0 on WebGPU); each Worker holds
+  /// as much again.
+  get weightBytes() {
+    return this.#inner.weightBytes;
+  }
+
+  /// The calling thread's wasm memory in bytes (it grows, never shrinks: its peak so far).
+  get memoryBytes() {
+    return this.#inner.memoryBytes;
+  }
+
   /// The largest image decoded, in pixels (`load({ maxImagePixels })`, Pillow's limit by default).
   get maxImagePixels() {
     return this.#inner.maxImagePixels;

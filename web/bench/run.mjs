@@ -9,9 +9,12 @@
 // transformers.js harness's working folder (set up; docs/DESIGN.md "Reference tools"), THREADS
 // (comma list; each count is run on both sides: transformers.js's WASM threads, prefscope's
 // calling thread plus Workers), WARM (warm runs), DEVICES (cpu, webgpu; empty: the demo's first
-// ranking alone), DTYPES (f32, q8: the CPU rows in each; q8 is prefscope's pre-quantized copy of
-// the weights against transformers.js's dtype=q8, its default on WASM), PREFSCOPE_ENGINES (the
-// engines for the demo's first ranking).
+// ranking alone), DTYPES (f32, q8, q8-baseline: the CPU rows in each; q8 is prefscope's
+// pre-quantized copy of the weights against transformers.js's dtype=q8, its default on WASM, on
+// the build the page picks (relaxed SIMD in Chromium); q8-baseline forces the wasm SIMD build, as
+// a browser without relaxed SIMD runs it), PREFSCOPE_ENGINES (the engines for the demo's first
+// ranking and the ViT-H row), VIT_H (a ViT-H/14 model directory in q8, set by `VIT_H=1 cargo
+// xtask bench-web`: PickScore's size on the CPU path in each engine).
 import { spawn, execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -41,8 +44,10 @@ async function prefscope(origin, device, threads, dtype) {
     const sizes = [];
     page.on("requestfinished", async (r) => { try { sizes.push((await r.sizes()).responseBodySize); } catch { /* gone */ } });
     page.on("console", (m) => { if (m.type() === "error") console.log(`[prefscope console] ${m.text()}`); });
-    const model = dtype === "q8" ? "/model-q8/" : "/model/";
-    await page.goto(`${origin}/bench/index.html?model=${model}&device=${device}&dtype=${dtype}&warm=${WARM}&workers=${threads - 1}`);
+    const [weights, build] = dtype.split("-");
+    const model = weights === "q8" ? "/model-q8/" : "/model/";
+    const simd = build ? `&simd=${build}` : "";
+    await page.goto(`${origin}/bench/index.html?model=${model}&device=${device}&dtype=${weights}${simd}&warm=${WARM}&workers=${threads - 1}`);
     await page.waitForFunction(() => window.__result, null, { timeout: 1_500_000, polling: 500 });
     const result = await page.evaluate(() => window.__result);
     if (!result.ok) throw new Error(`prefscope bench failed: ${result.error}`);
@@ -54,6 +59,7 @@ async function prefscope(origin, device, threads, dtype) {
 
 /** transformers.js's bench page through its harness (server.py + run.mjs in TJS_WORK). */
 async function transformersjs(device, threads, dtype) {
+  dtype = dtype.split("-")[0];
   const server = spawn("python3", [path.join(TJS_WORK, "server.py"), "8765"], { env: { ...process.env, TJS_WORK }, stdio: "ignore" });
   try {
     await new Promise((ok) => setTimeout(ok, 1500));
@@ -73,9 +79,11 @@ async function transformersjs(device, threads, dtype) {
 const ms = (x) => (x === undefined || x === null ? "–" : `${Math.round(x)} ms`);
 const ratio = (theirs, ours) => (theirs && ours ? `${(theirs / ours).toFixed(2)}×` : "–");
 
+const VIT_H = process.env.VIT_H;
 const { server, origin } = await serve({
   "/model/": path.join(TJS_WORK, "models", MODEL, "hf"),
   "/model-q8/": path.join(TJS_WORK, "models", MODEL, "hf-q8"),
+  ...(VIT_H ? { "/model-vit-h/": VIT_H } : {}),
 });
 try {
   const runs = DEVICES.flatMap((device) => (device === "cpu"
@@ -93,12 +101,32 @@ try {
       ["first image embedding after navigation", ours.t_first_image_embedding_since_nav_ms, theirs.t_first_image_embedding_since_nav_ms],
     ];
     const label = device === "cpu"
-      ? `prefscope CPU path vs transformers.js WASM, ${dtype === "q8" ? "q8 (int8 weights) on both sides" : "fp32"}, ${threads} thread${threads === 1 ? "" : "s"} each`
+      ? `prefscope CPU path (${ours.path.kernels ?? "wasm"}) vs transformers.js WASM, ${dtype.startsWith("q8") ? "q8 (int8 weights) on both sides" : "fp32"}, ${threads} thread${threads === 1 ? "" : "s"} each`
       : "prefscope WebGPU vs transformers.js WebGPU";
     console.log(`\n${label}, B/32 random weights, ${ours.path.adapter}`);
     console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");
     for (const [what, a, b] of rows) console.log(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(b, a)} |`);
     console.log(`| download (page, runtime and weights) | ${(ours.bytes / 1e6).toFixed(1)} MB | ${(theirs.bytes_total / 1e6).toFixed(1)} MB | ${ratio(theirs.bytes_total, ours.bytes)} smaller |`);
+  }
+  // ViT-H/14 in q8 on the CPU path, WebGPU off: a fresh profile per engine, one warm run.
+  if (VIT_H) {
+    console.log("\nViT-H/14 (PickScore's and HPS v2's towers), random weights in q8, CPU path, 1 thread");
+    console.log("| engine | kernels | load | first image embedding since navigation | image batch 1 | image batch 8 (per image) | text batch 8 | weights in wasm memory | wasm memory after load / peak |");
+    console.log("|---|---|---|---|---|---|---|---|---|");
+    const mb = (b) => `${Math.round(b / 1e6)} MB`;
+    for (const engine of engines()) {
+      const page = await openPage(engine);
+      try {
+        await page.goto(`${origin}/bench/index.html?model=/model-vit-h/&device=cpu&dtype=q8&warm=1&workers=0`);
+        await page.waitForFunction(() => window.__result, null, { timeout: 3_600_000 });
+        const r = await page.evaluate(() => window.__result);
+        if (!r.ok) throw new Error(`${engine}: ViT-H bench failed: ${r.error}`);
+        const s = (x) => `${(x / 1000).toFixed(2)} s`;
+        console.log(`| ${engine} | ${r.path.kernels} | ${s(r.load_ms)} | ${s(r.t_first_image_embedding_since_nav_ms)} | ${s(r.image[1].warm_median_ms)} | ${s(r.image[8].warm_median_ms)} (${s(r.image[8].warm_median_ms / 8)}) | ${s(r.text[8].warm_median_ms)} | ${mb(r.weight_bytes)} | ${mb(r.memory_bytes_after_load)} / ${mb(r.memory_bytes_peak)} |`);
+      } finally {
+        await page.close();
+      }
+    }
   }
   // The demo's first ranking on the CPU path in each engine, a fresh profile each run.
   console.log("\nDemo page, navigation to first ranking on the CPU path (ms since navigation, a fresh profile each run)");

@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { bombPng } from "./images.mjs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, SLOW, cli, cliText, close, engines, rankingRows, serve, withPage } from "./harness.mjs";
+import { ROOT, SLOW, cli, cliText, close, engines, open, rankingRows, serve, withPage } from "./harness.mjs";
 
 const FIXTURE = path.join(ROOT, "tests/fixtures/clip");
 const IMAGES = ["square24.png", "wide.png", "tall_rgba.png", "rotated.jpg"];
@@ -43,7 +43,24 @@ before(async () => {
   await writeFile(path.join(work, "element.html"),
     '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/prefscope-viewer.js"></script>' +
     '<prefscope-viewer view="score" model="model/" data="../repo/web/tests/manifest.csv" device="cpu"></prefscope-viewer>');
-  ({ server, origin } = await serve({ "/work/": work, "/repo/": ROOT }));
+  // The model again from a server whose connection drops halfway through the weights, after
+  // announcing their whole length: the load, reading them as they arrive, fails naming the URL.
+  const cut = async (res, file) => {
+    const body = await readFile(path.join(work, "model", file)).catch(() => null);
+    if (!body) return res.writeHead(404).end();
+    res.writeHead(200, { "content-length": body.length, "cache-control": "no-store" });
+    if (!file.endsWith(".safetensors")) return res.end(body);
+    res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 50));
+  };
+  // And from a server that sends it in chunks without saying its length: read once it is whole.
+  const chunked = async (res, file) => {
+    const body = await readFile(path.join(work, "model", file)).catch(() => null);
+    if (!body) return res.writeHead(404).end();
+    res.writeHead(200, { "cache-control": "no-store" });
+    res.write(body.subarray(0, body.length >> 1));
+    res.end(body.subarray(body.length >> 1));
+  };
+  ({ server, origin } = await serve({ "/work/": work, "/repo/": ROOT, "/cut/": cut, "/chunked/": chunked }));
 });
 
 after(async () => {
@@ -235,6 +252,33 @@ for (const engine of engines()) {
     const options = await apiError('const s = await prefscope.load({ device: "cpu" }); await s.score({ prompts: ["a"], images: [], preset: "nope" });');
     assert.match(options, /nope/);
   }));
+
+  test(`${engine}: weights read as they download: a connection dropped halfway is an error naming the URL; a response without its length is read whole`, { timeout: SLOW }, async () => {
+    const page = await open(engine);
+    try {
+      await page.goto(`${origin}/work/api.html`);
+      await page.waitForFunction(() => window.ready);
+      const result = await page.evaluate(async (texts) => {
+        let dropped = null;
+        try {
+          await prefscope.load({ model: "/cut/", device: "cpu" });
+        } catch (e) {
+          dropped = e.message;
+        }
+        const streamed = await prefscope.load({ model: "/work/model/", device: "cpu" });
+        const whole = await prefscope.load({ model: "/chunked/", device: "cpu" });
+        return { dropped, streamed: (await streamed.embedTexts(texts)).map((v) => [...v]),
+          whole: (await whole.embedTexts(texts)).map((v) => [...v]) };
+      }, TEXTS);
+      assert.match(result.dropped ?? "(it loaded)", /\/cut\/model\.safetensors: /);
+      result.whole.forEach((v, k) => assert.ok(cos(v, result.streamed[k]) >= 0.99999, `text ${k}: cos ${cos(v, result.streamed[k])}`));
+      // The browser may log the broken response itself; nothing else may reach the console.
+      const problems = (await page.problems()).filter((p) => !/CONTENT_LENGTH_MISMATCH|cut\/model\.safetensors/.test(p));
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  });
 
   test(`${engine}: the JavaScript API asked for WebGPU (SwiftShader in Chromium, else the CPU path and why) gives the CLI's numbers`, { timeout: SLOW }, () => withPage(engine, { webgpu: true }, async (page) => {
     const got = await apiRun(page, "webgpu");

@@ -52,6 +52,8 @@ let initScripts = [];
  * Serves the built folder at `/`, and each `mounts` entry (`"/prefix/": folder`) under its
  * prefix; resolves to `{ server, origin }`. HTML gets the harness's hook first.
  */
+/** Serves SITE, and each of `mounts` (URL prefix → folder, or a function of the response and the
+ *  path after the prefix that answers itself). */
 export async function serve(mounts = {}) {
   assert.ok(SITE, "PREFSCOPE_SITE must be set (cargo xtask test does)");
   await mkdir(SHOTS, { recursive: true });
@@ -68,13 +70,17 @@ export async function serve(mounts = {}) {
       return res.writeHead(200, { "content-type": "text/javascript", "cache-control": "no-store" }).end(body);
     }
     const [prefix, dir] = roots.find(([p]) => pathname.startsWith(p));
+    // A mount given as a function answers its requests itself (a server misbehaving on purpose).
+    if (typeof dir === "function") return dir(res, pathname.slice(prefix.length));
     let file = path.join(path.resolve(dir), pathname.slice(prefix.length));
     if (!file.startsWith(path.resolve(dir))) return res.writeHead(403).end();
     try {
       if ((await stat(file)).isDirectory()) file = path.join(file, "index.html");
       let body = await readFile(file);
       if (path.extname(file) === ".html") body = inject(body.toString("utf8"));
-      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", "cache-control": "no-store" }).end(body);
+      // With its length, as static hosts send files (the page reads weights as they arrive then).
+      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream", "content-length": body.length,
+        "cache-control": "no-store" }).end(body);
     } catch {
       res.writeHead(404, "Not Found").end("not found");
     }

@@ -234,15 +234,53 @@ fn bench_browser() -> Result {
 
 /// prefscope's page against transformers.js in the same headless Chromium (web/bench/run.mjs),
 /// on the release build. `DEVICES=cpu,webgpu` adds the WebGPU row; `THREADS` sets
-/// transformers.js's WASM threads (default 1, as prefscope's CPU path); then the demo's first ranking in
-/// each engine (`PREFSCOPE_ENGINES`).
+/// transformers.js's WASM threads (default 1, as prefscope's CPU path); `VIT_H=1` adds a
+/// ViT-H/14 in q8 on the CPU path in each engine; then the demo's first ranking in each engine
+/// (`PREFSCOPE_ENGINES`).
 fn bench_web() -> Result {
     ensure_system_packages()?;
     let site = site::build(site::Profile::Release)?;
     let tjs = ensure_transformersjs()?;
     site::ensure_node_modules()?;
+    let vit_h = match std::env::var("VIT_H").is_ok_and(|v| !v.is_empty()) {
+        true => ensure_vit_h(&tjs)?.to_str().ok_or("path")?.to_string(),
+        false => String::new(),
+    };
     let (site, tjs) = (site.to_str().ok_or("path")?.to_string(), tjs.to_str().ok_or("path")?.to_string());
-    run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs)])
+    run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs), ("VIT_H", &vit_h)])
+}
+
+/// `VIT_H=1 cargo xtask bench-web`'s model: random weights with ViT-H/14's shapes (PickScore's
+/// and HPS v2's towers) in transformers' layout (web/bench/random_clip.py, f16, 2 GB), then
+/// `prefscope quantize`'s q8 copy (1 GB), in the harness's working folder. Returns the q8 copy.
+fn ensure_vit_h(work: &Path) -> Result<PathBuf> {
+    let model = work.join("models/vit-h-random");
+    let (f16, q8) = (model.join("hf"), model.join("hf-q8"));
+    if !f16.join("model.safetensors").exists() {
+        let python = root().join(".venv-reference/bin/python");
+        if !python.exists() {
+            return Err("the random ViT-H needs .venv-reference: run tools/reference-venv.sh".into());
+        }
+        let path = |p: PathBuf| p.to_str().map(str::to_string).ok_or("path");
+        run(
+            &path(python)?,
+            &[
+                &path(root().join("web/bench/random_clip.py"))?,
+                &path(root().join("tests/fixtures/clip/vit-h-14-config.json"))?,
+                &path(root().join("tests/fixtures/clip/tokenizer.json"))?,
+                &path(f16.clone())?,
+            ],
+        )?;
+    }
+    if !q8.join("model.safetensors").exists() {
+        cargo(&["build", "--locked", "-p", "prefscope-cli"])?;
+        let cli = root().join("target/debug/prefscope");
+        run(
+            cli.to_str().ok_or("path")?,
+            &["quantize", "--model", f16.to_str().ok_or("path")?, "--dtype", "q8", "--out", q8.to_str().ok_or("path")?],
+        )?;
+    }
+    Ok(q8)
 }
 
 /// The transformers.js harness (docs/DESIGN.md "Reference tools"; `$PREFSCOPE_TJS` moves it)
@@ -405,6 +443,8 @@ fn fixtures() -> Result {
     run(python, &["tests/fixtures/generate.py"])?;
     // Tiny transformers and open_clip models, the CLIP tokenizer and its hard string set.
     run(python, &["tests/fixtures/clip/generate.py"])?;
+    // HPS v2-style .pt checkpoints for `prefscope convert` (after generate.py: its images).
+    run(python, &["tests/fixtures/clip/hps_pt.py"])?;
     // transformers on the committed demo model.
     run(python, &["tests/fixtures/demo/generate.py"])
 }

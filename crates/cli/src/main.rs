@@ -2,6 +2,7 @@
 //! from prefscope-core, prefscope-gpu and prefscope-clip.
 
 mod clip;
+mod convert;
 mod demo;
 mod device;
 mod diversity;
@@ -48,6 +49,10 @@ enum Command {
     /// Rewrites a model directory with its matrices in int8 (`q8`) or `f16`: a quarter or half
     /// of the download, read by every loader.
     Quantize(quantize::QuantizeArgs),
+    /// Writes a PyTorch checkpoint of an open_clip model (HPS v2 / v2.1's `.pt`) as an open_clip
+    /// model directory: the base model's config and tokenizer beside open_clip_model.safetensors.
+    /// The pickle is read without running it; every tensor is checked against the base's config.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Command::Groups(args) => groups::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::Convert(args) => convert::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,7 +47,7 @@ fn main() {
         let ops = 2.0 * (m * n * k) as f64 / 1e9;
         let mut y = vec![0f32; m * n];
         let f32_s = best(|| linear(&x, m, k, &w, n, None, Epilogue::None, &mut y));
-        let packed = PackedQ8::quantize(&w, k, n);
+        let packed = PackedQ8::quantize(&w, k, n, false);
         let mut q = QuantRows::default();
         let quantize_s = best(|| q.quantize(&x, m, k));
         let mut line = format!("{what} ({m}×{k}·{k}×{n}): f32 {:.1}", ops / f32_s);

@@ -8,6 +8,7 @@ use prefscope_core::scoring::transformer::Epilogue;
 use crate::cpu_kernels::{accumulate, finish, start};
 use crate::dtype::Dtype;
 use crate::qgemm::{self, Isa, PackedQ8, QuantRows, MR, NR};
+use crate::weights::{Stored, StoredValues};
 
 /// Columns of f16 weights widened at a time: a `[k, 256]` f32 panel (1.3 MB at ViT-H's widest
 /// `k`) instead of the whole matrix.
@@ -34,7 +35,39 @@ impl Matrix {
         match dtype {
             Dtype::F32 => Matrix::F32(values),
             Dtype::F16 => Matrix::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
-            Dtype::Q8 => Matrix::Q8(PackedQ8::quantize(&values, k, n)),
+            Dtype::Q8 => Matrix::Q8(PackedQ8::quantize(&values, k, n, false)),
+        }
+    }
+
+    /// Product weights `W: [k, n]` as the checkpoint stores them (`[n, k]` when `out_major`),
+    /// kept in `dtype`. For int8, codes whose scales run along the output axis are packed as
+    /// they are, and f32 weights are quantized in their stored orientation: neither is
+    /// transposed.
+    pub(crate) fn stored(w: Stored, out_major: bool, dtype: Dtype) -> Self {
+        let (k, n) = if out_major { (w.cols, w.rows) } else { (w.rows, w.cols) };
+        match (dtype, w.values) {
+            (Dtype::Q8, StoredValues::Q8 { codes, scales, per_row }) if per_row == out_major => {
+                Matrix::Q8(PackedQ8::from_codes(&codes, k, n, out_major, scales))
+            }
+            (Dtype::Q8, StoredValues::F32(values)) => Matrix::Q8(PackedQ8::quantize(&values, k, n, out_major)),
+            (dtype, values) => {
+                let (values, shape) = Stored { rows: w.rows, cols: w.cols, values }.into_kn(out_major);
+                Self::weights(values, shape, dtype)
+            }
+        }
+    }
+
+    /// An embedding table `[rows, width]` as stored, kept in `dtype`: int8 codes with one
+    /// scale per row are kept as they are.
+    pub(crate) fn stored_table(t: Stored, dtype: Dtype) -> Self {
+        match (dtype, t.values) {
+            (Dtype::Q8, StoredValues::Q8 { codes, scales, per_row: true }) => {
+                Matrix::Q8Rows { codes, scales, width: t.cols }
+            }
+            (dtype, values) => {
+                let shape = [t.rows, t.cols];
+                Self::table(Stored { rows: t.rows, cols: t.cols, values }.into_f32(), shape, dtype)
+            }
         }
     }
 
@@ -194,7 +227,7 @@ mod tests {
         // The dequantization alone, against integers computed here from the codes.
         let (rows, k, n) = (5, 9, 11);
         let (x, w) = (values(rows * k, 5), values(k * n, 6));
-        let packed = PackedQ8::quantize(&w, k, n);
+        let packed = PackedQ8::quantize(&w, k, n, false);
         let mut q = QuantRows::default();
         q.quantize(&x, rows, k);
         let mut got = vec![0.0; rows * n];

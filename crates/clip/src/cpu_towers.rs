@@ -12,7 +12,7 @@ use crate::cpu_matrix::{self, Matrix};
 use crate::dtype::Dtype;
 use crate::error::ClipError;
 use crate::tower::{self, Scratch, TowerOps};
-use crate::weights::{Checkpoint, Loader, NormParts, Source, Target, TextParts, VisionParts};
+use crate::weights::{Checkpoint, Loader, NormParts, Source, Stored, Target, TextParts, VisionParts};
 
 /// Matrices and the token table in the chosen dtype (`x · W` orientation), everything added
 /// to the activations in f32.
@@ -33,12 +33,12 @@ impl Target for HostTarget {
     type Matrix = Matrix;
     type Vector = Vec<f32>;
 
-    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Matrix, ClipError> {
-        self.keep(Matrix::weights(values, shape, self.dtype))
+    fn matrix(&self, _: &str, w: Stored, out_major: bool) -> Result<Matrix, ClipError> {
+        self.keep(Matrix::stored(w, out_major, self.dtype))
     }
 
-    fn table(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Matrix, ClipError> {
-        self.keep(Matrix::table(values, shape, self.dtype))
+    fn table(&self, _: &str, values: Stored) -> Result<Matrix, ClipError> {
+        self.keep(Matrix::stored_table(values, self.dtype))
     }
 
     fn added(&self, _: &str, values: Vec<f32>, _: [usize; 2]) -> Result<Matrix, ClipError> {

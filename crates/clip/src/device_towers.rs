@@ -14,7 +14,7 @@ use crate::config::{ClipConfig, Tower};
 use crate::error::ClipError;
 use crate::image::Rgba;
 use crate::tower::{self, Scratch, TowerOps};
-use crate::weights::{Checkpoint, Loader, NormParts, Source, Target, TextParts, VisionParts};
+use crate::weights::{Checkpoint, Loader, NormParts, Source, Stored, Target, TextParts, VisionParts};
 
 /// Weights go to the device as they are read: the host holds one tensor at a time (with a
 /// streamed [`Source`], not the file either).
@@ -34,8 +34,8 @@ impl Target for DeviceTarget<'_> {
     type Matrix = Tensor;
     type Vector = Tensor;
 
-    fn matrix(&self, name: &str, values: Vec<f32>, _: [usize; 2]) -> Result<Tensor, ClipError> {
-        self.upload(name, &values, self.half)
+    fn matrix(&self, name: &str, w: Stored, out_major: bool) -> Result<Tensor, ClipError> {
+        self.upload(name, &w.into_kn(out_major).0, self.half)
     }
 
     // Position and class embeddings and biases are small and added in f32.

@@ -15,8 +15,15 @@ pub enum ClipError {
     /// The safetensors container itself is broken (truncated, bad header, unknown dtype).
     #[error("{file}: not a readable safetensors file: {detail}")]
     Checkpoint { file: String, detail: String },
+    /// A PyTorch `.pt` checkpoint (`prefscope convert`) that is not a readable torch.save
+    /// archive, or whose pickle asks for more than tensors and plain containers.
+    #[error("{file}: {detail}")]
+    Torch { file: String, detail: String },
     #[error("{file}: tensor `{tensor}` is missing (the config needs it)")]
     MissingTensor { file: String, tensor: String },
+    /// A tensor the config's architecture has no place for (`prefscope convert`).
+    #[error("{file}: tensor `{tensor}` is not part of the model the config describes (another architecture?)")]
+    UnexpectedTensor { file: String, tensor: String },
     #[error("{file}: tensor `{tensor}` has shape {found:?}, the config implies {expected:?}")]
     Shape { file: String, tensor: String, expected: Vec<usize>, found: Vec<usize> },
     #[error(

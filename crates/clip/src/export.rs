@@ -141,12 +141,7 @@ pub const VIT_B32_CONFIG: &str = r#"{
     "num_hidden_layers": 12, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"}
 }"#;
 
-/// laion/CLIP-ViT-H-14-laion2B-s32B-b79K's shapes (PickScore and HPS v2 are this model).
-pub const VIT_H14_CONFIG: &str = r#"{
-  "model_type": "clip", "projection_dim": 1024,
-  "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
-    "num_hidden_layers": 24, "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu",
-    "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
-  "vision_config": {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 16,
-    "num_hidden_layers": 32, "image_size": 224, "patch_size": 14, "hidden_act": "gelu"}
-}"#;
+/// laion/CLIP-ViT-H-14-laion2B-s32B-b79K's shapes (PickScore and HPS v2 are this model), as
+/// transformers' config.json; the benchmark's random ViT-H (`cargo xtask bench-web`) reads the
+/// same file.
+pub const VIT_H14_CONFIG: &str = include_str!("../../../tests/fixtures/clip/vit-h-14-config.json");

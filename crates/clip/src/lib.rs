@@ -19,6 +19,8 @@ mod burn_export;
 pub mod burn_towers;
 pub mod clean;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
 pub mod cpu_kernels;
 pub mod cpu_matrix;
 pub mod cpu_towers;
@@ -38,6 +40,8 @@ pub mod quantize;
 pub mod scorer;
 pub mod session;
 pub mod tokenizer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod torch;
 mod tower;
 pub mod weights;
 

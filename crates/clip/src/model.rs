@@ -17,7 +17,7 @@ use crate::config::{Activation, ClipConfig, Tower};
 use crate::dtype::Dtype;
 use crate::error::ClipError;
 use crate::weights::{
-    ready, Checkpoint, LayerParts, LinearParts, Loader, NormParts, Source, Target, TextParts, VisionParts,
+    ready, Checkpoint, LayerParts, LinearParts, Loader, NormParts, Source, Stored, Target, TextParts, VisionParts,
 };
 
 type P2 = Param<Tensor<2>>;
@@ -262,7 +262,8 @@ impl Target for BurnTarget<'_> {
     type Matrix = Param<Tensor<2>>;
     type Vector = Param<Tensor<1>>;
 
-    fn matrix(&self, _: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
+    fn matrix(&self, _: &str, w: Stored, out_major: bool) -> Result<Self::Matrix, ClipError> {
+        let (values, shape) = w.into_kn(out_major);
         Ok(self.param(values, shape, self.dtype))
     }
 

@@ -117,16 +117,47 @@ pub(crate) fn code(v: f32, scale: f32) -> i8 {
 }
 
 impl PackedQ8 {
-    /// Quantizes `w: [k, n]` per column: `scale = max|w[·][n]| / 127`.
-    pub fn quantize(w: &[f32], k: usize, n: usize) -> Self {
+    /// Quantizes `w` per output column (`scale = max|w| / 127` over the column's `k` weights),
+    /// given `[k, n]`, or `[n, k]` when `out_major` (torch's Linear orientation, packed as is:
+    /// no transposed copy).
+    pub fn quantize(w: &[f32], k: usize, n: usize, out_major: bool) -> Self {
         assert_eq!(w.len(), k * n, "weight matrix size");
         let mut scales = vec![0f32; n];
-        for row in w.chunks_exact(n) {
-            scales.iter_mut().zip(row).for_each(|(s, v)| *s = s.max(v.abs()));
+        if out_major {
+            for (s, row) in scales.iter_mut().zip(w.chunks_exact(k.max(1))) {
+                *s = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            }
+        } else {
+            for row in w.chunks_exact(n.max(1)) {
+                scales.iter_mut().zip(row).for_each(|(s, v)| *s = s.max(v.abs()));
+            }
         }
         scales.iter_mut().for_each(|s| *s /= 127.0);
-        let at = scales.clone();
-        Self::pack(k, n, |r, c| code(w[r * n + c], at[c]), scales)
+        let at = |i: usize| if out_major { i / k } else { i % n };
+        let codes: Vec<i8> = w.iter().enumerate().map(|(i, &v)| code(v, scales[at(i)])).collect();
+        Self::from_codes(&codes, k, n, out_major, scales)
+    }
+
+    /// Packs int8 `codes` stored `[k, n]`, or `[n, k]` when `out_major`, with one scale per
+    /// output column (a quantized checkpoint's, used as they are).
+    pub fn from_codes(codes: &[i8], k: usize, n: usize, out_major: bool, scales: Vec<f32>) -> Self {
+        assert_eq!(codes.len(), k * n, "weight matrix size");
+        if !out_major {
+            return Self::pack(k, n, |r, c| codes[r * n + c], scales);
+        }
+        assert_eq!(scales.len(), n, "one scale per column");
+        let kp = k.div_ceil(4) * 4;
+        let mut data = vec![0i8; n.div_ceil(NR) * kp * NR];
+        let mut colsum = vec![0i32; n];
+        // Column by column: each writes within its block's `kp·NR` bytes.
+        for (c, (column, sum)) in codes.chunks_exact(k.max(1)).zip(&mut colsum).enumerate() {
+            let base = (c / NR) * kp * NR + (c % NR) * 4;
+            for (r, &q) in column.iter().enumerate() {
+                data[base + (r / 4) * 4 * NR + r % 4] = q;
+            }
+            *sum = column.iter().map(|&q| q as i32).sum();
+        }
+        PackedQ8 { k, n, kp, data, scales, colsum }
     }
 
     /// Packs codes given as `code(row, column)` with their column scales.
@@ -169,6 +200,10 @@ pub struct QuantRows {
     kp: usize,
     /// `rows` rounded up to [`MR`], padding zero.
     data: Vec<u8>,
+    /// The codes again as i16, four per `u64` (one group of `k`), for the baseline wasm kernel,
+    /// whose dot product takes i16: one 64-bit broadcast then replaces a load and a widening
+    /// per row and group. Filled by [`QuantRows::quantize`] where that kernel is the best here.
+    wide: Vec<u64>,
     pub scale: Vec<f32>,
     pub zero: Vec<i32>,
 }
@@ -195,12 +230,21 @@ impl QuantRows {
             self.scale.push(scale);
             self.zero.push(zero as i32);
         }
+        self.wide.clear();
+        if Isa::best() == Isa::Simd128 {
+            self.wide = widen(&self.data);
+        }
     }
 
     /// The code of element `(row, column)`.
     pub fn code(&self, r: usize, c: usize) -> u8 {
         self.data[r * self.kp + c]
     }
+}
+
+/// Codes as i16, four to a `u64` in memory order (the layout of [`QuantRows::wide`]).
+fn widen(codes: &[u8]) -> Vec<u64> {
+    codes.chunks_exact(4).map(|q| u64::from_le_bytes([q[0], 0, q[1], 0, q[2], 0, q[3], 0])).collect()
 }
 
 /// `(min(x, 0), max(x, 0))`, in eight lanes of compare-and-select so that it vectorises
@@ -243,6 +287,13 @@ pub fn product(
     // blocks of `kp·NR` weight bytes from `block + 1 < blocks`.
     assert!(x.data.len() >= end * kp && w.data.len() >= blocks * kp * NR, "packed sizes");
     let (xp, wp) = (x.data.as_ptr(), w.data.as_ptr());
+    // The baseline wasm kernel reads the i16 copy, made here when quantize did not.
+    let wide = match isa == Isa::Simd128 && x.wide.is_empty() {
+        true => std::borrow::Cow::Owned(widen(&x.data)),
+        false => std::borrow::Cow::Borrowed(&x.wide),
+    };
+    #[allow(unused_variables)]
+    let xw = wide.as_ptr();
     for chunk in (rows.start..end).step_by(MC) {
         for block in (0..blocks).step_by(2) {
             let pair = block + 1 < blocks;
@@ -264,7 +315,10 @@ pub fn product(
                         #[cfg(target_arch = "x86_64")]
                         Isa::Vnni => (x86::vnni::<1>(x, w, kp).0, None),
                         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-                        Isa::Simd128 => (wasm::simd128(x, w, kp), pair.then(|| wasm::simd128(x, w.add(kp * NR), kp))),
+                        Isa::Simd128 => {
+                            let x = xw.add(row0 * kp / 4);
+                            (wasm::simd128(x, w, kp), pair.then(|| wasm::simd128(x, w.add(kp * NR), kp)))
+                        }
                         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
                         Isa::Relaxed => (wasm::relaxed(x, w, kp), pair.then(|| wasm::relaxed(x, w.add(kp * NR), kp))),
                         #[allow(unreachable_patterns)]
@@ -316,7 +370,7 @@ pub fn self_check() -> Result<Vec<&'static str>, String> {
         // Every fifth weight at a column's maximum (code ±127); each row spans [0, 127].
         let w: Vec<f32> = (0..k * n).map(|i| if i % 5 == 0 { 2.0 } else { value(i, 1) }).collect();
         let x: Vec<f32> = (0..rows * k).map(|i| value(i, 2)).collect();
-        let packed = PackedQ8::quantize(&w, k, n);
+        let packed = PackedQ8::quantize(&w, k, n, false);
         let mut q = QuantRows::default();
         q.quantize(&x, rows, k);
         let want = twin_sums(&q, &packed);
@@ -425,55 +479,68 @@ mod wasm {
         ]
     }
 
-    /// Baseline SIMD: codes widened to i16, `i32x4.dot_i16x8_s` sums pairs of rows of `k`; the
-    /// eight columns run as two halves of four so that the accumulators fit the registers.
+    /// Baseline SIMD: codes widened to i16, `i32x4.dot_i16x8_s` sums pairs of rows of `k`. The
+    /// activations come widened already ([`super::QuantRows`]'s `wide`: one 64-bit broadcast
+    /// per row and group gives `[x0, x1, x2, x3, x0, x1, x2, x3]`). The tile runs as four passes of three rows × four columns: V8
+    /// keeps the six accumulators, two weight vectors and three activations in registers, where
+    /// six rows spilled accumulators to the stack every group.
     ///
     /// # Safety
-    /// `x` holds MR rows of `kp` codes, `w` one block of `kp·NR` bytes.
-    pub unsafe fn simd128(x: *const u8, w: *const i8, kp: usize) -> Tile {
+    /// `x` holds MR rows of `kp / 4` widened groups, `w` one block of `kp·NR` bytes.
+    pub unsafe fn simd128(x: *const u64, w: *const i8, kp: usize) -> Tile {
+        const ROWS: usize = 3;
         let mut out = [[0i32; NR]; MR];
-        for half in 0..2 {
-            let mut lo = [i32x4_splat(0); MR];
-            let mut hi = [i32x4_splat(0); MR];
-            for g in 0..kp / 4 {
-                let wg = v128_load(w.add(g * 32 + half * 16).cast());
-                let (wl, wh) = (i16x8_extend_low_i8x16(wg), i16x8_extend_high_i8x16(wg));
-                for i in 0..MR {
-                    // [x0, x1, x2, x3, x0, x1, x2, x3] as i16.
-                    let xv = i16x8_extend_low_u8x16(v128_load32_splat(x.add(i * kp + g * 4).cast()));
-                    lo[i] = i32x4_add(lo[i], i32x4_dot_i16x8(wl, xv));
-                    hi[i] = i32x4_add(hi[i], i32x4_dot_i16x8(wh, xv));
+        for part in 0..MR / ROWS {
+            for half in 0..2 {
+                let mut lo = [i32x4_splat(0); ROWS];
+                let mut hi = [i32x4_splat(0); ROWS];
+                let x = x.add(part * ROWS * kp / 4);
+                for g in 0..kp / 4 {
+                    let wg = v128_load(w.add(g * 32 + half * 16).cast());
+                    let (wl, wh) = (i16x8_extend_low_i8x16(wg), i16x8_extend_high_i8x16(wg));
+                    for i in 0..ROWS {
+                        let xv = v128_load64_splat(x.add(i * kp / 4 + g).cast());
+                        lo[i] = i32x4_add(lo[i], i32x4_dot_i16x8(wl, xv));
+                        hi[i] = i32x4_add(hi[i], i32x4_dot_i16x8(wh, xv));
+                    }
                 }
-            }
-            for i in 0..MR {
-                let ([a, b], [c, d]) = (pairs(lo[i]), pairs(hi[i]));
-                out[i][half * 4..half * 4 + 4].copy_from_slice(&[a, b, c, d]);
+                for i in 0..ROWS {
+                    let ([a, b], [c, d]) = (pairs(lo[i]), pairs(hi[i]));
+                    out[part * ROWS + i][half * 4..half * 4 + 4].copy_from_slice(&[a, b, c, d]);
+                }
             }
         }
         out
     }
 
     /// Relaxed SIMD: four products per lane summed into i32 in one instruction, weights as the
-    /// signed operand, activations (in [0, 127]) as the i7 one.
+    /// signed operand, activations (in [0, 127]) as the i7 one. V8 lowers it to one `vpdpbusd`
+    /// on x86 with AVX-VNNI and one `sdot` on ARM64 with the dot-product extension (Apple
+    /// silicon); elsewhere on x86 to `pmaddubsw`, `pmaddwd` and `paddd`. Three rows at a time,
+    /// as [`simd128`], so that nothing spills.
     ///
     /// # Safety
-    /// As for [`simd128`].
+    /// `x` holds MR rows of `kp` codes, `w` one block of `kp·NR` bytes.
     #[cfg(target_feature = "relaxed-simd")]
     pub unsafe fn relaxed(x: *const u8, w: *const i8, kp: usize) -> Tile {
-        let mut acc = [[i32x4_splat(0); 2]; MR];
-        for g in 0..kp / 4 {
-            let w0 = v128_load(w.add(g * 32).cast());
-            let w1 = v128_load(w.add(g * 32 + 16).cast());
-            for (i, a) in acc.iter_mut().enumerate() {
-                let xv = v128_load32_splat(x.add(i * kp + g * 4).cast());
-                a[0] = i32x4_relaxed_dot_i8x16_i7x16_add(w0, xv, a[0]);
-                a[1] = i32x4_relaxed_dot_i8x16_i7x16_add(w1, xv, a[1]);
-            }
-        }
+        const ROWS: usize = 3;
         let mut out = [[0i32; NR]; MR];
-        for (o, a) in out.iter_mut().zip(acc) {
-            for (h, v) in a.into_iter().enumerate() {
-                v128_store(o[h * 4..].as_mut_ptr().cast(), v);
+        for part in 0..MR / ROWS {
+            let x = x.add(part * ROWS * kp);
+            let mut acc = [[i32x4_splat(0); 2]; ROWS];
+            for g in 0..kp / 4 {
+                let w0 = v128_load(w.add(g * 32).cast());
+                let w1 = v128_load(w.add(g * 32 + 16).cast());
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let xv = v128_load32_splat(x.add(i * kp + g * 4).cast());
+                    a[0] = i32x4_relaxed_dot_i8x16_i7x16_add(w0, xv, a[0]);
+                    a[1] = i32x4_relaxed_dot_i8x16_i7x16_add(w1, xv, a[1]);
+                }
+            }
+            for (o, a) in out[part * ROWS..].iter_mut().zip(acc) {
+                for (h, v) in a.into_iter().enumerate() {
+                    v128_store(o[h * 4..].as_mut_ptr().cast(), v);
+                }
             }
         }
         out
@@ -571,16 +638,31 @@ mod tests {
             }
         }
         let w: Vec<f32> = (0..k * 3).map(|_| next() as f32 / u32::MAX as f32 - 0.5).collect();
-        let q = PackedQ8::quantize(&w, k, 3);
+        let q = PackedQ8::quantize(&w, k, 3, false);
         for r in 0..k {
             for c in 0..3 {
                 assert!((q.scales[c] * q.code(r, c) as f32 - w[r * 3 + c]).abs() <= 0.5001 * q.scales[c]);
             }
         }
         // An all-zero column and an all-zero row quantize without dividing by zero.
-        let z = PackedQ8::quantize(&[0.0; 4], 2, 2);
+        let z = PackedQ8::quantize(&[0.0; 4], 2, 2, false);
         assert_eq!((z.scales[0], z.code(1, 1)), (0.0, 0));
         x.quantize(&[0.0; 4], 1, 4);
         assert_eq!((x.zero[0], x.code(0, 3)), (0, 0));
+    }
+
+    #[test]
+    fn torch_oriented_weights_pack_as_their_transpose_does() {
+        let mut next = lcg(11);
+        let (k, n) = (37, 13);
+        // `[n, k]` as torch stores a Linear weight; its transpose is the `[k, n]` product operand.
+        let nk: Vec<f32> = (0..n * k).map(|_| next() as f32 / u32::MAX as f32 - 0.5).collect();
+        let kn: Vec<f32> = (0..k * n).map(|i| nk[(i % n) * k + i / n]).collect();
+        let (a, b) = (PackedQ8::quantize(&nk, k, n, true), PackedQ8::quantize(&kn, k, n, false));
+        assert_eq!((&a.data, &a.scales, &a.colsum), (&b.data, &b.scales, &b.colsum));
+        // Codes given with their scales (a quantized checkpoint) pack to the same bytes.
+        let codes: Vec<i8> = (0..n * k).map(|i| a.code(i % k, i / k)).collect();
+        let c = PackedQ8::from_codes(&codes, k, n, true, a.scales.clone());
+        assert_eq!((&c.data, &c.colsum), (&a.data, &a.colsum));
     }
 }

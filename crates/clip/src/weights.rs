@@ -223,9 +223,21 @@ impl<S: Source> Checkpoint<S> {
         Ok((info.dtype, info.shape.clone(), self.bytes(info).await?))
     }
 
-    /// Int8 codes times `<name>_scale`, whose shape is the tensor's rank with 1 on every axis
-    /// but the output axis (so that `codes * scale` broadcasts, as in numpy or torch).
+    /// Int8 codes times `<name>_scale` (see [`Checkpoint::scales`]).
     async fn dequantize(&self, name: &str, shape: &[usize], codes: &[u8]) -> Result<Vec<f32>, ClipError> {
+        let (axis, scales) = self.scales(name, shape).await?;
+        if let [scale] = scales[..] {
+            return Ok(codes.iter().map(|&c| c as i8 as f32 * scale).collect());
+        }
+        // Element i's index along `axis`: (i / inner) % shape[axis].
+        let inner: usize = shape[axis + 1..].iter().product::<usize>().max(1);
+        Ok(codes.iter().enumerate().map(|(i, &c)| c as i8 as f32 * scales[(i / inner) % scales.len()]).collect())
+    }
+
+    /// The scales of the int8 tensor `name` and the axis they run along: `<name>_scale` has the
+    /// tensor's rank with 1 on every axis but that one (so that `codes * scale` broadcasts, as
+    /// in numpy or torch), or 1 everywhere (one scale, axis 0).
+    async fn scales(&self, name: &str, shape: &[usize]) -> Result<(usize, Vec<f32>), ClipError> {
         let scale_name = format!("{name}{SCALE_SUFFIX}");
         let bad = |detail: String| ClipError::Quantized { file: self.file.clone(), tensor: name.to_string(), detail };
         let info = self
@@ -255,12 +267,91 @@ impl<S: Source> Checkpoint<S> {
                 scales[index]
             )));
         }
-        if let [scale] = scales[..] {
-            return Ok(codes.iter().map(|&c| c as i8 as f32 * scale).collect());
+        Ok((axis, scales))
+    }
+
+    /// The tensor `name` of `shape` as a `[shape[0], rest]` matrix, int8 codes kept as they are
+    /// where their scales run along the first or (for a 2-D tensor) the second axis; f32
+    /// otherwise. Checked as [`Checkpoint::read`] checks.
+    pub(crate) async fn read_matrix(&self, name: &str, shape: &[usize]) -> Result<Stored, ClipError> {
+        let rows = shape[0];
+        let cols = shape[1..].iter().product();
+        let values = match self.tensors.get(name) {
+            Some(info) if info.dtype == Dtype::I8 && info.shape == shape => {
+                let (axis, scales) = self.scales(name, shape).await?;
+                let per_row = axis == 0 && scales.len() == rows;
+                if per_row || (shape.len() == 2 && axis == 1 && scales.len() == cols) {
+                    let codes = self.bytes(info).await?.iter().map(|&b| b as i8).collect();
+                    StoredValues::Q8 { codes, scales, per_row }
+                } else {
+                    StoredValues::F32(self.read(name, shape).await?)
+                }
+            }
+            _ => StoredValues::F32(self.read(name, shape).await?),
+        };
+        Ok(Stored { rows, cols, values })
+    }
+}
+
+/// A matrix as the checkpoint stores it, `[rows, cols]`, before its target decides how to keep
+/// it: int8 codes reach the CPU towers' int8 matrices without a round trip through f32.
+pub(crate) struct Stored {
+    pub rows: usize,
+    pub cols: usize,
+    pub values: StoredValues,
+}
+
+pub(crate) enum StoredValues {
+    F32(Vec<f32>),
+    /// One scale per row (`per_row`) or per column.
+    Q8 {
+        codes: Vec<i8>,
+        scales: Vec<f32>,
+        per_row: bool,
+    },
+}
+
+impl Stored {
+    /// The values in f32, `[rows, cols]`.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self.values {
+            StoredValues::F32(v) => v,
+            StoredValues::Q8 { codes, scales, per_row } => {
+                let at = |i: usize| if per_row { i / self.cols.max(1) } else { i % self.cols.max(1) };
+                codes.iter().enumerate().map(|(i, &q)| q as f32 * scales[at(i)]).collect()
+            }
         }
-        // Element i's index along `axis`: (i / inner) % shape[axis].
-        let inner: usize = shape[axis + 1..].iter().product::<usize>().max(1);
-        Ok(codes.iter().enumerate().map(|(i, &c)| c as i8 as f32 * scales[(i / inner) % scales.len()]).collect())
+    }
+
+    /// The values in f32 in the product's `[k, n]` orientation: transposed when stored
+    /// `[n, k]` (`out_major`, torch's Linear).
+    pub fn into_kn(self, out_major: bool) -> (Vec<f32>, [usize; 2]) {
+        let (rows, cols) = (self.rows, self.cols);
+        match out_major {
+            true => (transpose(&self.into_f32(), rows, cols), [cols, rows]),
+            false => (self.into_f32(), [rows, cols]),
+        }
+    }
+
+    /// Matrices stacked by rows (transformers' q, k and v into one `[3w, w]`): codes stay codes
+    /// where every part has one scale per row.
+    fn stack(parts: Vec<Stored>) -> Stored {
+        let cols = parts[0].cols;
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let all_rows = parts.iter().all(|p| matches!(p.values, StoredValues::Q8 { per_row: true, .. }));
+        let values = if all_rows {
+            let (mut codes, mut scales) = (Vec::new(), Vec::new());
+            for p in parts {
+                if let StoredValues::Q8 { codes: c, scales: s, .. } = p.values {
+                    codes.extend(c);
+                    scales.extend(s);
+                }
+            }
+            StoredValues::Q8 { codes, scales, per_row: true }
+        } else {
+            StoredValues::F32(parts.into_iter().flat_map(Stored::into_f32).collect())
+        };
+        Stored { rows, cols, values }
     }
 }
 
@@ -283,12 +374,13 @@ pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 pub(crate) trait Target {
     type Matrix;
     type Vector;
-    /// A matrix multiplied by the activations, `[rows, cols]` in `x · W` orientation, or the
-    /// token table: stored in the compute type.
-    fn matrix(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
+    /// A matrix multiplied by the activations, `W: [k, n]` in `x · W` orientation, given as
+    /// stored: `[n, k]` when `out_major` (torch's Linear), else `[k, n]`. Kept in the compute
+    /// type.
+    fn matrix(&self, name: &str, w: Stored, out_major: bool) -> Result<Self::Matrix, ClipError>;
     /// An embedding table looked up by row (the token table), `[rows, cols]`.
-    fn table(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError> {
-        self.matrix(name, values, shape)
+    fn table(&self, name: &str, values: Stored) -> Result<Self::Matrix, ClipError> {
+        self.matrix(name, values, false)
     }
     /// An embedding added to the activations (positions), `[rows, cols]`.
     fn added(&self, name: &str, values: Vec<f32>, shape: [usize; 2]) -> Result<Self::Matrix, ClipError>;
@@ -358,10 +450,14 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
         self.target.vector(name, self.ckpt.read(name, &[len]).await?)
     }
 
-    /// A `[out, in]` torch weight as `[in, out]`.
+    /// A `[out, in]` torch weight, multiplied as `[in, out]`.
     async fn weight_t(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<T::Matrix, ClipError> {
-        let w = self.ckpt.read(name, &[out_dim, in_dim]).await?;
-        self.target.matrix(name, transpose(&w, out_dim, in_dim), [in_dim, out_dim])
+        self.target.matrix(name, self.ckpt.read_matrix(name, &[out_dim, in_dim]).await?, true)
+    }
+
+    /// A weight stored `[in, out]` already (open_clip's projections).
+    async fn weight(&self, name: &str, in_dim: usize, out_dim: usize) -> Result<T::Matrix, ClipError> {
+        self.target.matrix(name, self.ckpt.read_matrix(name, &[in_dim, out_dim]).await?, false)
     }
 
     async fn linear(&self, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Linear<T>, ClipError> {
@@ -380,15 +476,15 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
 
     /// transformers: separate q/k/v projections, fused here into one `[w, 3w]` matrix.
     async fn hf_qkv(&self, prefix: &str, w: usize) -> Result<Linear<T>, ClipError> {
-        let mut weight = Vec::with_capacity(3 * w * w);
+        let mut weight = Vec::with_capacity(3);
         let mut bias = Vec::with_capacity(3 * w);
         for part in ["q_proj", "k_proj", "v_proj"] {
-            weight.extend(self.ckpt.read(&format!("{prefix}.{part}.weight"), &[w, w]).await?);
+            weight.push(self.ckpt.read_matrix(&format!("{prefix}.{part}.weight"), &[w, w]).await?);
             bias.extend(self.ckpt.read(&format!("{prefix}.{part}.bias"), &[w]).await?);
         }
         let name = format!("{prefix}.qkv");
         Ok(LinearParts {
-            weight: self.target.matrix(&name, transpose(&weight, 3 * w, w), [w, 3 * w])?,
+            weight: self.target.matrix(&name, Stored::stack(weight), true)?,
             bias: Some(self.target.vector(&name, bias)?),
         })
     }
@@ -446,7 +542,7 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
             Layout::OpenClip => ("token_embedding.weight", "positional_embedding", "ln_final", ""),
         };
         Ok(TextParts {
-            token_embedding: self.target.table(token, self.ckpt.read(token, &[t.vocab, w]).await?, [t.vocab, w])?,
+            token_embedding: self.target.table(token, self.ckpt.read_matrix(token, &[t.vocab, w]).await?)?,
             position_embedding: self.target.added(
                 position,
                 self.ckpt.read(position, &[t.context, w]).await?,
@@ -457,9 +553,7 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
             projection: match config.layout {
                 Layout::HuggingFace => self.weight_t("text_projection.weight", p, w).await?,
                 // Stored [width, embed]: already the `x · W` orientation.
-                Layout::OpenClip => {
-                    self.target.matrix("text_projection", self.ckpt.read("text_projection", &[w, p]).await?, [w, p])?
-                }
+                Layout::OpenClip => self.weight("text_projection", w, p).await?,
             },
         })
     }
@@ -485,17 +579,15 @@ impl<S: Source, T: Target> Loader<'_, S, T> {
             ),
         };
         // The convolution [width, 3, p, p] is a [width, 3·p²] matrix over channel-major patches.
-        let conv_w = self.ckpt.read(conv, &[w, 3, ps, ps]).await?;
-        let patch_embedding = self.target.matrix(conv, transpose(&conv_w, w, 3 * ps * ps), [3 * ps * ps, w])?;
+        let patch_embedding = self.target.matrix(conv, self.ckpt.read_matrix(conv, &[w, 3, ps, ps]).await?, true)?;
         let (layers, projection) = match config.layout {
             Layout::HuggingFace => (
                 self.layers(Layout::HuggingFace, "vision_model", &v.tower).await?,
                 self.weight_t("visual_projection.weight", p, w).await?,
             ),
-            Layout::OpenClip => (
-                self.layers(Layout::OpenClip, "visual.", &v.tower).await?,
-                self.target.matrix("visual.proj", self.ckpt.read("visual.proj", &[w, p]).await?, [w, p])?,
-            ),
+            Layout::OpenClip => {
+                (self.layers(Layout::OpenClip, "visual.", &v.tower).await?, self.weight("visual.proj", w, p).await?)
+            }
         };
         Ok(VisionParts {
             patch_embedding,

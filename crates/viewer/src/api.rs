@@ -200,6 +200,12 @@ impl ApiScorer {
         self.model.encoder.matrix_bytes().unwrap_or(0) as f64
     }
 
+    /// The wasm memory in bytes: it only grows, so this is its peak so far.
+    #[wasm_bindgen(getter, js_name = memoryBytes)]
+    pub fn memory_bytes(&self) -> f64 {
+        crate::fetch::wasm_memory_bytes() as f64
+    }
+
     /// The largest image decoded, in pixels (`load({ maxImagePixels })`).
     #[wasm_bindgen(getter, js_name = maxImagePixels)]
     pub fn max_image_pixels(&self) -> f64 {

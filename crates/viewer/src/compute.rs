@@ -1,10 +1,9 @@
 //! Where the work runs: WebGPU when the adapter is a real GPU (or the user insists), the CPU
 //! path otherwise, and the badge that says which and why. Both paths run the same crates.
 
-use prefscope_clip::blob::BlobSource;
+use prefscope_clip::weights::Source;
 use prefscope_clip::{Backend, DtypeChoice, Encoder, ModelFiles};
 use prefscope_gpu::{DeviceChoice, Gpu, GpuError};
-use web_sys::Blob;
 
 /// What the header shows.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,13 +94,12 @@ impl Runtime {
         &self,
         name: &str,
         files: &ModelFiles,
-        weights: Blob,
+        weights: impl Source,
         dtype: DtypeChoice,
     ) -> Result<Model, String> {
-        let weights_size = weights.size() as u64;
-        let mut encoder = Encoder::load_streamed(files, BlobSource::new(weights), self.backend(), dtype)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
+        let weights_size = weights.size();
+        let mut encoder =
+            Encoder::load_streamed(files, weights, self.backend(), dtype).await.map_err(|e| format!("{name}: {e}"))?;
         encoder.batch = 64;
         let json: Vec<(&str, _)> = MODEL_FILES
             .iter()

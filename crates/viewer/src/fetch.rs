@@ -1,12 +1,15 @@
 //! Bytes from URLs the user or the embedding page gives: streamed with progress, and for
 //! model weights kept in the browser's Cache API so a second visit reads them locally.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use js_sys::{Reflect, Uint8Array};
+use prefscope_clip::blob::BlobSource;
+use prefscope_clip::weights::Source;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response};
+use web_sys::{Cache, ReadableStreamDefaultReader, Response};
 
 use crate::opfs;
 use crate::scope::{self, js_error};
@@ -125,41 +128,53 @@ pub async fn fetch_cached(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Res
     Ok((bytes, false))
 }
 
-/// GETs `url` as a `Blob` that wasm memory never holds: with `stored`, a disk-backed file in
-/// the origin's private file system (a second visit reads it without the network); otherwise,
-/// or where that is missing, the browser's Blob store. Weights of gigabytes then stream to the
-/// device tensor by tensor.
-pub async fn fetch_blob(url: &str, stored: bool, progress: Rc<dyn Fn(u64, Option<u64>)>) -> Result<Blob, FetchError> {
+/// A weights file as the loader reads it: a `Blob` (a stored copy, or a download kept by the
+/// browser), or a download read while it arrives and is stored ([`opfs::stream`]).
+pub enum Weights {
+    Blob(BlobSource),
+    Streamed(opfs::Streamed),
+}
+
+impl Source for Weights {
+    fn size(&self) -> u64 {
+        match self {
+            Weights::Blob(b) => b.size(),
+            Weights::Streamed(s) => s.size(),
+        }
+    }
+
+    async fn range(&self, start: u64, end: u64) -> Result<Cow<'_, [u8]>, String> {
+        match self {
+            Weights::Blob(b) => b.range(start, end).await,
+            Weights::Streamed(s) => s.range(start, end).await,
+        }
+    }
+}
+
+/// GETs `url` as weights that wasm memory never holds whole. With `stored`, the stored copy in
+/// the origin's private file system if a complete one exists; else the download, stored as it
+/// arrives when `stored`. When the response says its length and is not re-encoded (the Hub's
+/// and any static host's files), the loader reads each tensor as soon as it has arrived;
+/// otherwise once the whole file is there, from the stored copy or the browser's Blob store.
+pub async fn fetch_weights(
+    url: &str,
+    stored: bool,
+    progress: Rc<dyn Fn(u64, Option<u64>)>,
+) -> Result<Weights, FetchError> {
     if stored {
         if let Some(file) = opfs::get(url).await {
-            return Ok(file.into());
+            return Ok(Weights::Blob(BlobSource::new(file.into())));
         }
     }
     let response = get(url).await?;
-    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
-    if stored {
-        let report = progress.clone();
-        if let Some(file) = opfs::put(url, &response, Rc::new(move |done| report(done, total))).await? {
-            return Ok(file.into());
-        }
+    let header = |name: &str| response.headers().get(name).ok().flatten();
+    let total = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    let encoded = header("content-encoding").is_some_and(|e| e != "identity");
+    let stream = opfs::stream(url, &response, stored, Rc::new(move |done| progress(done, total)));
+    match (total, encoded) {
+        (Some(size), false) => Ok(Weights::Streamed(stream.sized(size))),
+        _ => Ok(Weights::Blob(BlobSource::new(stream.blob().await?))),
     }
-    let parts = js_sys::Array::new();
-    if let Some(body) = response.body() {
-        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-        let mut done_bytes = 0u64;
-        loop {
-            let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_error(url, e))?;
-            if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
-                break;
-            }
-            let value: Uint8Array =
-                Reflect::get(&chunk, &"value".into()).map_err(|e| js_error(url, e))?.unchecked_into();
-            done_bytes += value.length() as u64;
-            parts.push(&value);
-            progress(done_bytes, total);
-        }
-    }
-    Blob::new_with_u8_array_sequence(&parts).map_err(|e| js_error(url, e).into())
 }
 
 /// Where small computed vectors are kept in the model cache (a key the network never sees).

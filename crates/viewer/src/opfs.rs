@@ -1,15 +1,19 @@
 //! Model weights on disk in the origin's private file system (OPFS): a fetched weights file is
-//! streamed there chunk by chunk and read back as a disk-backed `File`, so a checkpoint of
-//! gigabytes never sits in wasm memory or in the browser's in-memory Blob store (capped at a
-//! few hundred MB in headless Chromium), and a second visit reads it locally. A file counts
-//! as stored once its `.done` marker exists, so an interrupted download is fetched again.
+//! written there chunk by chunk while the loader reads the tensors it needs from the chunks as
+//! they arrive ([`stream`]), so the towers are built during the download; a second visit reads
+//! the stored copy as a disk-backed `File`. A checkpoint of gigabytes never sits whole in wasm
+//! memory or in the browser's in-memory Blob store (capped at a few hundred MB in headless
+//! Chromium). A file counts as stored once its `.done` marker exists, so an interrupted
+//! download is fetched again.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
-use js_sys::Function;
+use js_sys::{Function, Uint8Array};
+use prefscope_clip::weights::Source;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{File, Response};
+use web_sys::{Blob, File, Response};
 
 #[wasm_bindgen(inline_js = r#"
 const root = async () => {
@@ -25,41 +29,112 @@ export async function opfsGet(key) {
     return null;
   }
 }
-export async function opfsPut(key, response, progress) {
-  const dir = await root();
-  if (!dir) return null;
-  let out;
-  try {
-    out = await (await dir.getFileHandle(key, { create: true })).createWritable();
-  } catch (e) {
-    return null;
-  }
-  // The network's chunks (tens of kB) are gathered into writes of 16 MB: each write to the
-  // file is a round trip, and a few thousand of them cost seconds per GB.
-  const reader = response.body.getReader();
+// The weights as they arrive: `range(start, end)` resolves once the network has delivered byte
+// `end`, while the same chunks are written to the private file system in batches of 16 MB (each
+// write is a round trip; a few thousand of them cost seconds per GB), so the towers are built
+// during the download instead of after it. Where the copy is being written, a chunk every byte of
+// which has been read is let go: the loader reads each tensor once, so memory holds what has
+// arrived and not yet been read; a range read again after that comes from the stored file.
+export function opfsStream(key, response, store, progress) {
   const BATCH = 16 << 20;
-  let done = 0, held = [], heldBytes = 0;
-  const flush = async () => {
-    if (!heldBytes) return;
-    const batch = new Uint8Array(heldBytes);
-    let at = 0;
-    for (const part of held) { batch.set(part, at); at += part.byteLength; }
-    held = []; heldBytes = 0;
-    await out.write(batch);
+  const chunks = [];
+  let received = 0, ended = false, failed = null, waiting = [], out = null, dir = null;
+  const wake = () => {
+    const now = waiting;
+    waiting = [];
+    for (const w of now) {
+      if (failed) w.reject(failed);
+      else if (received >= w.end || ended) w.resolve();
+      else waiting.push(w);
+    }
   };
-  for (;;) {
-    const chunk = await reader.read();
-    if (chunk.done) break;
-    held.push(chunk.value);
-    heldBytes += chunk.value.byteLength;
-    done += chunk.value.byteLength;
-    if (heldBytes >= BATCH) await flush();
-    progress(done);
-  }
-  await flush();
-  await out.close();
-  await dir.getFileHandle(key + ".done", { create: true });
-  return await (await dir.getFileHandle(key)).getFile();
+  const pump = async () => {
+    dir = store ? await root() : null;
+    try {
+      out = dir && await (await dir.getFileHandle(key, { create: true })).createWritable();
+    } catch (e) {
+      out = null;
+    }
+    const reader = response.body.getReader();
+    let held = [], heldBytes = 0, writing = Promise.resolve();
+    // One batch written while the next is gathered: the network waits for the file system
+    // only when that falls a whole batch behind. A failed write (a full disk) stops storing,
+    // not the load.
+    const flush = async () => {
+      if (!heldBytes || !out) return;
+      const batch = new Uint8Array(heldBytes);
+      let at = 0;
+      for (const part of held) { batch.set(part, at); at += part.byteLength; }
+      held = []; heldBytes = 0;
+      await writing;
+      writing = out ? out.write(batch).catch(() => { out?.abort?.().catch(() => {}); out = null; }) : writing;
+    };
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      chunks.push({ start: received, bytes: chunk.value, read: 0 });
+      received += chunk.value.byteLength;
+      progress(received);
+      wake();
+      if (out) {
+        held.push(chunk.value);
+        heldBytes += chunk.value.byteLength;
+        if (heldBytes >= BATCH) await flush();
+      }
+    }
+    ended = true;
+    wake();
+    await flush();
+    await writing;
+    if (out) {
+      await out.close();
+      await dir.getFileHandle(key + ".done", { create: true });
+    }
+  };
+  const finished = pump().catch((e) => {
+    failed = e instanceof Error ? e : new Error(String(e));
+    wake();
+    out?.abort?.().catch(() => {});
+    out = null;
+  });
+  const stored = async (start, end) => {
+    await finished;
+    if (failed || !out) throw failed ?? new Error("bytes already let go, and no stored copy");
+    const file = await (await dir.getFileHandle(key)).getFile();
+    return new Uint8Array(await file.slice(start, end).arrayBuffer());
+  };
+  return {
+    finished,
+    // The whole file once downloaded: the stored copy (disk-backed), else the chunks in memory.
+    async blob() {
+      await finished;
+      if (failed) throw failed;
+      if (out) return await (await dir.getFileHandle(key)).getFile();
+      return new Blob(chunks.map((c) => c.bytes));
+    },
+    async range(start, end) {
+      while (received < end && !ended && !failed) await new Promise((resolve, reject) => waiting.push({ end, resolve, reject }));
+      if (failed) throw failed;
+      if (received < end) throw new Error(`the download ended after ${received} bytes, before byte ${end}`);
+      // The first chunk holding `start` (chunks are in order).
+      let lo = 0, hi = chunks.length - 1;
+      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (chunks[mid].start <= start) lo = mid; else hi = mid - 1; }
+      const bytes = new Uint8Array(end - start);
+      const used = [];
+      for (let i = lo; i < chunks.length && chunks[i].start < end; i++) {
+        const c = chunks[i];
+        if (!c.bytes) return stored(start, end);
+        const from = Math.max(start, c.start), to = Math.min(end, c.start + c.bytes.byteLength);
+        bytes.set(c.bytes.subarray(from - c.start, to - c.start), from - start);
+        used.push([c, to - from]);
+      }
+      for (const [c, n] of used) {
+        c.read += n;
+        if (out && c.read >= c.bytes.byteLength) c.bytes = null;
+      }
+      return bytes;
+    },
+  };
 }
 export async function opfsUsage() {
   const dir = await root();
@@ -83,8 +158,16 @@ export async function opfsClear() {
 extern "C" {
     #[wasm_bindgen(js_name = opfsGet)]
     async fn opfs_get(key: &str) -> JsValue;
-    #[wasm_bindgen(js_name = opfsPut, catch)]
-    async fn opfs_put(key: &str, response: &Response, progress: &Function) -> Result<JsValue, JsValue>;
+    /// [`Streamed`]'s JavaScript side.
+    pub type Stream;
+    #[wasm_bindgen(js_name = opfsStream)]
+    fn opfs_stream(key: &str, response: &Response, store: bool, progress: &Function) -> Stream;
+    #[wasm_bindgen(method, catch)]
+    async fn blob(this: &Stream) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn range(this: &Stream, start: f64, end: f64) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn finished(this: &Stream) -> js_sys::Promise;
     #[wasm_bindgen(js_name = opfsUsage)]
     async fn opfs_usage() -> JsValue;
     #[wasm_bindgen(js_name = opfsClear)]
@@ -101,14 +184,59 @@ pub async fn get(url: &str) -> Option<File> {
     opfs_get(&key(url)).await.dyn_into::<File>().ok()
 }
 
-/// Streams `response` into the store and returns the stored file; `Ok(None)` when the page has
-/// no private file system (the body is then untouched).
-pub async fn put(url: &str, response: &Response, progress: Rc<dyn Fn(u64)>) -> Result<Option<File>, String> {
-    let report = Closure::<dyn Fn(f64)>::new(move |done: f64| progress(done as u64));
-    let stored = opfs_put(&key(url), response, report.as_ref().unchecked_ref())
-        .await
-        .map_err(|e| format!("{url}: storing in the origin's file system: {e:?}"))?;
-    Ok(stored.dyn_into::<File>().ok())
+/// A weights file read by the loader while it downloads and is stored (see `opfsStream`
+/// above): each range waits for its bytes, not for the whole file.
+pub struct Streamed {
+    url: String,
+    size: u64,
+    stream: Stream,
+}
+
+/// Starts reading `response` (the body of `url`), storing it as it arrives when `store` and the
+/// page has a private file system. Read it by ranges as a [`Source`] once its size is known
+/// ([`Streamed::sized`]), or whole when the download ends ([`Streamed::blob`]).
+pub fn stream(url: &str, response: &Response, store: bool, progress: Rc<dyn Fn(u64)>) -> Streamed {
+    // Owned by the JavaScript side from here: the download outlives the load that started it
+    // (its last chunks are stored after the towers are built).
+    let report = Closure::<dyn Fn(f64)>::new(move |done: f64| progress(done as u64)).into_js_value();
+    let stream = opfs_stream(&key(url), response, store, report.unchecked_ref());
+    Streamed { url: url.to_string(), size: 0, stream }
+}
+
+impl Streamed {
+    /// This download read by ranges as it arrives, `size` bytes long (its Content-Length).
+    pub fn sized(self, size: u64) -> Self {
+        Self { size, ..self }
+    }
+
+    /// The whole file once downloaded, as a `Blob`: the stored copy, disk-backed, where there
+    /// is one.
+    pub async fn blob(&self) -> Result<Blob, String> {
+        let blob = self.stream.blob().await.map_err(|e| crate::scope::js_error(&self.url, e))?;
+        blob.dyn_into::<Blob>().map_err(|e| crate::scope::js_error(&self.url, e))
+    }
+
+    /// Resolves once the download has ended and its copy is stored (or storing failed: the
+    /// next visit downloads again). Awaited after the towers are built, so that a loaded model
+    /// is a cached one.
+    pub fn stored(&self) -> impl std::future::Future<Output = ()> {
+        let finished = wasm_bindgen_futures::JsFuture::from(self.stream.finished());
+        async move {
+            let _ = finished.await;
+        }
+    }
+}
+
+impl Source for Streamed {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn range(&self, start: u64, end: u64) -> Result<Cow<'_, [u8]>, String> {
+        let bytes =
+            self.stream.range(start as f64, end as f64).await.map_err(|e| crate::scope::js_error(&self.url, e))?;
+        Ok(Cow::Owned(bytes.unchecked_into::<Uint8Array>().to_vec()))
+    }
 }
 
 /// Files and bytes stored, and whether the page has a private file system at all (WebKitGTK's

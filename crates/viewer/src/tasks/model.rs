@@ -8,7 +8,7 @@ use prefscope_clip::{DtypeChoice, ModelFiles};
 
 use super::{yield_now, Report};
 use crate::compute::{Model, Runtime, MODEL_FILES, MODEL_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_WEIGHTS};
-use crate::fetch::{fetch_blob, fetch_bytes, fetch_cached};
+use crate::fetch::{fetch_bytes, fetch_cached, fetch_weights};
 
 /// Fetches a model laid out like a Hugging Face repository (`{prefix}config.json`, …) through
 /// the model cache, or the demo model shipped beside the page.
@@ -25,10 +25,15 @@ pub async fn load_model(
         None => (format!("{base}demo-model/"), "shapes-world demo model".to_string(), false),
     };
     let mut files = ModelFiles::new();
+    // Progress is reported while this call runs: a download it started may go on storing after
+    // a failed load, and must not report over the error.
+    let live = Live(Rc::new(std::cell::Cell::new(true)));
     let bytes_progress = |label: String| {
-        let report = report.clone();
+        let (report, live) = (report.clone(), live.0.clone());
         move |done: u64, total: Option<u64>| {
-            report(&label, total.filter(|t| *t > 0).map(|t| done as f64 / t as f64));
+            if live.get() {
+                report(&label, total.filter(|t| *t > 0).map(|t| done as f64 / t as f64));
+            }
         }
     };
     let fetch = |file: &'static str| {
@@ -43,12 +48,12 @@ pub async fn load_model(
         }
     };
     // transformers' layout first, its files fetched side by side; a 404 on its config means
-    // an open_clip repository. The JSON files are read into memory; the weights stay a Blob
-    // and stream to the device.
+    // an open_clip repository. The JSON files are read into memory; the weights are read
+    // tensor by tensor as they arrive (or from the stored copy) and never held whole.
     let weights_blob = |weights: &str| {
         let url = format!("{prefix}{weights}");
         let progress: Rc<dyn Fn(u64, Option<u64>)> = Rc::new(bytes_progress(format!("loading {weights}")));
-        async move { fetch_blob(&url, cached, progress).await }
+        async move { fetch_weights(&url, cached, progress).await }
     };
     let (json, blob) = futures_util::future::join(
         futures_util::future::join_all(MODEL_FILES.iter().map(|&f| fetch(f))),
@@ -73,7 +78,24 @@ pub async fn load_model(
     let blob = blob?;
     files.insert_streamed(weights);
     crate::scope::mark("model-fetched");
-    build_model(runtime, &name, &files, blob, dtype, &report, bundled).await
+    let stored = match &blob {
+        crate::fetch::Weights::Streamed(s) => Some(s.stored()),
+        crate::fetch::Weights::Blob(_) => None,
+    };
+    let model = build_model(runtime, &name, &files, blob, dtype, &report, bundled).await?;
+    if let Some(stored) = stored {
+        stored.await;
+    }
+    Ok(model)
+}
+
+/// Turns its flag off when dropped (however the load ends).
+struct Live(Rc<std::cell::Cell<bool>>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 /// A model from files the user picked (a Hub repository's files, either layout): the JSON
@@ -107,7 +129,7 @@ pub async fn load_model_files(
     let weights = files.weights_name().map_err(|e| format!("{label}: {e}"))?;
     let (_, blob) =
         blobs.into_iter().find(|(n, _)| *n == weights).ok_or_else(|| format!("{label}: {weights} is missing"))?;
-    build_model(runtime, &label, &files, blob, dtype, &report, false).await
+    build_model(runtime, &label, &files, prefscope_clip::blob::BlobSource::new(blob), dtype, &report, false).await
 }
 
 /// The towers on the runtime's device from loaded JSON files and streamed weights, warmed up.
@@ -115,7 +137,7 @@ async fn build_model(
     runtime: &Runtime,
     name: &str,
     files: &ModelFiles,
-    weights: web_sys::Blob,
+    weights: impl prefscope_clip::weights::Source,
     dtype: DtypeChoice,
     report: &Report,
     bundled: bool,
