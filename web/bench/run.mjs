@@ -106,6 +106,7 @@ try {
     console.log(`\n${label}, B/32 random weights, ${ours.path.adapter}`);
     console.log("| workload | prefscope | transformers.js | prefscope faster by |\n|---|---|---|---|");
     for (const [what, a, b] of rows) console.log(`| ${what} | ${ms(a)} | ${ms(b)} | ${ratio(b, a)} |`);
+    if (process.env.BENCH_DEBUG) console.log(JSON.stringify({ text: ours.text, image8: ours.image[8].warm_ms }));
     console.log(`| download (page, runtime and weights) | ${(ours.bytes / 1e6).toFixed(1)} MB | ${(theirs.bytes_total / 1e6).toFixed(1)} MB | ${ratio(theirs.bytes_total, ours.bytes)} smaller |`);
   }
   // ViT-H/14 in q8 on the CPU path, WebGPU off: a fresh profile per engine, one warm run.
