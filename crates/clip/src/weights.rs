@@ -261,9 +261,10 @@ impl<S: Source> Checkpoint<S> {
         }
         let raw = self.bytes(info).await?;
         let scales: Vec<f32> = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if let Some(index) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+        // A code times its scale must stay finite too (|code| ≤ 127).
+        if let Some(index) = scales.iter().position(|s| !(s * 127.0).is_finite() || *s < 0.0) {
             return Err(bad(format!(
-                "`{scale_name}` holds {} at index {index} (scales are finite and ≥ 0)",
+                "`{scale_name}` holds {} at index {index} (scales are finite, ≥ 0, and at most f32::MAX / 127)",
                 scales[index]
             )));
         }

@@ -170,10 +170,12 @@ pub async fn fetch_weights(
     let header = |name: &str| response.headers().get(name).ok().flatten();
     let total = header("content-length").and_then(|v| v.parse::<u64>().ok());
     let encoded = header("content-encoding").is_some_and(|e| e != "identity");
-    let stream = opfs::stream(url, &response, stored, Rc::new(move |done| progress(done, total)));
-    match (total, encoded) {
-        (Some(size), false) => Ok(Weights::Streamed(stream.sized(size))),
-        _ => Ok(Weights::Blob(BlobSource::new(stream.blob().await?))),
+    // A re-encoded body's length is not the file's: read it whole.
+    let size = if encoded { 0 } else { total.unwrap_or(0) };
+    let stream = opfs::stream(url, &response, stored, size, Rc::new(move |done| progress(done, total)));
+    match size {
+        0 => Ok(Weights::Blob(BlobSource::new(stream.blob().await?))),
+        _ => Ok(Weights::Streamed(stream)),
     }
 }
 

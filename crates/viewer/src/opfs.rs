@@ -32,21 +32,33 @@ export async function opfsGet(key) {
 // The weights as they arrive: `range(start, end)` resolves once the network has delivered byte
 // `end`, while the same chunks are written to the private file system in batches of 16 MB (each
 // write is a round trip; a few thousand of them cost seconds per GB), so the towers are built
-// during the download instead of after it. Where the copy is being written, a chunk every byte of
-// which has been read is let go: the loader reads each tensor once, so memory holds what has
-// arrived and not yet been read; a range read again after that comes from the stored file.
-export function opfsStream(key, response, store, progress) {
+// during the download instead of after it. `size` is the announced length (0: unknown, then the
+// file is only read whole, through `blob()`). Where the copy is being written, a chunk every byte
+// of which has been read is let go: the loader reads each tensor once, so memory holds what has
+// arrived and not yet been read (a range read again, as the f16 range scan and the loader both
+// do, counts once; a range whose bytes were let go is read from the stored file). Storing is
+// best-effort: a failed write, close or marker stops it, never the load; a body that ends short
+// of `size`, or a network error, fails the reads waiting on it and stores nothing. `detach()`
+// (the loader is done) lets every chunk go; the download goes on only to store the file.
+export function opfsStream(key, response, store, size, progress) {
   const BATCH = 16 << 20;
   const chunks = [];
-  let received = 0, ended = false, failed = null, waiting = [], out = null, dir = null;
+  const seen = new Set();
+  let received = 0, ended = false, failed = null, waiting = [], out = null, dir = null, kept = false;
+  let detached = false, dropped = false;
   const wake = () => {
     const now = waiting;
     waiting = [];
     for (const w of now) {
-      if (failed) w.reject(failed);
-      else if (received >= w.end || ended) w.resolve();
+      if (received >= w.end) w.resolve();
+      else if (failed) w.reject(failed);
+      else if (ended) w.resolve();
       else waiting.push(w);
     }
+  };
+  const stopStoring = () => {
+    out?.abort?.().catch(() => {});
+    out = null;
   };
   const pump = async () => {
     dir = store ? await root() : null;
@@ -58,8 +70,7 @@ export function opfsStream(key, response, store, progress) {
     const reader = response.body.getReader();
     let held = [], heldBytes = 0, writing = Promise.resolve();
     // One batch written while the next is gathered: the network waits for the file system
-    // only when that falls a whole batch behind. A failed write (a full disk) stops storing,
-    // not the load.
+    // only when that falls a whole batch behind.
     const flush = async () => {
       if (!heldBytes || !out) return;
       const batch = new Uint8Array(heldBytes);
@@ -67,12 +78,14 @@ export function opfsStream(key, response, store, progress) {
       for (const part of held) { batch.set(part, at); at += part.byteLength; }
       held = []; heldBytes = 0;
       await writing;
-      writing = out ? out.write(batch).catch(() => { out?.abort?.().catch(() => {}); out = null; }) : writing;
+      writing = out ? out.write(batch).catch(stopStoring) : writing;
     };
     for (;;) {
       const chunk = await reader.read();
       if (chunk.done) break;
-      chunks.push({ start: received, bytes: chunk.value, read: 0 });
+      // Kept for `range` (a sized download) or for `blob()` where nothing is stored.
+      if (!detached && (size > 0 || !out)) chunks.push({ start: received, bytes: chunk.value, read: 0 });
+      else dropped = true;
       received += chunk.value.byteLength;
       progress(received);
       wake();
@@ -82,40 +95,51 @@ export function opfsStream(key, response, store, progress) {
         if (heldBytes >= BATCH) await flush();
       }
     }
+    if (size > 0 && received !== size) {
+      throw new Error(`the download ended after ${received} bytes; the server announced ${size} (Content-Length)`);
+    }
     ended = true;
     wake();
     await flush();
     await writing;
     if (out) {
-      await out.close();
-      await dir.getFileHandle(key + ".done", { create: true });
+      try {
+        await out.close();
+        await dir.getFileHandle(key + ".done", { create: true });
+        kept = true;
+      } catch (e) {
+        stopStoring();
+      }
     }
   };
   const finished = pump().catch((e) => {
     failed = e instanceof Error ? e : new Error(String(e));
     wake();
-    out?.abort?.().catch(() => {});
-    out = null;
+    stopStoring();
   });
-  const stored = async (start, end) => {
+  const fromStore = async (start, end) => {
     await finished;
-    if (failed || !out) throw failed ?? new Error("bytes already let go, and no stored copy");
+    if (!kept) throw failed ?? new Error(`bytes ${start}..${end} were let go after a first read, and the copy could not be stored`);
     const file = await (await dir.getFileHandle(key)).getFile();
     return new Uint8Array(await file.slice(start, end).arrayBuffer());
   };
   return {
     finished,
+    detach() {
+      detached = true;
+      chunks.length = 0;
+    },
     // The whole file once downloaded: the stored copy (disk-backed), else the chunks in memory.
     async blob() {
       await finished;
       if (failed) throw failed;
-      if (out) return await (await dir.getFileHandle(key)).getFile();
+      if (kept) return await (await dir.getFileHandle(key)).getFile();
+      if (dropped) throw new Error("storing the download in the origin's file system failed part-way");
       return new Blob(chunks.map((c) => c.bytes));
     },
     async range(start, end) {
       while (received < end && !ended && !failed) await new Promise((resolve, reject) => waiting.push({ end, resolve, reject }));
-      if (failed) throw failed;
-      if (received < end) throw new Error(`the download ended after ${received} bytes, before byte ${end}`);
+      if (received < end) throw failed ?? new Error(`the download ended after ${received} bytes, before byte ${end}`);
       // The first chunk holding `start` (chunks are in order).
       let lo = 0, hi = chunks.length - 1;
       while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (chunks[mid].start <= start) lo = mid; else hi = mid - 1; }
@@ -123,13 +147,16 @@ export function opfsStream(key, response, store, progress) {
       const used = [];
       for (let i = lo; i < chunks.length && chunks[i].start < end; i++) {
         const c = chunks[i];
-        if (!c.bytes) return stored(start, end);
+        if (!c.bytes) return fromStore(start, end);
         const from = Math.max(start, c.start), to = Math.min(end, c.start + c.bytes.byteLength);
         bytes.set(c.bytes.subarray(from - c.start, to - c.start), from - start);
         used.push([c, to - from]);
       }
+      // Ranges never overlap but for one read again whole: count each once.
+      const first = !seen.has(`${start}:${end}`);
+      seen.add(`${start}:${end}`);
       for (const [c, n] of used) {
-        c.read += n;
+        if (first) c.read += n;
         if (out && c.read >= c.bytes.byteLength) c.bytes = null;
       }
       return bytes;
@@ -161,7 +188,9 @@ extern "C" {
     /// [`Streamed`]'s JavaScript side.
     pub type Stream;
     #[wasm_bindgen(js_name = opfsStream)]
-    fn opfs_stream(key: &str, response: &Response, store: bool, progress: &Function) -> Stream;
+    fn opfs_stream(key: &str, response: &Response, store: bool, size: f64, progress: &Function) -> Stream;
+    #[wasm_bindgen(method)]
+    fn detach(this: &Stream);
     #[wasm_bindgen(method, catch)]
     async fn blob(this: &Stream) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method, catch)]
@@ -192,23 +221,26 @@ pub struct Streamed {
     stream: Stream,
 }
 
-/// Starts reading `response` (the body of `url`), storing it as it arrives when `store` and the
-/// page has a private file system. Read it by ranges as a [`Source`] once its size is known
-/// ([`Streamed::sized`]), or whole when the download ends ([`Streamed::blob`]).
-pub fn stream(url: &str, response: &Response, store: bool, progress: Rc<dyn Fn(u64)>) -> Streamed {
+/// Starts reading `response` (the body of `url`, `size` bytes as announced, 0 when unknown),
+/// storing it as it arrives when `store` and the page has a private file system. A sized
+/// download is read by ranges as a [`Source`]; any download whole once it ends
+/// ([`Streamed::blob`]).
+pub fn stream(url: &str, response: &Response, store: bool, size: u64, progress: Rc<dyn Fn(u64)>) -> Streamed {
     // Owned by the JavaScript side from here: the download outlives the load that started it
     // (its last chunks are stored after the towers are built).
     let report = Closure::<dyn Fn(f64)>::new(move |done: f64| progress(done as u64)).into_js_value();
-    let stream = opfs_stream(&key(url), response, store, report.unchecked_ref());
-    Streamed { url: url.to_string(), size: 0, stream }
+    let stream = opfs_stream(&key(url), response, store, size as f64, report.unchecked_ref());
+    Streamed { url: url.to_string(), size, stream }
+}
+
+/// The loader is done with the download: its chunks are let go (storing goes on).
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        self.stream.detach();
+    }
 }
 
 impl Streamed {
-    /// This download read by ranges as it arrives, `size` bytes long (its Content-Length).
-    pub fn sized(self, size: u64) -> Self {
-        Self { size, ..self }
-    }
-
     /// The whole file once downloaded, as a `Blob`: the stored copy, disk-backed, where there
     /// is one.
     pub async fn blob(&self) -> Result<Blob, String> {
