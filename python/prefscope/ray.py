@@ -41,7 +41,7 @@ def _options(loss, beta, label_smoothing, weights, f_divergence, f_alpha) -> dic
 
 class _DpoShard:
     """One block's part of the report: a one-row table (pairs, sums as JSON, margins, length
-    differences)."""
+    differences, calibration bins' sums)."""
 
     def __init__(self, options: dict) -> None:
         self.options = options
@@ -57,6 +57,7 @@ class _DpoShard:
                 "length_difference": pa.array(
                     [difference if difference is not None else None], pa.list_(pa.float64())
                 ),
+                "calibration": pa.array([part["calibration"]], pa.list_(pa.float64())),
             }
         )
 
@@ -102,6 +103,7 @@ def dpo_metrics(
             "length_difference": None
             if p["length_difference"] is None
             else np.asarray(p["length_difference"], dtype=np.float64),
+            "calibration": np.asarray(p["calibration"], dtype=np.float64),
         }
         for p in parts
     ]

@@ -132,6 +132,21 @@ def check_export(trainer, callback, cli):
         cli_metrics = json.loads(out)["metrics"]
         for key in TRL_KEYS + ["loss"]:
             assert abs(cli_metrics[key] - report["metrics"][key]) < 1e-12
+    # The whole run at once: the folder of evaluations, each step's metrics TRL's logged ones.
+    folder = os.path.dirname(callback.written[0][1])
+    out = subprocess.run([cli, "dpo", "--input", folder, "--beta", str(trainer.beta), "--device", "cpu"],
+                         check=True, capture_output=True, text=True).stdout
+    run = json.loads(out)
+    assert [s["step"] for s in run["steps"]] == [2, 4]
+    for step, logged in zip(run["steps"], evals):
+        for key in TRL_KEYS:
+            assert abs(step["metrics"][key] - logged[f"eval_{key}"]) < 1e-4, (step["step"], key)
+        assert abs(step["metrics"]["loss"] - logged["eval_loss"]) < 1e-4
+    assert run["metrics"] == run["steps"][-1]["metrics"]
+    assert run["missing"] == []
+    assert all(p["steps"] == [2, 4] and len(p["margins"]) == 2 for p in run["pairs"])
+    for flip in run["flips"]:
+        assert (flip["from"] > 0) != (flip["to"] > 0) and flip["step"] == 4
     # Training moved the policy away from the reference: the export is not the step-0 model.
     first, last = (pq.read_table(p).to_pylist() for _, p, _ in callback.written)
     assert any(a["policy_chosen_logps"] != b["policy_chosen_logps"] for a, b in zip(first, last))

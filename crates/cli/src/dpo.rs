@@ -1,24 +1,35 @@
-//! `prefscope dpo`: reads DPO (or Diffusion-DPO) log-probabilities and reports TRL's metrics.
+//! `prefscope dpo`: reads DPO (or Diffusion-DPO) log-probabilities and reports TRL's metrics,
+//! their calibration and, for several evaluations of one run, what changed over its steps.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use prefscope_core::io::read::{read_preferences, Input, Preferences, Progress};
-use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::io::read::{read_preferences, Format, Input, Preferences, Progress};
+use prefscope_core::io::write::{metrics_json, Column, OutputTable};
 use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
-use prefscope_core::preference::report::{report, ReportOptions};
+use prefscope_core::preference::report::{report, subset_reports, Report, ReportOptions, ReportRequest};
+use prefscope_core::preference::run::{self, Evaluation};
+use prefscope_core::preference::subsets::By;
 use prefscope_gpu::block_on;
 
 use crate::device::{self, Device};
-use crate::output::{write_report, OutputFormat, Result};
+use crate::output::{metrics_summary, write_document, write_report, OutputFormat, Result};
 
 #[derive(Args, Debug)]
 pub struct DpoArgs {
     /// Pairs in JSON Lines, CSV or Parquet (docs/DESIGN.md "DPO log-probabilities" or
-    /// "Diffusion-DPO rows").
-    #[arg(long)]
-    pub input: PathBuf,
+    /// "Diffusion-DPO rows"). Repeat it, or name a folder, for a run: each file is one
+    /// evaluation, at the step its Parquet metadata (`trl.global_step`), a constant `step`
+    /// column or the last number in its name gives; pairs are followed across steps by `id`.
+    #[arg(long, required = true)]
+    pub input: Vec<PathBuf>,
+    /// Equal-width bins of the calibration metrics (`calibration/ece`, the reliability bins).
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Also report every metric per value of the `subset` or `category` column.
+    #[arg(long, value_parser = ["subset", "category"])]
+    pub by: Option<String>,
     /// Loss types, comma-separated (TRL names: sigmoid, hinge, ipo, exo_pair, nca_pair, robust,
     /// bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm;
     /// cdpo for TRL ≤ 0.28's label-smoothed sigmoid; simpo, cpo, orpo, kto, bco alone; for
@@ -71,10 +82,34 @@ fn progress_bar(path: &std::path::Path) -> Option<ProgressBar> {
     })
 }
 
+/// The files `--input` names: each file, and each folder's JSON Lines, CSV and Parquet files
+/// in name order.
+fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push(input.clone());
+            continue;
+        }
+        let entries =
+            std::fs::read_dir(input).map_err(|e| format!("{}: cannot read the folder: {e}", input.display()))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && Format::from_name(&p.display().to_string()).is_ok())
+            .collect();
+        if found.is_empty() {
+            return Err(format!("{}: the folder holds no .jsonl, .csv or .parquet file", input.display()).into());
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
 /// `--loss pro|smpo|rankdpo`: ranked lists, one per prompt (README "Ranked lists").
-fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
-    let name = args.input.display().to_string();
-    let bytes = std::fs::read(&args.input).map_err(|e| format!("{name}: cannot read: {e}"))?;
+fn run_ranked(args: &DpoArgs, input: &Path, objective: &str) -> Result<()> {
+    let name = input.display().to_string();
+    let bytes = std::fs::read(input).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let lists = prefscope_core::io::read::read_ranked(&name, bytes::Bytes::from(bytes))?;
     let evaluation = evaluate_lists(objective, &lists, args.beta, args.sft_weight)?;
     let table = OutputTable::new(vec![
@@ -84,20 +119,39 @@ fn run_ranked(args: &DpoArgs, objective: &str) -> Result<()> {
     write_report(args.format, args.out.as_ref(), &evaluation.metrics, &table)
 }
 
-pub fn run(args: &DpoArgs) -> Result<()> {
-    if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == args.loss.trim()) {
-        return run_ranked(args, objective);
-    }
-    let bar = progress_bar(&args.input);
+fn read(path: &Path) -> Result<Preferences> {
+    let bar = progress_bar(path);
     let mut on_progress = |p: Progress| {
         if let Some(bar) = &bar {
             bar.set_length(p.total);
             bar.set_position(p.done);
         }
     };
-    let data = read_preferences(Input::Path(&args.input), None, &mut on_progress)?;
+    let data = read_preferences(Input::Path(path), None, &mut on_progress)?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    Ok(data)
+}
+
+fn evaluate<'a>(
+    gpu: Option<&prefscope_gpu::Gpu>,
+    data: &'a Preferences,
+    request: &ReportRequest,
+) -> Result<Report<'a>> {
+    Ok(match gpu {
+        Some(gpu) => block_on(gpu.report(data, request))?,
+        None => report(data, request)?,
+    })
+}
+
+pub fn run(args: &DpoArgs) -> Result<()> {
+    let files = input_files(&args.input)?;
+    if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == args.loss.trim()) {
+        let [input] = files.as_slice() else {
+            return Err(format!("`--loss {objective}` reads one file of ranked lists, not {}", files.len()).into());
+        };
+        return run_ranked(args, input, objective);
     }
     let request = ReportOptions {
         loss: Some(args.loss.clone()),
@@ -106,14 +160,71 @@ pub fn run(args: &DpoArgs) -> Result<()> {
         label_smoothing: Some(args.label_smoothing),
         f_divergence: Some(args.f_divergence.clone()),
         f_alpha: Some(args.f_alpha),
+        bins: Some(args.bins),
     }
     .request()?;
-    let result = match device::open(args.device)? {
-        Some(gpu) => block_on(gpu.report(&data, &request))?,
-        None => report(&data, &request)?,
+    let by = args.by.as_deref().map(By::parse).transpose()?;
+    let gpu = device::open(args.device)?;
+    let data: Vec<Preferences> = files.iter().map(|f| read(f)).collect::<Result<_>>()?;
+
+    let mut document = serde_json::Map::new();
+    let (last, rows) = if let [data] = data.as_slice() {
+        let result = evaluate(gpu.as_ref(), data, &request)?;
+        if let Preferences::Diffusion(t) = data {
+            eprintln!("{} Diffusion-DPO rows, {} pairs", t.len(), result.ids.len());
+        }
+        let rows = result.pairs_table();
+        (result, rows)
+    } else {
+        let mut evaluations = Vec::with_capacity(data.len());
+        for d in &data {
+            let Preferences::Dpo(table) = d else {
+                return Err(
+                    "several inputs make a run of DPO evaluations; Diffusion-DPO rows are read one file at a time"
+                        .into(),
+                );
+            };
+            if let Some(row) = table.unnamed_row {
+                return Err(format!(
+                    "{}: row {row} has no `id`: with several inputs, pairs are followed across steps by id",
+                    table.source
+                )
+                .into());
+            }
+            let step = run::step_of(&table.source, &table.metadata, &table.step)?;
+            let report = evaluate(gpu.as_ref(), d, &request)?;
+            evaluations.push(Evaluation { step, source: table.source.clone(), report });
+        }
+        let run = run::run(evaluations)?;
+        document.extend(run.json_parts());
+        let rows = run.pairs_table();
+        eprintln!(
+            "{} steps, {} flips, {} ids missing from some step",
+            run.steps.len(),
+            run.flips.len(),
+            run.missing.len()
+        );
+        (run.last, rows)
     };
-    if let Preferences::Diffusion(t) = &data {
-        eprintln!("{} Diffusion-DPO rows, {} pairs", t.len(), result.ids.len());
+    document.insert("metrics".into(), metrics_json(last.metrics()));
+    document.insert("calibration".into(), last.calibration.json());
+    if let Some(by) = by {
+        // The last step's pairs, as `metrics` and `pairs` are.
+        let data = data.last().expect("at least one input");
+        let (subsets, mean) = subset_reports(data, by, &request)?;
+        document.insert(
+            "subsets".into(),
+            subsets.iter().map(|(name, m)| (name.clone(), metrics_json(m))).collect::<serde_json::Map<_, _>>().into(),
+        );
+        document.insert("subsets_mean".into(), metrics_json(&mean));
     }
-    write_report(args.format, args.out.as_ref(), result.metrics(), &result.pairs_table())
+    let summary = metrics_summary(last.metrics());
+    let document = serde_json::Value::Object(document);
+    write_document(args.format, args.out.as_ref(), &rows, with_pairs(document, &rows), &summary)
+}
+
+/// The document with the pairs table's rows under `pairs`.
+fn with_pairs(mut document: serde_json::Value, rows: &OutputTable) -> serde_json::Value {
+    document["pairs"] = rows.json_rows();
+    document
 }

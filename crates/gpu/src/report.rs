@@ -1,5 +1,6 @@
 //! `prefscope dpo`'s computation with the device doing the work: core's report, with the
-//! objective, the ranking accuracies and Diffusion-DPO rows evaluated by our kernels.
+//! objective, the ranking accuracies and Diffusion-DPO rows evaluated by our kernels (the
+//! calibration of the margins is core's, on the CPU: one pass over the pairs).
 
 use std::borrow::Cow;
 
@@ -26,11 +27,11 @@ impl Gpu {
                     .await?;
                 add_ranking_metrics(table, request.pairwise_beta(), accuracy, &mut evaluation.metrics);
                 add_diagnostics(table, &evaluation.pairs.margin, &mut evaluation.metrics);
-                Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
+                Ok(Report::new(Cow::Borrowed(&table.id), evaluation, data, request.bins)?)
             }
             Preferences::Diffusion(table) => {
                 let (ids, evaluation) = self.diffusion(table, request.diffusion_objective()?).await?;
-                Ok(Report { ids: Cow::Owned(ids), evaluation })
+                Ok(Report::new(Cow::Owned(ids), evaluation, data, request.bins)?)
             }
         }
     }

@@ -83,6 +83,7 @@ fn request(
         label_smoothing: Some(label_smoothing),
         f_divergence: Some(f_divergence.to_string()),
         f_alpha: Some(f_alpha),
+        bins: None,
     }
     .request()
     .map_err(error)
@@ -100,7 +101,7 @@ fn read(source: Source) -> Result<Preferences, String> {
 }
 
 /// One shard's part of the report (prefscope-core's `shards`): `{"pairs", "sums", "margin",
-/// "length_difference"}`, for [`combine_shards`].
+/// "length_difference", "calibration"}`, for [`combine_shards`].
 #[pyfunction]
 #[pyo3(signature = (source, loss="sigmoid", beta=None, label_smoothing=0.0, weights=None,
                     f_divergence="reverse_kl", f_alpha=0.5))]
@@ -125,6 +126,7 @@ pub fn dpo_shard<'py>(
     out.set_item("sums", part.sums)?;
     out.set_item("margin", PyArray1::from_vec(py, part.margin))?;
     out.set_item("length_difference", part.length_difference.map(|d| PyArray1::from_vec(py, d)))?;
+    out.set_item("calibration", PyArray1::from_vec(py, part.calibration))?;
     Ok(out)
 }
 
@@ -142,6 +144,7 @@ pub fn combine_shards<'py>(py: Python<'py>, parts: Vec<Bound<'py, PyDict>>) -> P
             sums: field(d, "sums")?.extract()?,
             margin: field(d, "margin")?.extract::<Vec<f64>>()?,
             length_difference: if difference.is_none() { None } else { Some(difference.extract()?) },
+            calibration: field(d, "calibration")?.extract::<Vec<f64>>()?,
         });
     }
     py.detach(move || combine(&shards)).map_err(error)

@@ -350,6 +350,8 @@ struct DpoOptions {
     f_alpha: Option<f64>,
     /// PRO's SFT weight (`loss: "pro"`).
     sft_weight: Option<f64>,
+    /// Bins of the calibration metrics (`--bins`).
+    bins: Option<usize>,
 }
 
 /// `prefscope dpo --format json` on a file's bytes: `{"metrics": …, "pairs": […]}` as JSON
@@ -364,6 +366,7 @@ pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, J
         label_smoothing: options.label_smoothing,
         f_divergence: options.f_divergence,
         f_alpha: options.f_alpha,
+        bins: options.bins,
     }
     .request()
     .map_err(fail)?;

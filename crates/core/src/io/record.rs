@@ -45,6 +45,14 @@ pub struct DpoRecord {
     pub policy_kl_logps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_kl_logps: Option<f64>,
+    /// The pair's subset and category (`--by subset|category` reports metrics per value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The training step of the evaluation this row belongs to (a constant `step` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
 }
 
 /// One Diffusion-DPO sample: a pair at one sampled timestep with shared noise.
@@ -261,6 +269,14 @@ pub struct DpoTable {
     pub reference_kl_logps: OptColumn<f64>,
     pub chosen_tokens: TokenColumn,
     pub rejected_tokens: TokenColumn,
+    pub subset: OptColumn<String>,
+    pub category: OptColumn<String>,
+    pub step: OptColumn<i64>,
+    /// The first row (1-based) whose id is its row number because the file gave none: pairs
+    /// cannot be matched across evaluations by such ids.
+    pub unnamed_row: Option<u64>,
+    /// The file's key-value metadata (Parquet; the export callback writes `trl.global_step`).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// Validated columns for [`DpoTable::extend_columns`]; `logps` are policy chosen/rejected,
@@ -277,6 +293,9 @@ pub struct PairColumns {
     pub preference_share: Option<Vec<Option<f64>>>,
     pub policy_kl_logps: Option<Vec<Option<f64>>>,
     pub reference_kl_logps: Option<Vec<Option<f64>>>,
+    pub subset: Option<Vec<Option<String>>>,
+    pub category: Option<Vec<Option<String>>>,
+    pub step: Option<Vec<Option<i64>>>,
 }
 
 /// Which completion of a pair.
@@ -326,6 +345,9 @@ impl DpoTable {
         self.preference_share.push(r.preference_share);
         self.policy_kl_logps.push(r.policy_kl_logps);
         self.reference_kl_logps.push(r.reference_kl_logps);
+        self.subset.push(r.subset);
+        self.category.push(r.category);
+        self.step.push(r.step);
         self.chosen_tokens.push(r.policy_chosen_token_logps, r.reference_chosen_token_logps, r.chosen_tokens);
         self.rejected_tokens.push(r.policy_rejected_token_logps, r.reference_rejected_token_logps, r.rejected_tokens);
     }
@@ -360,6 +382,9 @@ impl DpoTable {
         self.preference_share.extend(c.preference_share, n);
         self.policy_kl_logps.extend(c.policy_kl_logps, n);
         self.reference_kl_logps.extend(c.reference_kl_logps, n);
+        self.subset.extend(c.subset, n);
+        self.category.extend(c.category, n);
+        self.step.extend(c.step, n);
         self.chosen_tokens.push_empty(n);
         self.rejected_tokens.push_empty(n);
     }
@@ -370,6 +395,13 @@ impl DpoTable {
         for r in records {
             table.push(r);
         }
+        table
+    }
+
+    /// The given rows, in that order, as a table of their own (a subset's pairs).
+    pub fn select(&self, rows: &[usize]) -> Self {
+        let mut table = Self::from_records(self.source.clone(), rows.iter().map(|&i| self.record(i)));
+        table.metadata = self.metadata.clone();
         table
     }
 
@@ -405,6 +437,9 @@ impl DpoTable {
             preference_share: self.preference_share.get(i).copied(),
             policy_kl_logps: self.policy_kl_logps.get(i).copied(),
             reference_kl_logps: self.reference_kl_logps.get(i).copied(),
+            subset: self.subset.get(i).cloned(),
+            category: self.category.get(i).cloned(),
+            step: self.step.get(i).copied(),
         }
     }
 

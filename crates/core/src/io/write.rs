@@ -18,6 +18,10 @@ pub enum Column {
     /// One f32 vector per row (embeddings): a JSON array, in CSV the same array as text, in
     /// Parquet a list of float32.
     Vector(Vec<Vec<f32>>),
+    /// A list of f64 per row (a pair's margins over steps; NaN as null in JSON).
+    Floats(Vec<Vec<f64>>),
+    /// A list of integers per row (the steps those values belong to).
+    Ints(Vec<Vec<i64>>),
 }
 
 impl Column {
@@ -27,6 +31,8 @@ impl Column {
             Column::Float(v) => v.len(),
             Column::Int(v) => v.len(),
             Column::Vector(v) => v.len(),
+            Column::Floats(v) => v.len(),
+            Column::Ints(v) => v.len(),
         }
     }
 
@@ -41,6 +47,10 @@ impl Column {
                     .map(|&x| serde_json::Number::from_f64(x as f64).map_or(Value::Null, Value::Number))
                     .collect(),
             ),
+            Column::Floats(v) => Value::Array(
+                v[i].iter().map(|&x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)).collect(),
+            ),
+            Column::Ints(v) => Value::from(v[i].clone()),
         }
     }
 
@@ -49,7 +59,7 @@ impl Column {
             Column::Text(v) => v[i].clone(),
             Column::Float(v) => format_float(v[i]),
             Column::Int(v) => v[i].to_string(),
-            Column::Vector(_) => self.json(i).to_string(),
+            Column::Vector(_) | Column::Floats(_) | Column::Ints(_) => self.json(i).to_string(),
         }
     }
 }
@@ -132,6 +142,8 @@ impl OutputTable {
                     Column::Float(_) => DataType::Float64,
                     Column::Int(_) => DataType::Int64,
                     Column::Vector(_) => DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
+                    Column::Floats(_) => DataType::List(Arc::new(Field::new("item", DataType::Float64, false))),
+                    Column::Ints(_) => DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
                 };
                 Field::new(n, t, false)
             })
@@ -148,6 +160,18 @@ impl OutputTable {
                         let values = Float32Array::from(v.concat());
                         let offsets = OffsetBuffer::from_lengths(v.iter().map(Vec::len));
                         let field = Arc::new(Field::new("item", DataType::Float32, false));
+                        Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
+                    }
+                    Column::Floats(v) => {
+                        let values = Float64Array::from(v.concat());
+                        let offsets = OffsetBuffer::from_lengths(v.iter().map(Vec::len));
+                        let field = Arc::new(Field::new("item", DataType::Float64, false));
+                        Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
+                    }
+                    Column::Ints(v) => {
+                        let values = Int64Array::from(v.concat());
+                        let offsets = OffsetBuffer::from_lengths(v.iter().map(Vec::len));
+                        let field = Arc::new(Field::new("item", DataType::Int64, false));
                         Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
                     }
                 }

@@ -3,12 +3,15 @@
 //! general preference model, ranking accuracy, per-token rewards, and reports (whole or over
 //! shards that combine exactly).
 
+pub mod calibration;
 pub mod diffusion;
 pub mod dpo;
 pub mod gpm;
 pub mod groups;
 pub mod ranking;
 pub mod report;
+pub mod run;
 pub mod shards;
 pub mod strength;
+pub mod subsets;
 pub mod tokens;

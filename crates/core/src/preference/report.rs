@@ -8,9 +8,11 @@ use crate::error::ConfigError;
 use crate::io::read::Preferences;
 use crate::io::record::{DpoTable, Side};
 use crate::io::write::{Column, OutputTable};
+use crate::preference::calibration::{self, Calibration};
 use crate::preference::diffusion::{self, MapoParams, DIFFUSION_DPO_BETA};
 use crate::preference::dpo::{Evaluation, FDivergence, Objective, PairwiseParams};
 use crate::preference::ranking;
+use crate::preference::subsets::{self, By};
 
 /// What to compute. `objective` is the comma list `prefscope dpo --loss` takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,16 +22,24 @@ pub struct ReportRequest {
     /// β; `None` means each objective's default (0.1, or 5000 for Diffusion-DPO).
     pub beta: Option<f64>,
     pub params: PairwiseParams,
+    /// Equal-width bins of the calibration metrics (`--bins`).
+    pub bins: usize,
 }
 
 impl Default for ReportRequest {
     fn default() -> Self {
-        Self { objective: "sigmoid".into(), weights: None, beta: None, params: PairwiseParams::default() }
+        Self {
+            objective: "sigmoid".into(),
+            weights: None,
+            beta: None,
+            params: PairwiseParams::default(),
+            bins: calibration::DEFAULT_BINS,
+        }
     }
 }
 
 /// What every entry point takes, named as the command's flags (`--loss`, `--weights`,
-/// `--beta`, `--label-smoothing`, `--f-divergence`, `--f-alpha`), `None` for the command's
+/// `--beta`, `--label-smoothing`, `--f-divergence`, `--f-alpha`, `--bins`), `None` for the command's
 /// default: the one place they become a [`ReportRequest`], so that the command, the JavaScript
 /// API and the Python package agree on defaults and refusals.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +50,7 @@ pub struct ReportOptions {
     pub label_smoothing: Option<f64>,
     pub f_divergence: Option<String>,
     pub f_alpha: Option<f64>,
+    pub bins: Option<usize>,
 }
 
 impl ReportOptions {
@@ -58,6 +69,7 @@ impl ReportOptions {
                 f_divergence,
                 ..defaults.params
             },
+            bins: self.bins.unwrap_or(defaults.bins),
         })
     }
 }
@@ -72,17 +84,44 @@ pub struct Report<'a> {
     /// objective), the grouped ids for Diffusion-DPO rows.
     pub ids: Cow<'a, [String]>,
     pub evaluation: Evaluation,
+    /// How well σ(margin) predicts the labels (its ECE and Brier score are in the metrics too).
+    pub calibration: Calibration,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    /// A report of `evaluation`, with the calibration of its margins against `data`'s labels
+    /// (`preference_share` as a soft target when every pair has one) added.
+    pub fn new(
+        ids: Cow<'a, [String]>,
+        mut evaluation: Evaluation,
+        data: &Preferences,
+        bins: usize,
+    ) -> Result<Self, ConfigError> {
+        let p: Vec<f64> = evaluation.pairs.margin.iter().map(|&m| crate::numeric::sigmoid(m)).collect();
+        let share: Option<Vec<f64>> = match data {
+            Preferences::Dpo(t) if t.preference_share.all() => {
+                Some(t.preference_share.iter().map(|s| s.copied().unwrap_or_default()).collect())
+            }
+            _ => None,
+        };
+        let calibration = calibration::calibration(&p, share.as_deref(), bins)?;
+        calibration.insert_metrics(&mut evaluation.metrics);
+        Ok(Report { ids, evaluation, calibration })
+    }
+
     pub fn metrics(&self) -> &BTreeMap<String, f64> {
         &self.evaluation.metrics
     }
 
     /// The document `prefscope dpo --format json` prints (and the JavaScript API returns):
-    /// `{"metrics": {TRL's names: value}, "pairs": [rows]}`, a non-finite metric as null.
+    /// `{"metrics": {TRL's names: value}, "pairs": [rows], "calibration": {"bins": […]}}`, a
+    /// non-finite metric as null.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "metrics": crate::io::write::metrics_json(self.metrics()), "pairs": self.pairs_table().json_rows() })
+        serde_json::json!({
+            "metrics": crate::io::write::metrics_json(self.metrics()),
+            "pairs": self.pairs_table().json_rows(),
+            "calibration": self.calibration.json(),
+        })
     }
 
     /// The metrics, and the per-pair rows as an Arrow batch that takes over the value columns
@@ -214,14 +253,39 @@ pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Repo
                 &mut evaluation.metrics,
             );
             add_diagnostics(table, &evaluation.pairs.margin, &mut evaluation.metrics);
-            Ok(Report { ids: Cow::Borrowed(&table.id), evaluation })
+            Ok(Report::new(Cow::Borrowed(&table.id), evaluation, data, request.bins)?)
         }
         Preferences::Diffusion(table) => {
             let (ids, evaluation) = match request.diffusion_objective()? {
                 DiffusionObjective::Dpo(beta) => diffusion::diffusion_dpo(table, beta)?,
                 DiffusionObjective::Mapo(params) => diffusion::mapo(table, &params)?,
             };
-            Ok(Report { ids: Cow::Owned(ids), evaluation })
+            Ok(Report::new(Cow::Owned(ids), evaluation, data, request.bins)?)
         }
     }
+}
+
+/// Metrics per subset name, and their unweighted mean over subsets.
+pub type SubsetMetrics = (BTreeMap<String, BTreeMap<String, f64>>, BTreeMap<String, f64>);
+
+/// Every metric per subset of DPO pairs (each subset's rows reported alone, so a subset's
+/// numbers are what its rows give as a file of their own) and their unweighted mean.
+pub fn subset_reports(data: &Preferences, by: By, request: &ReportRequest) -> Result<SubsetMetrics, ConfigError> {
+    let Preferences::Dpo(table) = data else {
+        return Err(ConfigError::Invalid(format!(
+            "`--by {}` splits DPO log-probabilities; Diffusion-DPO rows have no subsets",
+            by.column()
+        )));
+    };
+    let labels = match by {
+        By::Subset => &table.subset,
+        By::Category => &table.category,
+    };
+    let mut subsets = BTreeMap::new();
+    for (name, rows) in subsets::group_rows(&table.source, by, labels)? {
+        let part = Preferences::Dpo(table.select(&rows));
+        subsets.insert(name, report(&part, request)?.evaluation.metrics);
+    }
+    let mean = subsets::mean_over_subsets(&subsets);
+    Ok((subsets, mean))
 }

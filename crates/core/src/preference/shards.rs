@@ -8,11 +8,15 @@ use std::collections::BTreeMap;
 
 use crate::error::ConfigError;
 use crate::io::read::Preferences;
+use crate::preference::calibration::Calibration;
 use crate::preference::dpo::Objective;
 use crate::preference::report::{report, table_lengths, ReportRequest};
 
 /// The metric computed from gathered columns instead of sums.
 pub const SPEARMAN: &str = "diagnostics/margin_length_spearman";
+
+/// The metric computed from the calibration bins' sums (an ECE is not a mean over pairs).
+pub const ECE: &str = "calibration/ece";
 
 /// One shard's part of a report.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,6 +28,8 @@ pub struct ShardSums {
     pub margin: Vec<f64>,
     /// chosen_length − rejected_length per pair, when the shard knows lengths.
     pub length_difference: Option<Vec<f64>>,
+    /// The calibration bins' sums (`Calibration::sums`), for [`ECE`].
+    pub calibration: Vec<f64>,
 }
 
 /// Why an objective cannot be split: its per-pair terms depend on the rest of the batch.
@@ -53,11 +59,17 @@ pub fn shard_sums(data: &Preferences, request: &ReportRequest) -> Result<ShardSu
     let sums = result
         .metrics()
         .iter()
-        .filter(|(k, _)| k.as_str() != SPEARMAN)
+        .filter(|(k, _)| k.as_str() != SPEARMAN && k.as_str() != ECE)
         .map(|(k, v)| (k.clone(), v * pairs as f64))
         .collect();
     let length_difference = table_lengths(table).map(|(c, r)| c.iter().zip(&r).map(|(c, r)| c - r).collect());
-    Ok(ShardSums { pairs, sums, margin: result.evaluation.pairs.margin.clone(), length_difference })
+    Ok(ShardSums {
+        pairs,
+        sums,
+        margin: result.evaluation.pairs.margin.clone(),
+        length_difference,
+        calibration: result.calibration.sums.clone(),
+    })
 }
 
 /// The whole set's metrics from its shards' sums. A metric some shard lacks (the idealized
@@ -78,6 +90,15 @@ pub fn combine(shards: &[ShardSums]) -> Result<BTreeMap<String, f64>, ConfigErro
             }
         }
     }
+    let mut bins = vec![0.0; shards.first().map_or(0, |s| s.calibration.len())];
+    for s in shards {
+        if s.calibration.len() != bins.len() {
+            return Err(ConfigError::Invalid("shards with different numbers of calibration bins".into()));
+        }
+        bins.iter_mut().zip(&s.calibration).for_each(|(total, x)| *total += x);
+    }
+    let brier = metrics.get("calibration/brier").copied().unwrap_or(f64::NAN);
+    metrics.insert(ECE.into(), Calibration::from_sums(&bins, brier)?.ece);
     let differences: Option<Vec<&Vec<f64>>> = shards.iter().map(|s| s.length_difference.as_ref()).collect();
     if let Some(differences) = differences {
         let margin: Vec<f64> = shards.iter().flat_map(|s| s.margin.iter().copied()).collect();

@@ -150,6 +150,7 @@ pub fn dpo_request(dpo: &Dpo) -> ReportRequest {
             f_divergence: FDivergence::ReverseKl,
             ..PairwiseParams::default()
         },
+        ..ReportRequest::default()
     }
 }
 

@@ -26,6 +26,7 @@ pub(super) fn read<R: ChunkReader + 'static>(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    sink.set_metadata(key_values(builder.metadata()));
     check_offsets(builder.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
     check_dictionaries(&std::sync::Arc::new(open()?), builder.metadata(), None)
         .map_err(|m| InputError::new(sink.location(None, None), m))?;
@@ -36,6 +37,17 @@ pub(super) fn read<R: ChunkReader + 'static>(
         .build()
         .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
     push_batches(batches, &positions, 0, total, sink, progress).map(|_| ())
+}
+
+/// The file's key-value metadata (pyarrow writes a table's schema metadata there), without
+/// Arrow's own serialized schema.
+fn key_values(metadata: &parquet::file::metadata::ParquetMetaData) -> Vec<(String, String)> {
+    let pairs = metadata.file_metadata().key_value_metadata().map(Vec::as_slice).unwrap_or_default();
+    pairs
+        .iter()
+        .filter(|kv| kv.key != "ARROW:schema")
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
+        .collect()
 }
 
 /// Rows to make room for before reading: those the footer declares (growing the columns as
@@ -266,6 +278,7 @@ impl ParquetPieces {
         let metadata = ArrowReaderMetadata::load(&fetched, ArrowReaderOptions::default())
             .map_err(|e| InputError::new(sink.location(None, None), parquet_error(&e.to_string())))?;
         check_offsets(metadata.metadata()).map_err(|m| InputError::new(sink.location(None, None), m))?;
+        sink.set_metadata(key_values(metadata.metadata()));
         let positions = header(metadata.schema(), &mut sink)?;
         let declared = metadata.metadata().file_metadata().num_rows().max(0) as u64;
         sink.reserve(expected_rows(declared, len));
@@ -393,6 +406,25 @@ mod bulk {
         }))
     }
 
+    /// Steps: whole numbers (`lengths` with signs).
+    fn steps(a: Option<&ArrayRef>) -> Option<Option<Vec<Option<i64>>>> {
+        let Some(a) = a else { return Some(None) };
+        Some(Some(match a.data_type() {
+            DataType::Int64 => a.as_primitive::<Int64Type>().iter().collect(),
+            DataType::Int32 => a.as_primitive::<Int32Type>().iter().map(|x| x.map(i64::from)).collect(),
+            _ => return None,
+        }))
+    }
+
+    /// The first row (1-based, in the file) whose id is missing or null.
+    fn unnamed(a: Option<&ArrayRef>, first_row: u64, n: usize) -> Option<u64> {
+        let first = match a {
+            None => (n > 0).then_some(0),
+            Some(a) => (0..n).find(|&i| a.is_null(i)),
+        };
+        first.map(|i| first_row + i as u64 + 1)
+    }
+
     /// Ids as text; a missing or null id is the 1-based row number.
     fn ids(a: Option<&ArrayRef>, first_row: u64, n: usize) -> Option<Vec<String>> {
         let fallback = |i: usize| (first_row + i as u64 + 1).to_string();
@@ -434,10 +466,16 @@ mod bulk {
                         preference_share: optional(col(Col::PreferenceShare), |x| (0.0..=1.0).contains(&x))?,
                         policy_kl_logps: optional(col(Col::PolicyKl), |_| true)?,
                         reference_kl_logps: optional(col(Col::ReferenceKl), |_| true)?,
+                        subset: texts(col(Col::Subset))?,
+                        category: texts(col(Col::Category))?,
+                        step: steps(col(Col::Step))?,
                     })
                 })();
                 match parsed {
                     Some(c) => {
+                        if table.unnamed_row.is_none() {
+                            table.unnamed_row = unnamed(col(Col::Id), first_row, n);
+                        }
                         table.extend_columns(c);
                         true
                     }

@@ -40,6 +40,9 @@ columns! {
     PreferenceShare => "preference_share",
     PolicyKl => "policy_kl_logps",
     ReferenceKl => "reference_kl_logps",
+    Subset => "subset",
+    Category => "category",
+    Step => "step",
     ModelMseChosen => "model_mse_chosen",
     ModelMseRejected => "model_mse_rejected",
     ReferenceMseChosen => "reference_mse_chosen",
@@ -102,11 +105,17 @@ enum Kind {
 pub(crate) struct Sink {
     file: String,
     kind: Kind,
+    metadata: Vec<(String, String)>,
 }
 
 impl Sink {
     pub(crate) fn new(file: &str) -> Self {
-        Self { file: file.to_string(), kind: Kind::Unknown }
+        Self { file: file.to_string(), kind: Kind::Unknown, metadata: Vec::new() }
+    }
+
+    /// The file's own key-value metadata (Parquet), kept on the table it fills.
+    pub(crate) fn set_metadata(&mut self, metadata: Vec<(String, String)>) {
+        self.metadata = metadata;
     }
 
     pub(crate) fn location(&self, pos: Option<RowPos>, col: Option<Col>) -> Location {
@@ -163,6 +172,9 @@ impl Sink {
         match &mut self.kind {
             Kind::Dpo(table) => {
                 let record = dpo_record(src, &at, default_id)?;
+                if table.unnamed_row.is_none() && optional(src.id(Col::Id)).ok().flatten().is_none() {
+                    table.unnamed_row = Some(pos.row);
+                }
                 table.push(record);
             }
             Kind::Diffusion(table) => {
@@ -211,7 +223,10 @@ impl Sink {
 
     pub(crate) fn finish(self) -> Result<Preferences, InputError> {
         match self.kind {
-            Kind::Dpo(t) if !t.is_empty() => Ok(Preferences::Dpo(t)),
+            Kind::Dpo(mut t) if !t.is_empty() => {
+                t.metadata = self.metadata;
+                Ok(Preferences::Dpo(t))
+            }
             Kind::Diffusion(t) if !t.is_empty() => Ok(Preferences::Diffusion(t)),
             _ => Err(InputError::new(Location::file(&self.file), ErrorKind::Empty)),
         }
@@ -379,6 +394,9 @@ where
             Some(v)
         }
     };
+    // Names, numbers allowed (a category may be numbered).
+    let name = |col: Col| optional(src.id(col)).map_err(at(col));
+    let step = optional(src.integer(Col::Step)).map_err(at(Col::Step))?;
     let kl = |col: Col| -> Result<Option<f64>, InputError> {
         optional(src.number(col)).map_err(at(col))?.map(|v| finite(v).map_err(at(col))).transpose()
     };
@@ -411,5 +429,8 @@ where
         preference_share,
         policy_kl_logps: kl(Col::PolicyKl)?,
         reference_kl_logps: kl(Col::ReferenceKl)?,
+        subset: name(Col::Subset)?,
+        category: name(Col::Category)?,
+        step,
     })
 }
