@@ -5,17 +5,18 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use clap::Args;
-use prefscope_clip::pairs::{ensemble_differences, pair_metrics, pair_probabilities, predicted};
+use prefscope_clip::pairs::{ensemble_differences, pair_probabilities, pair_report, predicted, PairProbabilities};
 use prefscope_clip::scorer::Scorer;
 use prefscope_clip::Rgba;
 use prefscope_core::io::read::read_pairs;
 use prefscope_core::io::record::ImageRef;
-use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::io::write::{metrics_json, Column, OutputTable};
 use prefscope_core::preference::strength::{bands, check_bands, pair_strength, Band};
+use prefscope_core::preference::subsets::{group_labels, mean_over_subsets, By};
 use prefscope_gpu::block_on;
 
 use crate::clip::{load, ModelArgs};
-use crate::output::{write_report, Result};
+use crate::output::{metrics_summary, write_document, Result};
 use prefscope_clip::pipeline::resolve;
 
 #[derive(Args, Debug)]
@@ -37,6 +38,12 @@ pub struct PairsArgs {
     /// Percentiles of the strength that end `likely_wrong`, `ambiguous` and `clear`.
     #[arg(long, value_delimiter = ',', default_values_t = prefscope_core::preference::strength::DEFAULT_BANDS.to_vec(), allow_hyphen_values = true)]
     pub bands: Vec<f64>,
+    /// Equal-width bins of the calibration of `p0` against `label_0`.
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Also report the metrics of each value of the `subset` or `category` column alone.
+    #[arg(long, value_parser = ["subset", "category"])]
+    pub by: Option<String>,
 }
 
 pub fn run(args: &PairsArgs) -> Result<()> {
@@ -67,7 +74,25 @@ pub fn run(args: &PairsArgs) -> Result<()> {
     let captions: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
     let labels: Vec<f32> = pairs.iter().map(|p| p.label_0 as f32).collect();
     let probs = block_on(pair_probabilities(&encoder, &captions, &images, &labels))?;
-    let mut metrics = pair_metrics(&probs, args.tie_threshold);
+    let (mut metrics, calibration) = pair_report(&probs, args.tie_threshold, args.bins)?;
+    let mut document = serde_json::Map::new();
+    document.insert("calibration".into(), calibration.json());
+    if let Some(by) = args.by.as_deref().map(By::parse).transpose()? {
+        let labels = pairs.iter().map(|p| match by {
+            By::Subset => p.subset.as_ref(),
+            By::Category => p.category.as_ref(),
+        });
+        let mut subsets = std::collections::BTreeMap::new();
+        for (subset, indices) in group_labels(&name, by, labels)? {
+            let part: Vec<PairProbabilities> = indices.iter().map(|&i| probs[i].clone()).collect();
+            subsets.insert(subset, pair_report(&part, args.tie_threshold, args.bins)?.0);
+        }
+        document.insert("subsets_mean".into(), metrics_json(&mean_over_subsets(&subsets)));
+        document.insert(
+            "subsets".into(),
+            subsets.iter().map(|(k, m)| (k.clone(), metrics_json(m))).collect::<serde_json::Map<_, _>>().into(),
+        );
+    }
     let strength = match &args.strength {
         Some(names) => {
             let edges = check_bands(&args.bands)?;
@@ -98,5 +123,7 @@ pub fn run(args: &PairsArgs) -> Result<()> {
         columns.push(("band".into(), Column::Text(band.iter().map(|b| b.name().to_string()).collect())));
     }
     let table = OutputTable::new(columns);
-    write_report(args.model.format, args.model.out.as_ref(), &metrics, &table)
+    document.insert("metrics".into(), metrics_json(&metrics));
+    document.insert("pairs".into(), table.json_rows());
+    write_document(args.model.format, args.model.out.as_ref(), &table, document.into(), &metrics_summary(&metrics))
 }

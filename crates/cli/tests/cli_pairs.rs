@@ -152,3 +152,49 @@ fn strength_bands_catch_the_flipped_labels() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs an ensemble of at least two"));
 }
+
+#[test]
+fn calibration_and_subsets_of_labelled_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        ("a large red circle in the center", "square24.png", "wide.png", 1.0, "shapes"),
+        ("a small blue square on the left", "grey.png", "tall_rgba.png", 0.0, "colours"),
+        ("a large red circle in the center", "rotated.jpg", "grey.png", 0.5, "shapes"),
+        ("a small blue square on the left", "wide.png", "square24.png", 1.0, "colours"),
+    ];
+    let line = |(caption, a, b, label, subset): &(&str, &str, &str, f64, &str)| {
+        serde_json::json!({"caption": caption, "jpg_0": format!("{IMAGES}/{a}"), "jpg_1": format!("{IMAGES}/{b}"),
+            "label_0": label, "subset": subset})
+        .to_string()
+            + "\n"
+    };
+    let write = |name: &str, keep: &dyn Fn(&str) -> bool| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, rows.iter().filter(|r| keep(r.4)).map(line).collect::<String>()).unwrap();
+        path.display().to_string()
+    };
+    let all = write("all.jsonl", &|_| true);
+    let run = |input: &str, by: bool| {
+        let mut args = vec!["pairs", "--model", MODEL, "--input", input, "--device", "cpu", "--bins", "5"];
+        if by {
+            args.extend(["--by", "subset"]);
+        }
+        prefscope(&args)
+    };
+    let doc = run(&all, true);
+    // Brier against the labels, a tie's target ½, from the pairs' own p0.
+    let pairs = doc["pairs"].as_array().unwrap();
+    let brier = pairs.iter().map(|p| (p["p0"].as_f64().unwrap() - p["label_0"].as_f64().unwrap()).powi(2)).sum::<f64>()
+        / pairs.len() as f64;
+    assert!((doc["metrics"]["calibration/brier"].as_f64().unwrap() - brier).abs() < 1e-6);
+    let bins = doc["calibration"]["bins"].as_array().unwrap();
+    assert_eq!((bins.len(), bins.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>()), (5, 8));
+    for subset in ["shapes", "colours"] {
+        let alone = run(&write(&format!("{subset}.jsonl"), &|s| s == subset), false);
+        assert_eq!(doc["subsets"][subset], alone["metrics"], "{subset}");
+    }
+    let mean = (doc["subsets"]["shapes"]["accuracy"].as_f64().unwrap()
+        + doc["subsets"]["colours"]["accuracy"].as_f64().unwrap())
+        / 2.0;
+    assert_eq!(doc["subsets_mean"]["accuracy"].as_f64().unwrap(), mean);
+}

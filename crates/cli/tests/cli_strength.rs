@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixtures, prefscope};
+use common::{failure, fixtures, prefscope};
 
 use std::path::Path;
 
@@ -17,7 +17,16 @@ fn strength_and_bands_equal_numpy() {
     let out = prefscope(&["strength", "--input", input.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["summary"], want["summary"]);
+    for (k, v) in want["summary"].as_object().unwrap() {
+        assert_eq!(&got["summary"][k], v, "{k}");
+    }
+    // The calibration of σ(mean), against scikit-learn's.
+    for k in ["ece", "brier"] {
+        let (x, y) =
+            (got["summary"][format!("calibration/{k}")].as_f64().unwrap(), want["calibration"][k].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-12, "calibration/{k}: {x} vs {y}");
+    }
+    assert_eq!(got["summary"]["calibration"]["bins"].as_array().unwrap().len(), 10);
     let (g, w) = (got["pairs"].as_array().unwrap(), want["pairs"].as_array().unwrap());
     assert_eq!(g.len(), w.len());
     for (a, b) in g.iter().zip(w) {
@@ -77,4 +86,44 @@ fn a_strong_over_weak_density_ratio_joins_the_ensemble() {
     let std = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
     assert!((got["pairs"][0]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
     assert!((got["pairs"][0]["std"].as_f64().unwrap() - std).abs() < 1e-12);
+}
+
+#[test]
+fn subsets_are_their_rows_alone_and_shares_are_soft_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        r#"{"id": "a", "chosen_rewards": [1, 2], "rejected_rewards": [0, 0.5], "subset": "chat", "preference_share": 0.9}"#,
+        r#"{"id": "b", "chosen_rewards": [0, 1], "rejected_rewards": [1, 0.5], "subset": "code", "preference_share": 0.6}"#,
+        r#"{"id": "c", "chosen_rewards": [3, 2], "rejected_rewards": [0, 0], "subset": "chat", "preference_share": 1}"#,
+        r#"{"id": "d", "chosen_rewards": [-1, 0], "rejected_rewards": [0, 0], "subset": "code", "preference_share": 0.5}"#,
+    ];
+    let write = |name: &str, keep: &[usize]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, keep.iter().map(|&i| format!("{}\n", rows[i])).collect::<String>()).unwrap();
+        path.display().to_string()
+    };
+    let run = |input: &str, by: bool| {
+        let mut args = vec!["strength", "--input", input];
+        if by {
+            args.extend(["--by", "subset"]);
+        }
+        let out = prefscope(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let all = run(&write("all.jsonl", &[0, 1, 2, 3]), true);
+    // Brier against the shares: σ(1.25), σ(−0.25), σ(2.5), σ(−0.5).
+    let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let brier = [(s(1.25) - 0.9).powi(2), (s(-0.25) - 0.6).powi(2), (s(2.5) - 1.0).powi(2), (s(-0.5) - 0.5).powi(2)]
+        .iter()
+        .sum::<f64>()
+        / 4.0;
+    assert!((all["summary"]["calibration/brier"].as_f64().unwrap() - brier).abs() < 1e-15);
+    for (name, keep) in [("chat", [0, 2]), ("code", [1, 3])] {
+        let mut alone = run(&write(&format!("{name}.jsonl"), &keep), false)["summary"].clone();
+        alone.as_object_mut().unwrap().remove("calibration");
+        assert_eq!(all["summary"]["subsets"][name], alone, "{name}");
+    }
+    let e = failure(&["strength", "--input", &write("again.jsonl", &[0, 1]), "--by", "category"]);
+    assert!(e.contains("again.jsonl") && e.contains("category"), "{e}");
 }

@@ -134,6 +134,30 @@ pub fn pair_metrics(pairs: &[PairProbabilities], threshold: f32) -> BTreeMap<Str
     m
 }
 
+/// The calibration of the scorer's pair probability `p0` (image 0 wins) against `label_0`
+/// (a tie's 0.5 is a target of ½), over both orders of each pair.
+pub fn pair_calibration(
+    pairs: &[PairProbabilities],
+    bins: usize,
+) -> Result<prefscope_core::preference::calibration::Calibration, prefscope_core::ConfigError> {
+    let p: Vec<f64> = pairs.iter().map(|p| p.p0 as f64).collect();
+    let target: Vec<f64> = pairs.iter().map(|p| p.label_0 as f64).collect();
+    prefscope_core::preference::calibration::calibration(&p, Some(&target), bins)
+}
+
+/// [`pair_metrics`] with the calibration's `calibration/ece` and `calibration/brier`.
+pub fn pair_report(
+    pairs: &[PairProbabilities],
+    threshold: f32,
+    bins: usize,
+) -> Result<(BTreeMap<String, f64>, prefscope_core::preference::calibration::Calibration), prefscope_core::ConfigError>
+{
+    let mut metrics = pair_metrics(pairs, threshold);
+    let calibration = pair_calibration(pairs, bins)?;
+    calibration.insert_metrics(&mut metrics);
+    Ok((metrics, calibration))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

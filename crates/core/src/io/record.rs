@@ -88,6 +88,11 @@ pub struct PickPair {
     /// Who labelled it (Pick-a-Pic's `user_id`), when the file says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// For `--by subset|category`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 /// An image given inline or by path/URL.

@@ -5,7 +5,11 @@
 //! percentile of μ̂ among all pairs: the lowest `likely_wrong` (the label is probably flipped),
 //! then `ambiguous`, `clear`, and the top `strongest`.
 
+use std::collections::BTreeMap;
+
 use crate::error::ConfigError;
+use crate::io::read::EnsembleRow;
+use crate::preference::calibration::{calibration, Calibration};
 
 /// Percentiles of μ̂ that separate the four bands (the defaults: 20, 40, 90).
 pub const DEFAULT_BANDS: [f64; 3] = [20.0, 40.0, 90.0];
@@ -82,6 +86,38 @@ pub fn bands(means: &[f64], edges: [f64; 3]) -> Vec<Band> {
             }
         })
         .collect()
+}
+
+/// What `prefscope strength` reports of ensemble rows: each pair's μ̂, σ̂ and band, and the
+/// summary — pairs, pairs per band, and the calibration of σ(μ̂) as the probability that the
+/// chosen answer wins (against `preference_share` when every row has one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrengthReport {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub band: Vec<Band>,
+    pub calibration: Calibration,
+}
+
+impl StrengthReport {
+    pub fn new(rows: &[EnsembleRow], edges: [f64; 3], bins: usize) -> Result<Self, ConfigError> {
+        let (mean, std): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| pair_strength(&r.chosen, &r.rejected)).unzip();
+        let band = bands(&mean, edges);
+        let p: Vec<f64> = mean.iter().map(|&m| crate::numeric::sigmoid(m)).collect();
+        let share: Option<Vec<f64>> = rows.iter().map(|r| r.preference_share).collect();
+        let calibration = calibration(&p, share.as_deref(), bins)?;
+        Ok(Self { mean, std, band, calibration })
+    }
+
+    /// `pairs`, one count per band, `calibration/ece` and `calibration/brier`.
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::from([("pairs".to_string(), self.mean.len() as f64)]);
+        for b in Band::ALL {
+            m.insert(b.name().into(), self.band.iter().filter(|x| **x == b).count() as f64);
+        }
+        self.calibration.insert_metrics(&mut m);
+        m
+    }
 }
 
 #[cfg(test)]

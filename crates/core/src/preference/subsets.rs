@@ -38,6 +38,15 @@ pub fn group_rows(
     by: By,
     labels: &OptColumn<String>,
 ) -> Result<BTreeMap<String, Vec<usize>>, InputError> {
+    group_labels(source, by, labels.iter())
+}
+
+/// [`group_rows`] over any rows' labels (pairs and ensemble rows keep theirs per row).
+pub fn group_labels<'a>(
+    source: &str,
+    by: By,
+    labels: impl Iterator<Item = Option<&'a String>>,
+) -> Result<BTreeMap<String, Vec<usize>>, InputError> {
     let at = |row: Option<usize>| {
         let location = Location::file(source).column(by.column());
         match row {
@@ -45,17 +54,23 @@ pub fn group_rows(
             None => location,
         }
     };
-    if !labels.any() {
-        return Err(InputError::new(at(None), ErrorKind::MissingColumn));
-    }
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, label) in labels.iter().enumerate() {
+    let mut first_missing = None;
+    for (i, label) in labels.enumerate() {
         match label {
             Some(name) => groups.entry(name.clone()).or_default().push(i),
-            None => return Err(InputError::new(at(Some(i)), ErrorKind::MissingValue)),
+            None => {
+                first_missing.get_or_insert(i);
+            }
         }
     }
-    Ok(groups)
+    match first_missing {
+        // No row has one: the file has no such column.
+        Some(_) if groups.is_empty() => Err(InputError::new(at(None), ErrorKind::MissingColumn)),
+        Some(i) => Err(InputError::new(at(Some(i)), ErrorKind::MissingValue)),
+        None if groups.is_empty() => Err(InputError::new(at(None), ErrorKind::Empty)),
+        None => Ok(groups),
+    }
 }
 
 /// The unweighted mean over subsets of every metric (NaN, null in JSON, where some subset's

@@ -76,18 +76,18 @@ fn jsonl(name: &str, bytes: &[u8]) -> Result<Vec<PickPair>, InputError> {
             Some(Value::Number(n)) => label(n.as_f64().unwrap_or(f64::NAN), &at)?,
             _ => return Err(missing("label_0")),
         };
-        let user_id = match value.get("user_id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            None | Some(Value::Null) => None,
-            Some(other) => {
-                return Err(InputError::new(
-                    at.clone().column("user_id"),
-                    ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
-                ))
-            }
+        let name = |column: &'static str| match value.get(column) {
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            None | Some(Value::Null) => Ok(None),
+            Some(other) => Err(InputError::new(
+                at.clone().column(column),
+                ErrorKind::WrongType { expected: "a string or a number", found: other.to_string() },
+            )),
         };
-        pairs.push(PickPair { caption, jpg_0: image("jpg_0")?, jpg_1: image("jpg_1")?, label_0, user_id });
+        let (user_id, subset, category) = (name("user_id")?, name("subset")?, name("category")?);
+        let (jpg_0, jpg_1) = (image("jpg_0")?, image("jpg_1")?);
+        pairs.push(PickPair { caption, jpg_0, jpg_1, label_0, user_id, subset, category });
     }
     Ok(pairs)
 }
@@ -158,7 +158,8 @@ fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
         };
         let (caption, jpg_0, jpg_1, label_0) =
             (column("caption")?, column("jpg_0")?, column("jpg_1")?, column("label_0")?);
-        let users = batch.column_by_name("user_id");
+        let (users, subsets, categories) =
+            (batch.column_by_name("user_id"), batch.column_by_name("subset"), batch.column_by_name("category"));
         for i in 0..batch.num_rows() {
             let at = Location::file(name).row(pairs.len() as u64 + 1);
             let wrong = |c: &'static str, a: &ArrayRef, expected: &'static str| {
@@ -173,11 +174,21 @@ fn parquet(name: &str, bytes: Bytes) -> Result<Vec<PickPair>, InputError> {
             let image0 = image_at(jpg_0.as_ref(), i).ok_or_else(|| wrong("jpg_0", jpg_0, "image bytes or a path"))?;
             let image1 = image_at(jpg_1.as_ref(), i).ok_or_else(|| wrong("jpg_1", jpg_1, "image bytes or a path"))?;
             let l = number_at(label_0.as_ref(), i).ok_or_else(|| wrong("label_0", label_0, "a number"))?;
-            let user_id = match users.filter(|a| !a.is_null(i)) {
-                Some(a) => Some(name_at(a.as_ref(), i).ok_or_else(|| wrong("user_id", a, "text or a number"))?),
-                None => None,
+            let name = |column: &'static str, a: Option<&ArrayRef>| match a.filter(|a| !a.is_null(i)) {
+                Some(a) => name_at(a.as_ref(), i).map(Some).ok_or_else(|| wrong(column, a, "text or a number")),
+                None => Ok(None),
             };
-            pairs.push(PickPair { caption, jpg_0: image0, jpg_1: image1, label_0: label(l, &at)?, user_id });
+            let user_id = name("user_id", users)?;
+            let (subset, category) = (name("subset", subsets)?, name("category", categories)?);
+            pairs.push(PickPair {
+                caption,
+                jpg_0: image0,
+                jpg_1: image1,
+                label_0: label(l, &at)?,
+                user_id,
+                subset,
+                category,
+            });
         }
     }
     Ok(pairs)

@@ -18,6 +18,11 @@ pub struct EnsembleRow {
     pub id: String,
     pub chosen: Vec<f64>,
     pub rejected: Vec<f64>,
+    /// The share of annotators who chose the chosen answer, the calibration's soft target.
+    pub preference_share: Option<f64>,
+    /// For `--by subset|category`.
+    pub subset: Option<String>,
+    pub category: Option<String>,
 }
 
 /// Reads the rows; `name` picks the format (by extension) and names errors.
@@ -26,7 +31,18 @@ pub fn read_ensemble(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, Input
     let cdr = ["chosen_strong_logps", "chosen_weak_logps", "rejected_strong_logps", "rejected_weak_logps"];
     let mut out = Vec::new();
     let mut m = None;
-    for mut row in read_list_rows(name, bytes, &[&columns[..], &cdr[..]].concat(), &[], "reward-ensemble rows")? {
+    let lists = [&columns[..], &cdr[..], &["preference_share"][..]].concat();
+    for mut row in read_list_rows(name, bytes, &lists, &["subset", "category"], "reward-ensemble rows")? {
+        let preference_share = match row.columns.remove("preference_share").as_deref() {
+            None => None,
+            Some(&[share]) if (0.0..=1.0).contains(&share) => Some(share),
+            Some(other) => {
+                return Err(InputError::new(
+                    row.at.column("preference_share"),
+                    ErrorKind::InvalidValue(format!("a share of raters must be one number in [0, 1], found {other:?}")),
+                ))
+            }
+        };
         // The density ratio, when the four log-prob columns are there, is one more reward.
         let present = cdr.iter().filter(|c| row.columns.contains_key(*c)).count();
         if present == 4 {
@@ -71,7 +87,9 @@ pub fn read_ensemble(name: &str, bytes: Bytes) -> Result<Vec<EnsembleRow>, Input
         }
         let chosen = row.columns.remove("chosen_rewards").unwrap_or_default();
         let rejected = row.columns.remove("rejected_rewards").unwrap_or_default();
-        out.push(EnsembleRow { id: row.id, chosen, rejected });
+        let subset = row.texts.remove("subset");
+        let category = row.texts.remove("category");
+        out.push(EnsembleRow { id: row.id, chosen, rejected, preference_share, subset, category });
     }
     Ok(out)
 }
@@ -87,7 +105,23 @@ mod tests {
     #[test]
     fn rows_and_bad_rows() {
         let rows = read("{\"id\": \"a\", \"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0.5]}\n{\"chosen_rewards\": [3, 4], \"rejected_rewards\": [1, 1]}\n").unwrap();
-        assert_eq!(rows[1], EnsembleRow { id: "2".into(), chosen: vec![3.0, 4.0], rejected: vec![1.0, 1.0] });
+        let plain = |id: &str, chosen: Vec<f64>, rejected: Vec<f64>| EnsembleRow {
+            id: id.into(),
+            chosen,
+            rejected,
+            preference_share: None,
+            subset: None,
+            category: None,
+        };
+        assert_eq!(rows[1], plain("2", vec![3.0, 4.0], vec![1.0, 1.0]));
+        let labelled = read("{\"id\": \"a\", \"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0.5], \"preference_share\": 0.75, \"subset\": \"chat\", \"category\": 3}\n").unwrap();
+        assert_eq!(
+            (labelled[0].preference_share, labelled[0].subset.as_deref(), labelled[0].category.as_deref()),
+            (Some(0.75), Some("chat"), Some("3"))
+        );
+        let share = read("{\"chosen_rewards\": [1, 2], \"rejected_rewards\": [0, 0], \"preference_share\": 1.5}\n")
+            .unwrap_err();
+        assert_eq!((share.location.row, share.location.column), (Some(1), Some("preference_share")));
         let one = read("{\"id\": 1, \"chosen_rewards\": [1], \"rejected_rewards\": [0]}\n").unwrap_err();
         assert!(one.to_string().contains("at least two reward models"), "{one}");
         let ragged =
