@@ -109,8 +109,15 @@ export interface DpoOptions {
   fAlpha?: number;
   /** PRO's SFT weight (default 0.05). */
   sftWeight?: number;
-  /** The file name errors name, for bytes. */
-  name?: string;
+  /** Equal-width bins of the calibration (default 10). */
+  bins?: number;
+  /** Also report every metric per value of this column. */
+  by?: "subset" | "category";
+  /** KTO's weights of the desirable and undesirable terms (1 each). */
+  desirableWeight?: number;
+  undesirableWeight?: number;
+  /** The file name errors name, for bytes (one per source for an array of bytes). */
+  name?: string | string[];
 }
 
 export interface DpoPair {
@@ -121,11 +128,43 @@ export interface DpoPair {
   loss: number;
 }
 
-export interface DpoReport {
-  /** TRL's names: "rewards/chosen", "rewards/margins", "rewards/accuracies", "loss", …; null where undefined. */
-  metrics: Record<string, number | null>;
-  pairs: DpoPair[];
+export interface CalibrationBin {
+  lo: number;
+  hi: number;
+  /** Points in the bin, both orders of each pair counted. */
+  count: number;
+  /** Mean predicted probability; null when the bin is empty. */
+  confidence: number | null;
+  /** Share of the bin's points whose answer won (soft targets averaged); null when empty. */
+  accuracy: number | null;
 }
 
-/** `prefscope dpo --format json` on JSON Lines, CSV or Parquet. */
-export function dpo(source: File | Blob | Uint8Array | ArrayBuffer | string | URL, options?: DpoOptions): Promise<DpoReport>;
+/** A pair of a run's last step, with its trajectory over the steps that evaluated it. */
+export interface DpoRunPair extends DpoPair {
+  steps: number[];
+  margins: (number | null)[];
+  chosen_rewards: (number | null)[];
+  rejected_rewards: (number | null)[];
+}
+
+export interface DpoReport {
+  /** TRL's names: "rewards/chosen", "rewards/margins", "rewards/accuracies", "loss", "calibration/ece", …; null where undefined. For a run, the last step's. */
+  metrics: Record<string, number | null>;
+  pairs: DpoPair[] | DpoRunPair[];
+  /** The reliability diagram of σ(margin) (absent for ranked lists). */
+  calibration?: { bins: CalibrationBin[] };
+  /** With `by`: every metric per subset, and their unweighted mean. */
+  subsets?: Record<string, Record<string, number | null>>;
+  subsets_mean?: Record<string, number | null>;
+  /** Several sources (a run): each step's metrics in step order. */
+  steps?: { step: number; metrics: Record<string, number | null> }[];
+  /** Pairs whose margin changed sign between two consecutive evaluations of them. */
+  flips?: { id: string; step: number; from: number; to: number }[];
+  /** Ids absent from some step. */
+  missing?: string[];
+}
+
+type DpoSource = File | Blob | Uint8Array | ArrayBuffer | string | URL;
+
+/** `prefscope dpo --format json` on JSON Lines, CSV or Parquet: one file, or an array of files that are the evaluations of one run. */
+export function dpo(source: DpoSource | DpoSource[], options?: DpoOptions): Promise<DpoReport>;

@@ -331,28 +331,38 @@ export async function serveWorker(scope) {
   };
 }
 
-/// `prefscope dpo --format json` on a file (File, Blob, bytes, or a URL): `{ metrics, pairs }`.
-/// Options: loss, beta, labelSmoothing, weights, fDivergence, fAlpha, sftWeight (PRO).
+/// `prefscope dpo --format json` on a file (File, Blob, bytes, or a URL), or on an array of
+/// them: the evaluations of one run (`{ metrics, pairs, calibration, steps, flips, missing }`).
+/// Options: loss, beta, labelSmoothing, weights, fDivergence, fAlpha, sftWeight (PRO), bins,
+/// by ("subset" or "category"), name (for bytes).
 export async function dpo(source, options = {}) {
   await start();
-  let name = "input.jsonl";
-  let bytes;
-  if (typeof source === "string" || source instanceof URL) {
-    const url = resolve(source);
-    name = new URL(url).pathname.split("/").pop() || name;
-    bytes = await fetchBytes(url, name);
-  } else if (typeof Blob !== "undefined" && source instanceof Blob) {
-    name = source.name || name;
-    bytes = new Uint8Array(await source.arrayBuffer());
-  } else if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    bytes = new Uint8Array(source);
-    name = options.name ?? name;
-  } else {
-    throw new Error("dpo: expected a File, Blob, Uint8Array, ArrayBuffer or URL");
+  const { name: given, ...flags } = options;
+  const sources = Array.isArray(source) ? source : [source];
+  if (!sources.length) throw new Error("dpo: no source given");
+  const names = [];
+  const files = [];
+  for (const [i, item] of sources.entries()) {
+    let name = given ?? "input.jsonl";
+    let bytes;
+    if (typeof item === "string" || item instanceof URL) {
+      const url = resolve(item);
+      name = new URL(url).pathname.split("/").pop() || name;
+      bytes = await fetchBytes(url, name);
+    } else if (typeof Blob !== "undefined" && item instanceof Blob) {
+      name = item.name || name;
+      bytes = new Uint8Array(await item.arrayBuffer());
+    } else if (item instanceof Uint8Array || item instanceof ArrayBuffer) {
+      bytes = new Uint8Array(item);
+      if (Array.isArray(given)) name = given[i];
+    } else {
+      throw new Error("dpo: expected a File, Blob, Uint8Array, ArrayBuffer or URL, or an array of them");
+    }
+    names.push(String(name));
+    files.push(bytes);
   }
-  const { name: _, ...flags } = options;
   try {
-    return JSON.parse(dpoReport(name, bytes, JSON.stringify(flags)));
+    return JSON.parse(dpoReport(names, files, JSON.stringify(flags)));
   } catch (e) {
     rethrow(e);
   }

@@ -9,6 +9,7 @@ released while Rust works; bad input raises :class:`PrefscopeError` with the com
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -61,22 +62,35 @@ def dpo(
     f_divergence: str = "reverse_kl",
     f_alpha: float = 0.5,
     sft_weight: float = 0.05,
+    bins: int = 10,
+    by: Optional[str] = None,
+    desirable_weight: Optional[float] = None,
+    undesirable_weight: Optional[float] = None,
     device: str = "auto",
 ) -> dict:
     """``prefscope dpo``'s report on a JSON Lines, CSV or Parquet file, or on an Arrow table or
     stream with the same columns (docs/DESIGN.md "DPO log-probabilities", or "Diffusion-DPO rows").
 
-    Returns ``{"metrics": {...}, "pairs": pyarrow.Table}``: the metrics under TRL's names
-    (``rewards/chosen``, ``rewards/margins``, ``logps/chosen``, ``loss`` …) and one row per
-    pair (id, rewards, margin, loss …), equal to the command's. ``loss`` takes TRL's loss types,
-    several at once as a list or a comma-separated string with ``weights``; ``beta`` defaults
-    to each objective's default (0.1; 5000 for Diffusion-DPO). ``device`` is ``auto`` (a
-    hardware GPU when present), ``gpu`` or ``cpu``.
+    Returns ``{"metrics": {...}, "pairs": pyarrow.Table, "calibration": {"bins": [...]}}``: the
+    metrics under TRL's names (``rewards/chosen``, ``rewards/margins``, ``logps/chosen``,
+    ``loss``, ``calibration/ece`` …) and one row per pair (id, rewards, margin, loss …), equal to
+    the command's. ``loss`` takes TRL's loss types, several at once as a list or a
+    comma-separated string with ``weights``; ``beta`` defaults to each objective's default (0.1;
+    5000 for Diffusion-DPO). ``bins`` sets the calibration's bins; ``by="subset"`` (or
+    ``"category"``) adds ``subsets`` and ``subsets_mean``; ``desirable_weight`` and
+    ``undesirable_weight`` are KTO's (``KTOConfig``'s, 1 each). ``device`` is ``auto`` (a hardware GPU
+    when present), ``gpu`` or ``cpu``.
+
+    A list of sources is the evaluations of one run (``eval-{step}.parquet`` files from
+    :class:`prefscope.trl.ExportCallback`): the report adds ``steps``, ``flips`` and ``missing``,
+    and each pair row its trajectory (``steps``, ``margins``, ``chosen_rewards``,
+    ``rejected_rewards``), as ``prefscope dpo --input A --input B …`` does.
     """
     if not isinstance(loss, str):
         loss = ",".join(loss)
-    metrics, batch = _prefscope.dpo(
-        _source(source),
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    metrics, rest, batch = _prefscope.dpo(
+        [_source(s) for s in sources],
         loss=loss,
         beta=beta,
         label_smoothing=label_smoothing,
@@ -84,9 +98,15 @@ def dpo(
         f_divergence=f_divergence,
         f_alpha=f_alpha,
         sft_weight=sft_weight,
+        bins=bins,
+        by=by,
+        desirable_weight=desirable_weight,
+        undesirable_weight=undesirable_weight,
         device=device,
     )
-    return {"metrics": metrics, "pairs": pa.Table.from_batches([batch])}
+    out = {"metrics": metrics, "pairs": pa.Table.from_batches([batch])}
+    out.update(json.loads(rest))
+    return out
 
 
 def compare(

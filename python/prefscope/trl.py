@@ -1,4 +1,4 @@
-"""Per-token log-probabilities out of TRL's DPOTrainer, in prefscope's DPO format.
+"""Per-token log-probabilities out of TRL's DPOTrainer (and KTOTrainer), in prefscope's formats.
 
 TRL computes the policy's and the reference's log-probabilities inside ``_compute_loss`` and
 keeps only the loss and batch means. :class:`ExportCallback` runs the same forward passes the
@@ -17,6 +17,13 @@ The reference is what the trainer uses: its ``ref_model``; the base model with t
 switched off (or the adapter named ``ref``); or, with ``precompute_ref_log_probs=True`` and no
 reference kept in memory, the model as it was when training began (the values TRL precomputed),
 whose per-token log-probabilities the callback records in ``on_train_begin``.
+
+From a ``KTOTrainer`` the callback writes TRL's unpaired layout instead (docs/DESIGN.md
+"Unpaired (KTO) rows"): one row per example with its ``label``, the completion's log-probabilities,
+``batch`` (the index of its evaluation batch) and ``kl_policy_logps``/``kl_reference_logps``, the
+log-probabilities of the mismatched "KL sequence" KTOTrainer pairs with it, so that
+``prefscope dpo --loss kto`` reproduces the trainer's per-batch KL and its ``eval_kl``,
+``eval_rewards/*``, ``eval_logps/*`` and ``eval_loss``.
 """
 
 from __future__ import annotations
@@ -79,10 +86,10 @@ class _Forward:
         return None
 
 
-def _batches(trainer: Any, dataset: Any):
+def _batches(trainer: Any, dataset: Any, wanted: tuple = _COLUMNS):
     """The evaluation set in the trainer's order and batch size: (rows, padded batch on device)."""
     size = trainer.args.per_device_eval_batch_size
-    columns = [c for c in _COLUMNS if c in dataset.column_names]
+    columns = [c for c in wanted if c in dataset.column_names]
     for start in range(0, len(dataset), size):
         rows = dataset.select(range(start, min(start + size, len(dataset))))
         examples = [{c: row[c] for c in columns} for row in rows]
@@ -102,7 +109,7 @@ def check(trainer: Any) -> None:
     dataset = trainer.eval_dataset
     if dataset is None or isinstance(dataset, dict) or not hasattr(dataset, "select"):
         raise ValueError(
-            "ExportCallback exports one map-style evaluation set: give DPOTrainer a single datasets.Dataset "
+            "ExportCallback exports one map-style evaluation set: give the trainer a single datasets.Dataset "
             "as eval_dataset"
         )
     if getattr(trainer, "_is_vision_dataset", False):
@@ -126,6 +133,8 @@ def export_eval(trainer: Any, path: str, reference_tokens: Optional[list] = None
     ``reference_tokens``: per-token reference log-probabilities recorded before training (one
     entry per pair: chosen and rejected arrays), used when the trainer keeps no reference."""
     check(trainer)
+    if _is_kto(trainer):
+        return _export_kto(trainer, path, reference_tokens)
     dataset = trainer.eval_dataset
     forward = _Forward(trainer)
     tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
@@ -187,6 +196,146 @@ def export_eval(trainer: Any, path: str, reference_tokens: Optional[list] = None
     return table
 
 
+def _is_kto(trainer: Any) -> bool:
+    try:
+        from trl.trainer.kto_trainer import KTOTrainer
+    except ImportError:  # pragma: no cover - a TRL without KTOTrainer
+        return False
+    return isinstance(trainer, KTOTrainer)
+
+
+# What KTOTrainer._compute_loss keeps out of the model's keyword arguments, for the completion
+# and for the KL sequence (`_compute_kl_logps`).
+_KTO_NON_MODEL = {"completion_mask", "KL_input_ids", "KL_attention_mask", "KL_completion_mask", "KL_token_type_ids",
+                  "KL_mm_token_type_ids", "label", "ref_logps", "ref_KL_logps"}
+_KTO_KL_NON_MODEL = {"input_ids", "attention_mask", "completion_mask", "KL_completion_mask", "KL_token_type_ids",
+                     "KL_mm_token_type_ids", "label", "ref_logps", "ref_KL_logps"}
+_KTO_COLUMNS = ("prompt_ids", "completion_ids", "KL_completion_ids", "label", "ref_logps", "ref_KL_logps")
+
+
+class _KtoForward(_Forward):
+    """KTOTrainer's forward passes for one padded batch, as ``_compute_loss`` and
+    ``_compute_kl_logps`` run them."""
+
+    def per_token(self, model: Any, batch: dict, adapter: Any = contextlib.nullcontext()) -> torch.Tensor:
+        """Per-token log-probs of the completions' predictions, (B, L-1); zero outside them."""
+        kwargs = {k: v for k, v in batch.items() if k not in _KTO_NON_MODEL}
+        kwargs["use_cache"] = False
+        labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+        shift = batch["completion_mask"][..., 1:]
+        with torch.no_grad(), adapter, self.trainer.compute_loss_context_manager():
+            out = model(**kwargs, labels=labels, fused_lm_head=True)
+        return out.log_probs[:, -shift.size(1) :] * shift
+
+    def kl_logps(self, model: Any, batch: dict, adapter: Any = contextlib.nullcontext()) -> torch.Tensor:
+        """The KL sequences' log-probs, (B,), summed as ``_compute_kl_logps`` sums them."""
+        kwargs = {k: v for k, v in batch.items() if k not in _KTO_KL_NON_MODEL}
+        kwargs["input_ids"] = kwargs.pop("KL_input_ids")
+        kwargs["attention_mask"] = kwargs.pop("KL_attention_mask")
+        kwargs["use_cache"] = False
+        if "KL_token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["KL_token_type_ids"]
+        if "KL_mm_token_type_ids" in batch:
+            kwargs["mm_token_type_ids"] = batch["KL_mm_token_type_ids"]
+        labels = batch["KL_input_ids"].masked_fill(batch["KL_completion_mask"] == 0, -100)
+        with torch.no_grad(), adapter, self.trainer.compute_loss_context_manager():
+            out = model(**kwargs, labels=labels, fused_lm_head=True)
+        return out.log_probs[:, -(labels.size(1) - 1) :].sum(-1)
+
+
+def _export_kto(trainer: Any, path: str, reference_tokens: Optional[list]) -> pa.Table:
+    """The unpaired layout from a KTOTrainer: one row per evaluation example."""
+    dataset = trainer.eval_dataset
+    forward = _KtoForward(trainer)
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+    adapter = forward.reference_adapter()
+    precomputed = trainer.ref_model is None and adapter is None
+    if precomputed and reference_tokens is None:
+        raise ValueError(
+            "ExportCallback: the trainer keeps no reference model (precompute_ref_log_probs with full fine-tuning); "
+            "add the callback before trainer.train() so that it records the reference's per-token values when "
+            "training begins"
+        )
+    with_kl = bool(getattr(trainer, "calculate_KL", False))
+    schema = _KTO_SCHEMA if with_kl else pa.schema([f for f in _KTO_SCHEMA if not f.name.startswith("kl_")])
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    out: dict = {k: [] for k in schema.names}
+    try:
+        for number, (start, rows, batch) in enumerate(_batches(trainer, dataset, _KTO_COLUMNS)):
+            policy = forward.per_token(model, batch).float()
+            kl_policy = forward.kl_logps(model, batch).float() if with_kl else None
+            if trainer.ref_model is not None:
+                reference = forward.per_token(trainer.ref_model, batch).float()
+                kl_reference = forward.kl_logps(trainer.ref_model, batch).float() if with_kl else None
+            elif adapter is not None:
+                reference = forward.per_token(model, batch, forward.reference_adapter()).float()
+                kl_reference = forward.kl_logps(model, batch, forward.reference_adapter()).float() if with_kl else None
+            else:
+                reference = kl_reference = None
+            shift = batch["completion_mask"][..., 1:]
+            for j in range(len(rows)):
+                row = rows[j]
+                index = start + j
+                mask = shift[j].bool()
+                out["policy_token_logps"].append(policy[j][mask].double().tolist())
+                out["policy_logps"].append(float(policy[j].sum()))
+                if reference is not None:
+                    out["reference_token_logps"].append(reference[j][mask].double().tolist())
+                    out["reference_logps"].append(float(reference[j].sum()))
+                else:
+                    # TRL's metrics use the precomputed sums, which the recorded values add up to.
+                    out["reference_token_logps"].append(reference_tokens[index]["completion"])
+                    out["reference_logps"].append(float(row["ref_logps"]))
+                if with_kl:
+                    out["kl_policy_logps"].append(float(kl_policy[j]))
+                    out["kl_reference_logps"].append(
+                        float(kl_reference[j]) if kl_reference is not None else float(row["ref_KL_logps"])
+                    )
+                out["completion_tokens"].append(_tokens(tokenizer, batch["input_ids"][j], shift[j]))
+                out["completion_length"].append(int(mask.sum()))
+                out["id"].append(str(row["id"]) if "id" in row else str(index))
+                out["prompt"].append(_text(row.get("prompt")))
+                out["completion"].append(_text(row.get("completion")))
+                out["label"].append(bool(row["label"]))
+                out["batch"].append(number)
+    finally:
+        model.train(was_training)
+    table = pa.table(out, schema=schema).replace_schema_metadata(
+        {
+            "prefscope.source": "prefscope.trl.ExportCallback",
+            "trl.trainer": "KTOTrainer",
+            "trl.beta": str(trainer.beta),
+            "trl.loss_type": str(getattr(trainer, "loss_type", "")),
+            "trl.desirable_weight": str(trainer.desirable_weight),
+            "trl.undesirable_weight": str(trainer.undesirable_weight),
+            "trl.global_step": str(trainer.state.global_step),
+        }
+    )
+    _write(table, path)
+    return table
+
+
+_KTO_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("prompt", pa.string()),
+        ("completion", pa.string()),
+        ("label", pa.bool_()),
+        ("policy_logps", pa.float64()),
+        ("reference_logps", pa.float64()),
+        ("policy_token_logps", pa.list_(pa.float64())),
+        ("reference_token_logps", pa.list_(pa.float64())),
+        ("completion_tokens", pa.list_(pa.string())),
+        ("completion_length", pa.int64()),
+        ("batch", pa.int64()),
+        ("kl_policy_logps", pa.float64()),
+        ("kl_reference_logps", pa.float64()),
+    ]
+)
+
+
 def _write(table: pa.Table, path: str) -> None:
     folder = os.path.dirname(path)
     if folder:
@@ -226,8 +375,8 @@ _SCHEMA = pa.schema(
 
 
 class ExportCallback(TrainerCallback):
-    """Writes the evaluation set's log-probabilities in prefscope's DPO format at every
-    evaluation. ``path`` may hold ``{step}`` (one file per evaluation); otherwise each
+    """Writes the evaluation set's log-probabilities in prefscope's DPO format (from a
+    KTOTrainer, its unpaired layout) at every evaluation. ``path`` may hold ``{step}`` (one file per evaluation); otherwise each
     evaluation replaces the file. Only the main process computes and writes."""
 
     def __init__(self, path: str, trainer: Any) -> None:
@@ -257,6 +406,18 @@ class ExportCallback(TrainerCallback):
         was_training = model.training
         model.eval()
         recorded = []
+        if _is_kto(trainer):
+            try:
+                kto = _KtoForward(trainer)
+                for _, rows, batch in _batches(trainer, trainer.eval_dataset, _KTO_COLUMNS):
+                    values = kto.per_token(model, batch).float()
+                    shift = batch["completion_mask"][..., 1:]
+                    for j in range(len(rows)):
+                        recorded.append({"completion": values[j][shift[j].bool()].double().tolist()})
+            finally:
+                model.train(was_training)
+            self._reference_tokens = recorded
+            return
         try:
             for _, rows, batch in _batches(trainer, trainer.eval_dataset):
                 n = len(rows)

@@ -147,6 +147,10 @@ def check_export(trainer, callback, cli):
     assert all(p["steps"] == [2, 4] and len(p["margins"]) == 2 for p in run["pairs"])
     for flip in run["flips"]:
         assert (flip["from"] > 0) != (flip["to"] > 0) and flip["step"] == 4
+    # prefscope.dpo on the list of files: the command's run report.
+    both = prefscope.dpo([p for _, p, _ in callback.written][::-1], beta=trainer.beta, device="cpu")
+    assert both["steps"] == run["steps"] and both["flips"] == run["flips"] and both["missing"] == []
+    assert both["pairs"].column("margins").to_pylist() == [p["margins"] for p in run["pairs"]]
     # Training moved the policy away from the reference: the export is not the step-0 model.
     first, last = (pq.read_table(p).to_pylist() for _, p, _ in callback.written)
     assert any(a["policy_chosen_logps"] != b["policy_chosen_logps"] for a, b in zip(first, last))

@@ -32,6 +32,11 @@ before(async () => {
   const weights = await readFile(path.join(work, "broken/model.safetensors"));
   await writeFile(path.join(work, "broken/model.safetensors"), weights.subarray(0, weights.length >> 1));
   await writeFile(path.join(work, "texts.txt"), TEXTS.join("\n") + "\n");
+  // Three checkpoints of the bundled DPO run, named by their steps.
+  await mkdir(path.join(work, "run"));
+  for (const [from, to] of [["heldout_early.jsonl", "eval-10.jsonl"], ["run/eval-150.jsonl", "eval-150.jsonl"], ["heldout.jsonl", "eval-300.jsonl"]]) {
+    await copyFile(path.join(ROOT, "crates/synth/dpo-demo", from), path.join(work, "run", to));
+  }
   await writeFile(path.join(work, "bad.png"), "this is not an image");
   await writeFile(path.join(work, "bomb.png"), bombPng(30000, 30000));
   await writeFile(path.join(work, "bad.jsonl"),
@@ -241,6 +246,19 @@ for (const engine of engines()) {
     const proCli = cli("dpo", "--input", "tests/fixtures/pro_input.jsonl", "--loss", "pro", "--sft-weight", "2");
     for (const [k, v] of Object.entries(proCli.metrics)) close(pro.metrics[k], v, `pro ${k}`, 1e-12);
     assert.deepEqual(pro.pairs.map((p) => p.id), proCli.pairs.map((p) => p.id));
+    // Several sources are the evaluations of one run, as several --input are (given out of order).
+    const runFiles = ["eval-300.jsonl", "eval-10.jsonl", "eval-150.jsonl"];
+    const run = await page.evaluate((files) => prefscope.dpo(files.map((f) => `/work/run/${f}`), { beta: 0.2, bins: 8 }), runFiles);
+    const runCli = cli("dpo", ...runFiles.flatMap((f) => ["--input", path.join(work, "run", f)]), "--beta", "0.2", "--bins", "8", "--device", "cpu");
+    assert.deepEqual(run.steps.map((s) => s.step), [10, 150, 300]);
+    run.steps.forEach((s, k) => {
+      for (const [name, v] of Object.entries(runCli.steps[k].metrics)) close(s.metrics[name], v, `run step ${s.step} ${name}`, 1e-12);
+    });
+    assert.deepEqual(run.flips.map((f) => [f.id, f.step]), runCli.flips.map((f) => [f.id, f.step]));
+    assert.deepEqual(run.missing, runCli.missing);
+    assert.equal(run.calibration.bins.length, 8);
+    assert.deepEqual(run.pairs.map((p) => [p.id, p.steps]), runCli.pairs.map((p) => [p.id, p.steps]));
+    run.pairs.forEach((p, k) => p.margins.forEach((m, j) => close(m, runCli.pairs[k].margins[j], `trajectory ${p.id}`, 1e-12)));
     const jsonl = await apiError('await prefscope.dpo("bad.jsonl");');
     assert.equal(jsonl, cliError("dpo", "--input", "bad.jsonl", "--device", "cpu"));
     const model = await apiError('await prefscope.load({ model: "broken/", device: "cpu" });');

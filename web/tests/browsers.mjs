@@ -189,7 +189,8 @@ async function webkit() {
       // tall as the document (Xvfb's screen is tall enough), then given its height back.
       const [width, height, full] = await evaluate(() => [innerWidth, innerHeight, document.documentElement.scrollHeight]);
       const tall = fullPage && full > height;
-      if (tall) await viewport(width, Math.min(full, 15_000));
+      // At most 8000 px: past that WebKitGTK's window stops growing and refuses the size.
+      if (tall) await viewport(width, Math.min(full, 8_000));
       await writeFile(path, Buffer.from(await call("GET", `${s}/screenshot`), "base64"));
       if (tall) await viewport(width, height);
     },

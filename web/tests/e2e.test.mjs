@@ -4,7 +4,8 @@
 // reference the golden tests already tie to transformers, open_clip and TRL.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { ROOT, SHOTS, SLOW, breakdown, cli, close, engines, rankingRows, serve, withPage } from "./harness.mjs";
 
@@ -58,19 +59,21 @@ function assertSameMetrics(page, cliMetrics, what) {
   }
 }
 
-// The other checkpoint's metrics, shown beside this file's, against the CLI on that file.
-async function assertComparedWith(page, file, beta, what) {
-  const want = cli("dpo", "--input", path.join(ROOT, "crates/synth/dpo-demo", file), "--beta", String(beta), "--device", "cpu").metrics;
-  await page.waitForFunction((w) => {
-    const m = document.querySelector('[data-testid="compare-metric"][data-name="rewards/margins"]');
-    return m && Math.abs(Number(m.dataset.value) - w) <= 1e-5 * Math.max(1, Math.abs(w));
-  }, want["rewards/margins"], { timeout: SLOW });
-  const shown = Object.fromEntries(await page.$$eval('[data-testid="compare-metric"]',
-    (ms) => ms.map((m) => [m.dataset.name, Number(m.dataset.value)])));
-  for (const name of ["rewards/accuracies", "rewards/margins", "loss", "ranking/accuracy", "ranking/idealized_accuracy"]) {
-    assert.ok(name in shown, `${what}: compared ${name} is shown`);
-    close(shown[name], want[name], `${what} compared ${name}`, 1e-5);
+// The bundled run's checkpoints, named by their steps (as the page's data folder holds them).
+const RUN_STEPS = [10, 50, 100, 150, 200, 250, 300];
+function runFile(step) {
+  const dir = path.join(ROOT, "crates/synth/dpo-demo");
+  return step === 10 ? path.join(dir, "heldout_early.jsonl") : step === 300 ? path.join(dir, "heldout.jsonl") : path.join(dir, "run", `eval-${step}.jsonl`);
+}
+
+// The CLI's report of the whole bundled run at β (each file's step from a copy named by it).
+let runCopies;
+async function cliRun(beta) {
+  if (!runCopies) {
+    runCopies = await mkdtemp(path.join(os.tmpdir(), "prefscope-run-"));
+    for (const step of RUN_STEPS) await copyFile(runFile(step), path.join(runCopies, `eval-${step}.jsonl`));
   }
+  return cli("dpo", "--input", runCopies, "--beta", String(beta), "--device", "cpu");
 }
 
 async function setRange(page, testid, value) {
@@ -82,14 +85,17 @@ async function setRange(page, testid, value) {
 
 async function dpoChecks(page, label) {
   await page.click('button[data-view="dpo"]');
-  // The default data: the bundled DPO demo run (cargo xtask train-dpo-demo).
-  await page.waitForSelector('[data-testid="dpo-source"]', { text: `dpo_demo.jsonl` });
-  const sample = path.join(ROOT, "crates/synth/dpo-demo/heldout.jsonl");
-  const atTenth = cli("dpo", "--input", sample, "--beta", "0.1", "--device", "cpu").metrics;
+  // The default data: the bundled DPO demo run (cargo xtask train-dpo-demo), every checkpoint;
+  // the last one shown.
+  await page.waitForSelector('[data-testid="dpo-run"][data-steps="7"]', { timeout: SLOW });
+  await page.waitForSelector('[data-testid="dpo-source"]', { text: "eval-300.jsonl" });
+  const run = await cliRun(0.1);
+  const atTenth = run.metrics;
   const shown = await metrics(page);
   assertSameMetrics(shown, atTenth, `${label} β=0.1`);
-  // The displacement diagnostics and their charts.
-  for (const name of ["diagnostics/chosen_logratio_negative", "diagnostics/both_logratios_negative", "diagnostics/margin_length_spearman"]) {
+  // The displacement diagnostics and their charts; the calibration and its diagram.
+  for (const name of ["diagnostics/chosen_logratio_negative", "diagnostics/both_logratios_negative", "diagnostics/margin_length_spearman",
+    "calibration/ece", "calibration/brier"]) {
     assert.ok(name in shown, `${label}: ${name} is shown`);
     // Undefined (NaN, null in the CLI's JSON) where the length difference is constant.
     if (atTenth[name] === null) assert.ok(Number.isNaN(shown[name]), `${label} ${name}: page ${shown[name]}`);
@@ -97,34 +103,60 @@ async function dpoChecks(page, label) {
   }
   await page.waitForSelector('[data-testid="displacement-chart"] circle');
   await page.waitForSelector('[data-testid="length-chart"] circle');
-  await assertComparedWith(page, "heldout_early.jsonl", 0.1, `${label} β=0.1`);
+  await page.waitForSelector('[data-testid="reliability"] circle');
+  // The run: its flips are the CLI's, its lines have a point per step.
+  assert.equal(Number(await page.getAttribute('[data-testid="dpo-run"]', "data-flips")), run.flips.length, `${label}: flips`);
+  assert.equal((await page.$$eval('[data-testid="dpo-run"] [role="option"]', (os) => os.length)), 2 * RUN_STEPS.length);
   await shot(page, `${label}-dpo`);
   // The slider is logarithmic in steps of 0.01: -0.3 is β = 10^-0.3, shown as 0.501.
   await setRange(page, "beta", -0.3);
   await page.waitForSelector('[data-testid="beta-value"][data-value="0.501"]');
-  const cli05 = cli("dpo", "--input", sample, "--beta", "0.501", "--device", "cpu").metrics;
+  const cli05 = cli("dpo", "--input", runFile(300), "--beta", "0.501", "--device", "cpu").metrics;
   await page.waitForFunction((want) => {
     const m = document.querySelector('[data-testid="metric"][data-name="rewards/margins"]');
     return m && Math.abs(Number(m.dataset.value) - want) <= 1e-5 * Math.max(1, Math.abs(want));
   }, cli05["rewards/margins"], { timeout: SLOW });
   assertSameMetrics(await metrics(page), cli05, `${label} β=0.501`);
-  // A pair's per-token heatmap.
+  // A pair's per-token heatmap, and its margin over the run.
   await page.click('[data-testid="pair-row"]');
   await page.waitForSelector('[data-testid="heatmap"] [data-testid="token"]');
+  const id = await page.getAttribute('[data-testid="pair-trajectory"]', "data-id");
+  const run05 = await cliRun(0.501);
+  const want = run05.pairs.find((p) => p.id === id).margins;
+  const margins = JSON.parse(await page.getAttribute('[data-testid="pair-trajectory"]', "data-margins"));
+  assert.equal(margins.length, want.length, `${label}: pair ${id}'s trajectory`);
+  margins.forEach((m, k) => close(m, want[k], `${label} pair ${id} margin at step ${RUN_STEPS[k]}`, 1e-5));
   await shot(page, `${label}-dpo-heatmap`);
   const share = Number(await page.getAttribute('[data-testid="differing-share"]', "data-value"));
   assert.ok(share > 0 && share <= 1, `differing-token share ${share}`);
-  // The early checkpoint of the same run, at the same β.
-  await page.selectOption('[data-testid="dpo-checkpoint"]', "dpo_demo_early.jsonl");
-  await page.waitForSelector('[data-testid="dpo-source"]', { text: `dpo_demo_early.jsonl` });
-  const early = cli("dpo", "--input", path.join(ROOT, "crates/synth/dpo-demo/heldout_early.jsonl"), "--beta", "0.501", "--device", "cpu").metrics;
+  // The early checkpoint of the same run, at the same β: a click on its step.
+  await page.click('[data-testid="dpo-step"][data-step="10"]');
+  await page.waitForSelector('[data-testid="dpo-source"]', { text: "eval-10.jsonl" });
+  const early = run05.steps[0].metrics;
   await page.waitForFunction((want) => {
     const m = document.querySelector('[data-testid="metric"][data-name="rewards/margins"]');
     return m && Math.abs(Number(m.dataset.value) - want) <= 1e-5 * Math.max(1, Math.abs(want));
   }, early["rewards/margins"], { timeout: SLOW });
   assertSameMetrics(await metrics(page), early, `${label} early checkpoint β=0.501`);
-  await assertComparedWith(page, "heldout.jsonl", 0.501, `${label} early checkpoint β=0.501`);
+  // The selected pair is still selected there.
+  assert.equal(await page.getAttribute('[data-testid="pair-trajectory"]', "data-id"), id);
   await shot(page, `${label}-dpo-checkpoints`);
+  // Files picked together are one run's evaluations; metrics per subset when the rows have one.
+  const picked = await mkdtemp(path.join(os.tmpdir(), "prefscope-picked-"));
+  const subsetOf = (row) => JSON.parse(row).id.length % 2 ? "odd" : "even";
+  for (const step of [50, 250]) {
+    const rows = (await readFile(runFile(step), "utf8")).trim().split("\n");
+    await writeFile(path.join(picked, `eval-${step}.jsonl`), rows.map((r) => JSON.stringify({ ...JSON.parse(r), subset: subsetOf(r) })).join("\n") + "\n");
+  }
+  await page.setInputFiles('[data-testid="dpo-file"]', [50, 250].map((s) => path.join(picked, `eval-${s}.jsonl`)));
+  await page.waitForSelector('[data-testid="dpo-run"][data-steps="2"]', { timeout: SLOW });
+  const pickedCli = cli("dpo", "--input", picked, "--beta", "0.501", "--by", "subset", "--device", "cpu");
+  await page.waitForSelector('[data-testid="subsets"]');
+  for (const name of Object.keys(pickedCli.subsets)) {
+    const value = Number(await page.getAttribute(`[data-testid="subset"][data-name="${name}"] td[data-name="rewards/accuracies"]`, "data-value"));
+    close(value, pickedCli.subsets[name]["rewards/accuracies"], `${label} subset ${name}`, 1e-9);
+  }
+  await shot(page, `${label}-dpo-subsets`);
 }
 
 // Annotated pairs (`prefscope groups`' input) in the Pairs view: the same groups as the CLI's

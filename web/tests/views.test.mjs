@@ -118,8 +118,9 @@ for (const engine of engines()) {
     await tabTo((f) => f.view === "dpo", "the DPO tab");
     await page.press("Enter");
     await page.waitForSelector('[data-testid="displacement-chart"] circle', { timeout: SLOW });
-    // The first chart whose points can be selected: chosen against rejected reward.
-    await tabTo((f) => f.role === "listbox", "a chart's points");
+    // The first chart whose points are pairs (past the run's charts, whose points are steps):
+    // chosen against rejected reward.
+    await tabTo((f) => f.role === "listbox" && f.chart !== "dpo-run", "a chart's points");
     for (let i = 0; i < 3; i++) await page.press("ArrowRight");
     const active = await page.evaluate(() => document.getElementById(document.activeElement.getAttribute("aria-activedescendant"))?.dataset.id);
     assert.ok(active, `${engine}: the arrow keys move to a point`);

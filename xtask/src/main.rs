@@ -250,6 +250,15 @@ fn bench_web() -> Result {
     run_with("node", &["web/bench/run.mjs"], &[("PREFSCOPE_SITE", &site), ("TJS_WORK", &tjs), ("VIT_H", &vit_h)])
 }
 
+/// The DPO view on a run of 20 evaluations × 10 000 pairs (web/bench/dpo_run.mjs), on the
+/// release build in each engine (`PREFSCOPE_ENGINES`; `STEPS`, `PAIRS` change the run).
+fn bench_dpo_web() -> Result {
+    ensure_system_packages()?;
+    let site = site::build(site::Profile::Release)?;
+    site::ensure_node_modules()?;
+    run_with("node", &["web/bench/dpo_run.mjs"], &[("PREFSCOPE_SITE", site.to_str().ok_or("path")?)])
+}
+
 /// `VIT_H=1 cargo xtask bench-web`'s model: random weights with ViT-H/14's shapes (PickScore's
 /// and HPS v2's towers) in transformers' layout (web/bench/random_clip.py, f16, 2 GB), then
 /// `prefscope quantize`'s q8 copy (1 GB), in the harness's working folder. Returns the q8 copy.
@@ -363,6 +372,7 @@ fn ensure_transformersjs() -> Result<PathBuf> {
 /// Benchmarks with their baselines measured in the same run; prints tables, asserts nothing.
 fn bench() -> Result {
     cargo(&["bench", "--locked", "-p", "prefscope-cli", "--bench", "dpo_pairs"])?;
+    cargo(&["bench", "--locked", "-p", "prefscope-core", "--bench", "dpo_run"])?;
     cargo(&["bench", "--locked", "-p", "prefscope-gpu", "--features", "testing", "--bench", "kernels"])?;
     // burn-wgpu is the towers' comparison row, built only here.
     cargo(&["bench", "--locked", "-p", "prefscope-clip", "--features", "burn-wgpu", "--bench", "towers"])?;
@@ -455,6 +465,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench-browser" => bench_browser(),
         "bench-web" => bench_web(),
+        "bench-dpo-web" => bench_dpo_web(),
         "bench" => bench(),
         "bench-python" => python::bench(),
         "test-python" => python::test(),
@@ -469,11 +480,12 @@ fn main() -> ExitCode {
         "train-dpo-demo" => train_dpo_demo(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|test-python|bench|bench-python|bench-browser|bench-web|demo|dist|e2e|fixtures|fuzz|train-demo|train-dpo-demo>"
+                "usage: cargo xtask <test|test-python|bench|bench-python|bench-browser|bench-web|bench-dpo-web|demo|dist|e2e|fixtures|fuzz|train-demo|train-dpo-demo>"
             );
             eprintln!("  test      fmt, clippy, every workspace test, browser suites and the page's end-to-end tests");
             eprintln!("  bench-browser  B/32 on WebGPU in headless Chromium (image batches 1 and 8, text batch 8)");
             eprintln!("  bench-web the page against transformers.js in headless Chromium (CPU path vs WASM; DEVICES=cpu,webgpu)");
+            eprintln!("  bench-dpo-web  the DPO view on a run of 20 evaluations x 10 000 pairs, in each engine");
             eprintln!("  test-python  only the Python package's suite (target/pyenv, pip install ./python, pytest), a part of `test`");
             eprintln!(
                 "  bench     benchmarks beside their baselines (numpy when .venv-reference exists), bench-python last"

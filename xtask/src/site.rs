@@ -188,6 +188,15 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     // The DPO demo run (cargo xtask train-dpo-demo): the DPO view's default data and its early checkpoint.
     copy(&root.join("crates/synth/dpo-demo/heldout.jsonl"), &out.join("data/dpo_demo.jsonl"))?;
     copy(&root.join("crates/synth/dpo-demo/heldout_early.jsonl"), &out.join("data/dpo_demo_early.jsonl"))?;
+    // Every checkpoint of the run, named by its step: what the DPO view opens on (the early
+    // export is step 10, the final one step 300, the others are in run/).
+    let run = out.join("data/dpo_demo_run");
+    copy(&root.join("crates/synth/dpo-demo/heldout_early.jsonl"), &run.join("eval-10.jsonl"))?;
+    copy(&root.join("crates/synth/dpo-demo/heldout.jsonl"), &run.join("eval-300.jsonl"))?;
+    for step in [50, 100, 150, 200, 250] {
+        let name = format!("eval-{step}.jsonl");
+        copy(&root.join("crates/synth/dpo-demo/run").join(&name), &run.join(&name))?;
+    }
     for wasm in [&bg, &relaxed_bg] {
         let raw = std::fs::metadata(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
         let gz = gzip_size(wasm).map_or("?".into(), |g| format!("{:.2} MB", g as f64 / 1e6));

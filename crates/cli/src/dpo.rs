@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prefscope_core::io::read::{read_preferences, Format, Input, Preferences, Progress};
-use prefscope_core::io::write::{metrics_json, Column, OutputTable};
+use prefscope_core::io::write::{Column, OutputTable};
 use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
-use prefscope_core::preference::report::{report, subset_reports, Report, ReportOptions, ReportRequest};
-use prefscope_core::preference::run::{self, Evaluation};
+use prefscope_core::preference::report::{report, Report, ReportOptions, ReportRequest};
+use prefscope_core::preference::run;
 use prefscope_core::preference::subsets::By;
 use prefscope_gpu::block_on;
 
@@ -24,6 +24,12 @@ pub struct DpoArgs {
     /// column or the last number in its name gives; pairs are followed across steps by `id`.
     #[arg(long, required = true)]
     pub input: Vec<PathBuf>,
+    /// KTO's weight of the desirable terms (`KTOConfig.desirable_weight`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub desirable_weight: Option<f64>,
+    /// KTO's weight of the undesirable terms (`KTOConfig.undesirable_weight`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub undesirable_weight: Option<f64>,
     /// Equal-width bins of the calibration metrics (`calibration/ece`, the reliability bins).
     #[arg(long, default_value_t = 10)]
     pub bins: usize,
@@ -134,6 +140,28 @@ fn read(path: &Path) -> Result<Preferences> {
     Ok(data)
 }
 
+/// The files in order, read on all cores when there are several (a run's evaluations are
+/// independent files); the first error in file order is reported.
+fn read_all(files: &[PathBuf]) -> Result<Vec<Preferences>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+    if threads < 2 {
+        return files.iter().map(|f| read(f)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    let parts: Vec<std::result::Result<Vec<Preferences>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|f| read(f).map_err(|e| e.to_string())).collect()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a reading thread panicked".into()))).collect()
+    });
+    let mut data = Vec::with_capacity(files.len());
+    for part in parts {
+        data.extend(part?);
+    }
+    Ok(data)
+}
+
 fn evaluate<'a>(
     gpu: Option<&prefscope_gpu::Gpu>,
     data: &'a Preferences,
@@ -161,70 +189,21 @@ pub fn run(args: &DpoArgs) -> Result<()> {
         f_divergence: Some(args.f_divergence.clone()),
         f_alpha: Some(args.f_alpha),
         bins: Some(args.bins),
+        desirable_weight: args.desirable_weight,
+        undesirable_weight: args.undesirable_weight,
     }
     .request()?;
     let by = args.by.as_deref().map(By::parse).transpose()?;
     let gpu = device::open(args.device)?;
-    let data: Vec<Preferences> = files.iter().map(|f| read(f)).collect::<Result<_>>()?;
+    let data = read_all(&files)?;
 
-    let mut document = serde_json::Map::new();
-    let (last, rows) = if let [data] = data.as_slice() {
-        let result = evaluate(gpu.as_ref(), data, &request)?;
-        if let Preferences::Diffusion(t) = data {
-            eprintln!("{} Diffusion-DPO rows, {} pairs", t.len(), result.ids.len());
-        }
-        let rows = result.pairs_table();
-        (result, rows)
-    } else {
-        let mut evaluations = Vec::with_capacity(data.len());
-        for d in &data {
-            let Preferences::Dpo(table) = d else {
-                return Err(
-                    "several inputs make a run of DPO evaluations; Diffusion-DPO rows are read one file at a time"
-                        .into(),
-                );
-            };
-            if let Some(row) = table.unnamed_row {
-                return Err(format!(
-                    "{}: row {row} has no `id`: with several inputs, pairs are followed across steps by id",
-                    table.source
-                )
-                .into());
-            }
-            let step = run::step_of(&table.source, &table.metadata, &table.step)?;
-            let report = evaluate(gpu.as_ref(), d, &request)?;
-            evaluations.push(Evaluation { step, source: table.source.clone(), report });
-        }
-        let run = run::run(evaluations)?;
-        document.extend(run.json_parts());
-        let rows = run.pairs_table();
-        eprintln!(
-            "{} steps, {} flips, {} ids missing from some step",
-            run.steps.len(),
-            run.flips.len(),
-            run.missing.len()
-        );
-        (run.last, rows)
-    };
-    document.insert("metrics".into(), metrics_json(last.metrics()));
-    document.insert("calibration".into(), last.calibration.json());
-    if let Some(by) = by {
-        // The last step's pairs, as `metrics` and `pairs` are.
-        let data = data.last().expect("at least one input");
-        let (subsets, mean) = subset_reports(data, by, &request)?;
-        document.insert(
-            "subsets".into(),
-            subsets.iter().map(|(name, m)| (name.clone(), metrics_json(m))).collect::<serde_json::Map<_, _>>().into(),
-        );
-        document.insert("subsets_mean".into(), metrics_json(&mean));
+    if let [Preferences::Diffusion(t)] = data.as_slice() {
+        eprintln!("{} Diffusion-DPO rows", t.len());
     }
-    let summary = metrics_summary(last.metrics());
-    let document = serde_json::Value::Object(document);
-    write_document(args.format, args.out.as_ref(), &rows, with_pairs(document, &rows), &summary)
-}
-
-/// The document with the pairs table's rows under `pairs`.
-fn with_pairs(mut document: serde_json::Value, rows: &OutputTable) -> serde_json::Value {
-    document["pairs"] = rows.json_rows();
-    document
+    let document = run::document(&data, &request, by, &|d| evaluate(gpu.as_ref(), d, &request))?;
+    if let Some(note) = &document.note {
+        eprintln!("{note}");
+    }
+    let summary = metrics_summary(&document.metrics);
+    write_document(args.format, args.out.as_ref(), &document.rows, document.json, &summary)
 }

@@ -249,3 +249,25 @@ fn every_report_carries_its_calibration() {
     let e = failure(&["dpo", "--input", &file, "--bins", "0"]);
     assert!(e.contains("--bins"), "{e}");
 }
+
+#[test]
+fn kto_weights_scale_its_terms_as_ktoconfig_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // One batch, no KL sequences (KL 0), β = 1: each term is 1 − σ(1).
+    let rows = [
+        r#"{"id": "a", "prompt": "p", "completion": "x", "label": true, "policy_logps": -1, "reference_logps": -2}"#,
+        r#"{"id": "b", "prompt": "p", "completion": "y", "label": false, "policy_logps": -2, "reference_logps": -1}"#,
+    ];
+    let file = write(dir.path(), "kto.jsonl", &rows.map(str::to_string));
+    let term = 1.0 - 1.0 / (1.0 + (-1.0f64).exp());
+    let loss = |args: &[&str]| {
+        let mut all = vec!["dpo", "--input", &file, "--loss", "kto", "--beta", "1"];
+        all.extend(args);
+        json_of(&prefscope(&all))["metrics"]["loss"].as_f64().unwrap()
+    };
+    assert!(close(loss(&[]), term));
+    assert!(close(loss(&["--desirable-weight", "2"]), (2.0 * term + term) / 2.0));
+    assert!(close(loss(&["--undesirable-weight", "0.5"]), (term + 0.5 * term) / 2.0));
+    let e = failure(&["dpo", "--input", &file, "--loss", "kto", "--desirable-weight", "0"]);
+    assert!(e.contains("--desirable-weight"), "{e}");
+}

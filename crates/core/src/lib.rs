@@ -21,4 +21,4 @@ pub mod preference;
 pub mod scoring;
 
 pub use error::{ConfigError, ErrorKind, InputError, Location};
-pub use io::record::{DiffusionRecord, DiffusionTable, DpoRecord, DpoTable};
+pub use io::record::{DiffusionRecord, DiffusionTable, DpoRecord, DpoTable, UnpairedRecord, UnpairedTable};

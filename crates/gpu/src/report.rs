@@ -33,6 +33,8 @@ impl Gpu {
                 let (ids, evaluation) = self.diffusion(table, request.diffusion_objective()?).await?;
                 Ok(Report::new(Cow::Owned(ids), evaluation, data, request.bins)?)
             }
+            // KTO on unpaired rows is a few passes over per-batch groups: core computes it.
+            Preferences::Unpaired(_) => Ok(prefscope_core::preference::report::report(data, request)?),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `prefscope.dpo`: `prefscope dpo`'s report from a file or an Arrow stream.
+//! `prefscope.dpo`: `prefscope dpo`'s report from files or Arrow streams (several: one run).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,11 +8,13 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use numpy::PyArray1;
 use prefscope_core::io::read::{read_preferences, read_ranked, read_record_batches, Input, Preferences};
-use prefscope_core::io::write::{Column, OutputTable};
+use prefscope_core::io::write::{metrics_json, Column, OutputTable};
 use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
 use prefscope_core::preference::dpo::PairwiseParams;
-use prefscope_core::preference::report::{report, ReportOptions, ReportRequest};
+use prefscope_core::preference::report::{report, subset_reports, ReportOptions, ReportRequest};
+use prefscope_core::preference::run;
 use prefscope_core::preference::shards::{combine, shard_sums, ShardSums};
+use prefscope_core::preference::subsets::By;
 use prefscope_gpu::block_on;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -40,13 +42,23 @@ fn source(obj: &Bound<'_, PyAny>) -> PyResult<Source> {
     )))
 }
 
-/// The report's metrics and its per-pair table.
-type Output = (BTreeMap<String, f64>, RecordBatch);
+/// The report's metrics, the rest of the command's document (calibration; a run's steps,
+/// flips and missing ids; subsets) as JSON text, and its per-pair table.
+type Output = (BTreeMap<String, f64>, String, RecordBatch);
 
-fn run(source: Source, request: ReportRequest, sft_weight: f64, device: &str) -> Result<Output, String> {
+fn run(
+    mut sources: Vec<Source>,
+    request: ReportRequest,
+    sft_weight: f64,
+    by: Option<By>,
+    device: &str,
+) -> Result<Output, String> {
     let objective = request.objective.trim().to_string();
     if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == objective) {
-        let Source::Path(path) = source else {
+        if sources.len() != 1 {
+            return Err(format!("`{objective}` reads one file of ranked lists, not {}", sources.len()));
+        }
+        let Some(Source::Path(path)) = sources.pop() else {
             return Err(format!("`{objective}` reads ranked lists from a JSON Lines file; give its path"));
         };
         let name = path.display().to_string();
@@ -57,15 +69,46 @@ fn run(source: Source, request: ReportRequest, sft_weight: f64, device: &str) ->
             ("id".into(), Column::Text(lists.into_iter().map(|l| l.id).collect())),
             ("loss".into(), Column::Float(evaluation.pairs.loss)),
         ]);
-        return Ok((evaluation.metrics, table.record_batch().map_err(|e| e.to_string())?));
+        return Ok((evaluation.metrics, "{}".into(), table.record_batch().map_err(|e| e.to_string())?));
     }
-    let data = read(source)?;
+    let data: Vec<Preferences> = sources.into_iter().map(read).collect::<Result<_, _>>()?;
     let (gpu, _) = crate::device::open(device)?;
-    let result = match gpu {
-        Some(gpu) => block_on(gpu.report(&data, &request)).map_err(|e| e.to_string())?,
-        None => report(&data, &request).map_err(|e| e.to_string())?,
+    let evaluate = |d| match &gpu {
+        Some(gpu) => block_on(gpu.report(d, &request)).map_err(|e| e.to_string()),
+        None => report(d, &request).map_err(|e| e.to_string()),
     };
-    result.into_parts().map_err(|e| e.to_string())
+    if let [one] = data.as_slice() {
+        // One file: its pairs go to Arrow without a copy (a million rows stay cheap).
+        let result = evaluate(one)?;
+        let mut extras = serde_json::Map::new();
+        extras.insert("calibration".into(), result.calibration.json());
+        if let Some(by) = by {
+            let (subsets, mean) = subset_reports(one, by, &request).map_err(|e| e.to_string())?;
+            let subsets: serde_json::Map<String, serde_json::Value> =
+                subsets.iter().map(|(k, m)| (k.clone(), metrics_json(m))).collect();
+            extras.insert("subsets".into(), subsets.into());
+            extras.insert("subsets_mean".into(), metrics_json(&mean));
+        }
+        let (metrics, batch) = result.into_parts().map_err(|e| e.to_string())?;
+        return Ok((metrics, serde_json::Value::Object(extras).to_string(), batch));
+    }
+    let document = run::document(&data, &request, by, &|d| evaluate(d).map_err(RunError)).map_err(|RunError(e)| e)?;
+    let mut json = document.json;
+    if let Some(map) = json.as_object_mut() {
+        map.remove("pairs");
+        map.remove("metrics");
+    }
+    let batch = document.rows.record_batch().map_err(|e| e.to_string())?;
+    Ok((document.metrics, json.to_string(), batch))
+}
+
+/// An error of the run's document, as text.
+struct RunError(String);
+
+impl From<prefscope_core::ConfigError> for RunError {
+    fn from(e: prefscope_core::ConfigError) -> Self {
+        RunError(e.to_string())
+    }
 }
 
 fn request(
@@ -84,6 +127,8 @@ fn request(
         f_divergence: Some(f_divergence.to_string()),
         f_alpha: Some(f_alpha),
         bins: None,
+        desirable_weight: None,
+        undesirable_weight: None,
     }
     .request()
     .map_err(error)
@@ -165,7 +210,7 @@ pub fn compare<'py>(
     let params = PairwiseParams { beta, label_smoothing, ..PairwiseParams::default() };
     py.detach(move || {
         let Preferences::Dpo(table) = read(source)? else {
-            return Err("compare takes DPO log-probabilities, not Diffusion-DPO rows".to_string());
+            return Err("compare takes DPO pairs, not Diffusion-DPO or unpaired (KTO) rows".to_string());
         };
         let names: Vec<&str> = objectives.iter().map(|o| o.trim()).collect();
         let comparison = prefscope_core::preference::dpo::compare(&table, &names, params).map_err(|e| e.to_string())?;
@@ -174,15 +219,17 @@ pub fn compare<'py>(
     .map_err(error)
 }
 
-/// `prefscope dpo`'s report: `(metrics, pairs)`, the metrics under TRL's names and the pairs
-/// as a pyarrow RecordBatch with the command's columns.
+/// `prefscope dpo`'s report on one source or on several (the evaluations of one run):
+/// `(metrics, rest, pairs)`, the metrics under TRL's names, the rest of the command's document
+/// as JSON text, and the pairs as a pyarrow RecordBatch with the command's columns.
 #[pyfunction]
-#[pyo3(signature = (source, loss="sigmoid", beta=None, label_smoothing=0.0, weights=None,
-                    f_divergence="reverse_kl", f_alpha=0.5, sft_weight=0.05, device="auto"))]
+#[pyo3(signature = (sources, loss="sigmoid", beta=None, label_smoothing=0.0, weights=None,
+                    f_divergence="reverse_kl", f_alpha=0.5, sft_weight=0.05, bins=10, by=None,
+                    desirable_weight=None, undesirable_weight=None, device="auto"))]
 #[allow(clippy::too_many_arguments)]
 pub fn dpo<'py>(
     py: Python<'py>,
-    source: &Bound<'py, PyAny>,
+    sources: Vec<Bound<'py, PyAny>>,
     loss: &str,
     beta: Option<f64>,
     label_smoothing: f64,
@@ -190,15 +237,31 @@ pub fn dpo<'py>(
     f_divergence: &str,
     f_alpha: f64,
     sft_weight: f64,
+    bins: usize,
+    by: Option<&str>,
+    desirable_weight: Option<f64>,
+    undesirable_weight: Option<f64>,
     device: &str,
-) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyAny>)> {
-    let source = self::source(source)?;
-    let request = request(loss, beta, label_smoothing, weights, f_divergence, f_alpha)?;
+) -> PyResult<(Bound<'py, PyDict>, String, Bound<'py, PyAny>)> {
+    let kto_weights = (desirable_weight, undesirable_weight);
+    if sources.is_empty() {
+        return Err(error("dpo: no source given"));
+    }
+    let sources = sources.iter().map(|s| self::source(s)).collect::<PyResult<Vec<_>>>()?;
+    let mut request = request(loss, beta, label_smoothing, weights, f_divergence, f_alpha)?;
+    request.bins = bins;
+    // Checked as the command checks `--desirable-weight` and `--undesirable-weight`.
+    let kto =
+        ReportOptions { desirable_weight: kto_weights.0, undesirable_weight: kto_weights.1, ..Default::default() }
+            .request()
+            .map_err(error)?;
+    request.kto_weights = kto.kto_weights;
+    let by = by.map(By::parse).transpose().map_err(error)?;
     let device = device.to_string();
-    let (metrics, batch) = py.detach(move || run(source, request, sft_weight, &device)).map_err(error)?;
+    let (metrics, rest, batch) = py.detach(move || run(sources, request, sft_weight, by, &device)).map_err(error)?;
     let dict = PyDict::new(py);
     for (k, v) in metrics {
         dict.set_item(k, v)?;
     }
-    Ok((dict, batch.to_pyarrow(py)?))
+    Ok((dict, rest, batch.to_pyarrow(py)?))
 }

@@ -27,7 +27,7 @@ fn parse(name: &'static str, text: &'static str) -> Result<DpoTable, String> {
     let input = Input::Bytes { name, bytes: Bytes::from_static(text.as_bytes()) };
     match read_preferences(input, Some(Format::Jsonl), &mut |_| {}).map_err(|e| e.to_string())? {
         Preferences::Dpo(t) => Ok(t),
-        Preferences::Diffusion(_) => Err(format!("{name} is not DPO data")),
+        Preferences::Diffusion(_) | Preferences::Unpaired(_) => Err(format!("{name} is not DPO pairs")),
     }
 }
 

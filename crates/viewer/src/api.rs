@@ -19,6 +19,8 @@ use prefscope_core::io::read::{read_manifest, read_preferences, read_ranked, Inp
 use prefscope_core::io::record::ManifestRow;
 use prefscope_core::preference::dpo::ranked::{evaluate_lists, RANKED_OBJECTIVES};
 use prefscope_core::preference::report::{report, ReportOptions};
+use prefscope_core::preference::run;
+use prefscope_core::preference::subsets::By;
 use prefscope_core::scoring::embedding::normalize;
 use prefscope_core::scoring::longalign::DEFAULT_REWEIGHT;
 use serde::Deserialize;
@@ -352,13 +354,21 @@ struct DpoOptions {
     sft_weight: Option<f64>,
     /// Bins of the calibration metrics (`--bins`).
     bins: Option<usize>,
+    /// `subset` or `category`: metrics per value too (`--by`).
+    by: Option<String>,
+    /// KTO's weights (`--desirable-weight`, `--undesirable-weight`).
+    desirable_weight: Option<f64>,
+    undesirable_weight: Option<f64>,
 }
 
-/// `prefscope dpo --format json` on a file's bytes: `{"metrics": …, "pairs": […]}` as JSON
-/// text. `name` is the file's name, which every error names.
+/// `prefscope dpo --format json` on files' bytes (one file, or the evaluations of one run):
+/// the command's document as JSON text. `names` are the files' names, which errors name.
 #[wasm_bindgen(js_name = dpoReport)]
-pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, JsValue> {
+pub fn dpo_report(names: Vec<String>, files: Vec<Uint8Array>, options: &str) -> Result<String, JsValue> {
     let options: DpoOptions = serde_json::from_str(options).map_err(|e| fail(format!("dpo options: {e}")))?;
+    if names.len() != files.len() || names.is_empty() {
+        return Err(fail(format!("dpo: {} names for {} files", names.len(), files.len())));
+    }
     let request = ReportOptions {
         loss: options.loss,
         weights: options.weights,
@@ -367,12 +377,17 @@ pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, J
         f_divergence: options.f_divergence,
         f_alpha: options.f_alpha,
         bins: options.bins,
+        desirable_weight: options.desirable_weight,
+        undesirable_weight: options.undesirable_weight,
     }
     .request()
     .map_err(fail)?;
     if let Some(objective) = RANKED_OBJECTIVES.iter().find(|o| **o == request.objective.trim()) {
         // Ranked lists, as `prefscope dpo --loss pro|smpo|rankdpo` reads and reports them.
-        let lists = read_ranked(name, Bytes::from(bytes)).map_err(fail)?;
+        let ([name], [bytes]) = (names.as_slice(), files.as_slice()) else {
+            return Err(fail(format!("`--loss {objective}` reads one file of ranked lists, not {}", files.len())));
+        };
+        let lists = read_ranked(name, Bytes::from(bytes.to_vec())).map_err(fail)?;
         let evaluation =
             evaluate_lists(objective, &lists, options.beta, options.sft_weight.unwrap_or(0.05)).map_err(fail)?;
         let pairs: Vec<serde_json::Value> = lists
@@ -383,7 +398,12 @@ pub fn dpo_report(name: &str, bytes: Vec<u8>, options: &str) -> Result<String, J
         let doc = serde_json::json!({"metrics": prefscope_core::io::write::metrics_json(&evaluation.metrics), "pairs": pairs});
         return Ok(doc.to_string());
     }
-    let data = read_preferences(Input::Bytes { name, bytes: Bytes::from(bytes) }, None, &mut |_| {}).map_err(fail)?;
-    let result = report(&data, &request).map_err(fail)?;
-    Ok(result.json().to_string())
+    let by = options.by.as_deref().map(By::parse).transpose().map_err(fail)?;
+    let mut data = Vec::with_capacity(files.len());
+    for (name, bytes) in names.iter().zip(&files) {
+        let bytes = Bytes::from(bytes.to_vec());
+        data.push(read_preferences(Input::Bytes { name, bytes }, None, &mut |_| {}).map_err(fail)?);
+    }
+    let document = run::document(&data, &request, by, &|d| report(d, &request)).map_err(fail)?;
+    Ok(document.json.to_string())
 }

@@ -192,13 +192,16 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
             let base = state.options.base.clone();
             spawn_local(async move {
                 let loaded = match url.as_deref() {
-                    Some(url) => tasks::load_dpo(Some(url), &base, &dispatch)
-                        .await
-                        .map(|(name, data)| dispatch.emit(Action::DpoData(name, Rc::new(data)))),
-                    None => tasks::load_bundled(&base, false, &dispatch).await,
+                    // `data=` may list several URLs: the evaluations of one run.
+                    Some(urls) => {
+                        let urls: Vec<String> = urls.split_whitespace().map(str::to_string).collect();
+                        tasks::load_dpo(&urls, &dispatch).await
+                    }
+                    None => tasks::load_bundled(&base, &dispatch).await.map(tasks::DpoLoaded::Run),
                 };
-                if let Err(e) = loaded {
-                    dispatch.emit(Action::Error(e));
+                match loaded {
+                    Ok(loaded) => dispatch.emit(dpo_loaded(urls_name(url.as_deref()), loaded)),
+                    Err(e) => dispatch.emit(Action::Error(e)),
                 }
                 dispatch.emit(Action::Progress(None));
             });
@@ -268,6 +271,21 @@ pub fn run(effect: Effect, state: &State, dispatch: &Callback<Action>, host: &Ho
     }
 }
 
+/// The action that shows loaded DPO data (`name`: a single file's).
+fn dpo_loaded(name: String, loaded: tasks::DpoLoaded) -> Action {
+    match loaded {
+        tasks::DpoLoaded::Pairs(data) => Action::DpoData(name, Rc::new(data)),
+        tasks::DpoLoaded::Ranked(lists) => Action::DpoRanked(name, Rc::new(lists)),
+        tasks::DpoLoaded::Run(run) => Action::DpoRun(Rc::new(run)),
+    }
+}
+
+/// A URL's file name (what the view calls the data).
+fn urls_name(url: Option<&str>) -> String {
+    let url = url.and_then(|u| u.split_whitespace().next()).unwrap_or("");
+    url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string()
+}
+
 /// Starts request `id`; `RequestDone(id)` follows its answer.
 fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<Action>) {
     let (runtime, model) = (state.runtime.clone(), state.model.clone());
@@ -281,16 +299,17 @@ fn request_run(id: u64, request: Rc<Request>, state: &State, dispatch: Callback<
                 Ok(p) => dispatch.emit(Action::Pairs(Rc::new(p))),
                 Err(e) => fail(e),
             },
-            Request::DpoFile(file) => match tasks::dpo_file(file.clone(), &dispatch).await {
-                Ok((name, tasks::DpoLoaded::Pairs(data))) => dispatch.emit(Action::DpoData(name, Rc::new(data))),
-                Ok((name, tasks::DpoLoaded::Ranked(lists))) => dispatch.emit(Action::DpoRanked(name, Rc::new(lists))),
-                Err(e) => fail(e),
-            },
-            Request::BundledDpo { early } => {
-                if let Err(e) = tasks::load_bundled(&base, *early, &dispatch).await {
-                    fail(e);
+            Request::DpoFiles(files) => {
+                let name = files.first().map(|f| f.name()).unwrap_or_default();
+                match tasks::dpo_files(files.clone(), &dispatch).await {
+                    Ok(loaded) => dispatch.emit(dpo_loaded(name, loaded)),
+                    Err(e) => fail(e),
                 }
             }
+            Request::BundledDpo => match tasks::load_bundled(&base, &dispatch).await {
+                Ok(run) => dispatch.emit(Action::DpoRun(Rc::new(run))),
+                Err(e) => fail(e),
+            },
             Request::ModelFiles(files) => match runtime {
                 Some(runtime) => {
                     let picked = files.iter().map(|f| (f.name(), web_sys::Blob::from(f.clone()))).collect();

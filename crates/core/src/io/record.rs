@@ -468,6 +468,147 @@ impl DpoTable {
     }
 }
 
+/// One unpaired example as TRL's `KTOTrainer` trains on it (docs/DESIGN.md "Unpaired (KTO)
+/// rows"): a completion labelled desirable (`label` true) or undesirable, its sequence
+/// log-probabilities, and optionally the batch it was evaluated in and the log-probabilities of
+/// its batch's mismatched "KL sequence" (the row's prompt with another row's completion).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UnpairedRecord {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<String>,
+    /// Desirable (`true`) or undesirable.
+    pub label: bool,
+    pub policy_logps: f64,
+    pub reference_logps: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_token_logps: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_token_logps: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_length: Option<u32>,
+    /// The evaluation batch the row belonged to (KTO's KL term and metrics are per batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_policy_logps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_reference_logps: Option<f64>,
+}
+
+/// Unpaired (KTO) rows as columns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UnpairedTable {
+    pub source: String,
+    pub id: Vec<String>,
+    pub prompt: OptColumn<String>,
+    pub completion: OptColumn<String>,
+    pub label: Vec<bool>,
+    pub policy_logps: Vec<f64>,
+    pub reference_logps: Vec<f64>,
+    pub completion_length: OptColumn<u32>,
+    /// Per-token values of the completion, when the input gives them.
+    pub tokens: TokenColumn,
+    pub batch: OptColumn<i64>,
+    pub kl_policy_logps: OptColumn<f64>,
+    pub kl_reference_logps: OptColumn<f64>,
+    /// The file's key-value metadata (Parquet; the export callback writes `trl.global_step`).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl UnpairedTable {
+    pub fn new(source: impl Into<String>) -> Self {
+        Self { source: source.into(), ..Self::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// Makes room for `rows` more rows in the columns every table has.
+    pub fn reserve(&mut self, rows: usize) {
+        self.id.reserve(rows);
+        self.label.reserve(rows);
+        self.policy_logps.reserve(rows);
+        self.reference_logps.reserve(rows);
+    }
+
+    /// Appends a validated record; a missing length is taken from the token arrays.
+    pub fn push(&mut self, r: UnpairedRecord) {
+        let length = r.completion_length.or(r.policy_token_logps.as_ref().map(|t| t.len() as u32));
+        self.id.push(r.id);
+        self.prompt.push(r.prompt);
+        self.completion.push(r.completion);
+        self.label.push(r.label);
+        self.policy_logps.push(r.policy_logps);
+        self.reference_logps.push(r.reference_logps);
+        self.completion_length.push(length);
+        self.tokens.push(r.policy_token_logps, r.reference_token_logps, r.completion_tokens);
+        self.batch.push(r.batch);
+        self.kl_policy_logps.push(r.kl_policy_logps);
+        self.kl_reference_logps.push(r.kl_reference_logps);
+    }
+
+    /// Builds a table from records in order.
+    pub fn from_records(source: impl Into<String>, records: impl IntoIterator<Item = UnpairedRecord>) -> Self {
+        let mut table = Self::new(source);
+        for r in records {
+            table.push(r);
+        }
+        table
+    }
+
+    /// The checks that span rows: `batch` given for every row or for none, and the two KL
+    /// log-probabilities for every row or for none (KTO's KL term averages over a whole batch).
+    pub fn check(&self) -> Result<(), InputError> {
+        let at = |i: usize, column: &'static str, message: String| {
+            InputError::new(
+                Location::file(&self.source).row(i as u64 + 1).column(column),
+                ErrorKind::InvalidValue(message),
+            )
+        };
+        if self.batch.any() {
+            if let Some(i) = (0..self.len()).find(|&i| self.batch.get(i).is_none()) {
+                return Err(at(
+                    i,
+                    "batch",
+                    "`batch` must be given for every row or for none (without it the file is one batch)".into(),
+                ));
+            }
+        }
+        for i in 0..self.len() {
+            match (self.kl_policy_logps.get(i), self.kl_reference_logps.get(i)) {
+                (Some(_), None) => {
+                    return Err(at(i, "kl_reference_logps", "`kl_policy_logps` is given but not this".into()))
+                }
+                (None, Some(_)) => {
+                    return Err(at(i, "kl_policy_logps", "`kl_reference_logps` is given but not this".into()))
+                }
+                _ => {}
+            }
+        }
+        if self.kl_policy_logps.any() {
+            if let Some(i) = (0..self.len()).find(|&i| self.kl_policy_logps.get(i).is_none()) {
+                return Err(at(
+                    i,
+                    "kl_policy_logps",
+                    "the KL log-probabilities must be given for every row or for none (KTO's KL term is a batch mean)"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Diffusion-DPO samples as columns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DiffusionTable {

@@ -147,7 +147,7 @@ impl Calibration {
     /// The calibration of a set from its shards' [`Calibration::sums`] added up and its Brier
     /// score (a mean over pairs, combined as one).
     pub fn from_sums(sums: &[f64], brier: f64) -> Result<Self, ConfigError> {
-        if sums.is_empty() || sums.len() % 3 != 0 || sums.len() / 3 > MAX_BINS {
+        if sums.is_empty() || !sums.len().is_multiple_of(3) || sums.len() / 3 > MAX_BINS {
             return Err(ConfigError::Invalid(format!(
                 "calibration sums hold {} numbers, not three per bin for 1 to {MAX_BINS} bins",
                 sums.len()

@@ -24,6 +24,9 @@ pub struct ReportRequest {
     pub params: PairwiseParams,
     /// Equal-width bins of the calibration metrics (`--bins`).
     pub bins: usize,
+    /// KTO's weights of the desirable and the undesirable terms (`KTOConfig`'s
+    /// `desirable_weight`, `undesirable_weight`; 1 each).
+    pub kto_weights: (f64, f64),
 }
 
 impl Default for ReportRequest {
@@ -34,12 +37,14 @@ impl Default for ReportRequest {
             beta: None,
             params: PairwiseParams::default(),
             bins: calibration::DEFAULT_BINS,
+            kto_weights: (1.0, 1.0),
         }
     }
 }
 
 /// What every entry point takes, named as the command's flags (`--loss`, `--weights`,
-/// `--beta`, `--label-smoothing`, `--f-divergence`, `--f-alpha`, `--bins`), `None` for the command's
+/// `--beta`, `--label-smoothing`, `--f-divergence`, `--f-alpha`, `--bins`, `--desirable-weight`,
+/// `--undesirable-weight`), `None` for the command's
 /// default: the one place they become a [`ReportRequest`], so that the command, the JavaScript
 /// API and the Python package agree on defaults and refusals.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +56,8 @@ pub struct ReportOptions {
     pub f_divergence: Option<String>,
     pub f_alpha: Option<f64>,
     pub bins: Option<usize>,
+    pub desirable_weight: Option<f64>,
+    pub undesirable_weight: Option<f64>,
 }
 
 impl ReportOptions {
@@ -70,7 +77,20 @@ impl ReportOptions {
                 ..defaults.params
             },
             bins: self.bins.unwrap_or(defaults.bins),
+            kto_weights: (
+                kto_weight("--desirable-weight", self.desirable_weight)?,
+                kto_weight("--undesirable-weight", self.undesirable_weight)?,
+            ),
         })
+    }
+}
+
+/// A KTO weight: positive and finite (TRL scales the terms by it), 1 when not given.
+fn kto_weight(flag: &str, value: Option<f64>) -> Result<f64, ConfigError> {
+    match value {
+        None => Ok(1.0),
+        Some(w) if w.is_finite() && w > 0.0 => Ok(w),
+        Some(w) => Err(ConfigError::Invalid(format!("{flag} must be a positive number, got {w}"))),
     }
 }
 
@@ -102,6 +122,8 @@ impl<'a> Report<'a> {
             Preferences::Dpo(t) if t.preference_share.all() => {
                 Some(t.preference_share.iter().map(|s| s.copied().unwrap_or_default()).collect())
             }
+            // Unpaired rows: σ(margin) is KTO's probability that the row is desirable.
+            Preferences::Unpaired(t) => Some(t.label.iter().map(|&l| f64::from(u8::from(l))).collect()),
             _ => None,
         };
         let calibration = calibration::calibration(&p, share.as_deref(), bins)?;
@@ -169,7 +191,14 @@ impl ReportRequest {
     /// The DPO objective this request names.
     pub fn dpo_objective(&self) -> Result<Objective, ConfigError> {
         let params = PairwiseParams { beta: self.pairwise_beta(), ..self.params };
-        Objective::parse(&self.objective, self.weights.as_deref(), params)
+        match Objective::parse(&self.objective, self.weights.as_deref(), params)? {
+            Objective::Kto(k) => Ok(Objective::Kto(crate::preference::dpo::KtoParams {
+                desirable_weight: self.kto_weights.0,
+                undesirable_weight: self.kto_weights.1,
+                ..k
+            })),
+            other => Ok(other),
+        }
     }
 
     /// The objective this request names for Diffusion-DPO rows.
@@ -255,6 +284,11 @@ pub fn report<'a>(data: &'a Preferences, request: &ReportRequest) -> Result<Repo
             add_diagnostics(table, &evaluation.pairs.margin, &mut evaluation.metrics);
             Ok(Report::new(Cow::Borrowed(&table.id), evaluation, data, request.bins)?)
         }
+        Preferences::Unpaired(table) => {
+            let evaluation =
+                crate::preference::dpo::unpaired::evaluate_rows(table, &request.dpo_objective()?, &request.objective)?;
+            Ok(Report::new(Cow::Borrowed(&table.id), evaluation, data, request.bins)?)
+        }
         Preferences::Diffusion(table) => {
             let (ids, evaluation) = match request.diffusion_objective()? {
                 DiffusionObjective::Dpo(beta) => diffusion::diffusion_dpo(table, beta)?,
@@ -272,8 +306,12 @@ pub type SubsetMetrics = (BTreeMap<String, BTreeMap<String, f64>>, BTreeMap<Stri
 /// numbers are what its rows give as a file of their own) and their unweighted mean.
 pub fn subset_reports(data: &Preferences, by: By, request: &ReportRequest) -> Result<SubsetMetrics, ConfigError> {
     let Preferences::Dpo(table) = data else {
+        let what = match data {
+            Preferences::Diffusion(_) => "Diffusion-DPO rows",
+            _ => "unpaired (KTO) rows",
+        };
         return Err(ConfigError::Invalid(format!(
-            "`--by {}` splits DPO log-probabilities; Diffusion-DPO rows have no subsets",
+            "`--by {}` splits DPO log-probabilities (pairs); {what} are reported whole",
             by.column()
         )));
     };

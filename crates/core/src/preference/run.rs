@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{ConfigError, ErrorKind, InputError, Location};
+use crate::io::read::Preferences;
 use crate::io::record::OptColumn;
 use crate::io::write::{metrics_json, Column, OutputTable};
 use crate::preference::report::Report;
@@ -44,6 +45,30 @@ pub fn step_of(source: &str, metadata: &[(String, String)], column: &OptColumn<i
     last_number(name).ok_or_else(|| {
         bad(format!("no step: the file has no `{STEP_KEY}` metadata, no `step` column and no number in its name"))
     })
+}
+
+/// The step of one file of a run, after checking that its pairs can be followed across steps:
+/// DPO rows (not Diffusion-DPO's), each with its own id.
+pub fn evaluation_step(data: &Preferences) -> Result<i64, ConfigError> {
+    let Preferences::Dpo(table) = data else {
+        let what = match data {
+            Preferences::Diffusion(_) => "Diffusion-DPO rows",
+            _ => "unpaired (KTO) rows",
+        };
+        return Err(ConfigError::Invalid(format!(
+            "{}: several inputs make a run of DPO evaluations (pairs); {what} are read one file at a time",
+            source_of(data)
+        )));
+    };
+    if let Some(row) = table.unnamed_row {
+        return Err(ConfigError::Input(Box::new(InputError::new(
+            Location::file(&table.source).row(row).column("id"),
+            ErrorKind::InvalidValue(
+                "this row has no id: with several inputs, pairs are followed across steps by id".into(),
+            ),
+        ))));
+    }
+    Ok(step_of(&table.source, &table.metadata, &table.step)?)
 }
 
 /// The last run of ASCII digits in `name`, as a number.
@@ -107,56 +132,90 @@ pub fn run(mut evaluations: Vec<Evaluation<'_>>) -> Result<Run<'_>, ConfigError>
             )));
         }
     }
-    // Each step's rows by id.
-    let mut index: Vec<HashMap<&str, usize>> = Vec::with_capacity(evaluations.len());
-    for e in &evaluations {
-        let mut rows = HashMap::with_capacity(e.report.ids.len());
-        for (i, id) in e.report.ids.iter().enumerate() {
-            if let Some(first) = rows.insert(id.as_str(), i) {
+    // Every id gets a dense number, in order of first appearance; `rows[s][d]` is id d's row
+    // at step s (NONE where absent). An evaluation with the previous one's ids in the same
+    // order (what an export callback writes) reuses its numbering without hashing.
+    const NONE: u32 = u32::MAX;
+    let mut dense: HashMap<&str, u32> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let mut numbering: Vec<Vec<u32>> = Vec::with_capacity(evaluations.len());
+    for (s, e) in evaluations.iter().enumerate() {
+        let ids = &e.report.ids;
+        if s > 0 && evaluations[s - 1].report.ids[..] == ids[..] {
+            let same = numbering[s - 1].clone();
+            numbering.push(same);
+            continue;
+        }
+        let mut numbers = Vec::with_capacity(ids.len());
+        for id in ids.iter() {
+            let next = order.len() as u32;
+            let d = *dense.entry(id.as_str()).or_insert_with(|| {
+                order.push(id.as_str());
+                next
+            });
+            numbers.push(d);
+        }
+        numbering.push(numbers);
+    }
+    drop(dense);
+    let n = order.len();
+    let mut rows: Vec<Vec<u32>> = Vec::with_capacity(evaluations.len());
+    for (s, e) in evaluations.iter().enumerate() {
+        if s > 0 && numbering[s] == numbering[s - 1] {
+            let same = rows[s - 1].clone();
+            rows.push(same);
+            continue;
+        }
+        let mut at = vec![NONE; n];
+        for (i, &d) in numbering[s].iter().enumerate() {
+            let first = std::mem::replace(&mut at[d as usize], i as u32);
+            if first != NONE {
                 return Err(ConfigError::Input(Box::new(InputError::new(
                     Location::file(&e.source).row(i as u64 + 1).column("id"),
                     ErrorKind::InvalidValue(format!(
-                        "id `{id}` repeats row {}: pairs are followed across steps by id, so ids must be unique",
+                        "id `{}` repeats row {}: pairs are followed across steps by id, so ids must be unique",
+                        order[d as usize],
                         first + 1
                     )),
                 ))));
             }
         }
-        index.push(rows);
+        rows.push(at);
     }
 
-    // Flips: each id against its previous evaluation.
-    let mut previous: HashMap<&str, f64> = HashMap::new();
+    // Flips: each id against its previous evaluation (in step order; within a step, in order
+    // of the ids' first appearance).
+    let mut previous = vec![f64::NAN; n];
     let mut flips = Vec::new();
-    for e in &evaluations {
+    for (e, at) in evaluations.iter().zip(&rows) {
         let margins = &e.report.evaluation.pairs.margin;
-        for (id, &m) in e.report.ids.iter().zip(margins) {
-            if let Some(before) = previous.insert(id.as_str(), m) {
-                if (before > 0.0) != (m > 0.0) {
-                    flips.push(Flip { id: id.clone(), step: e.step, from: before, to: m });
-                }
+        for (d, &i) in at.iter().enumerate() {
+            if i == NONE {
+                continue;
+            }
+            let m = margins[i as usize];
+            let before = std::mem::replace(&mut previous[d], m);
+            // NaN: the first evaluation of this pair.
+            if !before.is_nan() && (before > 0.0) != (m > 0.0) {
+                flips.push(Flip { id: order[d].to_string(), step: e.step, from: before, to: m });
             }
         }
     }
 
     // Missing: ids some step lacks, in order of first appearance.
-    let mut missing = Vec::new();
-    let mut seen: HashMap<&str, ()> = HashMap::new();
-    for e in &evaluations {
-        for id in e.report.ids.iter() {
-            if seen.insert(id.as_str(), ()).is_none() && index.iter().any(|rows| !rows.contains_key(id.as_str())) {
-                missing.push(id.clone());
-            }
-        }
-    }
+    let missing: Vec<String> =
+        (0..n).filter(|&d| rows.iter().any(|at| at[d] == NONE)).map(|d| order[d].to_string()).collect();
 
     let last = evaluations.len() - 1;
     let mut trajectories = Trajectories::default();
-    for id in evaluations[last].report.ids.iter() {
+    for &d in &numbering[last] {
+        let d = d as usize;
         let (mut steps, mut margins, mut chosen, mut rejected) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (e, rows) in evaluations.iter().zip(&index) {
-            if let Some(&i) = rows.get(id.as_str()) {
+        for (e, at) in evaluations.iter().zip(&rows) {
+            let i = at[d];
+            if i != NONE {
                 let p = &e.report.evaluation.pairs;
+                let i = i as usize;
                 steps.push(e.step);
                 margins.push(p.margin[i]);
                 chosen.push(p.chosen_reward[i]);
@@ -168,7 +227,7 @@ pub fn run(mut evaluations: Vec<Evaluation<'_>>) -> Result<Run<'_>, ConfigError>
         trajectories.chosen_rewards.push(chosen);
         trajectories.rejected_rewards.push(rejected);
     }
-    drop(index);
+    drop(rows);
 
     let steps = evaluations.iter().map(|e| (e.step, e.report.metrics().clone())).collect();
     let last = evaluations.pop().expect("not empty").report;
@@ -205,6 +264,82 @@ impl Run<'_> {
         );
         map.insert("missing".into(), json!(self.missing));
         map
+    }
+}
+
+/// What `prefscope dpo --format json` prints for one file or a run, and the rows its tabular
+/// formats write.
+pub struct Document {
+    /// `metrics`, `pairs`, `calibration`; for a run `steps`, `flips`, `missing`; with `by`,
+    /// `subsets` and `subsets_mean`.
+    pub json: serde_json::Value,
+    pub rows: OutputTable,
+    /// The (last step's) metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// A line for people: the run's steps and flips.
+    pub note: Option<String>,
+}
+
+/// The one place the command, the JavaScript API and the Python package assemble the DPO
+/// document: one file is reported alone; several are the evaluations of one run, and
+/// `metrics`, `pairs`, `calibration` and the subsets are then the last step's. `evaluate`
+/// reports one file (on the GPU or the CPU).
+pub fn document<'a, E: From<ConfigError>>(
+    data: &'a [crate::io::read::Preferences],
+    request: &crate::preference::report::ReportRequest,
+    by: Option<crate::preference::subsets::By>,
+    evaluate: &dyn Fn(&'a Preferences) -> Result<Report<'a>, E>,
+) -> Result<Document, E> {
+    use serde_json::{Map, Value};
+    let mut json = Map::new();
+    let (last, last_data, rows, note) = match data {
+        [] => return Err(ConfigError::Invalid("no input".into()).into()),
+        [one] => {
+            let report = evaluate(one)?;
+            let rows = report.pairs_table();
+            (report, one, rows, None)
+        }
+        several => {
+            let mut evaluations = Vec::with_capacity(several.len());
+            for d in several {
+                let step = evaluation_step(d)?;
+                evaluations.push((step, d, evaluate(d)?));
+            }
+            let last_data = evaluations.iter().max_by_key(|e| e.0).map(|e| e.1).expect("several");
+            let evaluations = evaluations
+                .into_iter()
+                .map(|(step, d, report)| Evaluation { step, source: source_of(d).to_string(), report })
+                .collect();
+            let run = run(evaluations)?;
+            json.extend(run.json_parts());
+            let rows = run.pairs_table();
+            let note = format!(
+                "{} steps, {} flips, {} ids missing from some step",
+                run.steps.len(),
+                run.flips.len(),
+                run.missing.len()
+            );
+            (run.last, last_data, rows, Some(note))
+        }
+    };
+    json.insert("metrics".into(), metrics_json(last.metrics()));
+    json.insert("calibration".into(), last.calibration.json());
+    json.insert("pairs".into(), rows.json_rows());
+    if let Some(by) = by {
+        let (subsets, mean) = crate::preference::report::subset_reports(last_data, by, request)?;
+        let subsets: Map<String, Value> = subsets.iter().map(|(name, m)| (name.clone(), metrics_json(m))).collect();
+        json.insert("subsets".into(), subsets.into());
+        json.insert("subsets_mean".into(), metrics_json(&mean));
+    }
+    Ok(Document { json: json.into(), rows, metrics: last.metrics().clone(), note })
+}
+
+/// The name a file was read under.
+fn source_of(data: &Preferences) -> &str {
+    match data {
+        Preferences::Dpo(t) => &t.source,
+        Preferences::Diffusion(t) => &t.source,
+        Preferences::Unpaired(t) => &t.source,
     }
 }
 

@@ -43,8 +43,12 @@ fn refuse(what: &str) -> ConfigError {
 /// batch (AOT's sorts, SFT's and the reference-free objectives' token means, KTO's and BCO's
 /// batch KL) and for Diffusion-DPO rows (a pair's timesteps may span shards).
 pub fn shard_sums(data: &Preferences, request: &ReportRequest) -> Result<ShardSums, ConfigError> {
-    let Preferences::Dpo(table) = data else {
-        return Err(refuse("Diffusion-DPO rows group a pair's timesteps by id, which may span shards"));
+    let table = match data {
+        Preferences::Dpo(table) => table,
+        Preferences::Diffusion(_) => {
+            return Err(refuse("Diffusion-DPO rows group a pair's timesteps by id, which may span shards"))
+        }
+        Preferences::Unpaired(_) => return Err(refuse("KTO on unpaired rows takes its KL term per batch")),
     };
     match request.dpo_objective()? {
         Objective::Pairwise { losses, .. } => {
@@ -124,7 +128,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dpo_sample.jsonl");
         match read_preferences(Input::Path(&path), None, &mut |_| {}).expect("fixture reads") {
             Preferences::Dpo(t) => t,
-            Preferences::Diffusion(_) => panic!("the fixture is DPO log-probabilities"),
+            _ => panic!("the fixture is DPO log-probabilities"),
         }
     }
 

@@ -1,5 +1,6 @@
 //! `cargo xtask train-dpo-demo`: trains the DPO demo's reference and policy from a seed and
-//! writes the held-out exports (final and early checkpoint) and the training log to the folder
+//! writes the held-out exports (final and early checkpoint, and every `export_every` steps
+//! between them into run/) and the training log to the folder
 //! given (by default crates/synth/dpo-demo), then prints both summaries.
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ struct Args {
     /// DPO step after which the early checkpoint is exported.
     #[arg(long, default_value_t = DpoBudget::default().early_step)]
     early_step: usize,
+    /// Every this many DPO steps the held-out pairs are exported into run/ too (0: never).
+    #[arg(long, default_value_t = DpoBudget::default().export_every)]
+    export_every: usize,
     #[arg(long, default_value_t = DpoBudget::default().beta)]
     beta: f64,
     #[arg(long, default_value_t = DpoBudget::default().dpo_learning_rate)]
@@ -55,6 +59,7 @@ fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
         mle_steps: args.mle_steps,
         dpo_steps: args.dpo_steps,
         early_step: args.early_step,
+        export_every: args.export_every,
         beta: args.beta,
         dpo_learning_rate: args.dpo_learning_rate,
         held_out_scenes: args.held_out_scenes,
@@ -66,6 +71,12 @@ fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("heldout.jsonl"), jsonl(&result.last)?)?;
     std::fs::write(out.join("heldout_early.jsonl"), jsonl(&result.early)?)?;
+    // The checkpoints between them, named by their step (the DPO view's bundled run).
+    let run = out.join("run");
+    std::fs::create_dir_all(&run)?;
+    for (step, records) in &result.checkpoints {
+        std::fs::write(run.join(format!("eval-{step}.jsonl")), jsonl(records)?)?;
+    }
     std::fs::write(out.join("training.json"), serde_json::to_vec_pretty(&result.log)?)?;
     eprintln!("wrote {} ({} parameters, {:.0} s)", out.display(), result.log.parameters, result.log.seconds);
     println!(

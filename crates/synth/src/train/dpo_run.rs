@@ -38,6 +38,9 @@ pub struct DpoBudget {
     pub beta: f64,
     /// DPO step after which the early checkpoint is exported.
     pub early_step: usize,
+    /// Every this many DPO steps the held-out pairs are exported too: with the early and the
+    /// last export, the run the DPO view opens on.
+    pub export_every: usize,
     pub width: usize,
     pub layers: usize,
     pub log_every: usize,
@@ -57,6 +60,7 @@ impl Default for DpoBudget {
             dpo_epsilon: 3e-3,
             beta: crate::dpo_demo::BETA,
             early_step: 10,
+            export_every: 50,
             width: 96,
             layers: 3,
             log_every: 25,
@@ -80,6 +84,8 @@ pub struct DpoLog {
 pub struct DpoRun {
     pub early: Vec<DpoRecord>,
     pub last: Vec<DpoRecord>,
+    /// (steps trained, export) every `export_every` steps, other than the early and last ones.
+    pub checkpoints: Vec<(usize, Vec<DpoRecord>)>,
     pub log: DpoLog,
 }
 
@@ -214,6 +220,7 @@ pub fn run(budget: &DpoBudget, mut progress: impl FnMut(&str)) -> Result<DpoRun,
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).with_epsilon(budget.dpo_epsilon as f32).init();
     let mut order: Vec<usize> = Vec::new();
     let mut early = Vec::new();
+    let mut checkpoints = Vec::new();
     for step in 0..budget.dpo_steps {
         if order.len() < budget.dpo_batch {
             let mut epoch: Vec<usize> = (0..train_pairs.len()).collect();
@@ -244,8 +251,11 @@ pub fn run(budget: &DpoBudget, mut progress: impl FnMut(&str)) -> Result<DpoRun,
         if let Some(value) = value {
             record(step, budget.dpo_steps, "dpo", value, lr)?;
         }
-        if step + 1 == budget.early_step {
+        let trained = step + 1;
+        if trained == budget.early_step {
             early = export(&model.valid(), &reference, &words, &held_out, config.context, &plain)?;
+        } else if budget.export_every > 0 && trained.is_multiple_of(budget.export_every) && trained < budget.dpo_steps {
+            checkpoints.push((trained, export(&model.valid(), &reference, &words, &held_out, config.context, &plain)?));
         }
     }
     let last = export(&model.valid(), &reference, &words, &held_out, config.context, &plain)?;
@@ -258,7 +268,7 @@ pub fn run(budget: &DpoBudget, mut progress: impl FnMut(&str)) -> Result<DpoRun,
         early: summary_of(&early, budget.beta)?,
         last: summary_of(&last, budget.beta)?,
     };
-    Ok(DpoRun { early, last, log })
+    Ok(DpoRun { early, last, checkpoints, log })
 }
 
 #[cfg(test)]
@@ -277,12 +287,17 @@ mod tests {
             dpo_batch: 16,
             dpo_learning_rate: 2e-3,
             early_step: 4,
+            export_every: 6,
             width: 32,
             layers: 1,
             log_every: 1,
             ..DpoBudget::default()
         };
         let run = run(&budget, |_| {}).unwrap();
+        assert_eq!(
+            run.checkpoints.iter().map(|(step, records)| (*step, records.len())).collect::<Vec<_>>(),
+            [(6, run.last.len())]
+        );
         let stage = |s: &str| run.log.losses.iter().filter(|l| l.1 == s).map(|l| l.2).collect::<Vec<_>>();
         let (mle, dpo) = (stage("mle"), stage("dpo"));
         assert!(mle[mle.len() - 1] < mle[0] - 0.5, "maximum likelihood {mle:?}");

@@ -9,10 +9,12 @@
 //! meaning each: chosen/right, rejected/wrong, relevant, irrelevant, and the strength bands.
 
 mod histogram;
+mod lines;
 mod scatter;
 pub mod ticks;
 
 pub use histogram::{Histogram, Series};
+pub use lines::{Line, Lines};
 pub use scatter::{Point, Scatter};
 
 use ticks::Ticks;

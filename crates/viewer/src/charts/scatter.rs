@@ -42,6 +42,10 @@ pub struct ScatterProps {
     /// What each colour means: (kind, words), shown beside the title.
     #[prop_or_default]
     pub legend: Vec<(&'static str, &'static str)>,
+    /// Fixed axes ((x from, x to), (y from, y to)) instead of the points' range (a reliability
+    /// diagram spans [0, 1] on both).
+    #[prop_or_default]
+    pub domain: Option<((f64, f64), (f64, f64))>,
 }
 
 /// Points a scatter draws at most: SVG nodes beyond a few thousand make the page sluggish;
@@ -56,7 +60,9 @@ pub fn scatter(p: &ScatterProps) -> Html {
     let id = *use_state(|| CHARTS.fetch_add(1, Ordering::Relaxed));
     // The point the keyboard is on (an index into `p.points`).
     let active = use_state(|| None::<usize>);
-    let frame = Frame::new(range(p.points.iter().map(|q| &q.x)), range(p.points.iter().map(|q| &q.y)), false);
+    let (xs, ys) =
+        p.domain.unwrap_or_else(|| (range(p.points.iter().map(|q| &q.x)), range(p.points.iter().map(|q| &q.y))));
+    let frame = Frame::new(xs, ys, false);
     let (x0, x1) = frame.x.domain;
     let (y0, y1) = frame.y.domain;
     let lines = p.diagonals.iter().map(|&c| {

@@ -17,8 +17,11 @@ pub struct Dpo {
     pub result: Option<Rc<DpoResult>>,
     /// Selected pair (for the per-token heatmap).
     pub selected: Option<usize>,
-    /// A second file shown beside the first (the bundled run's other checkpoint).
-    pub compare: Option<(String, Rc<Preferences>)>,
+    /// Several evaluations of one run (files picked or dropped together, a folder, several
+    /// `data=` URLs, the bundled run); `data` is then the evaluation at `step`.
+    pub run: Option<Rc<DpoRun>>,
+    /// The shown evaluation of `run`.
+    pub step: usize,
     /// Ranked lists (one prompt, n candidates per row) in place of pairs, with their objective
     /// (`pro`, `smpo`, `rankdpo`): the view computes them on the CPU.
     pub ranked: Option<(String, Rc<Vec<prefscope_core::preference::dpo::ranked::RankedList>>)>,
@@ -38,6 +41,14 @@ impl Dpo {
     }
 }
 
+/// The evaluations of a run, in step order (steps distinct, ids present: checked on load).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DpoRun {
+    pub steps: Vec<i64>,
+    pub names: Vec<String>,
+    pub data: Vec<Rc<Preferences>>,
+}
+
 /// What one computation of the DPO report gave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DpoResult {
@@ -49,6 +60,8 @@ pub struct DpoResult {
     pub rejected_reward: Vec<f64>,
     pub margin: Vec<f64>,
     pub loss: Vec<f64>,
+    /// The reliability diagram of σ(margin).
+    pub calibration: prefscope_core::preference::calibration::Calibration,
 }
 
 impl Dpo {

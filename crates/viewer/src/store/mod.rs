@@ -9,7 +9,7 @@ mod request;
 mod score;
 
 pub use crate::diversity::Diversity;
-pub use dpo::{Dpo, DpoResult};
+pub use dpo::{Dpo, DpoResult, DpoRun};
 pub use pairs::{AnnotatorGroups, Pairs};
 pub use request::Request;
 pub use score::{Inputs, Row, Scored, Source, UserImage};
@@ -98,7 +98,8 @@ impl State {
                 label_smoothing: 0.0,
                 result: None,
                 selected: None,
-                compare: None,
+                run: None,
+                step: 0,
                 ranked: None,
                 ranked_objective: "pro".into(),
                 ranked_result: None,
@@ -145,7 +146,10 @@ pub enum Action {
     Reweight(f32),
     Reweighted(f32, Vec<f32>),
     DpoData(String, Rc<Preferences>),
-    DpoCompare(String, Rc<Preferences>),
+    /// Several evaluations of one run; the last one is shown.
+    DpoRun(Rc<DpoRun>),
+    /// Show the run's evaluation at this index.
+    DpoStep(usize),
     /// Ranked lists from a file, and the objective to compute on them.
     DpoRanked(String, Rc<Vec<prefscope_core::preference::dpo::ranked::RankedList>>),
     DpoRankedObjective(String),
@@ -297,9 +301,36 @@ impl Reducible for State {
                 s.dpo.data = Some(data);
                 s.dpo.result = None;
                 s.dpo.selected = None;
-                s.dpo.compare = None;
+                s.dpo.run = None;
             }
-            Action::DpoCompare(source, data) => s.dpo.compare = Some((source, data)),
+            Action::DpoRun(run) => {
+                let last = run.data.len().saturating_sub(1);
+                s.dpo.ranked = None;
+                s.dpo.selected = None;
+                s.dpo.source = run.names.get(last).cloned();
+                s.dpo.data = run.data.get(last).cloned();
+                s.dpo.result = None;
+                s.dpo.step = last;
+                s.dpo.run = Some(run);
+            }
+            Action::DpoStep(i) => {
+                if let Some(run) = s.dpo.run.clone().filter(|r| i < r.data.len()) {
+                    // The selected pair stays selected: found by id in the other evaluation.
+                    let id = |data: &Preferences, k: usize| match data {
+                        Preferences::Dpo(t) => t.id.get(k).cloned(),
+                        _ => None,
+                    };
+                    let selected = s.dpo.selected.zip(s.dpo.data.as_deref()).and_then(|(k, d)| id(d, k));
+                    s.dpo.step = i;
+                    s.dpo.source = Some(run.names[i].clone());
+                    s.dpo.data = Some(run.data[i].clone());
+                    s.dpo.result = None;
+                    s.dpo.selected = selected.and_then(|want| match &*run.data[i] {
+                        Preferences::Dpo(t) => t.id.iter().position(|x| *x == want),
+                        _ => None,
+                    });
+                }
+            }
             Action::DpoRanked(source, lists) => {
                 // An objective the lists can take: PRO for log-probs; for images SmPO when every
                 // list is a pair (unless RankDPO was chosen), RankDPO otherwise.
@@ -445,6 +476,7 @@ mod tests {
                 rejected_reward: Vec::new(),
                 margin: Vec::new(),
                 loss: Vec::new(),
+                calibration: prefscope_core::preference::calibration::calibration(&[], None, 10).unwrap(),
             })
         };
         let stale = s.dpo.key();
@@ -457,18 +489,42 @@ mod tests {
         // New data drops the result, the selection and the comparison.
         let s = s.reduce(Action::DpoSelect(Some(3)));
         let s = s.reduce(Action::DpoData("b.jsonl".into(), Rc::new(Preferences::Dpo(Default::default()))));
-        assert!(s.dpo.result.is_none() && s.dpo.selected.is_none() && s.dpo.compare.is_none());
+        assert!(s.dpo.result.is_none() && s.dpo.selected.is_none() && s.dpo.run.is_none());
         assert_eq!(s.dpo.source.as_deref(), Some("b.jsonl"));
+    }
+
+    #[test]
+    fn a_run_shows_its_last_step_and_keeps_the_selected_pair_across_steps() {
+        let table = |ids: &[&str]| {
+            let records = ids.iter().map(|id| prefscope_core::DpoRecord { id: id.to_string(), ..Default::default() });
+            Rc::new(Preferences::Dpo(prefscope_core::DpoTable::from_records("t", records)))
+        };
+        let run = Rc::new(DpoRun {
+            steps: vec![10, 20],
+            names: vec!["eval-10.jsonl".into(), "eval-20.jsonl".into()],
+            data: vec![table(&["a", "b"]), table(&["b", "a"])],
+        });
+        let s = state().reduce(Action::DpoRun(run));
+        assert_eq!((s.dpo.step, s.dpo.source.as_deref()), (1, Some("eval-20.jsonl")));
+        let s = s.reduce(Action::DpoSelect(Some(1))).reduce(Action::DpoStep(0));
+        assert_eq!(
+            (s.dpo.source.as_deref(), s.dpo.selected),
+            (Some("eval-10.jsonl"), Some(0)),
+            "pair `a` at both steps"
+        );
+        let s = s.reduce(Action::DpoStep(5));
+        assert_eq!(s.dpo.step, 0, "a step the run does not have changes nothing");
+        assert!(s.reduce(Action::DpoData("x.jsonl".into(), table(&["a"]))).dpo.run.is_none());
     }
 
     #[test]
     fn requests_queue_by_number_until_answered() {
         let s = state().reduce(Action::Request(Request::ClearCache));
-        let s = s.reduce(Action::Request(Request::BundledDpo { early: true }));
+        let s = s.reduce(Action::Request(Request::BundledDpo));
         assert_eq!(s.requests.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0, 1]);
         let s = s.reduce(Action::RequestDone(0));
         assert_eq!(s.requests.len(), 1);
-        assert!(matches!(*s.requests[0].1, Request::BundledDpo { early: true }));
+        assert!(matches!(*s.requests[0].1, Request::BundledDpo));
         let s = s.reduce(Action::RequestDone(7));
         assert_eq!(s.requests.len(), 1, "an unknown number changes nothing");
     }

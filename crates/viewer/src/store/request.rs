@@ -9,10 +9,10 @@ pub enum Request {
     FetchImages(Vec<String>),
     /// Labelled pairs for the Pairs view.
     PairsFile(web_sys::File),
-    /// DPO log-probabilities.
-    DpoFile(web_sys::File),
-    /// The bundled DPO run, at its end or its early checkpoint.
-    BundledDpo { early: bool },
+    /// DPO log-probabilities: one file, or several evaluations of one run.
+    DpoFiles(Vec<web_sys::File>),
+    /// The bundled DPO run, every checkpoint.
+    BundledDpo,
     /// A model from picked files.
     ModelFiles(Vec<web_sys::File>),
     /// Empty the model cache.

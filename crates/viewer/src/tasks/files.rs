@@ -107,3 +107,48 @@ pub async fn load_manifest_url(
     }
     Ok((name, rows, images))
 }
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+// A drop's files, folders walked. The entries are taken before the first await: a drop's
+// DataTransfer can only be read while its event is being handled.
+export function droppedFiles(transfer) {
+  const entries = [...(transfer.items || [])].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  const plain = [...(transfer.files || [])];
+  return (async () => {
+    if (!entries.length) return plain;
+    const out = [];
+    const walk = async (entry) => {
+      if (entry.isFile) {
+        out.push(await new Promise((ok, no) => entry.file(ok, no)));
+        return;
+      }
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((ok, no) => reader.readEntries(ok, no));
+        if (!batch.length) break;
+        for (const e of batch) await walk(e);
+      }
+    };
+    for (const e of entries) await walk(e);
+    return out;
+  })();
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = droppedFiles)]
+    fn dropped_files_promise(transfer: &web_sys::DataTransfer) -> js_sys::Promise;
+}
+
+/// The files of a drop, each dropped folder's files included (its subfolders too). Call it
+/// from the drop's handler: the transfer is read before it returns.
+pub fn dropped_files(
+    transfer: &web_sys::DataTransfer,
+) -> impl std::future::Future<Output = Result<Vec<web_sys::File>, String>> {
+    let promise = dropped_files_promise(transfer);
+    async move {
+        let files = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(|e| {
+            format!("cannot read the dropped files: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))
+        })?;
+        Ok(js_sys::Array::from(&files).iter().map(wasm_bindgen::JsCast::unchecked_into).collect())
+    }
+}

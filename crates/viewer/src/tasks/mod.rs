@@ -10,10 +10,10 @@ mod pairs;
 mod score;
 
 pub use dpo::{
-    dpo_file, dpo_report, dpo_request, load_bundled, load_dpo, parse_preferences, DpoLoaded, BUNDLED_EARLY,
-    BUNDLED_FINAL,
+    dpo_file, dpo_files, dpo_report, dpo_request, load_bundled, load_dpo, parse_preferences, run_of, run_summary,
+    DpoLoaded, RunSummary, Trajectory, BUNDLED_RUN,
 };
-pub use files::{decode_image, fetch_images, ingest_files, load_manifest_url};
+pub use files::{decode_image, dropped_files, fetch_images, ingest_files, load_manifest_url};
 pub use model::{load_model, load_model_files, reference_direction};
 pub use pairs::{bundled_pairs, load_pairs, pairs_file, BUNDLED_PAIRS, MAX_STRENGTH_PAIRS};
 pub use score::{reweight, score_demo, score_user};

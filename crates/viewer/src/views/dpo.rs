@@ -1,6 +1,8 @@
 //! DPO: implicit rewards, margins, losses and accuracies of exported log-probabilities for any
 //! combination of loss types, with β and ε live; histograms, the chosen-vs-rejected scatter,
-//! a sortable and filterable pair table and the per-token reward heatmap of a selected pair.
+//! the reliability diagram, metrics per subset, a sortable and filterable pair table and the
+//! per-token reward heatmap of a selected pair. Several evaluations of one run add the metrics
+//! over steps (a click shows a step), the pairs that flipped and the selected pair's trajectory.
 
 use std::rc::Rc;
 
@@ -8,19 +10,21 @@ use prefscope_core::io::read::Preferences;
 use prefscope_core::io::record::TokenColumn;
 use prefscope_core::preference::dpo::Objective;
 use prefscope_core::preference::ranking::flip_threshold;
-use prefscope_core::preference::report::report;
 use prefscope_core::preference::tokens::{pair_token_rewards, DifferingReward};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::fmt;
-use crate::charts::{Histogram, Point, Scatter, Series};
-use crate::store::{Action, Dpo, DpoResult, Request};
-use crate::tasks::{dpo_request, BUNDLED_EARLY, BUNDLED_FINAL};
+use crate::charts::{Histogram, Line, Lines, Point, Scatter, Series};
+use crate::store::{Action, Dpo, DpoResult, DpoRun, Request};
+use crate::tasks::{dpo_request, run_summary, RunSummary};
 
-/// Metrics the comparison of two files shows.
-const COMPARED: [&str; 5] =
-    ["rewards/accuracies", "rewards/margins", "loss", "ranking/accuracy", "ranking/idealized_accuracy"];
+/// Metrics the subset table shows.
+const SUBSET_METRICS: [&str; 5] =
+    ["rewards/accuracies", "rewards/margins", "loss", "ranking/accuracy", "calibration/ece"];
+
+/// Flips the run panel lists at once.
+const FLIP_ROWS: usize = 20;
 
 /// Rows the pair table renders at once (the rest is reached by sorting and filtering).
 const TABLE_ROWS: usize = 200;
@@ -39,24 +43,71 @@ enum SortKey {
     Loss,
 }
 
-/// File picker for DPO data; the file is read and parsed in the page.
+/// File pickers and drop zone for DPO data, read and parsed in the page: one file, or several
+/// (or a folder) as the evaluations of one run.
 #[derive(Properties, PartialEq)]
 struct DpoFileProps {
     dispatch: Callback<Action>,
 }
 
+fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else { return Vec::new() };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
 #[function_component(DpoFile)]
 fn dpo_file(props: &DpoFileProps) -> Html {
-    let dispatch = props.dispatch.clone();
-    let onchange = Callback::from(move |e: Event| {
-        let input: HtmlInputElement = e.target_unchecked_into();
-        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
-        dispatch.emit(Action::Request(Request::DpoFile(file)));
-    });
+    let dragging = use_state(|| false);
+    let on_pick = {
+        let dispatch = props.dispatch.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let files = files_of(input.files());
+            input.set_value("");
+            if !files.is_empty() {
+                dispatch.emit(Action::Request(Request::DpoFiles(files)));
+            }
+        })
+    };
+    let on_drop = {
+        let (dispatch, dragging) = (props.dispatch.clone(), dragging.clone());
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(false);
+            let Some(transfer) = e.data_transfer() else { return };
+            // Folders are walked (their data files are a run's evaluations); the transfer is
+            // read now, while the drop is being handled.
+            let dropped = crate::tasks::dropped_files(&transfer);
+            let dispatch = dispatch.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                match dropped.await {
+                    Ok(files) if !files.is_empty() => dispatch.emit(Action::Request(Request::DpoFiles(files))),
+                    Ok(_) => {}
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        })
+    };
+    let on_over = {
+        let dragging = dragging.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(true);
+        })
+    };
+    let on_leave = {
+        let dragging = dragging.clone();
+        Callback::from(move |_: DragEvent| dragging.set(false))
+    };
     html! {
-        <label class="ps-control">{ "Load log-probabilities (JSONL, CSV, Parquet) " }
-            <input type="file" accept=".jsonl,.ndjson,.json,.csv,.parquet,.pq" {onchange} data-testid="dpo-file" />
-        </label>
+        <div class={classes!("ps-drop", "ps-drop-small", dragging.then_some("ps-dragging"))} ondrop={on_drop} ondragover={on_over}
+             ondragleave={on_leave} data-testid="dpo-drop">
+            <label class="ps-control">{ "Load log-probabilities (JSONL, CSV, Parquet; several files are one run's evaluations) " }
+                <input type="file" multiple=true accept=".jsonl,.ndjson,.json,.csv,.parquet,.pq" onchange={on_pick.clone()} data-testid="dpo-file" />
+            </label>
+            <label class="ps-file">{ "a run's folder" }<input type="file" webkitdirectory=true onchange={on_pick} data-testid="dpo-folder" /></label>
+            <span class="ps-muted">{ " or drop files or a folder here" }</span>
+        </div>
     }
 }
 
@@ -67,35 +118,17 @@ fn differing_share(t: &prefscope_core::DpoTable, i: usize, beta: f64) -> Option<
     DifferingReward::of(ct, rt, &pair_token_rewards(c, i, beta), &pair_token_rewards(r, i, beta)).share()
 }
 
-/// The bundled DPO demo run at its end or at its early checkpoint, to compare two points of
-/// training.
+/// The bundled DPO demo run: every checkpoint it exported.
 #[derive(Properties, PartialEq)]
 struct BundledRunProps {
-    /// The loaded file's name.
-    current: Option<String>,
     dispatch: Callback<Action>,
 }
 
 #[function_component(BundledRun)]
 fn bundled_run(props: &BundledRunProps) -> Html {
     let dispatch = props.dispatch.clone();
-    let current = props.current.clone().unwrap_or_default();
-    let onchange = Callback::from(move |e: Event| {
-        let early = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value() == BUNDLED_EARLY;
-        dispatch.emit(Action::Request(Request::BundledDpo { early }));
-    });
-    let option = |file: &str, label: &str| {
-        html! { <option value={file.to_string()} selected={current == file}>{ label.to_string() }</option> }
-    };
-    html! {
-        <label class="ps-control">{ "Bundled DPO run " }
-            <select {onchange} data-testid="dpo-checkpoint">
-                { (current != BUNDLED_FINAL && current != BUNDLED_EARLY).then(|| html! { <option value="" selected=true disabled=true>{ "choose" }</option> }) }
-                { option(BUNDLED_FINAL, "end of training") }
-                { option(BUNDLED_EARLY, "early checkpoint") }
-            </select>
-        </label>
-    }
+    let onclick = Callback::from(move |_| dispatch.emit(Action::Request(Request::BundledDpo)));
+    html! { <button type="button" {onclick} data-testid="dpo-bundled">{ "Bundled DPO run" }</button> }
 }
 
 fn token_strip(label: &str, column: &TokenColumn, i: usize, beta: f64) -> Html {
@@ -134,19 +167,30 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     let filter = use_state(String::new);
     let wrong_only = use_state(|| false);
     let DpoProps { dpo, dispatch } = props;
-    // The other checkpoint beside this one, same settings, on the CPU (it is small); computed
-    // when the settings or the file change, not on every render.
-    let compared = {
-        let other = dpo.compare.clone();
+    // The run's steps under the view's settings, on the CPU; computed when the settings or
+    // the run change, not on every render nor when another step is shown.
+    let summary = {
+        let run = dpo.run.clone();
         let request = dpo_request(dpo);
-        let key = (dpo.key(), other.as_ref().map(|(name, data)| (name.clone(), Rc::as_ptr(data) as usize)));
+        let key = (
+            format!("{}|{}|{}", dpo.losses.join(","), dpo.beta, dpo.label_smoothing),
+            run.as_ref().map(|r| Rc::as_ptr(r) as usize),
+        );
         use_memo(key, move |_| {
-            let (name, other) = other?;
-            let result = report(&other, &request).ok()?;
-            Some((name, result.evaluation.metrics, result.evaluation.pairs.margin))
+            run.map(|run| {
+                // How long the run took to compute (the page's benchmark reads it).
+                let start = js_sys::Date::now();
+                run_summary(&run, &request).map(|s| (s, js_sys::Date::now() - start))
+            })
         })
     };
-
+    // Metrics per subset (or category) of the shown evaluation.
+    let subsets = {
+        let data = dpo.data.clone();
+        let request = dpo_request(dpo);
+        let key = (dpo.key(), data.as_ref().map(|d| Rc::as_ptr(d) as usize));
+        use_memo(key, move |_| data.and_then(|d| subset_table(&d, &request)))
+    };
     let losses = {
         let selected = dpo.losses.clone();
         let dispatch = dispatch.clone();
@@ -188,7 +232,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     let controls = html! {
         <div class="ps-controls">
             <DpoFile dispatch={dispatch.clone()} />
-            <BundledRun current={dpo.source.clone()} dispatch={dispatch.clone()} />
+            <BundledRun dispatch={dispatch.clone()} />
             <fieldset class="ps-losses"><legend>{ "Loss types (several are summed)" }</legend>{ for losses }</fieldset>
             <label class="ps-control">{ "β " }
                 <input type="range" min="-3" max="1" step="0.01" value={beta_to_slider(dpo.beta).to_string()} oninput={on_beta}
@@ -207,7 +251,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
         let controls = html! {
             <div class="ps-controls">
                 <DpoFile dispatch={dispatch.clone()} />
-                <BundledRun current={dpo.source.clone()} dispatch={dispatch.clone()} />
+                <BundledRun dispatch={dispatch.clone()} />
             </div>
         };
         return ranked_panel(controls, source, lists, &dpo.ranked_objective, dpo.ranked_result.as_deref(), dispatch);
@@ -220,6 +264,7 @@ pub fn dpo_view(props: &DpoProps) -> Html {
     let table = match &*data {
         Preferences::Dpo(t) => Some(t),
         Preferences::Diffusion(_) => None,
+        Preferences::Unpaired(_) => None,
     };
     let metrics = result.metrics.iter().map(|(name, value)| {
         html! { <tr data-testid="metric" data-name={name.clone()} data-value={value.to_string()}><th scope="row">{ name.clone() }</th><td>{ fmt(*value) }</td></tr> }
@@ -324,26 +369,17 @@ pub fn dpo_view(props: &DpoProps) -> Html {
             html! { <p class="ps-muted">{ "Select a pair (table row or scatter point) to see its per-token rewards." }</p> }
         }
     };
-    let comparison = (*compared).as_ref().map(|(name, other, _)| {
-        let rows = COMPARED.iter().filter_map(|k| {
-            let (a, b) = (r.metrics.get(*k)?, other.get(*k)?);
-            Some(html! {
-                <tr><th scope="row">{ k.to_string() }</th><td>{ fmt(*a) }</td>
-                    <td data-testid="compare-metric" data-name={k.to_string()} data-value={b.to_string()}>{ fmt(*b) }</td></tr>
-            })
-        });
-        html! {
-            <table class="ps-table ps-metrics" data-testid="compare">
-                <caption>{ "Two points of training, same settings" }</caption>
-                <thead><tr><th scope="col">{ "metric" }</th><th scope="col">{ source.clone() }</th><th scope="col">{ name.clone() }</th></tr></thead>
-                <tbody>{ for rows }</tbody>
-            </table>
+    let margins = vec![Series::new(source.clone(), "neutral", r.margin.clone())];
+    let run_panel = match (dpo.run.as_deref(), (*summary).as_ref()) {
+        (Some(run), Some(Ok((summary, ms)))) => {
+            let selected_id = dpo.selected.and_then(|i| r.ids.get(i).cloned());
+            run_panel(run, summary, *ms, dpo.step, selected_id, table, dispatch)
         }
-    });
-    let mut margins = vec![Series::new(source.clone(), "neutral", r.margin.clone())];
-    if let Some((name, _, margin)) = (*compared).as_ref() {
-        margins.push(Series::new(name.clone(), "compared", margin.clone()));
-    }
+        (Some(_), Some(Err(e))) => html! { <p class="ps-error" role="alert">{ e.clone() }</p> },
+        _ => html! {},
+    };
+    let calibration = reliability(&r.calibration);
+    let subset_panel = (*subsets).clone().map(|(by, rows)| subset_panel(by, &rows));
     // The pair selected in any chart or the table is marked in every chart.
     let selected_margin = dpo.selected.and_then(|i| r.margin.get(i).copied());
     let diagnostics = table.map(|t| displacement_charts(t, r, dpo.selected, &onselect)).unwrap_or_default();
@@ -372,8 +408,9 @@ pub fn dpo_view(props: &DpoProps) -> Html {
                     { (!ranking.is_empty()).then(|| html! { <ul class="ps-muted" aria-label="ranking accuracy">{ for ranking }</ul> }) }
                 </div>
             </div>
+            { run_panel }
             { diagnostics }
-            { comparison }
+            <div class="ps-grid">{ calibration }{ subset_panel }</div>
             { heatmap }
             <div class="ps-controls">
                 <label class="ps-control">{ "Filter by id or prompt " }<input type="search" value={(*filter).clone()} oninput={on_filter} data-testid="pair-filter" /></label>
@@ -405,6 +442,171 @@ pub fn dpo_view(props: &DpoProps) -> Html {
                 </tbody>
             </table>
         </section>
+    }
+}
+
+/// The run over its steps: the metrics as lines (a click shows that step), the pairs whose
+/// margin changed sign, the ids some step lacks, and the selected pair's trajectory.
+fn run_panel(
+    run: &DpoRun,
+    summary: &RunSummary,
+    ms: f64,
+    step: usize,
+    selected_id: Option<String>,
+    table: Option<&prefscope_core::DpoTable>,
+    dispatch: &Callback<Action>,
+) -> Html {
+    let xs: Vec<f64> = summary.steps.iter().map(|&s| s as f64).collect();
+    let metric =
+        |name: &str| summary.metrics.iter().map(|m| m.get(name).copied().unwrap_or(f64::NAN)).collect::<Vec<_>>();
+    let has = |name: &str| summary.metrics.iter().any(|m| m.get(name).is_some_and(|v| v.is_finite()));
+    let onstep = {
+        let dispatch = dispatch.clone();
+        Callback::from(move |i: usize| dispatch.emit(Action::DpoStep(i)))
+    };
+    let rewards = vec![
+        Line::new("margin", "neutral", metric("rewards/margins")),
+        Line::new("chosen β·log-ratio", "chosen", metric("rewards/chosen")),
+        Line::new("rejected β·log-ratio", "rejected", metric("rewards/rejected")),
+    ];
+    let mut shares = vec![Line::new("reward accuracy", "chosen", metric("rewards/accuracies"))];
+    if has("ranking/idealized_accuracy") {
+        shares.push(Line::new("idealized ranking accuracy", "compared", metric("ranking/idealized_accuracy")));
+    }
+    shares.push(Line::new("ranking accuracy", "neutral", metric("ranking/accuracy")));
+    shares.push(Line::new("chosen lost likelihood", "rejected", metric("diagnostics/chosen_logratio_negative")));
+    shares.push(Line::new("both lost likelihood", "irrelevant", metric("diagnostics/both_logratios_negative")));
+    shares.push(Line::new("ECE", "other", metric("calibration/ece")));
+    let trajectory = selected_id.and_then(|id| {
+        let t = summary.trajectories.get(&id)?;
+        // The run's steps, a gap where the pair was not evaluated.
+        let at = |values: &[f64]| {
+            summary.steps.iter().map(|s| t.steps.iter().position(|x| x == s).map_or(f64::NAN, |k| values[k])).collect::<Vec<_>>()
+        };
+        Some(html! {
+            <div data-testid="pair-trajectory" data-id={id.clone()} data-margins={format!("{:?}", t.margin)}>
+                <Lines title={format!("pair {id} over the run")} xlabel="step" ylabel="reward" xs={xs.clone()} marker={Some(0.0)}
+                       lines={vec![Line::new("margin", "neutral", at(&t.margin)), Line::new("chosen reward", "chosen", at(&t.chosen)),
+                                   Line::new("rejected reward", "rejected", at(&t.rejected))]}
+                       selected={Some(step)} onselect={Some(onstep.clone())} />
+            </div>
+        })
+    });
+    let index_of = |id: &str| table.and_then(|t| t.id.iter().position(|x| x == id));
+    let flips = summary.flips.iter().rev().take(FLIP_ROWS).map(|f| {
+        let row = index_of(&f.id);
+        let dispatch = dispatch.clone();
+        let onclick = Callback::from(move |_| {
+            if let Some(i) = row {
+                dispatch.emit(Action::DpoSelect(Some(i)));
+            }
+        });
+        html! {
+            <tr data-testid="flip" data-id={f.id.clone()} data-step={f.step.to_string()}>
+                <td><button type="button" class="ps-link" disabled={row.is_none()} {onclick}>{ f.id.clone() }</button></td>
+                <td>{ f.step }</td><td>{ fmt(f.from) }</td><td>{ fmt(f.to) }</td>
+            </tr>
+        }
+    });
+    let steps = run.steps.iter().enumerate().map(|(i, s)| {
+        let dispatch = dispatch.clone();
+        let onclick = Callback::from(move |_| dispatch.emit(Action::DpoStep(i)));
+        html! { <button type="button" class={classes!("ps-step", (i == step).then_some("ps-selected"))} aria-pressed={(i == step).to_string()}
+                        data-testid="dpo-step" data-step={s.to_string()} {onclick}>{ format!("step {s}") }</button> }
+    });
+    html! {
+        <div class="ps-run" data-testid="dpo-run" data-steps={summary.steps.len().to_string()} data-flips={summary.flips.len().to_string()}
+             data-ms={ms.to_string()}>
+            <h2>{ format!("The run: {} evaluations, steps {} to {}", run.steps.len(), run.steps.first().unwrap_or(&0), run.steps.last().unwrap_or(&0)) }</h2>
+            <div class="ps-controls" role="group" aria-label="shown step">{ for steps }</div>
+            <div class="ps-grid">
+                <Lines title="rewards over the run (means)" xlabel="step" ylabel="reward" xs={xs.clone()} lines={rewards}
+                       marker={Some(0.0)} selected={Some(step)} onselect={Some(onstep.clone())} />
+                <Lines title="accuracies and shares over the run" xlabel="step" ylabel="share" xs={xs.clone()} lines={shares}
+                       selected={Some(step)} onselect={Some(onstep)} />
+                { trajectory.unwrap_or_else(|| html! { <p class="ps-muted">{ "Select a pair to see its margin over the run." }</p> }) }
+            </div>
+            <table class="ps-table" data-testid="flips">
+                <caption>{ format!("{} flips (a margin changing sign between two evaluations of a pair){}", summary.flips.len(),
+                                   if summary.flips.len() > FLIP_ROWS { format!("; the latest {FLIP_ROWS}") } else { String::new() }) }</caption>
+                <thead><tr><th scope="col">{ "id" }</th><th scope="col">{ "step" }</th><th scope="col">{ "margin before" }</th><th scope="col">{ "margin after" }</th></tr></thead>
+                <tbody>{ for flips }</tbody>
+            </table>
+            { (!summary.missing.is_empty()).then(|| html! {
+                <p class="ps-muted" data-testid="missing">{ format!("{} ids are missing from some step: {}{}", summary.missing.len(),
+                    summary.missing.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if summary.missing.len() > 10 { ", …" } else { "" }) }</p>
+            }) }
+        </div>
+    }
+}
+
+/// The reliability diagram of σ(margin): each non-empty bin's mean confidence against the
+/// share of its points whose answer won, beside the diagonal of perfect calibration.
+fn reliability(calibration: &prefscope_core::preference::calibration::Calibration) -> Html {
+    let points: Vec<Point> = calibration
+        .bins
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| Point {
+            x: b.confidence,
+            y: b.accuracy,
+            label: format!("{}–{} ({} points)", fmt(b.lo), fmt(b.hi), b.count),
+            kind: "neutral",
+        })
+        .collect();
+    html! {
+        <div data-testid="reliability" data-ece={calibration.ece.to_string()}>
+            <Scatter title={format!("reliability of σ(margin), both orders of each pair (ECE {}, Brier {})", fmt(calibration.ece), fmt(calibration.brier))}
+                     xlabel="predicted probability the answer wins" ylabel="share that won" points={points} diagonals={vec![0.0]}
+                     domain={Some(((0.0, 1.0), (0.0, 1.0)))} />
+        </div>
+    }
+}
+
+/// Per subset (or category) of the shown evaluation: its pairs and metrics, with the mean over
+/// subsets (`prefscope dpo --by`'s numbers).
+type SubsetRows = Vec<(String, usize, std::collections::BTreeMap<String, f64>)>;
+
+fn subset_table(
+    data: &Preferences,
+    request: &prefscope_core::preference::report::ReportRequest,
+) -> Option<(&'static str, SubsetRows)> {
+    use prefscope_core::preference::report::subset_reports;
+    use prefscope_core::preference::subsets::{group_rows, By};
+    let Preferences::Dpo(t) = data else { return None };
+    let by = if t.subset.any() {
+        By::Subset
+    } else if t.category.any() {
+        By::Category
+    } else {
+        return None;
+    };
+    let labels = if by == By::Subset { &t.subset } else { &t.category };
+    let groups = group_rows(&t.source, by, labels).ok()?;
+    let (subsets, mean) = subset_reports(data, by, request).ok()?;
+    let mut rows: SubsetRows = subsets
+        .into_iter()
+        .map(|(name, m)| {
+            let n = groups[&name].len();
+            (name, n, m)
+        })
+        .collect();
+    rows.push(("mean over subsets".into(), groups.values().map(Vec::len).sum(), mean));
+    Some((by.column(), rows))
+}
+
+fn subset_panel(by: &str, rows: &SubsetRows) -> Html {
+    html! {
+        <table class="ps-table" data-testid="subsets">
+            <caption>{ format!("metrics per {by} (each {by}'s pairs alone)") }</caption>
+            <thead><tr><th scope="col">{ by.to_string() }</th><th scope="col">{ "pairs" }</th>
+                { for SUBSET_METRICS.iter().map(|k| html! { <th scope="col">{ k.to_string() }</th> }) }</tr></thead>
+            <tbody>{ for rows.iter().map(|(name, n, m)| html! {
+                <tr data-testid="subset" data-name={name.clone()}><th scope="row">{ name.clone() }</th><td>{ n }</td>
+                    { for SUBSET_METRICS.iter().map(|k| { let v = m.get(*k).copied().unwrap_or(f64::NAN);
+                        html! { <td data-name={k.to_string()} data-value={v.to_string()}>{ fmt(v) }</td> } }) }</tr>
+            }) }</tbody>
+        </table>
     }
 }
 

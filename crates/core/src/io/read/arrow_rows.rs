@@ -150,6 +150,13 @@ impl RowSource for BatchRow<'_> {
         self.list(col, "a list of strings", text_at)
     }
 
+    fn boolean(&self, col: Col) -> Result<Got<bool>, ErrorKind> {
+        self.get(col, |a, i| match a.data_type() {
+            DataType::Boolean => Ok(a.as_boolean().value(i)),
+            other => Err(ErrorKind::WrongType { expected: "a boolean column", found: type_name(other) }),
+        })
+    }
+
     fn has(&self, col: Col) -> bool {
         self.columns[col as usize].is_some()
     }

@@ -157,6 +157,17 @@ impl RowSource for CsvRow<'_> {
         self.map(col, |s| text_list(&parse_json(s, "a JSON array of strings")?))
     }
 
+    fn boolean(&self, col: Col) -> Result<Got<bool>, ErrorKind> {
+        self.map(col, |s| match s.to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ErrorKind::WrongType {
+                expected: "a boolean (true, false, 1 or 0)",
+                found: format!("text {:?}", truncate(s)),
+            }),
+        })
+    }
+
     fn has(&self, col: Col) -> bool {
         self.positions[col as usize].is_some()
     }

@@ -232,6 +232,13 @@ impl RowSource for JsonRow<'_> {
         map(self.get(col), text_list)
     }
 
+    fn boolean(&self, col: Col) -> Result<Got<bool>, ErrorKind> {
+        map(self.get(col), |v| match v {
+            Value::Bool(b) => Ok(*b),
+            other => Err(ErrorKind::WrongType { expected: "a boolean (true or false)", found: type_name(other) }),
+        })
+    }
+
     fn has(&self, col: Col) -> bool {
         self.0.contains_key(col.name())
     }

@@ -31,7 +31,7 @@ pub use ranked::read_ranked;
 pub use strength::{read_ensemble, EnsembleRow};
 
 use crate::error::{ErrorKind, InputError, Location};
-use crate::io::record::{DiffusionTable, DpoTable};
+use crate::io::record::{DiffusionTable, DpoTable, UnpairedTable};
 
 /// File formats the readers understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +55,15 @@ impl Format {
     }
 }
 
-/// Preference data of either kind; which one is decided by the columns present.
+/// Preference data of any kind; which one is decided by the columns present.
 // One value per loaded file, never stored in bulk: boxing would only add indirection.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Preferences {
     Dpo(DpoTable),
     Diffusion(DiffusionTable),
+    /// TRL's unpaired layout (`completion`, `label`, `policy_logps`, …), which KTO trains on.
+    Unpaired(UnpairedTable),
 }
 
 /// How far a read has come, in units of `total` (bytes for text formats, rows for Parquet).
@@ -214,17 +216,33 @@ pub fn read_preferences(
     sink.finish()
 }
 
-/// Reads a DPO log-probability file; a Diffusion-DPO file is an error naming the columns.
+/// Reads a DPO log-probability file; a Diffusion-DPO or unpaired file is an error naming the
+/// columns.
 pub fn read_dpo(path: &Path) -> Result<DpoTable, InputError> {
     match read_preferences(Input::Path(path), None, &mut |_| {})? {
         Preferences::Dpo(t) => Ok(t),
-        Preferences::Diffusion(_) => Err(InputError::new(
-            Location::file(path.display().to_string()),
-            ErrorKind::InvalidValue(
-                "this is Diffusion-DPO data (model_mse_* columns), not DPO log-probabilities".into(),
-            ),
-        )),
+        other => Err(not_what(path, "DPO log-probabilities (pairs)", &other)),
     }
+}
+
+/// Reads an unpaired (KTO) file; pairs or Diffusion-DPO rows are an error naming the columns.
+pub fn read_unpaired(path: &Path) -> Result<UnpairedTable, InputError> {
+    match read_preferences(Input::Path(path), None, &mut |_| {})? {
+        Preferences::Unpaired(t) => Ok(t),
+        other => Err(not_what(path, "unpaired (KTO) rows", &other)),
+    }
+}
+
+fn not_what(path: &Path, wanted: &str, found: &Preferences) -> InputError {
+    let found = match found {
+        Preferences::Dpo(_) => "DPO pairs (policy_chosen_logps, … columns)",
+        Preferences::Diffusion(_) => "Diffusion-DPO data (model_mse_* columns)",
+        Preferences::Unpaired(_) => "unpaired (KTO) rows (label, policy_logps, … columns)",
+    };
+    InputError::new(
+        Location::file(path.display().to_string()),
+        ErrorKind::InvalidValue(format!("this is {found}, not {wanted}")),
+    )
 }
 
 fn io_error(name: &str, e: std::io::Error) -> InputError {

@@ -496,7 +496,8 @@ mod bulk {
                 table.reference_mse_rejected.extend(&mse[3]);
                 true
             }
-            TableMut::Unknown => false,
+            // Unpaired rows go through the row checks (their labels and batches included).
+            TableMut::Unpaired | TableMut::Unknown => false,
         }
     }
 }
