@@ -14,7 +14,7 @@ use prefscope_core::preference::tokens::{pair_token_rewards, DifferingReward};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::fmt;
+use super::{files_of, fmt};
 use crate::charts::{Histogram, Line, Lines, Point, Scatter, Series};
 use crate::store::{Action, Dpo, DpoResult, DpoRun, Request};
 use crate::tasks::{dpo_request, run_summary, RunSummary};
@@ -48,11 +48,6 @@ enum SortKey {
 #[derive(Properties, PartialEq)]
 struct DpoFileProps {
     dispatch: Callback<Action>,
-}
-
-fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
-    let Some(list) = list else { return Vec::new() };
-    (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
 #[function_component(DpoFile)]

@@ -19,6 +19,11 @@ use crate::store::{Action, Progress};
 /// Messages shown unfolded in the header; older ones fold into a "n earlier messages" list.
 const MAX_SHOWN_ERRORS: usize = 3;
 
+/// The files of a picker or a drop, in order.
+pub(crate) fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
+}
+
 /// Numbers as the tables show them.
 pub fn fmt(x: f64) -> String {
     if !x.is_finite() {

@@ -8,7 +8,7 @@ use prefscope_core::scoring::diversity::SetSplit;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::fmt;
+use super::{files_of, fmt};
 use crate::store::{Action, Diversity, Inputs, Request, Row, Scored, Source};
 
 const PRESETS: [Scorer; 4] = [Scorer::PickScore, Scorer::Clip, Scorer::ClipScore, Scorer::Hps];
@@ -45,10 +45,6 @@ pub fn reweighted(weight: f32, matrix: Option<&(f32, Vec<f32>)>, scored: &Scored
         Some(w) if w.0 == weight && scored.cell(r) < w.1.len() => w.1[scored.cell(r)],
         _ => r.relevant + weight * r.irrelevant,
     }
-}
-
-fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
-    list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
 }
 
 /// The user's images, prompts and manifest, and the button that scores them.
