@@ -41,14 +41,17 @@ const ATTRIBUTES = ["model", "data", "view", "beta", "reweight", "dtype"];
 const URL_ATTRIBUTES = new Set(["model", "data"]);
 
 // A relative `model` or `data` resolves against the page, as a link would; the manifest's
-// own rows then resolve against the manifest.
+// own rows then resolve against the manifest. `data` may list several URLs (a DPO run's
+// evaluations), each resolved on its own.
 function attributeValue(name, value) {
   if (value === null || !URL_ATTRIBUTES.has(name) || value.trim() === "") return value;
-  try {
-    return new URL(value.trim(), document.baseURI).href;
-  } catch {
-    return value; // the application reports it as not a URL
-  }
+  return value.trim().split(/\s+/).map((part) => {
+    try {
+      return new URL(part, document.baseURI).href;
+    } catch {
+      return part; // the application reports it as not a URL
+    }
+  }).join(" ");
 }
 
 class PrefscopeViewer extends HTMLElement {

@@ -1,5 +1,5 @@
 // The DPO view on a run of 20 evaluations × 10 000 pairs (`cargo xtask bench-dpo-web`): the
-// files are written as JSON Lines, served beside the page and given to it as `data=` URLs; the
+// files are written as JSON Lines, served beside a page whose element has them as its `data`; the
 // page reads them, then computes every step's report, the flips and the trajectories (the run
 // panel's `data-ms`), and draws the run. Prints the time from the files read to the run drawn,
 // per engine (PREFSCOPE_ENGINES). A benchmark: it asserts nothing.
@@ -28,14 +28,17 @@ async function writeRun(dir) {
       policy_rejected_logps: y - drift * 4 * (next() - 0.3), reference_chosen_logps: x, reference_rejected_logps: y, preference_share: share }));
     const name = `eval-${100 * (s + 1)}.jsonl`;
     await writeFile(path.join(dir, name), lines.join("\n") + "\n");
-    urls.push(`/run/${name}`);
+    urls.push(name);
   }
+  // The element with the run's files as its data, relative to the page.
+  await writeFile(path.join(dir, "run.html"), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">' +
+    `<script type="module" src="/prefscope-viewer.js"></script><prefscope-viewer view="dpo" device="cpu" data="${urls.join(" ")}"></prefscope-viewer>`);
   return urls;
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), "prefscope-dpo-run-"));
 try {
-  const urls = await writeRun(dir);
+  await writeRun(dir);
   const { server, origin } = await serve({ "/run/": dir });
   try {
     console.log(`DPO view: a run of ${STEPS} evaluations × ${PAIRS} pairs (JSON Lines), CPU path`);
@@ -43,8 +46,14 @@ try {
       const page = await open(engine);
       try {
         const start = Date.now();
-        await page.goto(`${origin}/index.html?view=dpo&device=cpu&data=${encodeURIComponent(urls.join(" "))}`);
-        await page.waitForSelector(`[data-testid="dpo-run"][data-steps="${STEPS}"]`, { timeout: 600_000 });
+        await page.goto(`${origin}/run/run.html`);
+        try {
+          await page.waitForSelector(`[data-testid="dpo-run"][data-steps="${STEPS}"]`, { timeout: Number(process.env.TIMEOUT_MS ?? 600_000) });
+        } catch (e) {
+          // Say what the page shows instead (an error banner, the console).
+          const shown = await page.evaluate(() => [...document.querySelectorAll(".ps-error, [role=alert]")].map((n) => n.textContent).join(" | "));
+          throw new Error(`${engine}: no run drawn (${e.message}); the page shows: ${shown}; problems: ${(await page.problems()).join(" | ")}`);
+        }
         const total = Date.now() - start;
         const ms = Number(await page.getAttribute('[data-testid="dpo-run"]', "data-ms"));
         console.log(`${engine}: the run computed in ${ms.toFixed(0)} ms after the files were read; ${total} ms from navigation to the run drawn`);

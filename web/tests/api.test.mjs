@@ -48,6 +48,10 @@ before(async () => {
   await writeFile(path.join(work, "element.html"),
     '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/prefscope-viewer.js"></script>' +
     '<prefscope-viewer view="score" model="model/" data="../repo/web/tests/manifest.csv" device="cpu"></prefscope-viewer>');
+  // The element in the DPO view with two of a run's files as its data (relative to the page).
+  await writeFile(path.join(work, "run.html"),
+    '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/prefscope-viewer.js"></script>' +
+    '<prefscope-viewer view="dpo" data="run/eval-300.jsonl run/eval-10.jsonl" device="cpu"></prefscope-viewer>');
   // The model again from a server whose connection drops halfway through the weights, after
   // announcing their whole length: the load, reading them as they arrive, fails naming the URL.
   const cut = async (res, file) => {
@@ -338,7 +342,7 @@ for (const engine of engines()) {
     }
   });
 
-  test(`${engine}: the element resolves a relative model and manifest against the page, the manifest's images against it`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
+  test(`${engine}: the element resolves a relative model and manifest against the page, the manifest's images against it, and several data URLs`, { timeout: SLOW }, () => withPage(engine, {}, async (page) => {
     await page.goto(`${origin}/work/element.html`);
     await page.waitForSelector('[data-testid="ranking-row"][data-id="c-square24"]', { timeout: SLOW });
     const rows = await rankingRows(page);
@@ -351,5 +355,9 @@ for (const engine of engines()) {
       assert.ok(r, `row ${w.id} is shown`);
       close(r.score, w.score, `${w.id} score`);
     }
+    // `data` listing several files, relative to the page: one run, its last step shown.
+    await page.goto(`${origin}/work/run.html`);
+    await page.waitForSelector('[data-testid="dpo-run"][data-steps="2"]', { timeout: SLOW });
+    await page.waitForSelector('[data-testid="dpo-source"]', { text: "eval-300.jsonl" });
   }));
 }
