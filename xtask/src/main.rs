@@ -456,7 +456,13 @@ fn fixtures() -> Result {
     // HPS v2-style .pt checkpoints for `prefscope convert` (after generate.py: its images).
     run(python, &["tests/fixtures/clip/hps_pt.py"])?;
     // transformers on the committed demo model.
-    run(python, &["tests/fixtures/demo/generate.py"])
+    run(python, &["tests/fixtures/demo/generate.py"])?;
+    // scikit-learn's calibration (calibration.py, strength.py) beside the venv's packages.
+    run(pip.to_str().ok_or("path")?, &["install", "-q", "scikit-learn"])?;
+    for script in ["tests/fixtures/calibration.py", "tests/fixtures/strength.py", "tests/fixtures/kto_unpaired.py"] {
+        run(python, &[script])?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -296,6 +296,10 @@ impl Reducible for State {
             Action::Reweight(w) => s.reweight = w,
             Action::Reweighted(w, values) => s.reweighted = Some(Rc::new((w, values))),
             Action::DpoData(source, data) => {
+                // Unpaired rows take KTO only (TRL's KTOTrainer); pairs keep the chosen losses.
+                if matches!(*data, Preferences::Unpaired(_)) {
+                    s.dpo.losses = vec!["kto".into()];
+                }
                 s.dpo.ranked = None;
                 s.dpo.source = Some(source);
                 s.dpo.data = Some(data);
@@ -515,6 +519,8 @@ mod tests {
         let s = s.reduce(Action::DpoStep(5));
         assert_eq!(s.dpo.step, 0, "a step the run does not have changes nothing");
         assert!(s.reduce(Action::DpoData("x.jsonl".into(), table(&["a"]))).dpo.run.is_none());
+        let unpaired = Rc::new(Preferences::Unpaired(Default::default()));
+        assert_eq!(state().reduce(Action::DpoData("k.jsonl".into(), unpaired)).dpo.losses, ["kto"]);
     }
 
     #[test]
