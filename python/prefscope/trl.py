@@ -184,16 +184,8 @@ def export_eval(trainer: Any, path: str, reference_tokens: Optional[list] = None
                 out["rejected"].append(_text(row.get("rejected")))
     finally:
         model.train(was_training)
-    table = pa.table(out, schema=_SCHEMA).replace_schema_metadata(
-        {
-            "prefscope.source": "prefscope.trl.ExportCallback",
-            "trl.beta": str(trainer.beta),
-            "trl.loss_type": ",".join(trainer.loss_types) if hasattr(trainer, "loss_types") else "",
-            "trl.global_step": str(trainer.state.global_step),
-        }
-    )
-    _write(table, path)
-    return table
+    loss_type = ",".join(trainer.loss_types) if hasattr(trainer, "loss_types") else ""
+    return _write(pa.table(out, schema=_SCHEMA), path, trainer, {"trl.loss_type": loss_type})
 
 
 def _is_kto(trainer: Any) -> bool:
@@ -302,19 +294,13 @@ def _export_kto(trainer: Any, path: str, reference_tokens: Optional[list]) -> pa
                 out["batch"].append(number)
     finally:
         model.train(was_training)
-    table = pa.table(out, schema=schema).replace_schema_metadata(
-        {
-            "prefscope.source": "prefscope.trl.ExportCallback",
-            "trl.trainer": "KTOTrainer",
-            "trl.beta": str(trainer.beta),
-            "trl.loss_type": str(getattr(trainer, "loss_type", "")),
-            "trl.desirable_weight": str(trainer.desirable_weight),
-            "trl.undesirable_weight": str(trainer.undesirable_weight),
-            "trl.global_step": str(trainer.state.global_step),
-        }
-    )
-    _write(table, path)
-    return table
+    extra = {
+        "trl.trainer": "KTOTrainer",
+        "trl.loss_type": str(getattr(trainer, "loss_type", "")),
+        "trl.desirable_weight": str(trainer.desirable_weight),
+        "trl.undesirable_weight": str(trainer.undesirable_weight),
+    }
+    return _write(pa.table(out, schema=schema), path, trainer, extra)
 
 
 _KTO_SCHEMA = pa.schema(
@@ -336,7 +322,17 @@ _KTO_SCHEMA = pa.schema(
 )
 
 
-def _write(table: pa.Table, path: str) -> None:
+def _write(table: pa.Table, path: str, trainer: Any, extra: dict) -> pa.Table:
+    """Writes an export with its metadata: who wrote it, β, the step (what `prefscope dpo`
+    orders a run's evaluations by) and the trainer's own settings in `extra`."""
+    table = table.replace_schema_metadata(
+        {
+            "prefscope.source": "prefscope.trl.ExportCallback",
+            "trl.beta": str(trainer.beta),
+            "trl.global_step": str(trainer.state.global_step),
+            **extra,
+        }
+    )
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
@@ -350,6 +346,7 @@ def _write(table: pa.Table, path: str) -> None:
         import pyarrow.parquet as pq
 
         pq.write_table(table, path)
+    return table
 
 
 _SCHEMA = pa.schema(

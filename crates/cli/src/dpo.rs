@@ -205,5 +205,7 @@ pub fn run(args: &DpoArgs) -> Result<()> {
         eprintln!("{note}");
     }
     let summary = metrics_summary(&document.metrics);
-    write_document(args.format, args.out.as_ref(), &document.rows, document.json, &summary)
+    // The pairs as JSON only for the JSON document (the other formats write the rows).
+    let json = if args.format == OutputFormat::Json { document.with_pairs() } else { serde_json::Value::Null };
+    write_document(args.format, args.out.as_ref(), &document.rows, json, &summary)
 }

@@ -95,7 +95,6 @@ fn run(
     let document = run::document(&data, &request, by, &|d| evaluate(d).map_err(RunError)).map_err(|RunError(e)| e)?;
     let mut json = document.json;
     if let Some(map) = json.as_object_mut() {
-        map.remove("pairs");
         map.remove("metrics");
     }
     let batch = document.rows.record_batch().map_err(|e| e.to_string())?;

@@ -405,5 +405,5 @@ pub fn dpo_report(names: Vec<String>, files: Vec<Uint8Array>, options: &str) -> 
         data.push(read_preferences(Input::Bytes { name, bytes }, None, &mut |_| {}).map_err(fail)?);
     }
     let document = run::document(&data, &request, by, &|d| report(d, &request)).map_err(fail)?;
-    Ok(document.json.to_string())
+    Ok(document.with_pairs().to_string())
 }

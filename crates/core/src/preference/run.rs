@@ -270,8 +270,8 @@ impl Run<'_> {
 /// What `prefscope dpo --format json` prints for one file or a run, and the rows its tabular
 /// formats write.
 pub struct Document {
-    /// `metrics`, `pairs`, `calibration`; for a run `steps`, `flips`, `missing`; with `by`,
-    /// `subsets` and `subsets_mean`.
+    /// `metrics`, `calibration`; for a run `steps`, `flips`, `missing`; with `by`, `subsets`
+    /// and `subsets_mean`. The pairs are in `rows` (as JSON only when asked: [`Document::with_pairs`]).
     pub json: serde_json::Value,
     pub rows: OutputTable,
     /// The (last step's) metrics.
@@ -324,7 +324,6 @@ pub fn document<'a, E: From<ConfigError>>(
     };
     json.insert("metrics".into(), metrics_json(last.metrics()));
     json.insert("calibration".into(), last.calibration.json());
-    json.insert("pairs".into(), rows.json_rows());
     if let Some(by) = by {
         let (subsets, mean) = crate::preference::report::subset_reports(last_data, by, request)?;
         let subsets: Map<String, Value> = subsets.iter().map(|(name, m)| (name.clone(), metrics_json(m))).collect();
@@ -332,6 +331,16 @@ pub fn document<'a, E: From<ConfigError>>(
         json.insert("subsets_mean".into(), metrics_json(&mean));
     }
     Ok(Document { json: json.into(), rows, metrics: last.metrics().clone(), note })
+}
+
+impl Document {
+    /// The whole JSON document, the pairs' rows under `pairs` (what `--format json` prints; the
+    /// tabular formats and Python take `rows` as they are).
+    pub fn with_pairs(&self) -> serde_json::Value {
+        let mut json = self.json.clone();
+        json["pairs"] = self.rows.json_rows();
+        json
+    }
 }
 
 /// The name a file was read under.
